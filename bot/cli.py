@@ -1,0 +1,134 @@
+"""The command line: check settings, rebuild projections, dump a chat's log, run the bot.
+
+Every failure a user can cause ends in one clear line on stderr and a non-zero exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.store import dump_jsonl, events_of_chat, open_db, project
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="storybot: a Discord role-play bot on an append-only event log.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="settings file (TOML); default: $STORYBOT_CONFIG, else built-in defaults",
+    )
+    parser.add_argument("--db", type=Path, help="SQLite database; overrides [storage] db_path")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("check-config", help="validate the settings and say what is wrong")
+    commands.add_parser("rebuild", help="rebuild every projection table from the event log")
+    events = commands.add_parser("events", help="print a chat's events as JSON lines")
+    events.add_argument("chat_id", help="the chat whose log to print")
+    events.add_argument("--after", type=int, default=0, help="only events with a larger id")
+    commands.add_parser("run", help="run the Discord bot")
+    console = commands.add_parser("console", help="play a story in this terminal")
+    console.add_argument("--script", type=Path, help="play the lines of this file, then exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.db is not None:
+        settings = settings.model_copy(
+            update={"storage": settings.storage.model_copy(update={"db_path": args.db})}
+        )
+    handler = _COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can fix; the message says how."""
+
+
+async def _check_config(settings: Settings, args: argparse.Namespace) -> int:
+    problems = []
+    if not settings.discord.token.get_secret_value():
+        problems.append(
+            "[discord] token is empty: set it in the config file or in STORYBOT_DISCORD_TOKEN "
+            "(needed only for `run`)"
+        )
+    if not settings.llm.api_key.get_secret_value():
+        problems.append(
+            "[llm] api_key is empty: set it in the config file or in STORYBOT_LLM_API_KEY "
+            "(local servers such as Ollama or llama.cpp accept any value)"
+        )
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(
+        f"settings OK: LLM {settings.llm.base_url} (narrative model "
+        f"{settings.llm.narrative_model}, {settings.llm.max_concurrency} concurrent requests), "
+        f"database {settings.storage.db_path}"
+    )
+    return 0
+
+
+async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_db(settings.storage.db_path) as db:
+        count = await project(db)
+    print(f"rebuilt projections of {settings.storage.db_path} from {count} events")
+    return 0
+
+
+async def _events(settings: Settings, args: argparse.Namespace) -> int:
+    if not await asyncio.to_thread(Path(settings.storage.db_path).exists):
+        raise CommandError(f"no database at {settings.storage.db_path}")
+    async with open_db(settings.storage.db_path) as db:
+        events = await events_of_chat(db, args.chat_id, after_id=args.after)
+    if not events:
+        raise CommandError(f"no events for chat {args.chat_id!r} in {settings.storage.db_path}")
+    sys.stdout.write(dump_jsonl(events))
+    return 0
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import run_discord  # noqa: PLC0415 - only `run` needs discord.py loaded
+
+    return await run_discord(settings)
+
+
+async def _console(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import run_console  # noqa: PLC0415 - keeps other commands light
+
+    return await run_console(settings, script=args.script)
+
+
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "check-config": _check_config,
+    "rebuild": _rebuild,
+    "events": _events,
+    "run": _run,
+    "console": _console,
+}

@@ -1,0 +1,147 @@
+"""Settings: one pydantic model, read from a TOML file, with secrets from the environment.
+
+The file path comes from ``--config`` or ``STORYBOT_CONFIG``; secrets (the Discord token, the LLM
+API key) may live in ``STORYBOT_DISCORD_TOKEN`` / ``STORYBOT_LLM_API_KEY`` instead of the file so
+the file can be shared. Every error names the key that is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+CONFIG_ENV = "STORYBOT_CONFIG"
+DISCORD_TOKEN_ENV = "STORYBOT_DISCORD_TOKEN"
+LLM_API_KEY_ENV = "STORYBOT_LLM_API_KEY"
+DB_PATH_ENV = "STORYBOT_DB_PATH"
+FEATHERLESS_BASE_URL = "https://api.featherless.ai/v1"
+_SECRET_KEYS = frozenset({"token", "api_key"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiscordSettings(_Section):
+    token: SecretStr = SecretStr("")
+    guild_ids: list[int] = Field(default_factory=list)
+    owner_ids: list[int] = Field(default_factory=list)
+    edit_interval_seconds: float = Field(default=1.0, ge=0.2, le=10.0)
+    stream_marker: str = " ▌"
+    rewound_messages: Literal["delete", "strike"] = "strike"
+
+
+class TimeoutSettings(_Section):
+    connect: float = Field(default=10.0, gt=0)
+    first_token: float = Field(default=60.0, gt=0)
+    idle: float = Field(default=30.0, gt=0)
+    total: float = Field(default=300.0, gt=0)
+
+
+class SamplingSettings(_Section):
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=400, ge=1)
+
+
+class LLMSettings(_Section):
+    base_url: str = FEATHERLESS_BASE_URL
+    api_key: SecretStr = SecretStr("")
+    narrative_model: str = "mistralai/Mistral-Nemo-Instruct-2407"
+    classifier_model: str = "mistralai/Mistral-Nemo-Instruct-2407"
+    max_concurrency: int = Field(default=2, ge=1, le=64)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    use_response_format: bool = True
+    app_url: str = "https://github.com/storybot/storybot"
+    app_title: str = "storybot"
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    narrative_sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    classifier_sampling: SamplingSettings = Field(
+        default_factory=lambda: SamplingSettings(temperature=0.2, top_p=1.0, max_tokens=300)
+    )
+
+
+class EngineSettings(_Section):
+    prompt_token_budget: int = Field(default=3000, ge=500)
+    recalled_memories: int = Field(default=8, ge=0, le=50)
+    transcript_beats: int = Field(default=12, ge=1, le=100)
+    meanwhile_max_beats: int = Field(default=6, ge=1, le=50)
+    max_turn_chars: int = Field(default=4000, ge=100)
+
+
+class StorageSettings(_Section):
+    db_path: Path = Path("storybot.db")
+
+
+class Settings(_Section):
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+
+class ConfigError(Exception):
+    """A settings problem worded for the person running the bot, one problem per line."""
+
+
+def load_settings(path: Path | str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or ``$STORYBOT_CONFIG``), then apply environment overrides.
+
+    With no path at all, defaults are used, so ``check-config`` and tests work without a file.
+    """
+    environ = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    chosen = path if path is not None else environ.get(CONFIG_ENV)
+    if chosen:
+        raw = _read_toml(Path(chosen))
+    _apply_env_overrides(raw, environ)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, chosen)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found: copy config.example.toml to {path} "
+            f"or pass --config PATH (or set {CONFIG_ENV})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: os._Environ[str] | dict[str, str]) -> None:
+    overrides = {
+        ("discord", "token"): DISCORD_TOKEN_ENV,
+        ("llm", "api_key"): LLM_API_KEY_ENV,
+        ("storage", "db_path"): DB_PATH_ENV,
+    }
+    for (section, key), var in overrides.items():
+        value = environ.get(var)
+        if value:
+            target = raw.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = value
+
+
+def _explain(exc: ValidationError, source: Path | str | None) -> str:
+    where = f" in {source}" if source else ""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            hint = "unknown key: check its spelling against config.example.toml"
+        elif err["loc"][-1] in _SECRET_KEYS:
+            hint = f"{err['msg']}; see config.example.toml"
+        else:
+            hint = f"{err['msg']} (got {err.get('input')!r}); see config.example.toml"
+        lines.append(f"config key [{key}]{where}: {hint}")
+    return "\n".join(lines)

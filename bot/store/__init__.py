@@ -1,0 +1,41 @@
+"""The event store: an append-only log in SQLite and the projections folded from it."""
+
+from bot.store import projections as _projections  # registers every projection handler
+from bot.store.db import Database, open_db
+from bot.store.events import PAYLOAD_MODELS, YOU, Payload
+from bot.store.log import (
+    EventError,
+    EventSpec,
+    append_and_apply,
+    append_event,
+    append_events,
+    dump_jsonl,
+    events_after,
+    events_by_kind,
+    events_of_chat,
+    validate,
+)
+from bot.store.projector import project
+from bot.store.record import StoredEvent
+
+__all__ = [
+    "PAYLOAD_MODELS",
+    "YOU",
+    "Database",
+    "EventError",
+    "EventSpec",
+    "Payload",
+    "StoredEvent",
+    "append_and_apply",
+    "append_event",
+    "append_events",
+    "dump_jsonl",
+    "events_after",
+    "events_by_kind",
+    "events_of_chat",
+    "open_db",
+    "project",
+    "validate",
+]
+
+del _projections

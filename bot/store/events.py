@@ -1,0 +1,317 @@
+"""Typed events: one pydantic model per kind, named in the past tense, immutable once written.
+
+The seed's payload fields are the contract; fields the product adds have defaults so the seed's
+payloads still validate. Rows created by an event take that event's id as their own id, so a
+rebuild from the log gives every row the same id it had when applied incrementally.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PresentSetKind = Literal["you_host", "you_host_guest", "host_guest"]
+SegmentKind = Literal["dialogue", "action", "narration", "ooc"]
+
+YOU = "you"
+"""The entity id of the player's persona in edges, memories and activities."""
+
+MAX_TEXT = 20_000
+MAX_SHORT = 500
+
+
+class Payload(BaseModel):
+    """Base of every payload: unknown fields are refused so a typo never slips into the log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotAuthored(Payload):
+    """A character was written or rewritten (same guild and id: the new version replaces it)."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=80)
+    persona: str = Field(max_length=MAX_TEXT)
+    voice_samples: list[str] = Field(default_factory=list, max_length=50)
+    traits: list[str] = Field(default_factory=list, max_length=50)
+    backstory: str = Field(default="", max_length=MAX_TEXT)
+    initial_relationship_to_you: str = Field(default="", max_length=MAX_TEXT)
+    kickoff_prose: str = Field(default="", max_length=MAX_TEXT)
+    nickname: str = Field(default="", max_length=80)
+    avatar: str = Field(default="", max_length=200, description="sha256 of an asset_stored image")
+    guild_id: int = 0
+    creator_id: int = 0
+    scenario: str = Field(default="", max_length=MAX_TEXT)
+    system_prompt: str = Field(default="", max_length=MAX_TEXT)
+    post_history_instructions: str = Field(default="", max_length=MAX_TEXT)
+    alternate_greetings: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    creator_notes: str = Field(default="", max_length=MAX_TEXT)
+    extensions: dict[str, object] = Field(default_factory=dict)
+
+
+class CharacterDeleted(Payload):
+    id: str
+    guild_id: int = 0
+
+
+class YouAuthored(Payload):
+    """The player's persona, one per (guild, Discord user); 0/0 in the console."""
+
+    name: str = Field(min_length=1, max_length=80)
+    pronouns: str = Field(default="", max_length=40)
+    persona: str = Field(default="", max_length=MAX_TEXT)
+    owner_id: int = 0
+    guild_id: int = 0
+
+
+class AssetStored(Payload):
+    """An image (an avatar) kept in the log, because Discord attachment URLs expire."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str = Field(max_length=100)
+    data_b64: str = Field(max_length=2_800_000)
+
+
+class ChatCreated(Payload):
+    id: str = Field(min_length=1, max_length=100)
+    host_bot_id: str
+    guest_bot_id: str | None = None
+    initial_time: str
+    narrative_anchor: str = Field(default="Day 1", max_length=MAX_SHORT)
+    weather: str = Field(default="", max_length=MAX_SHORT)
+    place: str = Field(default="", max_length=MAX_SHORT)
+    owner_id: int = 0
+    guild_id: int = 0
+    channel_id: int = 0
+
+
+class ChatEnded(Payload):
+    chat_id: str
+
+
+class CastChanged(Payload):
+    """The chat's guest character changed (None: the chat has no guest any more)."""
+
+    chat_id: str
+    guest_bot_id: str | None
+
+
+class WorldChanged(Payload):
+    """In-world time, place or weather moved on (None leaves a field as it was)."""
+
+    chat_id: str
+    time: str | None = None
+    place: str | None = None
+    weather: str | None = None
+    narrative_anchor: str | None = None
+
+
+class ContainerCreated(Payload):
+    chat_id: str
+    name: str = Field(max_length=MAX_SHORT)
+    type: str = Field(default="place", max_length=100)
+    properties: dict[str, object] = Field(default_factory=dict)
+
+
+class SceneOpened(Payload):
+    chat_id: str
+    container_id: int
+    started_at: str
+    participants: list[str] = Field(min_length=1)
+
+
+class SceneClosed(Payload):
+    scene_id: int
+    closed_at: str
+    chat_id: str = ""
+
+
+class MeanwhileSceneStarted(Payload):
+    """A meanwhile scene opened under a you-scene; its row takes this event's id.
+
+    ``scene_id`` is kept because the seed's payloads carry it (the id the seed's own store gave
+    the scene); the projection ignores it, since rows always take their event's id.
+    """
+
+    scene_id: int | None = None
+    chat_id: str
+    parent_scene_id: int
+    host_bot_id: str
+    guest_bot_id: str
+    started_at: str
+    thread_id: int = 0
+    premise: str = Field(default="", max_length=MAX_TEXT)
+
+
+class MeanwhileSceneClosed(Payload):
+    scene_id: int
+    closed_at: str
+    chat_id: str = ""
+
+
+class EdgeUpdate(Payload):
+    """A directed relationship moved; deltas are clamped to 0..100 when applied."""
+
+    source_id: str
+    target_id: str
+    chat_id: str
+    affinity_delta: int = Field(default=0, ge=-100, le=100)
+    trust_delta: int = Field(default=0, ge=-100, le=100)
+    knowledge_facts: list[str] = Field(default_factory=list, max_length=50)
+    relationship_summary: str | None = Field(default=None, max_length=MAX_TEXT)
+    beat_id: int | None = None
+
+
+class ActivityAction(Payload):
+    verb: str = Field(max_length=MAX_SHORT)
+    interruptible: bool = True
+    required_attention: str = Field(default="low", max_length=40)
+    expected_duration: str = Field(default="ongoing", max_length=100)
+
+
+class ActivityChange(Payload):
+    entity_id: str
+    posture: str = Field(default="", max_length=MAX_SHORT)
+    action: ActivityAction
+    attention: str = Field(default="", max_length=MAX_SHORT)
+    holding: list[str] = Field(default_factory=list, max_length=20)
+    status: dict[str, object] = Field(default_factory=dict)
+    chat_id: str = ""
+
+
+class MemoryWritten(Payload):
+    """One witness's memory of one beat, in its own words."""
+
+    owner_id: str
+    chat_id: str
+    scene_id: int
+    witness_you: Literal[0, 1]
+    witness_host: Literal[0, 1]
+    witness_guest: Literal[0, 1]
+    text: str = Field(default="", max_length=MAX_TEXT)
+    pov_summary: str = Field(default="", max_length=MAX_TEXT)
+    beat_id: int | None = None
+
+
+class Segment(Payload):
+    kind: SegmentKind
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class TurnStarted(Payload):
+    """Written before a reply streams, so a crash mid-stream can be found and closed later."""
+
+    chat_id: str
+    scene_id: int
+    speaker_id: str
+    prose: str = Field(max_length=MAX_TEXT)
+    present_set_kind: PresentSetKind
+    meanwhile_scene_id: int | None = None
+    author_id: int = 0
+    message_id: int = 0
+
+
+class UserTurn(Payload):
+    chat_id: str
+    scene_id: int
+    prose: str = Field(max_length=MAX_TEXT)
+    segments: list[Segment] = Field(default_factory=list)
+    present_set_kind: PresentSetKind
+    witnesses: list[str] = Field(default_factory=list)
+    meanwhile_scene_id: int | None = None
+    turn_started_id: int | None = None
+    author_id: int = 0
+    message_id: int = 0
+
+
+class AssistantTurn(Payload):
+    chat_id: str
+    scene_id: int
+    speaker_id: str
+    text: str = Field(max_length=MAX_TEXT)
+    present_set_kind: PresentSetKind
+    witnesses: list[str] = Field(default_factory=list)
+    meanwhile_scene_id: int | None = None
+    cancelled: bool = False
+    interrupted: bool = False
+    turn_started_id: int | None = None
+    message_ids: list[int] = Field(default_factory=list)
+
+
+class TurnMessagesLinked(Payload):
+    """The Discord messages that show a beat, learned after the beat was written."""
+
+    chat_id: str
+    turn_id: int
+    message_ids: list[int]
+
+
+EditTarget = Literal["memory_pov_summary", "user_turn_prose", "assistant_turn_text"]
+
+
+class ManualEdit(Payload):
+    target_kind: EditTarget
+    target_id: int
+    new_value: str = Field(max_length=MAX_TEXT)
+    chat_id: str = ""
+
+
+class DigestWritten(Payload):
+    chat_id: str
+    meanwhile_scene_id: int
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class StoryThreadDetected(Payload):
+    chat_id: str
+    scene_id: int
+    title: str = Field(max_length=MAX_SHORT)
+    summary: str = Field(default="", max_length=MAX_TEXT)
+
+
+class BeatsRewound(Payload):
+    """Every turn of the chat with an id above ``after_event_id`` leaves the story.
+
+    Their events stay in the log; projections and prompts behave as if they never happened.
+    """
+
+    chat_id: str
+    after_event_id: int
+    reason: Literal["rewind", "regenerate", "deleted"] = "rewind"
+
+    @field_validator("after_event_id")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("after_event_id must be >= 0")
+        return value
+
+
+PAYLOAD_MODELS: dict[str, type[Payload]] = {
+    "bot_authored": BotAuthored,
+    "character_deleted": CharacterDeleted,
+    "you_authored": YouAuthored,
+    "asset_stored": AssetStored,
+    "chat_created": ChatCreated,
+    "chat_ended": ChatEnded,
+    "cast_changed": CastChanged,
+    "world_changed": WorldChanged,
+    "container_created": ContainerCreated,
+    "scene_opened": SceneOpened,
+    "scene_closed": SceneClosed,
+    "meanwhile_scene_started": MeanwhileSceneStarted,
+    "meanwhile_scene_closed": MeanwhileSceneClosed,
+    "edge_update": EdgeUpdate,
+    "activity_change": ActivityChange,
+    "memory_written": MemoryWritten,
+    "turn_started": TurnStarted,
+    "user_turn": UserTurn,
+    "assistant_turn": AssistantTurn,
+    "turn_messages_linked": TurnMessagesLinked,
+    "manual_edit": ManualEdit,
+    "digest_written": DigestWritten,
+    "story_thread_detected": StoryThreadDetected,
+    "beats_rewound": BeatsRewound,
+}

@@ -1,0 +1,156 @@
+"""The append-only event log: validate, append, apply, read.
+
+Appending validates the payload against its kind's model in the caller's task, then writes in
+one transaction; a bad payload or an unknown kind raises ``EventError`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.store.db import Database
+from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
+from bot.store.projector import apply_event
+from bot.store.record import StoredEvent, parse_row
+
+PayloadLike = Payload | Mapping[str, Any]
+DeferredPayload = Callable[[list[int]], PayloadLike]
+"""A payload computed inside the batch from the ids already given to its earlier events."""
+EventSpec = tuple[str, PayloadLike | DeferredPayload]
+
+
+class EventError(ValueError):
+    """An event the log refuses: its kind is unknown or its payload does not fit its model."""
+
+
+def validate(kind: str, payload: PayloadLike) -> Payload:
+    model = PAYLOAD_MODELS.get(kind)
+    if model is None:
+        known = ", ".join(sorted(PAYLOAD_MODELS))
+        raise EventError(f"unknown event kind {kind!r}; known kinds: {known}")
+    if isinstance(payload, model):
+        return payload
+    raw = payload.model_dump() if isinstance(payload, Payload) else payload
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise EventError(f"invalid {kind} payload: {problems}") from None
+
+
+def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | None:
+    if kind == "chat_created":
+        return str(payload.id)  # type: ignore[attr-defined]
+    chat_id = getattr(payload, "chat_id", None)
+    if chat_id:
+        return str(chat_id)
+    # Rows take their event's id, so the event that created the scene (or the edited memory or
+    # turn) names the chat. Asking the log rather than the projections also works for events
+    # appended without applying, and for rows a rewind removed. Without a chat_id a rewind of
+    # the chat (which replays only that chat's events) would silently drop the event.
+    ref = (
+        payload.target_id if isinstance(payload, ManualEdit) else getattr(payload, "scene_id", None)
+    )
+    if ref is None:
+        return None
+    row = raw.execute("SELECT chat_id FROM event_log WHERE id = ?", (ref,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool) -> int:
+    created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    chat_id = _chat_id_of(raw, kind, payload)
+    cursor = raw.execute(
+        "INSERT INTO event_log (kind, payload_json, chat_id, created_at) VALUES (?, ?, ?, ?)",
+        (kind, payload.model_dump_json(), chat_id, created_at),
+    )
+    event_id = cursor.lastrowid
+    assert event_id is not None
+    if apply:
+        apply_event(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
+    return event_id
+
+
+async def append_event(db: Database, *, kind: str, payload: PayloadLike) -> int:
+    """Append one event without applying projections (``project`` picks it up later)."""
+    checked = validate(kind, payload)
+    return await db.write(lambda raw: _insert(raw, kind, checked, apply=False))
+
+
+async def append_and_apply(db: Database, *, kind: str, payload: PayloadLike) -> int:
+    """Append one event and update every projection, in one transaction."""
+    checked = validate(kind, payload)
+    return await db.write(lambda raw: _insert(raw, kind, checked, apply=True))
+
+
+async def append_events(
+    db: Database, events: Sequence[EventSpec], *, apply: bool = True
+) -> list[int]:
+    """Append several events atomically (one turn = one transaction); returns their ids.
+
+    A payload may be a function of the ids given so far in this batch, so a memory can point
+    at the beat written just before it. If any payload is refused, nothing is written.
+    """
+    ready = [
+        (kind, validate(kind, spec)) if not callable(spec) else (kind, spec)
+        for kind, spec in events
+    ]
+
+    def work(raw: sqlite3.Connection) -> list[int]:
+        ids: list[int] = []
+        for kind, spec in ready:
+            payload = _deferred(kind, spec, ids) if callable(spec) else spec
+            ids.append(_insert(raw, kind, payload, apply=apply))
+        return ids
+
+    return await db.write(work)
+
+
+def _deferred(kind: str, spec: DeferredPayload, ids: list[int]) -> Payload:
+    """Compute and validate a deferred payload; whatever goes wrong is the event's fault."""
+    try:
+        computed = spec(list(ids))
+    except Exception as exc:
+        raise EventError(
+            f"deferred {kind} payload (event {len(ids) + 1} of the batch) failed: {exc!r}"
+        ) from exc
+    return validate(kind, computed)
+
+
+async def events_of_chat(db: Database, chat_id: str, *, after_id: int = 0) -> list[StoredEvent]:
+    rows = await db.fetchall(
+        "SELECT * FROM event_log WHERE chat_id = ? AND id > ? ORDER BY id", (chat_id, after_id)
+    )
+    return [parse_row(row) for row in rows]
+
+
+async def events_after(db: Database, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
+    rows = await db.fetchall(
+        "SELECT * FROM event_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+    )
+    return [parse_row(row) for row in rows]
+
+
+async def events_by_kind(
+    db: Database, kind: str, *, chat_id: str | None = None
+) -> list[StoredEvent]:
+    if chat_id is None:
+        rows = await db.fetchall("SELECT * FROM event_log WHERE kind = ? ORDER BY id", (kind,))
+    else:
+        rows = await db.fetchall(
+            "SELECT * FROM event_log WHERE kind = ? AND chat_id = ? ORDER BY id", (kind, chat_id)
+        )
+    return [parse_row(row) for row in rows]
+
+
+def dump_jsonl(events: Sequence[StoredEvent]) -> str:
+    return "".join(json.dumps(event.as_json(), ensure_ascii=False) + "\n" for event in events)

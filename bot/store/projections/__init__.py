@@ -1,0 +1,12 @@
+"""Projection handlers, a module per domain; importing this package registers them all."""
+
+from bot.store.projections import (
+    characters,
+    chats,
+    relationships,
+    scenes,
+    story,
+    turns,
+)
+
+__all__ = ["characters", "chats", "relationships", "scenes", "story", "turns"]

@@ -1,0 +1,70 @@
+"""Chats and the world they hold: place, in-world time, weather, containers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot.store.events import CastChanged, ChatCreated, ChatEnded, ContainerCreated, WorldChanged
+from bot.store.projector import handles
+from bot.store.record import StoredEvent
+
+
+@handles("chat_created")
+def chat_created(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, ChatCreated)
+    raw.execute(
+        "INSERT INTO chats (id, guild_id, channel_id, owner_id, host_id, guest_id, world_time, "
+        "narrative_anchor, weather, place, status, created_event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+        (
+            p.id,
+            p.guild_id,
+            p.channel_id,
+            p.owner_id,
+            p.host_bot_id,
+            p.guest_bot_id,
+            p.initial_time,
+            p.narrative_anchor,
+            p.weather,
+            p.place,
+            event.id,
+        ),
+    )
+
+
+@handles("chat_ended")
+def chat_ended(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, ChatEnded)
+    raw.execute("UPDATE chats SET status = 'ended' WHERE id = ?", (p.chat_id,))
+
+
+@handles("world_changed")
+def world_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, WorldChanged)
+    raw.execute(
+        "UPDATE chats SET world_time = COALESCE(?, world_time), place = COALESCE(?, place), "
+        "weather = COALESCE(?, weather), narrative_anchor = COALESCE(?, narrative_anchor) "
+        "WHERE id = ?",
+        (p.time, p.place, p.weather, p.narrative_anchor, p.chat_id),
+    )
+
+
+@handles("container_created")
+def container_created(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, ContainerCreated)
+    raw.execute(
+        "INSERT INTO containers (id, chat_id, name, type, properties_json) VALUES (?, ?, ?, ?, ?)",
+        (event.id, p.chat_id, p.name, p.type, json.dumps(p.properties, sort_keys=True)),
+    )
+
+
+@handles("cast_changed")
+def cast_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, CastChanged)
+    raw.execute("UPDATE chats SET guest_id = ? WHERE id = ?", (p.guest_bot_id, p.chat_id))

@@ -1,0 +1,83 @@
+"""Memories, edits, digests, story threads, and rewinds of the story."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.store.events import (
+    BeatsRewound,
+    DigestWritten,
+    ManualEdit,
+    MemoryWritten,
+    StoryThreadDetected,
+)
+from bot.store.projector import handles, rebuild_chat
+from bot.store.record import StoredEvent
+
+
+@handles("memory_written")
+def memory_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, MemoryWritten)
+    raw.execute(
+        "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
+        "witness_host, witness_guest, text, pov_summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            p.owner_id,
+            p.chat_id,
+            p.scene_id,
+            p.beat_id,
+            p.witness_you,
+            p.witness_host,
+            p.witness_guest,
+            p.text,
+            p.pov_summary,
+        ),
+    )
+
+
+_EDITS = {
+    "memory_pov_summary": "UPDATE memories SET pov_summary = ? WHERE id = ?",
+    "user_turn_prose": "UPDATE turns SET text = ? WHERE id = ? AND role = 'user'",
+    "assistant_turn_text": "UPDATE turns SET text = ? WHERE id = ? AND role = 'assistant'",
+}
+
+
+@handles("manual_edit")
+def manual_edit(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, ManualEdit)
+    raw.execute(_EDITS[p.target_kind], (p.new_value, p.target_id))
+
+
+@handles("digest_written")
+def digest_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, DigestWritten)
+    raw.execute(
+        "INSERT INTO digests (id, chat_id, meanwhile_scene_id, text) VALUES (?, ?, ?, ?)",
+        (event.id, p.chat_id, p.meanwhile_scene_id, p.text),
+    )
+
+
+@handles("story_thread_detected")
+def story_thread(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, StoryThreadDetected)
+    raw.execute(
+        "INSERT INTO story_threads (id, chat_id, scene_id, title, summary) VALUES (?, ?, ?, ?, ?)",
+        (event.id, p.chat_id, p.scene_id, p.title, p.summary),
+    )
+
+
+@handles("beats_rewound")
+def beats_rewound(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, BeatsRewound)
+    raw.execute(
+        "INSERT INTO rewound_ranges (event_id, chat_id, after_event_id, reason) "
+        "VALUES (?, ?, ?, ?)",
+        (event.id, p.chat_id, p.after_event_id, p.reason),
+    )
+    rebuild_chat(raw, p.chat_id, up_to=event.id)

@@ -1,0 +1,124 @@
+"""The transcript: the player's beats, the characters' beats, and turns still streaming."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot.store.events import (
+    YOU,
+    AssistantTurn,
+    PresentSetKind,
+    TurnMessagesLinked,
+    TurnStarted,
+    UserTurn,
+)
+from bot.store.projector import handles
+from bot.store.record import StoredEvent
+
+_INSERT = (
+    "INSERT INTO turns (id, chat_id, scene_id, meanwhile_scene_id, role, speaker_id, text, "
+    "segments_json, present_set_kind, cancelled, interrupted, turn_started_id, author_id, "
+    "message_ids_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _record_witnesses(
+    raw: sqlite3.Connection,
+    turn_id: int,
+    chat_id: str,
+    witnesses: list[str],
+    present_set_kind: PresentSetKind,
+) -> None:
+    """Who saw a beat: as written on it, else as its present set implies for this chat."""
+    if not witnesses:
+        row = raw.execute("SELECT host_id, guest_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
+        host, guest = (None, None) if row is None else (row[0], row[1])
+        implied = {
+            "you_host": [YOU, host],
+            "you_host_guest": [YOU, host, guest],
+            "host_guest": [host, guest],
+        }[present_set_kind]
+        witnesses = [entity for entity in implied if entity]
+    raw.executemany(
+        "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES (?, ?, ?)",
+        [(turn_id, chat_id, entity) for entity in witnesses],
+    )
+
+
+@handles("turn_started")
+def turn_started(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, TurnStarted)
+    raw.execute(
+        "INSERT INTO open_turns (turn_started_id, chat_id, payload_json) VALUES (?, ?, ?)",
+        (event.id, p.chat_id, p.model_dump_json()),
+    )
+
+
+@handles("user_turn")
+def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, UserTurn)
+    segments = json.dumps([s.model_dump() for s in p.segments], ensure_ascii=False)
+    message_ids = json.dumps([p.message_id] if p.message_id else [])
+    raw.execute(
+        _INSERT,
+        (
+            event.id,
+            p.chat_id,
+            p.scene_id,
+            p.meanwhile_scene_id,
+            "user",
+            "you",
+            p.prose,
+            segments,
+            p.present_set_kind,
+            0,
+            0,
+            p.turn_started_id,
+            p.author_id,
+            message_ids,
+        ),
+    )
+    _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
+    if p.turn_started_id is not None:
+        raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (p.turn_started_id,))
+
+
+@handles("assistant_turn")
+def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, AssistantTurn)
+    raw.execute(
+        _INSERT,
+        (
+            event.id,
+            p.chat_id,
+            p.scene_id,
+            p.meanwhile_scene_id,
+            "assistant",
+            p.speaker_id,
+            p.text,
+            "[]",
+            p.present_set_kind,
+            int(p.cancelled),
+            int(p.interrupted),
+            p.turn_started_id,
+            0,
+            json.dumps(p.message_ids),
+        ),
+    )
+    _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
+    if p.turn_started_id is not None:
+        raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (p.turn_started_id,))
+
+
+@handles("turn_messages_linked")
+def messages_linked(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, TurnMessagesLinked)
+    raw.execute(
+        "UPDATE turns SET message_ids_json = ? WHERE id = ? AND chat_id = ?",
+        (json.dumps(p.message_ids), p.turn_id, p.chat_id),
+    )

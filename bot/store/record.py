@@ -1,0 +1,38 @@
+"""A stored event: what a projection handler receives and what readers get back."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from bot.store.events import PAYLOAD_MODELS, Payload
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    kind: str
+    payload: Payload
+    chat_id: str | None
+    created_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "chat_id": self.chat_id,
+            "created_at": self.created_at,
+            "payload": self.payload.model_dump(mode="json"),
+        }
+
+
+def parse_row(row: sqlite3.Row) -> StoredEvent:
+    model = PAYLOAD_MODELS[row["kind"]]
+    return StoredEvent(
+        id=row["id"],
+        kind=row["kind"],
+        payload=model.model_validate_json(row["payload_json"]),
+        chat_id=row["chat_id"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,230 @@
+"""Numbered schema migrations. Never edit a released one: add the next number instead.
+
+``event_log`` is the only source of truth; every other table is a projection that
+``project()`` can drop and rebuild from the log.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the log and the first projections.
+    """
+    CREATE TABLE event_log (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload_json TEXT NOT NULL,
+        chat_id TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX event_log_chat ON event_log (chat_id, id);
+    CREATE INDEX event_log_kind ON event_log (kind, id);
+
+    CREATE TABLE characters (
+        guild_id INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        nickname TEXT NOT NULL,
+        creator_id INTEGER NOT NULL,
+        avatar TEXT NOT NULL,
+        payload_json TEXT NOT NULL,
+        updated_event_id INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, id)
+    );
+    CREATE TABLE yous (
+        guild_id INTEGER NOT NULL,
+        owner_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        pronouns TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        PRIMARY KEY (guild_id, owner_id)
+    );
+    CREATE TABLE assets (
+        sha256 TEXT PRIMARY KEY,
+        content_type TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE chats (
+        id TEXT PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        owner_id INTEGER NOT NULL,
+        host_id TEXT NOT NULL,
+        guest_id TEXT,
+        world_time TEXT NOT NULL,
+        narrative_anchor TEXT NOT NULL,
+        weather TEXT NOT NULL,
+        place TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_event_id INTEGER NOT NULL
+    );
+    CREATE INDEX chats_channel ON chats (channel_id, status);
+    CREATE TABLE containers (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        properties_json TEXT NOT NULL
+    );
+    CREATE TABLE scenes (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        container_id INTEGER,
+        parent_scene_id INTEGER,
+        kind TEXT NOT NULL,
+        present_set_kind TEXT NOT NULL,
+        participants_json TEXT NOT NULL,
+        thread_id INTEGER NOT NULL,
+        premise TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        closed_at TEXT,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX scenes_chat ON scenes (chat_id, status);
+    CREATE INDEX scenes_thread ON scenes (thread_id);
+    CREATE TABLE edges (
+        chat_id TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        affinity INTEGER NOT NULL DEFAULT 50,
+        trust INTEGER NOT NULL DEFAULT 50,
+        knowledge_facts_json TEXT NOT NULL DEFAULT '[]',
+        relationship_summary TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (chat_id, source_id, target_id)
+    );
+    CREATE TABLE edge_changes (
+        event_id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        affinity_delta INTEGER NOT NULL,
+        trust_delta INTEGER NOT NULL,
+        beat_id INTEGER
+    );
+    CREATE INDEX edge_changes_pair ON edge_changes (chat_id, source_id, target_id, event_id);
+    CREATE TABLE activities (
+        chat_id TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        posture TEXT NOT NULL,
+        action_json TEXT NOT NULL,
+        attention TEXT NOT NULL,
+        holding_json TEXT NOT NULL,
+        status_json TEXT NOT NULL,
+        PRIMARY KEY (chat_id, entity_id)
+    );
+    CREATE TABLE memories (
+        id INTEGER PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        scene_id INTEGER NOT NULL,
+        beat_id INTEGER,
+        witness_you INTEGER NOT NULL,
+        witness_host INTEGER NOT NULL,
+        witness_guest INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        pov_summary TEXT NOT NULL
+    );
+    CREATE INDEX memories_owner ON memories (chat_id, owner_id, id);
+    CREATE INDEX memories_scene ON memories (scene_id, owner_id);
+    CREATE VIRTUAL TABLE memories_fts USING fts5 (
+        text, pov_summary, content='memories', content_rowid='id'
+    );
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, text, pov_summary)
+        VALUES (new.id, new.text, new.pov_summary);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text, pov_summary)
+        VALUES ('delete', old.id, old.text, old.pov_summary);
+    END;
+    CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text, pov_summary)
+        VALUES ('delete', old.id, old.text, old.pov_summary);
+        INSERT INTO memories_fts (rowid, text, pov_summary)
+        VALUES (new.id, new.text, new.pov_summary);
+    END;
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        scene_id INTEGER NOT NULL,
+        meanwhile_scene_id INTEGER,
+        role TEXT NOT NULL,
+        speaker_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        segments_json TEXT NOT NULL,
+        present_set_kind TEXT NOT NULL,
+        cancelled INTEGER NOT NULL,
+        interrupted INTEGER NOT NULL,
+        turn_started_id INTEGER,
+        author_id INTEGER NOT NULL,
+        message_ids_json TEXT NOT NULL
+    );
+    CREATE INDEX turns_chat ON turns (chat_id, id);
+    CREATE TABLE turn_witnesses (
+        turn_id INTEGER NOT NULL,
+        chat_id TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        PRIMARY KEY (entity_id, chat_id, turn_id)
+    );
+    CREATE INDEX turns_scene ON turns (scene_id, id);
+    CREATE TABLE open_turns (
+        turn_started_id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        payload_json TEXT NOT NULL
+    );
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        meanwhile_scene_id INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE TABLE story_threads (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        scene_id INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE TABLE rewound_ranges (
+        event_id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        after_event_id INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    """,
+)
+
+PROJECTION_TABLES: tuple[str, ...] = (
+    "characters",
+    "yous",
+    "assets",
+    "chats",
+    "containers",
+    "scenes",
+    "edges",
+    "edge_changes",
+    "activities",
+    "memories",
+    "turns",
+    "turn_witnesses",
+    "open_turns",
+    "digests",
+    "story_threads",
+    "rewound_ranges",
+)
+"""Every table ``project()`` rebuilds, in an order safe to clear."""
+
+CHAT_SCOPED_TABLES: tuple[str, ...] = (
+    "chats",
+    "containers",
+    "scenes",
+    "edges",
+    "edge_changes",
+    "activities",
+    "memories",
+    "turns",
+    "turn_witnesses",
+    "open_turns",
+    "digests",
+    "story_threads",
+)
+"""Tables whose rows belong to one chat (column ``chat_id``, or ``id`` for ``chats``)."""
