@@ -76,7 +76,11 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
     event_id = cursor.lastrowid
     assert event_id is not None
     if apply:
-        apply_event(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
+        try:
+            apply_event(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
+        except sqlite3.IntegrityError as exc:
+            # e.g. a second chat_created with the same id: refused like any bad event
+            raise EventError(f"{kind} conflicts with the story as it stands ({exc})") from None
     return event_id
 
 

@@ -38,14 +38,26 @@ def apply_event(raw: sqlite3.Connection, event: StoredEvent) -> None:
 
 
 def rebuild_all(raw: sqlite3.Connection) -> int:
-    """Clear every projection and fold the whole log into it again; returns events applied."""
+    """Clear every projection and fold the whole log into it again; returns events applied.
+
+    The full-text index of memories is rebuilt once at the end instead of row by row through its
+    triggers (which cost two thirds of a rebuild): the triggers are dropped and recreated inside
+    the caller's transaction, so no one ever sees the store without them.
+    """
+    triggers = raw.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'memories'"
+    ).fetchall()
+    for name, _ in triggers:
+        raw.execute(f'DROP TRIGGER "{name}"')
     for table in PROJECTION_TABLES:
         raw.execute(f"DELETE FROM {table}")
-    raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
     count = 0
     for row in raw.execute("SELECT * FROM event_log ORDER BY id"):
         apply_event(raw, parse_row(row))
         count += 1
+    for _, sql in triggers:
+        raw.execute(sql)
+    raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
     return count
 
 

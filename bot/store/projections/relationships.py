@@ -50,11 +50,14 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
             summary if p.relationship_summary is None else p.relationship_summary,
         ),
     )
-    if p.affinity_delta or p.trust_delta:
+    moved_affinity = clamp(affinity + p.affinity_delta) - affinity
+    moved_trust = clamp(trust + p.trust_delta) - trust
+    if moved_affinity or moved_trust:
+        # what the beat actually moved, after clamping, is what "why" should show
         raw.execute(
             "INSERT INTO edge_changes (event_id, chat_id, source_id, target_id, affinity_delta, "
             "trust_delta, beat_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event.id, *key, p.affinity_delta, p.trust_delta, p.beat_id),
+            (event.id, *key, moved_affinity, moved_trust, p.beat_id),
         )
 
 

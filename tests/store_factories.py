@@ -1,0 +1,393 @@
+"""Payload builders for store events, shaped like the seed's payloads (seed/meanwhile_turns_test).
+
+One function per event kind returns a valid payload dict; keyword ``overrides`` replace or add
+fields, so a test states only what it cares about. ``PAYLOAD_FACTORIES`` maps every kind to a
+zero-argument builder, and ``seed_meanwhile_chat`` appends the seed's world (two characters, you,
+a chat, an office, an open you-scene with a meanwhile child, two edges, two activities).
+
+Ids: rows take the id of the event that created them, so a builder that points at a scene, a
+memory or a turn takes that event's id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.store import Database, append_and_apply, append_event
+from bot.store.schema import PROJECTION_TABLES
+
+Payload = dict[str, Any]
+
+CHAT = "chat_bot_a"
+HOST = "bot_a"
+GUEST = "bot_b"
+T0 = "2026-04-26T20:00:00+00:00"
+
+
+def _merge(base: Payload, overrides: dict[str, Any]) -> Payload:
+    return {**base, **overrides}
+
+
+def bot_authored(bot_id: str = HOST, name: str = "BotA", **overrides: Any) -> Payload:
+    return _merge(
+        {
+            "id": bot_id,
+            "name": name,
+            "persona": f"persona for {name}",
+            "voice_samples": [],
+            "traits": [],
+            "backstory": "",
+            "initial_relationship_to_you": "",
+            "kickoff_prose": "...",
+        },
+        overrides,
+    )
+
+
+def character_deleted(bot_id: str = HOST, **overrides: Any) -> Payload:
+    return _merge({"id": bot_id}, overrides)
+
+
+def you_authored(**overrides: Any) -> Payload:
+    return _merge({"name": "Me", "pronouns": "they/them", "persona": ""}, overrides)
+
+
+def asset_stored(data: bytes = b"\x89PNG not really", **overrides: Any) -> Payload:
+    return _merge(
+        {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "content_type": "image/png",
+            "data_b64": base64.b64encode(data).decode("ascii"),
+        },
+        overrides,
+    )
+
+
+def chat_created(
+    chat_id: str = CHAT, host: str = HOST, guest: str | None = GUEST, **overrides: Any
+) -> Payload:
+    return _merge(
+        {
+            "id": chat_id,
+            "host_bot_id": host,
+            "guest_bot_id": guest,
+            "initial_time": T0,
+            "narrative_anchor": "Day 1",
+            "weather": "",
+        },
+        overrides,
+    )
+
+
+def chat_ended(chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id}, overrides)
+
+
+def cast_changed(chat_id: str = CHAT, guest: str | None = GUEST, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "guest_bot_id": guest}, overrides)
+
+
+def world_changed(chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "time": "2026-04-26T21:00:00+00:00"}, overrides)
+
+
+def container_created(chat_id: str = CHAT, name: str = "office", **overrides: Any) -> Payload:
+    return _merge(
+        {"chat_id": chat_id, "name": name, "type": "workplace", "properties": {}}, overrides
+    )
+
+
+def scene_opened(
+    chat_id: str = CHAT,
+    container_id: int = 1,
+    participants: tuple[str, ...] = ("you", HOST, GUEST),
+    **overrides: Any,
+) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "container_id": container_id,
+            "started_at": T0,
+            "participants": list(participants),
+        },
+        overrides,
+    )
+
+
+def scene_closed(scene_id: int = 1, **overrides: Any) -> Payload:
+    return _merge({"scene_id": scene_id, "closed_at": "2026-04-26T20:45:00+00:00"}, overrides)
+
+
+def meanwhile_scene_started(
+    chat_id: str = CHAT, parent_scene_id: int = 1, **overrides: Any
+) -> Payload:
+    """The seed's payload; pass ``scene_id=...`` to carry the seed's own scene id too."""
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "parent_scene_id": parent_scene_id,
+            "host_bot_id": HOST,
+            "guest_bot_id": GUEST,
+            "started_at": "2026-04-26T20:05:00+00:00",
+        },
+        overrides,
+    )
+
+
+def meanwhile_scene_closed(scene_id: int = 2, **overrides: Any) -> Payload:
+    return _merge({"scene_id": scene_id, "closed_at": "2026-04-26T20:30:00+00:00"}, overrides)
+
+
+def edge_update(
+    source_id: str = HOST, target_id: str = GUEST, chat_id: str = CHAT, **overrides: Any
+) -> Payload:
+    return _merge(
+        {"source_id": source_id, "target_id": target_id, "chat_id": chat_id, "knowledge_facts": []},
+        overrides,
+    )
+
+
+def activity_change(entity_id: str = HOST, verb: str = "listening", **overrides: Any) -> Payload:
+    return _merge(
+        {
+            "entity_id": entity_id,
+            "posture": "sitting",
+            "action": {
+                "verb": verb,
+                "interruptible": True,
+                "required_attention": "low",
+                "expected_duration": "ongoing",
+            },
+            "attention": "",
+            "holding": [],
+            "status": {},
+        },
+        overrides,
+    )
+
+
+def memory_written(
+    owner_id: str = HOST,
+    scene_id: int = 2,
+    chat_id: str = CHAT,
+    witness: tuple[int, int, int] = (0, 1, 1),
+    **overrides: Any,
+) -> Payload:
+    """``witness`` is (you, host, guest); the default is the meanwhile seed's [0, 1, 1]."""
+    return _merge(
+        {
+            "owner_id": owner_id,
+            "chat_id": chat_id,
+            "scene_id": scene_id,
+            "witness_you": witness[0],
+            "witness_host": witness[1],
+            "witness_guest": witness[2],
+            "text": f"{owner_id} remembers the quiet glance",
+            "pov_summary": "",
+        },
+        overrides,
+    )
+
+
+def _segments(prose: str) -> list[Payload]:
+    return [{"kind": "narration", "text": prose}]
+
+
+def turn_started(
+    scene_id: int = 2, chat_id: str = CHAT, speaker_id: str = HOST, **overrides: Any
+) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "scene_id": scene_id,
+            "speaker_id": speaker_id,
+            "prose": "they exchange a glance",
+            "present_set_kind": "host_guest",
+            "meanwhile_scene_id": scene_id,
+        },
+        overrides,
+    )
+
+
+def user_turn(
+    scene_id: int = 2, chat_id: str = CHAT, prose: str = "they exchange a glance", **overrides: Any
+) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "scene_id": scene_id,
+            "prose": prose,
+            "segments": _segments(prose),
+            "present_set_kind": "host_guest",
+            "meanwhile_scene_id": scene_id,
+        },
+        overrides,
+    )
+
+
+def assistant_turn(
+    scene_id: int = 2, chat_id: str = CHAT, speaker_id: str = HOST, **overrides: Any
+) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "scene_id": scene_id,
+            "speaker_id": speaker_id,
+            "text": "BotA leans in. *quietly* Tell me what you saw.",
+            "present_set_kind": "host_guest",
+            "meanwhile_scene_id": scene_id,
+        },
+        overrides,
+    )
+
+
+def turn_messages_linked(turn_id: int = 1, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "turn_id": turn_id, "message_ids": [111, 112]}, overrides)
+
+
+def manual_edit(
+    target_id: int = 1,
+    new_value: str = "BotA reflects on the quiet moment with BotB.",
+    target_kind: str = "memory_pov_summary",
+    **overrides: Any,
+) -> Payload:
+    """The seed's per-POV summary rewrite (no chat_id: the store finds it from the target)."""
+    return _merge(
+        {"target_kind": target_kind, "target_id": target_id, "new_value": new_value}, overrides
+    )
+
+
+def digest_written(meanwhile_scene_id: int = 2, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "meanwhile_scene_id": meanwhile_scene_id,
+            "text": "While you were away, BotA and BotB talked quietly.",
+        },
+        overrides,
+    )
+
+
+def story_thread_detected(scene_id: int = 1, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge(
+        {
+            "chat_id": chat_id,
+            "scene_id": scene_id,
+            "title": "What BotA saw",
+            "summary": "BotA hints at something seen today.",
+        },
+        overrides,
+    )
+
+
+def beats_rewound(after_event_id: int = 0, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "after_event_id": after_event_id}, overrides)
+
+
+PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
+    "bot_authored": bot_authored,
+    "character_deleted": character_deleted,
+    "you_authored": you_authored,
+    "asset_stored": asset_stored,
+    "chat_created": chat_created,
+    "chat_ended": chat_ended,
+    "cast_changed": cast_changed,
+    "world_changed": world_changed,
+    "container_created": container_created,
+    "scene_opened": scene_opened,
+    "scene_closed": scene_closed,
+    "meanwhile_scene_started": meanwhile_scene_started,
+    "meanwhile_scene_closed": meanwhile_scene_closed,
+    "edge_update": edge_update,
+    "activity_change": activity_change,
+    "memory_written": memory_written,
+    "turn_started": turn_started,
+    "user_turn": user_turn,
+    "assistant_turn": assistant_turn,
+    "turn_messages_linked": turn_messages_linked,
+    "manual_edit": manual_edit,
+    "digest_written": digest_written,
+    "story_thread_detected": story_thread_detected,
+    "beats_rewound": beats_rewound,
+}
+"""Every event kind to a builder of a valid payload with the seed's defaults."""
+
+
+@dataclass(frozen=True)
+class SeedIds:
+    """Event ids (= row ids) of the seeded world."""
+
+    chat_id: str
+    container_id: int
+    scene_id: int
+    meanwhile_scene_id: int
+
+
+async def seed_meanwhile_chat(
+    db: Database, *, chat_id: str = CHAT, apply: bool = True, with_characters: bool = True
+) -> SeedIds:
+    """Append the seed's ``_seed_meanwhile_chat`` world; ``apply=False`` appends only (as the
+    seed does before calling ``project``). Characters and you are per guild, not per chat, so a
+    second seeded chat passes ``with_characters=False``."""
+
+    async def add(kind: str, payload: Payload) -> int:
+        if apply:
+            return await append_and_apply(db, kind=kind, payload=payload)
+        return await append_event(db, kind=kind, payload=payload)
+
+    if with_characters:
+        await add("bot_authored", bot_authored(HOST, "BotA"))
+        await add("bot_authored", bot_authored(GUEST, "BotB"))
+        await add("you_authored", you_authored())
+    await add("chat_created", chat_created(chat_id))
+    container = await add("container_created", container_created(chat_id))
+    scene = await add("scene_opened", scene_opened(chat_id, container))
+    meanwhile = await add(
+        "meanwhile_scene_started", meanwhile_scene_started(chat_id, scene, scene_id=2)
+    )
+    for source, target in [(HOST, GUEST), (GUEST, HOST)]:
+        await add("edge_update", edge_update(source, target, chat_id))
+    for entity_id, verb in [(HOST, "listening"), (GUEST, "talking")]:
+        await add("activity_change", activity_change(entity_id, verb, chat_id=chat_id))
+    return SeedIds(chat_id, container, scene, meanwhile)
+
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+def snapshot_tables(raw: sqlite3.Connection, words: tuple[str, ...] = ()) -> Snapshot:
+    """Every projection table, rows ordered by all columns, plus the full-text index: its
+    integrity against ``memories`` is checked, and the ids each of ``words`` matches are kept."""
+    snap: Snapshot = {}
+    for table in PROJECTION_TABLES:
+        width = len(raw.execute(f"PRAGMA table_info({table})").fetchall())
+        order = ", ".join(str(i) for i in range(1, width + 1))
+        snap[table] = [tuple(r) for r in raw.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+    raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('integrity-check')")
+    snap["memories_fts"] = [
+        tuple(r) for r in raw.execute("SELECT rowid, text, pov_summary FROM memories_fts")
+    ]
+    for word in words:
+        snap[f"memories_fts MATCH {word}"] = [
+            tuple(r)
+            for r in raw.execute(
+                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid",
+                (word,),
+            )
+        ]
+    return snap
+
+
+async def snapshot(db: Database, words: tuple[str, ...] = ()) -> Snapshot:
+    return await db.read(lambda raw: snapshot_tables(raw, words))
+
+
+async def count_events(db: Database) -> int:
+    row = await db.fetchone("SELECT COUNT(*) FROM event_log")
+    assert row is not None
+    return int(row[0])

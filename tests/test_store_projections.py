@@ -1,0 +1,527 @@
+"""Projection handlers, given the seed's events: then these rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import store_factories as f
+
+from bot.store import Database, append_and_apply, append_events, open_db, project
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with open_db(":memory:") as database:
+        yield database
+
+
+@pytest.fixture
+async def seeded(db: Database) -> f.SeedIds:
+    return await f.seed_meanwhile_chat(db)
+
+
+async def rows(db: Database, sql: str, *params: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetchall(sql, params)]
+
+
+async def add(db: Database, kind: str, payload: dict[str, Any]) -> int:
+    return await append_and_apply(db, kind=kind, payload=payload)
+
+
+async def assert_rebuild_agrees(db: Database) -> None:
+    before = await f.snapshot(db)
+    await project(db)
+    assert await f.snapshot(db) == before
+
+
+# --- characters and you ---------------------------------------------------------------------
+
+
+async def test_characters_upsert_by_guild_and_id_and_delete(db: Database) -> None:
+    first = await add(db, "bot_authored", f.bot_authored())
+    await add(db, "bot_authored", f.bot_authored(guild_id=7, name="Other guild's BotA"))
+    rewrite = await add(db, "bot_authored", f.bot_authored(name="BotA v2", nickname="A"))
+    characters = await rows(
+        db, "SELECT guild_id, id, name, nickname, updated_event_id FROM characters ORDER BY 1"
+    )
+    assert characters == [
+        {"guild_id": 0, "id": "bot_a", "name": "BotA v2", "nickname": "A", "updated_event_id": 3},
+        {
+            "guild_id": 7,
+            "id": "bot_a",
+            "name": "Other guild's BotA",
+            "nickname": "",
+            "updated_event_id": 2,
+        },
+    ]
+    assert rewrite == 3 and first == 1
+    [stored] = await rows(db, "SELECT payload_json FROM characters WHERE guild_id = 0")
+    assert json.loads(stored["payload_json"])["nickname"] == "A"
+
+    await add(db, "character_deleted", f.character_deleted(guild_id=7))
+    assert await rows(db, "SELECT guild_id, id FROM characters") == [{"guild_id": 0, "id": "bot_a"}]
+    await assert_rebuild_agrees(db)
+
+
+async def test_you_is_one_persona_per_guild_and_owner(db: Database) -> None:
+    await add(db, "you_authored", f.you_authored())
+    await add(db, "you_authored", f.you_authored(name="Me again", owner_id=5))
+    await add(db, "you_authored", f.you_authored(name="Renamed"))
+    assert await rows(db, "SELECT owner_id, name, pronouns FROM yous ORDER BY owner_id") == [
+        {"owner_id": 0, "name": "Renamed", "pronouns": "they/them"},
+        {"owner_id": 5, "name": "Me again", "pronouns": "they/them"},
+    ]
+
+
+async def test_an_asset_is_stored_as_bytes(db: Database) -> None:
+    await add(db, "asset_stored", f.asset_stored(b"avatar bytes"))
+    [asset] = await rows(db, "SELECT content_type, data FROM assets")
+    assert asset == {"content_type": "image/png", "data": b"avatar bytes"}
+
+
+# --- chats, containers, scenes --------------------------------------------------------------
+
+
+async def test_chat_created_then_world_and_cast_changed_and_ended(db: Database) -> None:
+    created = await add(db, "chat_created", f.chat_created())
+    await add(db, "world_changed", f.world_changed(weather="rain"))
+    await add(db, "world_changed", f.world_changed(time=None, narrative_anchor="Day 2"))
+    await add(db, "cast_changed", f.cast_changed(guest=None))
+    [chat] = await rows(db, "SELECT * FROM chats")
+    assert chat | {"guild_id": 0} == {
+        "id": f.CHAT,
+        "guild_id": 0,
+        "channel_id": 0,
+        "owner_id": 0,
+        "host_id": f.HOST,
+        "guest_id": None,
+        "world_time": "2026-04-26T21:00:00+00:00",
+        "narrative_anchor": "Day 2",
+        "weather": "rain",
+        "place": "",
+        "status": "open",
+        "created_event_id": created,
+    }
+    await add(db, "chat_ended", f.chat_ended())
+    assert await rows(db, "SELECT status FROM chats") == [{"status": "ended"}]
+
+
+async def test_the_seed_world_rows(db: Database, seeded: f.SeedIds) -> None:
+    assert await rows(db, "SELECT * FROM containers") == [
+        {
+            "id": seeded.container_id,
+            "chat_id": f.CHAT,
+            "name": "office",
+            "type": "workplace",
+            "properties_json": "{}",
+        }
+    ]
+    scenes = await rows(
+        db,
+        "SELECT id, container_id, parent_scene_id, kind, present_set_kind, participants_json, "
+        "status, closed_at FROM scenes ORDER BY id",
+    )
+    assert scenes == [
+        {
+            "id": seeded.scene_id,
+            "container_id": seeded.container_id,
+            "parent_scene_id": None,
+            "kind": "you",
+            "present_set_kind": "you_host_guest",
+            "participants_json": '["you", "bot_a", "bot_b"]',
+            "status": "open",
+            "closed_at": None,
+        },
+        {
+            "id": seeded.meanwhile_scene_id,
+            "container_id": seeded.container_id,
+            "parent_scene_id": seeded.scene_id,
+            "kind": "meanwhile",
+            "present_set_kind": "host_guest",
+            "participants_json": '["bot_a", "bot_b"]',
+            "status": "open",
+            "closed_at": None,
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("participants", "present_set"),
+    [
+        (("you", "bot_a"), "you_host"),
+        (("bot_a", "you"), "you_host"),
+        (("you", "bot_a", "bot_b"), "you_host_guest"),
+        (("bot_a", "bot_b"), "host_guest"),
+    ],
+)
+async def test_present_set_kind_is_derived_from_participants(
+    db: Database, participants: tuple[str, ...], present_set: str
+) -> None:
+    scene = await add(db, "scene_opened", f.scene_opened(participants=participants))
+    assert await rows(db, "SELECT present_set_kind FROM scenes WHERE id = ?", scene) == [
+        {"present_set_kind": present_set}
+    ]
+
+
+async def test_a_meanwhile_scene_keeps_thread_and_premise_and_closes(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    meanwhile = await add(
+        db,
+        "meanwhile_scene_started",
+        f.meanwhile_scene_started(parent_scene_id=seeded.scene_id, thread_id=987, premise="dusk"),
+    )
+    await add(db, "meanwhile_scene_closed", f.meanwhile_scene_closed(meanwhile))
+    await add(db, "scene_closed", f.scene_closed(seeded.scene_id))
+    scenes = await rows(
+        db, "SELECT id, parent_scene_id, thread_id, premise, status, closed_at FROM scenes"
+    )
+    assert scenes == [
+        {
+            "id": seeded.scene_id,
+            "parent_scene_id": None,
+            "thread_id": 0,
+            "premise": "",
+            "status": "closed",
+            "closed_at": "2026-04-26T20:45:00+00:00",
+        },
+        {
+            "id": seeded.meanwhile_scene_id,
+            "parent_scene_id": seeded.scene_id,
+            "thread_id": 0,
+            "premise": "",
+            "status": "open",
+            "closed_at": None,
+        },
+        {
+            "id": meanwhile,
+            "parent_scene_id": seeded.scene_id,
+            "thread_id": 987,
+            "premise": "dusk",
+            "status": "closed",
+            "closed_at": "2026-04-26T20:30:00+00:00",
+        },
+    ]
+
+
+# --- edges and activities -------------------------------------------------------------------
+
+
+async def test_an_edge_update_with_only_facts_starts_at_schema_defaults(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    edges = await rows(db, "SELECT * FROM edges ORDER BY source_id")
+    assert edges == [
+        {
+            "chat_id": f.CHAT,
+            "source_id": source,
+            "target_id": target,
+            "affinity": 50,
+            "trust": 50,
+            "knowledge_facts_json": "[]",
+            "relationship_summary": "",
+        }
+        for source, target in [(f.HOST, f.GUEST), (f.GUEST, f.HOST)]
+    ]
+    assert await rows(db, "SELECT * FROM edge_changes") == []
+
+
+async def test_edge_deltas_clamp_and_facts_deduplicate(db: Database, seeded: f.SeedIds) -> None:
+    up = await add(
+        db,
+        "edge_update",
+        f.edge_update(
+            affinity_delta=80, trust_delta=-70, knowledge_facts=["likes tea", "", "likes tea"]
+        ),
+    )
+    await add(
+        db,
+        "edge_update",
+        f.edge_update(
+            affinity_delta=-30,
+            knowledge_facts=["saw the letter", "likes tea"],
+            relationship_summary="wary friends",
+            beat_id=up,
+        ),
+    )
+    await add(db, "edge_update", f.edge_update(knowledge_facts=["likes tea"]))
+    [edge] = await rows(db, "SELECT * FROM edges WHERE source_id = ?", f.HOST)
+    assert edge["affinity"] == 70  # 50 + 80 -> 100, then -30
+    assert edge["trust"] == 0  # 50 - 70 clamps at 0
+    assert json.loads(edge["knowledge_facts_json"]) == ["likes tea", "saw the letter"]
+    assert edge["relationship_summary"] == "wary friends"  # kept when a later update omits it
+    changes = await rows(
+        db, "SELECT event_id, affinity_delta, trust_delta, beat_id FROM edge_changes"
+    )
+    assert changes == [  # what each update moved after clamping, which "why" shows
+        {"event_id": up, "affinity_delta": 50, "trust_delta": -50, "beat_id": None},
+        {"event_id": up + 1, "affinity_delta": -30, "trust_delta": 0, "beat_id": up},
+    ]
+    [reverse] = await rows(db, "SELECT affinity, trust FROM edges WHERE source_id = ?", f.GUEST)
+    assert reverse == {"affinity": 50, "trust": 50}
+    await assert_rebuild_agrees(db)
+
+
+async def test_activities_keep_the_latest_per_entity(db: Database, seeded: f.SeedIds) -> None:
+    await add(db, "activity_change", f.activity_change(f.GUEST, "pouring tea", chat_id=f.CHAT))
+    activities = await rows(
+        db, "SELECT entity_id, posture, action_json, holding_json, status_json FROM activities"
+    )
+    by_entity = {a["entity_id"]: a for a in activities}
+    assert set(by_entity) == {f.HOST, f.GUEST}
+    assert json.loads(by_entity[f.GUEST]["action_json"]) == {
+        "verb": "pouring tea",
+        "interruptible": True,
+        "required_attention": "low",
+        "expected_duration": "ongoing",
+    }
+    assert json.loads(by_entity[f.HOST]["action_json"])["verb"] == "listening"
+
+
+# --- memories, turns, edits -----------------------------------------------------------------
+
+
+async def _meanwhile_turn(db: Database, ids: f.SeedIds, text: str) -> list[int]:
+    """The seed's meanwhile turn: the player's prose, the host's reply, a memory per witness."""
+    scene, chat = ids.meanwhile_scene_id, ids.chat_id
+    return await append_events(
+        db,
+        [
+            ("user_turn", f.user_turn(scene, chat)),
+            ("assistant_turn", f.assistant_turn(scene, chat, text=text)),
+            *[
+                (
+                    "memory_written",
+                    lambda given, owner=owner: f.memory_written(
+                        owner, scene, chat, text=f"{owner} recalls: {text}", beat_id=given[1]
+                    ),
+                )
+                for owner in (f.HOST, f.GUEST)
+            ],
+        ],
+    )
+
+
+async def test_meanwhile_memories_carry_witness_0_1_1_and_are_searchable(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    user, assistant, host_memory, guest_memory = await _meanwhile_turn(
+        db, seeded, "BotA leans in. Tell me what you saw at the lighthouse."
+    )
+    memories = await rows(
+        db,
+        "SELECT id, owner_id, scene_id, beat_id, witness_you, witness_host, witness_guest "
+        "FROM memories ORDER BY id",
+    )
+    assert memories == [
+        {
+            "id": memory,
+            "owner_id": owner,
+            "scene_id": seeded.meanwhile_scene_id,
+            "beat_id": assistant,
+            "witness_you": 0,
+            "witness_host": 1,
+            "witness_guest": 1,
+        }
+        for memory, owner in [(host_memory, f.HOST), (guest_memory, f.GUEST)]
+    ]
+    found = await rows(
+        db,
+        "SELECT m.owner_id FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
+        "WHERE memories_fts MATCH ? ORDER BY m.id",
+        "lighthouse",
+    )
+    assert found == [{"owner_id": f.HOST}, {"owner_id": f.GUEST}]
+    assert await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'harbour'") == []
+    assert user < assistant
+
+
+async def test_manual_edit_rewrites_a_pov_summary_as_at_scene_close(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    _, _, host_memory, guest_memory = await _meanwhile_turn(db, seeded, "they speak quietly")
+    await add(db, "meanwhile_scene_closed", f.meanwhile_scene_closed(seeded.meanwhile_scene_id))
+    await add(db, "manual_edit", f.manual_edit(host_memory))
+    await add(
+        db, "manual_edit", f.manual_edit(guest_memory, "BotB notices BotA's reserved manner.")
+    )
+    povs = await rows(
+        db,
+        "SELECT owner_id, pov_summary FROM memories WHERE scene_id = ? ORDER BY owner_id",
+        seeded.meanwhile_scene_id,
+    )
+    assert povs == [
+        {"owner_id": f.HOST, "pov_summary": "BotA reflects on the quiet moment with BotB."},
+        {"owner_id": f.GUEST, "pov_summary": "BotB notices BotA's reserved manner."},
+    ]
+    assert await rows(db, "SELECT id FROM memories WHERE owner_id = 'you'") == []
+    found = await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'reserved'")
+    assert found == [{"rowid": guest_memory}]
+    await assert_rebuild_agrees(db)
+
+
+async def test_turns_record_both_roles_and_close_the_turn_they_started(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    scene = seeded.meanwhile_scene_id
+    started = await add(db, "turn_started", f.turn_started(scene))
+    other = await add(db, "turn_started", f.turn_started(scene, speaker_id=f.GUEST))
+    assert [r["turn_started_id"] for r in await rows(db, "SELECT * FROM open_turns")] == [
+        started,
+        other,
+    ]
+    user = await add(db, "user_turn", f.user_turn(scene, turn_started_id=started, message_id=42))
+    assert [r["turn_started_id"] for r in await rows(db, "SELECT * FROM open_turns")] == [other]
+    cancelled = await add(
+        db,
+        "assistant_turn",
+        f.assistant_turn(
+            scene, speaker_id=f.GUEST, text="BotB begi", cancelled=True, turn_started_id=other
+        ),
+    )
+    assert await rows(db, "SELECT * FROM open_turns") == []
+    turns = await rows(
+        db,
+        "SELECT id, role, speaker_id, text, segments_json, present_set_kind, cancelled, "
+        "meanwhile_scene_id, message_ids_json FROM turns ORDER BY id",
+    )
+    assert turns == [
+        {
+            "id": user,
+            "role": "user",
+            "speaker_id": "you",
+            "text": "they exchange a glance",
+            "segments_json": '[{"kind": "narration", "text": "they exchange a glance"}]',
+            "present_set_kind": "host_guest",
+            "cancelled": 0,
+            "meanwhile_scene_id": scene,
+            "message_ids_json": "[42]",
+        },
+        {
+            "id": cancelled,
+            "role": "assistant",
+            "speaker_id": f.GUEST,
+            "text": "BotB begi",
+            "segments_json": "[]",
+            "present_set_kind": "host_guest",
+            "cancelled": 1,
+            "meanwhile_scene_id": scene,
+            "message_ids_json": "[]",
+        },
+    ]
+
+
+async def test_turn_edits_and_message_links_hit_only_their_role(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    user, assistant, *_ = await _meanwhile_turn(db, seeded, "hello")
+    await add(db, "manual_edit", f.manual_edit(user, "they trade a look", "user_turn_prose"))
+    await add(db, "manual_edit", f.manual_edit(user, "not a reply", "assistant_turn_text"))
+    await add(db, "manual_edit", f.manual_edit(assistant, "Hi.", "assistant_turn_text"))
+    await add(db, "turn_messages_linked", f.turn_messages_linked(assistant))
+    assert await rows(db, "SELECT id, text, message_ids_json FROM turns ORDER BY id") == [
+        {"id": user, "text": "they trade a look", "message_ids_json": "[]"},
+        {"id": assistant, "text": "Hi.", "message_ids_json": "[111, 112]"},
+    ]
+
+
+async def test_digests_and_story_threads(db: Database, seeded: f.SeedIds) -> None:
+    digest = await add(db, "digest_written", f.digest_written(seeded.meanwhile_scene_id))
+    thread = await add(db, "story_thread_detected", f.story_thread_detected(seeded.scene_id))
+    assert await rows(db, "SELECT * FROM digests") == [
+        {
+            "id": digest,
+            "chat_id": f.CHAT,
+            "meanwhile_scene_id": seeded.meanwhile_scene_id,
+            "text": "While you were away, BotA and BotB talked quietly.",
+        }
+    ]
+    assert await rows(db, "SELECT id, scene_id, title FROM story_threads") == [
+        {"id": thread, "scene_id": seeded.scene_id, "title": "What BotA saw"}
+    ]
+
+
+# --- rewinds --------------------------------------------------------------------------------
+
+
+async def test_beats_rewound_removes_the_rewound_rows_of_one_chat_only(db: Database) -> None:
+    # Given two chats with a turn each, and in chat one a second turn, an edit and an edge move
+    one = await f.seed_meanwhile_chat(db, chat_id="one")
+    two = await f.seed_meanwhile_chat(db, chat_id="two", with_characters=False)
+    first_turn = await _meanwhile_turn(db, one, "first")
+    mark = await add(db, "manual_edit", f.manual_edit(first_turn[2], "kept summary"))
+    await _meanwhile_turn(db, two, "elsewhere")
+    second_turn = await _meanwhile_turn(db, one, "second")
+    await add(db, "edge_update", f.edge_update(chat_id="one", affinity_delta=20))
+    await add(db, "digest_written", f.digest_written(one.meanwhile_scene_id, chat_id="one"))
+    two_before = await f.snapshot(db)
+    # When chat one is rewound to just after its first turn and the edit
+    rewind = await add(db, "beats_rewound", f.beats_rewound(mark, chat_id="one"))
+    # Then the later rows of chat one are gone and its earlier rows (and the edit) stay
+    turn_ids = [r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one'")]
+    assert turn_ids == first_turn[:2]
+    memories = await rows(db, "SELECT id, pov_summary FROM memories WHERE chat_id = 'one'")
+    assert memories == [
+        {"id": first_turn[2], "pov_summary": "kept summary"},
+        {"id": first_turn[3], "pov_summary": ""},
+    ]
+    assert not set(second_turn) & {
+        r["rowid"] for r in await rows(db, "SELECT rowid FROM memories_fts")
+    }
+    assert await rows(db, "SELECT affinity FROM edges WHERE chat_id = 'one'") == [
+        {"affinity": 50},
+        {"affinity": 50},
+    ]
+    assert await rows(db, "SELECT * FROM edge_changes") == []
+    assert await rows(db, "SELECT * FROM digests") == []
+    assert await rows(db, "SELECT event_id, after_event_id FROM rewound_ranges") == [
+        {"event_id": rewind, "after_event_id": mark}
+    ]
+    # and chat two's rows are untouched
+    after = await f.snapshot(db)
+    for table, before_rows in two_before.items():
+        if table in {"rewound_ranges"}:
+            continue
+        assert [r for r in after[table] if "two" in r] == [r for r in before_rows if "two" in r]
+    assert two.chat_id == "two"
+    # and later events of chat one apply on top of the rewound state
+    third = await _meanwhile_turn(db, one, "third")
+    assert [r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one'")] == [
+        *first_turn[:2],
+        *third[:2],
+    ]
+    await assert_rebuild_agrees(db)
+
+
+async def test_a_rewind_to_before_the_chat_empties_that_chat(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    await _meanwhile_turn(db, seeded, "gone")
+    await add(db, "beats_rewound", f.beats_rewound(0))
+    for table in ("chats", "scenes", "containers", "turns", "memories", "edges", "activities"):
+        assert await rows(db, f"SELECT * FROM {table}") == [], table
+    assert len(await rows(db, "SELECT * FROM characters")) == 2
+    await assert_rebuild_agrees(db)
+
+
+async def test_after_a_rebuild_new_and_edited_memories_are_still_indexed(
+    db: Database, seeded: f.SeedIds
+) -> None:
+    # Given a memory, and a rebuild of every projection
+    _, _, old, _ = await _meanwhile_turn(db, seeded, "the lighthouse")
+    await project(db)
+    # When a memory is written and the old one's summary edited after the rebuild
+    *_, new = await _meanwhile_turn(db, seeded, "the harbour")
+    await add(db, "manual_edit", f.manual_edit(old, "a storm was coming"))
+
+    # Then the full-text index follows both
+    async def match(word: str) -> list[int]:
+        found = await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?", word)
+        return [r["rowid"] for r in found]
+
+    assert new in await match("harbour")
+    assert await match("storm") == [old]
+    await f.snapshot(db)  # runs the index's integrity-check
