@@ -1,0 +1,343 @@
+"""``OpenAICompatibleClient``: chat completions over HTTP (Featherless, vLLM, OpenAI, ...).
+
+One shared ``httpx.AsyncClient``; every request holds a ``PriorityGate`` slot for its whole life
+(stream included), retries transient failures with jittered backoff while the slot is free, and
+stops at four clear deadlines: connect, first token, idle gap, total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+
+import httpx
+from pydantic import SecretStr
+
+from bot.llm.base import Message, Priority
+from bot.llm.errors import (
+    LLMConnectionError,
+    LLMError,
+    LLMHTTPError,
+    LLMProtocolError,
+    LLMRateLimitedError,
+    LLMStreamError,
+    LLMTimeoutError,
+    TimeoutPhase,
+)
+from bot.llm.gate import PriorityGate
+from bot.llm.retry import RetryPolicy, parse_retry_after
+from bot.llm.sse import ChatStreamDecoder, error_text, parse_json
+
+if TYPE_CHECKING:
+    from bot.config import LLMSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_DETAIL_CHARS = 300
+DEFAULT_BASE_URL = "https://api.featherless.ai/v1"
+
+
+def _gen(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """httpx types its body iterators loosely; they are generators, closable at once."""
+    return cast(AsyncGenerator[T, None], it)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed per phase of one call; ``total`` spans retries too."""
+
+    connect: float = 10.0
+    first_token: float = 60.0
+    idle: float = 30.0
+    total: float = 300.0
+
+
+class OpenAICompatibleClient:
+    """The real ``LLMClient``. Use as ``async with`` or call ``aclose()`` when done."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | SecretStr = "",
+        *,
+        max_concurrency: int = 2,
+        max_retries: int = 3,
+        timeouts: Timeouts | None = None,
+        app_url: str | None = None,
+        app_title: str | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        retry_after_cap: float = 30.0,
+        gate: PriorityGate | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._url = f"{self.base_url}/chat/completions"
+        self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.timeouts = timeouts or Timeouts()
+        self.retry = RetryPolicy(max_retries, backoff_base, backoff_cap, retry_after_cap)
+        self.gate = gate or PriorityGate(max_concurrency)
+        headers = {"User-Agent": "storybot", "Accept": "application/json, text/event-stream"}
+        if self._key.get_secret_value():
+            headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        if app_url:
+            headers["HTTP-Referer"] = app_url  # Featherless asks integrations to name themselves
+        if app_title:
+            headers["X-Title"] = app_title
+        pool = max(self.gate.limit * 2, 4)
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=self.timeouts.connect, read=None, write=self.timeouts.idle, pool=None
+            ),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings, **overrides: Any) -> Self:
+        """Build from the ``[llm]`` section; ``overrides`` win (tests, bench)."""
+        t = settings.timeouts
+        kwargs: dict[str, Any] = {
+            "base_url": settings.base_url,
+            "api_key": settings.api_key,
+            "max_concurrency": settings.max_concurrency,
+            "max_retries": settings.max_retries,
+            "timeouts": Timeouts(t.connect, t.first_token, t.idle, t.total),
+            "app_url": settings.app_url,
+            "app_title": settings.app_title,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleClient(base_url={self.base_url!r}, limit={self.gate.limit})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        priority: Priority = Priority.BACKGROUND,
+        **params: Any,
+    ) -> str:
+        """The whole answer at once (``stream: false``); retried as a unit."""
+        payload = self._payload(messages, model, params, stream=False)
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
+        attempt = 0
+        while True:
+            try:
+                async with (
+                    self.gate.slot(priority),
+                    self._open(payload, deadline) as (response, _),
+                ):
+                    raw = bytearray()
+                    async with aclosing(_gen(response.aiter_bytes())) as body:
+                        while (piece := await self._read(body, "idle", deadline)) is not None:
+                            raw += piece
+                return self._content(raw.decode("utf-8", errors="replace"))
+            except LLMError as exc:
+                delay = self._retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        priority: Priority = Priority.NARRATIVE,
+        **params: Any,
+    ) -> AsyncGenerator[str, None]:
+        """Yield text deltas as they arrive; never retried once any text was yielded.
+
+        An async generator: ``aclose()`` it or cancel the consuming task to hang up at once.
+        """
+        payload = self._payload(messages, model, params, stream=True)
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
+        attempt = 0
+        while True:
+            yielded = False
+            try:
+                async with (
+                    self.gate.slot(priority),
+                    self._open(payload, deadline) as (response, first_token_by),
+                ):
+                    decoder = ChatStreamDecoder()
+                    async with aclosing(_gen(response.aiter_text())) as body:
+                        while True:
+                            if yielded:
+                                text = await self._read(body, "idle", deadline)
+                            else:
+                                text = await self._read(
+                                    body, "first_token", deadline, first_token_by
+                                )
+                            if text is None:
+                                break
+                            for piece in decoder.feed(text):
+                                yielded = True
+                                yield piece
+                    for piece in decoder.close():
+                        yielded = True
+                        yield piece
+                return
+            except LLMError as exc:
+                delay = None if yielded else self._retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def _open(
+        self, payload: bytes, deadline: float
+    ) -> AsyncIterator[tuple[httpx.Response, float]]:
+        """Send the request and check the status; the response is closed on any exit.
+
+        Yields the response and the first-token deadline, which starts once we hold a slot.
+        """
+        loop = asyncio.get_running_loop()
+        first_token_by = loop.time() + self.timeouts.first_token
+        request = self._http.build_request(
+            "POST", self._url, content=payload, headers={"Content-Type": "application/json"}
+        )
+        try:
+            async with asyncio.timeout_at(min(first_token_by, deadline)):
+                response = await self._http.send(request, stream=True)
+        except TimeoutError:
+            raise self._timeout("first_token" if first_token_by < deadline else "total") from None
+        except httpx.ConnectTimeout:
+            raise LLMTimeoutError("connect", self.timeouts.connect) from None
+        except httpx.TransportError as exc:
+            raise LLMConnectionError(
+                f"could not reach the LLM server at {self.base_url}: {self._redact(str(exc))}"
+                if str(exc)
+                else f"could not reach the LLM server at {self.base_url} ({type(exc).__name__})"
+            ) from exc
+        try:
+            if response.status_code >= 400:
+                raise await self._status_error(response, deadline)
+            yield response, first_token_by
+        finally:
+            await response.aclose()
+
+    async def _read(
+        self,
+        body: AsyncIterator[T],
+        phase: TimeoutPhase,
+        deadline: float,
+        phase_deadline: float | None = None,
+    ) -> T | None:
+        """The next network read, or None at the end of the body, within its deadline."""
+        if phase_deadline is None:
+            phase_deadline = asyncio.get_running_loop().time() + self.timeouts.idle
+        try:
+            async with asyncio.timeout_at(min(phase_deadline, deadline)):
+                return await anext(body)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise self._timeout(phase if phase_deadline < deadline else "total") from None
+        except httpx.TransportError as exc:
+            raise LLMStreamError(
+                "the LLM server dropped the connection in the middle of an answer", retryable=True
+            ) from exc
+
+    async def _status_error(self, response: httpx.Response, deadline: float) -> LLMHTTPError:
+        detail = ""
+        try:
+            async with asyncio.timeout_at(
+                min(deadline, asyncio.get_running_loop().time() + self.timeouts.idle)
+            ):
+                raw = await response.aread()
+            text = raw.decode("utf-8", errors="replace").strip()
+            try:
+                detail = error_text(json.loads(text))
+            except (ValueError, AttributeError):
+                detail = text
+        except (TimeoutError, httpx.TransportError):
+            pass
+        detail = self._redact(detail)[:_DETAIL_CHARS]
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code == 429:
+            return LLMRateLimitedError(detail, retry_after=retry_after)
+        return LLMHTTPError(response.status_code, detail, retry_after=retry_after)
+
+    def _content(self, text: str) -> str:
+        payload = parse_json(text, "response")
+        if "error" in payload:
+            raise LLMStreamError(
+                f"the LLM server answered with an error: {self._redact(error_text(payload))}"
+            )
+        try:
+            content = payload["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise LLMProtocolError(
+                f"the LLM server's answer has no choices[0].message.content: {text[:120]!r}"
+            ) from None
+        if not isinstance(content, str):
+            raise LLMProtocolError("the LLM server's answer has no text content")
+        return content
+
+    def _retry_delay(self, exc: LLMError, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before another try, or None to give up with ``exc``."""
+        if not exc.retryable or attempt >= self.retry.max_retries:
+            return None
+        delay = self.retry.delay(attempt, exc.retry_after)
+        if asyncio.get_running_loop().time() + delay >= deadline:
+            return None
+        log.warning(
+            "LLM call failed (%s); retry %d of %d in %.2f s",
+            exc,
+            attempt + 1,
+            self.retry.max_retries,
+            delay,
+        )
+        return delay
+
+    def _timeout(self, phase: TimeoutPhase) -> LLMTimeoutError:
+        seconds = {
+            "connect": self.timeouts.connect,
+            "first_token": self.timeouts.first_token,
+            "idle": self.timeouts.idle,
+            "total": self.timeouts.total,
+        }[phase]
+        return LLMTimeoutError(phase, seconds)
+
+    def _redact(self, text: str) -> str:
+        key = self._key.get_secret_value()
+        return text.replace(key, "***") if key else text
+
+    @staticmethod
+    def _payload(
+        messages: Sequence[Message], model: str, params: dict[str, Any], *, stream: bool
+    ) -> bytes:
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": stream,
+        }
+        body.update((k, v) for k, v in params.items() if v is not None)
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")

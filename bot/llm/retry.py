@@ -1,0 +1,38 @@
+"""Retry timing: exponential backoff with full jitter, and the server's ``Retry-After``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait; tests shrink ``base`` to milliseconds."""
+
+    max_retries: int = 3
+    base: float = 0.5
+    cap: float = 8.0
+    retry_after_cap: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based).
+
+        Full jitter spreads clients that failed together; a ``Retry-After`` hint is a floor,
+        capped so a hostile or confused server cannot park a turn for minutes.
+        """
+        jitter = random.uniform(0, min(self.cap, self.base * 2**attempt))
+        if retry_after is None:
+            return jitter
+        return max(min(retry_after, self.retry_after_cap), jitter)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """The seconds form of ``Retry-After``; the HTTP-date form falls back to backoff."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,106 @@
+"""Structured answers: ask for one JSON object, parse it leniently, validate, repair once.
+
+Background calls (classification, state updates, summaries) must never crash a turn, so every
+failure ends in the caller's ``default`` plus a warning. Schemas should tolerate extra keys
+(pydantic's default ``extra="ignore"``): models love adding fields nobody asked for.
+Cancellation and programming errors (e.g. ``MockLLMExhausted``) still propagate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bot.llm.base import LLMClient, Message, Priority
+from bot.llm.errors import LLMError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+_decoder = json.JSONDecoder()
+_ECHO_CHARS = 2000
+_ERROR_CHARS = 800
+
+
+def extract_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in ``text``: bare, in a ```json fence, or wrapped in prose."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = _decoder.raw_decode(text, start)
+        except ValueError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
+        start = text.find("{", start + 1)
+    return None
+
+
+def _parse(text: str, schema: type[T]) -> tuple[T | None, str]:
+    """(model, "") on success, else (None, a description of what is wrong for the LLM)."""
+    obj = extract_json_object(text)
+    if obj is None:
+        return None, "the answer contained no JSON object"
+    try:
+        return schema.model_validate(obj), ""
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        return None, f"the JSON object does not match the expected fields: {problems}"
+
+
+async def complete_json(
+    client: LLMClient,
+    messages: Sequence[Message],
+    schema: type[T],
+    *,
+    model: str,
+    default: T,
+    use_response_format: bool = True,
+    priority: Priority = Priority.BACKGROUND,
+    **params: Any,
+) -> T:
+    """Ask for a ``schema`` object; one repair round on a bad answer, else ``default``.
+
+    ``use_response_format`` adds ``response_format={"type": "json_object"}``; turn it off for
+    servers that reject it. The repair round shows the model its answer and what was wrong.
+    """
+    if use_response_format:
+        params = {"response_format": {"type": "json_object"}, **params}
+    convo = list(messages)
+    problem = ""
+    for attempt in range(2):
+        try:
+            answer = await client.complete(convo, model=model, priority=priority, **params)
+        except LLMError as exc:
+            log.warning(
+                "structured LLM call for %s failed (%s); using the default", schema.__name__, exc
+            )
+            return default
+        result, problem = _parse(answer, schema)
+        if result is not None:
+            return result
+        if attempt == 0:
+            convo += [
+                Message(role="assistant", content=answer[:_ECHO_CHARS]),
+                Message(
+                    role="user",
+                    content=(
+                        f"That answer could not be used: {problem[:_ERROR_CHARS]}. "
+                        "Reply again with only one JSON object with the requested fields, "
+                        "no prose and no code fence."
+                    ),
+                ),
+            ]
+    log.warning(
+        "structured LLM answer for %s still unusable after a repair round (%s); using the default",
+        schema.__name__,
+        problem,
+    )
+    return default
