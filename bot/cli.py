@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.store import dump_jsonl, events_of_chat, open_db, project
+from bot.store import EventError, dump_jsonl, events_of_chat, open_db, project
+from bot.store.backup import import_log
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     events = commands.add_parser("events", help="print a chat's events as JSON lines")
     events.add_argument("chat_id", help="the chat whose log to print")
     events.add_argument("--after", type=int, default=0, help="only events with a larger id")
+    restore = commands.add_parser(
+        "import-log", help="restore a chat from an exported log (JSON lines) into the database"
+    )
+    restore.add_argument("file", type=Path, help="the .jsonl file from /chat export")
     commands.add_parser("run", help="run the Discord bot")
     console = commands.add_parser("console", help="play a story in this terminal")
     console.add_argument("--script", type=Path, help="play the lines of this file, then exit")
@@ -50,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO; one line per LLM call drowns the story in the console.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -113,6 +120,23 @@ async def _events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _import_log(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        text = await asyncio.to_thread(args.file.read_text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {args.file}: {exc}") from None
+    async with open_db(settings.storage.db_path) as db:
+        try:
+            restored = await import_log(db, text.splitlines())
+        except EventError as exc:
+            raise CommandError(f"{args.file} was not imported: {exc}") from None
+    print(
+        f"restored {restored.events} events (chats: {', '.join(restored.chat_ids) or 'none'}) "
+        f"into {settings.storage.db_path}"
+    )
+    return 0
+
+
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import run_discord  # noqa: PLC0415 - only `run` needs discord.py loaded
 
@@ -129,6 +153,7 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any
     "check-config": _check_config,
     "rebuild": _rebuild,
     "events": _events,
+    "import-log": _import_log,
     "run": _run,
     "console": _console,
 }

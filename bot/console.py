@@ -1,0 +1,390 @@
+"""Play a story in a terminal on the same engine the Discord bot uses.
+
+Lines starting with ``/`` are commands named like the slash commands; any other line is your
+turn. Replies stream to stdout prefixed with the speaker's name; Ctrl-C stops the reply in
+flight (the console's ⛔). Fed a file or a pipe, it plays the lines as a script and exits 0 at
+the end of input; a bad command prints an error and play carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.cards import CardError, load_character_file
+from bot.config import Settings
+from bot.engine import BeatEnd, Engine, SceneClose, Speaker, StoryError
+from bot.llm import OpenAICompatibleClient
+from bot.store import open_db
+
+log = logging.getLogger(__name__)
+
+HELP = """\
+Commands:
+  /character import PATH        import a character (our TOML, a Tavern card JSON/PNG, CHARX)
+  /character list               the characters you can cast
+  /you set name=… pronouns=… persona=…
+  /chat start host=ID [guest=ID] [place="…"] [time=…] [weather=…]
+  /chat end
+  /scene close | /scene join ID | /scene leave [ID]
+  /meanwhile start [premise]    host and guest go on without you; your lines steer them
+  /meanwhile beats N            they take N beats on their own
+  /meanwhile end                close it and read what you missed
+  /regenerate                   replace the latest reply with a new one
+  /rewind [N]                   take back your last N lines (default 1) and what followed
+  /why A B                      the beats that moved A's feelings toward B
+  /export PATH                  write the story to PATH.md and its log to PATH.jsonl
+  /status  /memories ID [query]  /relationship A B  /help  /quit
+Any other line is your turn. Ctrl-C stops a reply that is streaming."""
+
+
+class ConsoleSink:
+    """Streams a beat to a text stream, prefixed with the speaker's name."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    async def begin(self, speaker: Speaker) -> None:
+        self.out.write(f"{speaker.name}: ")
+        self.out.flush()
+
+    async def append(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    async def end(self, outcome: BeatEnd) -> Sequence[int]:
+        if outcome.status == "stopped":
+            self.out.write(" [stopped]")
+        elif outcome.status == "failed":
+            self.out.write(f" [the reply failed: {outcome.error}]")
+        self.out.write("\n")
+        self.out.flush()
+        return ()
+
+
+class UsageError(Exception):
+    """A console command used the wrong way; the message shows the right way."""
+
+
+def parse_options(words: list[str], allowed: set[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or key not in allowed:
+            raise UsageError(
+                f"expected key=value with key one of {', '.join(sorted(allowed))}; got {word!r}"
+            )
+        options[key] = value
+    return options
+
+
+class Console:
+    """The console's state (the chat it plays) and its commands."""
+
+    def __init__(self, engine: Engine, out: TextIO) -> None:
+        self.engine = engine
+        self.out = out
+        self.chat_id: str | None = None
+        self.running = True
+        self._commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
+            "character": self._character,
+            "you": self._you,
+            "chat": self._chat,
+            "scene": self._scene,
+            "meanwhile": self._meanwhile,
+            "status": self._status,
+            "memories": self._memories,
+            "relationship": self._relationship,
+            "regenerate": self._regenerate,
+            "rewind": self._rewind,
+            "why": self._why,
+            "export": self._export,
+            "help": self._help,
+            "quit": self._quit,
+        }
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def resume(self) -> None:
+        """Pick up the console's open story, if there is one."""
+        chat = await self.engine.chat_in_channel(0)
+        if chat is not None:
+            self.chat_id = chat.id
+            self.say(f"(resuming story {chat.id} at {chat.place or 'somewhere'})")
+
+    async def handle(self, line: str) -> None:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        try:
+            if line.startswith("/"):
+                await self._command(line[1:])
+            else:
+                await self._turn(line)
+        except (StoryError, UsageError, CardError) as exc:
+            self.say(f"error: {exc}")
+
+    async def _command(self, text: str) -> None:
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise UsageError(f"could not read that command: {exc}") from None
+        if not words:
+            raise UsageError("empty command; try /help")
+        command = self._commands.get(words[0])
+        if command is None:
+            raise UsageError(f"unknown command /{words[0]}; try /help")
+        await command(words[1:])
+
+    def _chat_id(self) -> str:
+        if self.chat_id is None:
+            raise UsageError("no story yet: /chat start host=ID first")
+        return self.chat_id
+
+    async def _turn(self, prose: str) -> None:
+        await self.engine.take_turn(self._chat_id(), prose, ConsoleSink(self.out))
+
+    async def _character(self, args: list[str]) -> None:
+        if args[:1] == ["import"] and len(args) == 2:
+            imported = load_character_file(Path(args[1]))
+            avatar = None
+            if imported.avatar_bytes and imported.avatar_content_type:
+                avatar = (imported.avatar_bytes, imported.avatar_content_type)
+            character = await self.engine.author_character(imported.fields, avatar=avatar)
+            self.say(f"imported {character.name} as {character.id}")
+            for warning in imported.warnings:
+                self.say(f"note: {warning}")
+        elif args == ["list"]:
+            characters = await self.engine.characters(0)
+            self.say("\n".join(f"{c.id}: {c.name}" for c in characters) or "(no characters yet)")
+        else:
+            raise UsageError("use /character import PATH or /character list")
+
+    async def _you(self, args: list[str]) -> None:
+        if args[:1] != ["set"]:
+            raise UsageError("use /you set name=… pronouns=… persona=…")
+        options = parse_options(args[1:], {"name", "pronouns", "persona"})
+        current = await self.engine.you(0, 0)
+        you = await self.engine.set_you(
+            name=options.get("name", current.name),
+            pronouns=options.get("pronouns", current.pronouns),
+            persona=options.get("persona", current.persona),
+        )
+        self.say(f"you are {you.name} ({you.pronouns})")
+
+    async def _chat(self, args: list[str]) -> None:
+        if args[:1] == ["start"]:
+            options = parse_options(
+                args[1:], {"host", "guest", "place", "time", "weather", "anchor"}
+            )
+            if "host" not in options:
+                raise UsageError("/chat start needs host=ID")
+            started = await self.engine.start_chat(
+                host_id=options["host"],
+                guest_id=options.get("guest") or None,
+                place=options.get("place", ""),
+                time=options.get("time", ""),
+                weather=options.get("weather", ""),
+                narrative_anchor=options.get("anchor", "Day 1"),
+            )
+            self.chat_id = started.chat.id
+            self.say(f"(story {started.chat.id} begins at {started.chat.place or 'somewhere'})")
+            if started.kickoff_text:
+                self.say(f"{started.kickoff.name}: {started.kickoff_text}")
+        elif args == ["end"]:
+            await self.engine.end_chat(self._chat_id())
+            self.say("(the story ends)")
+            self.chat_id = None
+        else:
+            raise UsageError("use /chat start host=ID … or /chat end")
+
+    async def _scene(self, args: list[str]) -> None:
+        chat_id = self._chat_id()
+        if args == ["close"]:
+            self._show_close(await self.engine.close_scene(chat_id))
+        elif args[:1] == ["join"] and len(args) <= 2:
+            self._show_close(
+                await self.engine.guest_join(chat_id, args[1] if len(args) == 2 else None)
+            )
+        elif args[:1] == ["leave"] and len(args) <= 2:
+            self._show_close(
+                await self.engine.guest_leave(chat_id, args[1] if len(args) == 2 else None)
+            )
+        else:
+            raise UsageError("use /scene close, /scene join ID or /scene leave [ID]")
+
+    def _show_close(self, closed: SceneClose) -> None:
+        if closed.digest:
+            self.say(closed.digest)
+        else:
+            self.say(f"(scene {closed.scene_id} closes; scene {closed.new_scene_id} begins)")
+        for title in closed.threads:
+            self.say(f"(story thread: {title})")
+
+    async def _meanwhile(self, args: list[str]) -> None:
+        chat_id = self._chat_id()
+        if args[:1] == ["start"]:
+            premise = " ".join(args[1:])
+            await self.engine.start_meanwhile(chat_id, premise=premise)
+            self.say("(meanwhile… your lines now steer the scene without you)")
+        elif args[:1] == ["beats"] and len(args) == 2 and args[1].isdigit():
+            await self.engine.meanwhile_beats(chat_id, int(args[1]), lambda: ConsoleSink(self.out))
+        elif args == ["end"]:
+            self._show_close(await self.engine.end_meanwhile(chat_id))
+        else:
+            raise UsageError("use /meanwhile start [premise], /meanwhile beats N or /meanwhile end")
+
+    async def _status(self, args: list[str]) -> None:
+        status = await self.engine.status(self._chat_id())
+        chat = status.chat
+        self.say(
+            f"{chat.narrative_anchor}, {chat.world_time} — {chat.place or 'somewhere'}"
+            + (f", {chat.weather}" if chat.weather else "")
+        )
+        for entity in status.present:
+            activity = status.activities.get(entity)
+            doing = f": {activity.posture} {activity.verb}".rstrip() if activity else ""
+            self.say(f"  {status.names.get(entity, entity)}{doing}")
+        if status.meanwhile is not None:
+            self.say("  (host and guest are away in a meanwhile scene)")
+
+    async def _memories(self, args: list[str]) -> None:
+        if not args:
+            raise UsageError("use /memories ID [query]")
+        memories = await self.engine.memories(self._chat_id(), args[0], query=" ".join(args[1:]))
+        for memory in memories:
+            self.say("- " + " / ".join((memory.pov_summary or memory.text).splitlines()))
+        if not memories:
+            self.say("(no memories)")
+
+    async def _relationship(self, args: list[str]) -> None:
+        if len(args) != 2:
+            raise UsageError("use /relationship A B")
+        rel = await self.engine.relationship(self._chat_id(), args[0], args[1])
+        self.say(f"{rel.source_id} → {rel.target_id}: affinity {rel.affinity}, trust {rel.trust}")
+        for fact in rel.knowledge_facts:
+            self.say(f"  knows: {fact}")
+
+    async def _regenerate(self, args: list[str]) -> None:
+        await self.engine.regenerate(self._chat_id(), ConsoleSink(self.out))
+
+    async def _rewind(self, args: list[str]) -> None:
+        if len(args) > 1 or (args and not args[0].isdigit()) or args == ["0"]:
+            raise UsageError("use /rewind [N] with N ≥ 1")
+        count = int(args[0]) if args else 1
+        chat_id = self._chat_id()
+        beats = await self.engine.views.beats(chat_id)
+        lines = [i for i, beat in enumerate(beats) if beat.role == "user"]
+        if len(lines) < count:
+            raise UsageError(f"there are only {len(lines)} of your lines to take back")
+        first_gone = lines[-count]
+        if first_gone == 0:
+            raise UsageError("cannot rewind past the start of the story")
+        rewound = await self.engine.rewind_to_turn(chat_id, beats[first_gone - 1].id)
+        self.say(f"(rewound {len(rewound.beats)} beats; the story goes on from here)")
+
+    async def _why(self, args: list[str]) -> None:
+        if len(args) != 2:
+            raise UsageError("use /why A B")
+        changes = await self.engine.why(self._chat_id(), args[0], args[1])
+        for change in changes:
+            excerpt = change.beat_text[:80] + ("…" if len(change.beat_text) > 80 else "")
+            self.say(
+                f"  affinity {change.affinity_delta:+d}, trust {change.trust_delta:+d}: {excerpt}"
+            )
+        if not changes:
+            self.say("(nothing has moved those feelings yet)")
+
+    async def _export(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise UsageError("use /export PATH")
+        markdown, log_lines = await self.engine.export_chat(self._chat_id())
+        base = Path(args[0])
+        try:
+            await asyncio.to_thread(base.with_suffix(".md").write_text, markdown, encoding="utf-8")
+            await asyncio.to_thread(
+                base.with_suffix(".jsonl").write_text, log_lines, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot write {base}: {exc}") from None
+        self.say(f"(wrote {base.with_suffix('.md')} and {base.with_suffix('.jsonl')})")
+
+    async def _help(self, args: list[str]) -> None:
+        self.say(HELP)
+
+    async def _quit(self, args: list[str]) -> None:
+        self.running = False
+
+
+async def _lines(source: TextIO) -> asyncio.Queue[str | None]:
+    """Read lines in a thread so the event loop (and Ctrl-C handling) never blocks on input."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def reader() -> None:
+        try:
+            for line in source:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except RuntimeError:  # the loop closed (after /quit) while we waited for a line
+            return
+
+    # A daemon thread, not the loop's executor: after /quit, asyncio.run would otherwise wait
+    # for this thread, which is blocked reading the terminal until the next line or Ctrl-D.
+    threading.Thread(target=reader, name="console-input", daemon=True).start()
+    return queue
+
+
+async def play(engine: Engine, source: TextIO, out: TextIO, *, interactive: bool) -> int:
+    console = Console(engine, out)
+    await console.resume()
+    if interactive:
+        console.say("storybot console — /help for commands, Ctrl-C stops a reply, /quit leaves")
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, lambda: _interrupt(console))
+    try:
+        lines = await _lines(source)
+        while console.running:
+            if interactive:
+                out.write("> ")
+                out.flush()
+            line = await lines.get()
+            if line is None:
+                break
+            await console.handle(line)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+    return 0
+
+
+def _interrupt(console: Console) -> None:
+    if console.chat_id is not None and console.engine.cancel(console.chat_id):
+        return
+    console.say("\n(bye)")
+    console.running = False
+    raise KeyboardInterrupt
+
+
+async def run_console(settings: Settings, *, script: Path | None = None) -> int:
+    async with (
+        open_db(settings.storage.db_path) as db,
+        OpenAICompatibleClient.from_settings(settings.llm) as llm,
+    ):
+        engine = Engine(db, llm, settings)
+        await engine.recover_interrupted()
+        if script is not None:
+            with script.open(encoding="utf-8") as source:
+                return await play(engine, source, sys.stdout, interactive=False)
+        return await play(engine, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())

@@ -1,0 +1,26 @@
+"""The story engine: turns, points of view, memories, relationships, scenes, meanwhile, cancel.
+
+Pure asyncio on the store and an LLMClient; no Discord here (a ruff rule keeps it out).
+"""
+
+from bot.engine.engine import ChatStart, Engine
+from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.history import FeelingChange, Rewound
+from bot.engine.scenes import SceneClose
+from bot.engine.sink import BeatEnd, BeatSink, NullSink, Speaker
+from bot.engine.turns import TurnResult
+
+__all__ = [
+    "BeatEnd",
+    "BeatSink",
+    "ChatStart",
+    "Engine",
+    "FeelingChange",
+    "NotFoundError",
+    "NullSink",
+    "Rewound",
+    "SceneClose",
+    "Speaker",
+    "StoryError",
+    "TurnResult",
+]

@@ -1,0 +1,76 @@
+"""What every part of the engine shares: the store, the models, the settings, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.config import EngineSettings
+from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.inflight import ChatQueues, InFlight
+from bot.engine.models import StoryModels
+from bot.engine.views import Character, Chat, Scene, Views, You
+from bot.store import Database
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class StoryContext:
+    db: Database
+    views: Views
+    models: StoryModels
+    settings: EngineSettings
+    queues: ChatQueues = field(default_factory=ChatQueues)
+    in_flight: InFlight = field(default_factory=InFlight)
+    clock: Callable[[], datetime] = _utc_now
+
+    def now(self) -> str:
+        return self.clock().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    """A chat as a turn sees it: the world, its characters, the open scenes, the player."""
+
+    chat: Chat
+    host: Character
+    guest: Character | None
+    you: You
+    scene: Scene
+    meanwhile: Scene | None
+
+    def names(self) -> dict[str, str]:
+        names = {"you": self.you.name, self.host.id: self.host.name}
+        if self.guest is not None:
+            names[self.guest.id] = self.guest.name
+        return names
+
+    def character(self, entity_id: str) -> Character | None:
+        if entity_id == self.host.id:
+            return self.host
+        if self.guest is not None and entity_id == self.guest.id:
+            return self.guest
+        return None
+
+
+async def load_cast(ctx: StoryContext, chat_id: str) -> Cast:
+    """Everything a turn needs about a chat, or a StoryError that says what is missing."""
+    chat = await ctx.views.chat(chat_id)
+    if chat is None or chat.status != "open":
+        raise NotFoundError(f"there is no open story with id {chat_id!r}")
+    host = await ctx.views.character(chat.guild_id, chat.host_id)
+    if host is None:
+        raise StoryError(f"the host character {chat.host_id!r} was deleted; end this story")
+    guest = None
+    if chat.guest_id:
+        guest = await ctx.views.character(chat.guild_id, chat.guest_id)
+    scene = await ctx.views.open_scene(chat_id, "you")
+    if scene is None:
+        raise StoryError("this story has no open scene")
+    meanwhile = await ctx.views.open_scene(chat_id, "meanwhile")
+    you = await ctx.views.you(chat.guild_id, chat.owner_id)
+    return Cast(chat, host, guest, you, scene, meanwhile)

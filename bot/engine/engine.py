@@ -1,0 +1,521 @@
+"""The engine API that adapters (Discord cogs, the console, tests) call.
+
+Adapters translate their world into these calls and render what comes back; every story rule
+lives below this line. Anything that changes a chat runs inside that chat's FIFO turn queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from base64 import b64encode
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.cards import resolve_placeholders
+from bot.config import Settings
+from bot.engine import export, history, scenes
+from bot.engine.context import StoryContext, load_cast
+from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.history import FeelingChange, Rewound
+from bot.engine.models import StoryModels
+from bot.engine.recall import fts_query
+from bot.engine.scenes import SceneClose
+from bot.engine.sink import BeatSink, Speaker
+from bot.engine.speakers import choose_speaker, next_meanwhile_speaker
+from bot.engine.turns import TurnResult, play_beat, speaker_of
+from bot.engine.views import Character, Chat, ChatStatus, Memory, Relationship, Views, You
+from bot.engine.views import present_entities as _present
+from bot.llm import LLMClient
+from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
+from bot.store.events import BotAuthored, TurnStarted
+
+log = logging.getLogger(__name__)
+
+MAX_AVATAR_BYTES = 2 * 1024 * 1024
+AVATAR_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStart:
+    chat: Chat
+    scene_id: int
+    kickoff: Speaker
+    kickoff_text: str
+    kickoff_turn_id: int | None
+
+
+class Engine:
+    """The story engine. One per process; safe to call from many tasks at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        llm: LLMClient,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.views = Views(db)
+        self.ctx = StoryContext(
+            db=db,
+            views=self.views,
+            models=StoryModels(llm, settings.llm),
+            settings=settings.engine,
+        )
+        if clock is not None:
+            self.ctx.clock = clock
+
+    @property
+    def in_flight(self) -> dict[str, object]:
+        """Chat id -> the task streaming its reply right now (read-only view for adapters)."""
+        return dict(self.ctx.in_flight.tasks)
+
+    # -- characters and you -------------------------------------------------------------------
+
+    async def author_character(
+        self,
+        fields: Mapping[str, object],
+        *,
+        guild_id: int = 0,
+        creator_id: int = 0,
+        avatar: tuple[bytes, str] | None = None,
+    ) -> Character:
+        """Write (or rewrite) a character of this server; a bad field raises StoryError."""
+        payload = {**fields, "guild_id": guild_id, "creator_id": creator_id}
+        existing = await self.views.character(guild_id, str(fields.get("id", "")))
+        if existing is not None:
+            payload["creator_id"] = existing.card.creator_id or creator_id
+            payload.setdefault("avatar", existing.card.avatar)
+        events: list[EventSpec] = []
+        if avatar is not None:
+            events.append(("asset_stored", self._asset_payload(*avatar)))
+            payload["avatar"] = hashlib.sha256(avatar[0]).hexdigest()
+        try:
+            card = BotAuthored.model_validate(payload)
+        except ValueError as exc:
+            raise StoryError(f"that character does not fit: {_first_error(exc)}") from None
+        events.append(("bot_authored", card))
+        await append_events(self.ctx.db, events)
+        return Character(guild_id, card)
+
+    def _asset_payload(self, data: bytes, content_type: str) -> dict[str, object]:
+        if content_type not in AVATAR_TYPES:
+            raise StoryError(
+                f"an avatar must be a PNG, JPEG, GIF or WebP image, not {content_type}"
+            )
+        if len(data) > MAX_AVATAR_BYTES:
+            raise StoryError(f"that avatar is {len(data) // 1024} KiB; the limit is 2 MiB")
+        return {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "content_type": content_type,
+            "data_b64": b64encode(data).decode("ascii"),
+        }
+
+    async def set_avatar(
+        self, guild_id: int, character_id: str, data: bytes, content_type: str
+    ) -> Character:
+        character = await self._character(guild_id, character_id)
+        fields = character.card.model_dump()
+        return await self.author_character(
+            fields,
+            guild_id=guild_id,
+            creator_id=character.card.creator_id,
+            avatar=(data, content_type),
+        )
+
+    async def delete_character(self, guild_id: int, character_id: str) -> None:
+        await self._character(guild_id, character_id)
+        for chat in await self.views.chats_of_guild(guild_id):
+            if character_id in (chat.host_id, chat.guest_id):
+                raise StoryError(
+                    f"{character_id} is in the open story in <#{chat.channel_id}>: end it first"
+                )
+        await append_and_apply(
+            self.ctx.db,
+            kind="character_deleted",
+            payload={"id": character_id, "guild_id": guild_id},
+        )
+
+    async def characters(self, guild_id: int) -> list[Character]:
+        return await self.views.characters(guild_id)
+
+    async def character(self, guild_id: int, character_id: str) -> Character | None:
+        return await self.views.character(guild_id, character_id)
+
+    async def _character(self, guild_id: int, character_id: str) -> Character:
+        character = await self.views.character(guild_id, character_id)
+        if character is None:
+            raise NotFoundError(f"no character {character_id!r} in this server")
+        return character
+
+    async def set_you(
+        self,
+        *,
+        guild_id: int = 0,
+        owner_id: int = 0,
+        name: str,
+        pronouns: str = "",
+        persona: str = "",
+    ) -> You:
+        payload = {
+            "name": name.strip(),
+            "pronouns": pronouns.strip(),
+            "persona": persona.strip(),
+            "owner_id": owner_id,
+            "guild_id": guild_id,
+        }
+        try:
+            await append_and_apply(self.ctx.db, kind="you_authored", payload=payload)
+        except EventError as exc:
+            raise StoryError(str(exc).removeprefix("invalid you_authored payload: ")) from None
+        return await self.views.you(guild_id, owner_id)
+
+    async def you(self, guild_id: int, owner_id: int) -> You:
+        return await self.views.you(guild_id, owner_id)
+
+    # -- chats --------------------------------------------------------------------------------
+
+    async def start_chat(
+        self,
+        *,
+        host_id: str,
+        guest_id: str | None = None,
+        place: str = "",
+        time: str = "",
+        weather: str = "",
+        narrative_anchor: str = "Day 1",
+        guild_id: int = 0,
+        channel_id: int = 0,
+        owner_id: int = 0,
+        chat_id: str | None = None,
+    ) -> ChatStart:
+        """Open a story: the chat, its first place and scene, and the host's kickoff beat."""
+        if channel_id and await self.views.chat_in_channel(channel_id) is not None:
+            raise StoryError("this channel already has a story: end it first (/chat end)")
+        host = await self._character(guild_id, host_id)
+        if guest_id == host_id:
+            raise StoryError("the guest must be another character than the host")
+        guest = await self._character(guild_id, guest_id) if guest_id else None
+        new_id = chat_id or f"{channel_id or 'console'}-{secrets.token_hex(3)}"
+        you = await self.views.you(guild_id, owner_id)
+        kickoff = resolve_placeholders(host.card.kickoff_prose, char=host.name, user=you.name)
+        participants = [YOU, host.id] + ([guest.id] if guest else [])
+        world_time = time.strip() or self.ctx.now()
+        events: list[EventSpec] = [
+            (
+                "chat_created",
+                {
+                    "id": new_id,
+                    "host_bot_id": host.id,
+                    "guest_bot_id": guest.id if guest else None,
+                    "initial_time": world_time,
+                    "narrative_anchor": narrative_anchor or "Day 1",
+                    "weather": weather.strip(),
+                    "place": place.strip(),
+                    "owner_id": owner_id,
+                    "guild_id": guild_id,
+                    "channel_id": channel_id,
+                },
+            ),
+            (
+                "container_created",
+                {"chat_id": new_id, "name": place.strip() or "somewhere", "type": "place"},
+            ),
+            (
+                "scene_opened",
+                lambda ids: {
+                    "chat_id": new_id,
+                    "container_id": ids[1],
+                    "started_at": world_time,
+                    "participants": participants,
+                },
+            ),
+        ]
+        if kickoff.strip():
+            events.append(
+                (
+                    "assistant_turn",
+                    lambda ids: {
+                        "chat_id": new_id,
+                        "scene_id": ids[2],
+                        "speaker_id": host.id,
+                        "text": kickoff,
+                        "present_set_kind": "you_host_guest" if guest else "you_host",
+                        "witnesses": participants,
+                    },
+                )
+            )
+        try:
+            ids = await append_events(self.ctx.db, events)
+        except EventError as exc:
+            raise StoryError(f"cannot start that story: {exc}") from None
+        chat = await self.views.chat(new_id)
+        assert chat is not None
+        return ChatStart(
+            chat=chat,
+            scene_id=ids[2],
+            kickoff=speaker_of(host),
+            kickoff_text=kickoff,
+            kickoff_turn_id=ids[3] if len(ids) > 3 else None,
+        )
+
+    async def end_chat(self, chat_id: str) -> None:
+        self.ctx.in_flight.cancel(chat_id)
+        async with self.ctx.queues.turn(chat_id):
+            chat = await self.views.chat(chat_id)
+            if chat is None or chat.status != "open":
+                raise NotFoundError("there is no open story here")
+            await append_and_apply(self.ctx.db, kind="chat_ended", payload={"chat_id": chat_id})
+
+    async def chat_in_channel(self, channel_id: int) -> Chat | None:
+        return await self.views.chat_in_channel(channel_id)
+
+    async def chat(self, chat_id: str) -> Chat | None:
+        return await self.views.chat(chat_id)
+
+    async def meanwhile_in_thread(self, thread_id: int) -> tuple[Chat, int] | None:
+        scene = await self.views.meanwhile_in_thread(thread_id)
+        if scene is None:
+            return None
+        chat = await self.views.chat(scene.chat_id)
+        return None if chat is None else (chat, scene.id)
+
+    async def link_messages(self, chat_id: str, turn_id: int, message_ids: list[int]) -> None:
+        """Remember which adapter messages show a beat (for rewinds, edits and ⛔)."""
+        await append_and_apply(
+            self.ctx.db,
+            kind="turn_messages_linked",
+            payload={"chat_id": chat_id, "turn_id": turn_id, "message_ids": message_ids},
+        )
+
+    # -- turns --------------------------------------------------------------------------------
+
+    async def take_turn(
+        self,
+        chat_id: str,
+        prose: str,
+        sink: BeatSink,
+        *,
+        author_id: int = 0,
+        message_id: int = 0,
+    ) -> TurnResult:
+        """The player's beat. While a meanwhile scene is open it steers that scene."""
+        text = prose.strip()
+        if not text:
+            raise StoryError("there is nothing to say in that message")
+        limit = self.ctx.settings.max_turn_chars
+        if len(text) > limit:
+            raise StoryError(
+                f"that message is {len(text):,} characters; a turn can be at most {limit:,}. "
+                "Split it into several messages."
+            )
+        async with self.ctx.queues.turn(chat_id):
+            cast = await load_cast(self.ctx, chat_id)
+            if cast.meanwhile is not None and cast.guest is not None:
+                last = await self.views.last_meanwhile_speaker(cast.meanwhile.id)
+                speaker = next_meanwhile_speaker(cast.host, cast.guest, last)
+            else:
+                present_guest = (
+                    cast.guest if cast.guest and cast.guest.id in cast.scene.participants else None
+                )
+                speaker = choose_speaker(text, cast.host, present_guest)
+            return await play_beat(
+                self.ctx, cast, speaker, text, sink, author_id=author_id, message_id=message_id
+            )
+
+    async def meanwhile_beats(
+        self, chat_id: str, beats: int, sink_for_beat: Callable[[], BeatSink]
+    ) -> list[TurnResult]:
+        """Auto mode: host and guest take up to ``beats`` beats on their own (capped)."""
+        count = max(0, min(beats, self.ctx.settings.meanwhile_max_beats))
+        results: list[TurnResult] = []
+        for _ in range(count):
+            async with self.ctx.queues.turn(chat_id):
+                cast = await load_cast(self.ctx, chat_id)
+                if cast.meanwhile is None or cast.guest is None:
+                    break
+                last = await self.views.last_meanwhile_speaker(cast.meanwhile.id)
+                speaker = next_meanwhile_speaker(cast.host, cast.guest, last)
+                result = await play_beat(self.ctx, cast, speaker, None, sink_for_beat())
+            results.append(result)
+            if result.status != "done":
+                break
+        return results
+
+    def cancel(self, chat_id: str) -> bool:
+        """Stop the reply streaming in this chat now; its text so far stays, marked stopped."""
+        return self.ctx.in_flight.cancel(chat_id)
+
+    def cancel_all(self) -> int:
+        return self.ctx.in_flight.cancel_all()
+
+    async def recover_interrupted(self) -> int:
+        """Close every turn a crash cut off mid-stream, so no half-done turn stays open."""
+        closed = 0
+        for started_id, raw in await self.views.open_turns():
+            started = TurnStarted.model_validate_json(raw)
+            events: list[EventSpec] = []
+            common = {
+                "chat_id": started.chat_id,
+                "scene_id": started.scene_id,
+                "present_set_kind": started.present_set_kind,
+                "meanwhile_scene_id": started.meanwhile_scene_id,
+                "turn_started_id": started_id,
+            }
+            if started.prose:
+                events.append(
+                    (
+                        "user_turn",
+                        {
+                            **common,
+                            "prose": started.prose,
+                            "author_id": started.author_id,
+                            "message_id": started.message_id,
+                        },
+                    )
+                )
+            events.append(
+                (
+                    "assistant_turn",
+                    {**common, "speaker_id": started.speaker_id, "text": "", "interrupted": True},
+                )
+            )
+            await append_events(self.ctx.db, events)
+            closed += 1
+            log.warning(
+                "closed turn %d of chat %s, cut off by a restart", started_id, started.chat_id
+            )
+        return closed
+
+    # -- steering back ------------------------------------------------------------------------
+
+    async def regenerate(self, chat_id: str, sink: BeatSink) -> tuple[Rewound, TurnResult]:
+        """Replace the latest reply with a new one by the same character.
+
+        The old beat leaves the story (its memories and relationship changes with it); the
+        player's line it answered stays and is answered again.
+        """
+        async with self.ctx.queues.turn(chat_id):
+            reply, player = await history.latest_reply(self.ctx, chat_id)
+            rewound = await history.rewind_reply(self.ctx, chat_id, reply, player)
+            cast = await load_cast(self.ctx, chat_id)
+            speaker = cast.character(reply.speaker_id) or cast.host
+            answering = player.text if player is not None else None
+            result = await play_beat(self.ctx, cast, speaker, None, sink, answering=answering)
+            return rewound, result
+
+    async def rewind_to_message(self, chat_id: str, message_id: int) -> Rewound:
+        """Return the story to right after the beat this message shows."""
+        async with self.ctx.queues.turn(chat_id):
+            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
+            if beat is None:
+                raise StoryError("that message is not a beat of this story")
+            return await history.rewind_to(self.ctx, chat_id, beat)
+
+    async def rewind_to_turn(self, chat_id: str, turn_id: int) -> Rewound:
+        async with self.ctx.queues.turn(chat_id):
+            beat = await history.beat_by_id(self.ctx, chat_id, turn_id)
+            if beat is None:
+                raise StoryError(f"there is no beat {turn_id} in this story")
+            return await history.rewind_to(self.ctx, chat_id, beat)
+
+    async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
+        """The player deleted their latest line: it and the reply to it leave the story."""
+        async with self.ctx.queues.turn(chat_id):
+            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
+            if beat is None:
+                raise StoryError("that message is not a beat of this story")
+            return await history.take_back(self.ctx, chat_id, beat)
+
+    async def edit_message(self, chat_id: str, message_id: int, new_prose: str) -> bool:
+        """The player edited a line: the story's text follows. True if it is the latest line."""
+        text = new_prose.strip()
+        if not text or len(text) > self.ctx.settings.max_turn_chars:
+            raise StoryError("an edited line must be between 1 and the turn limit of characters")
+        async with self.ctx.queues.turn(chat_id):
+            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
+            if beat is None:
+                raise StoryError("that message is not a beat of this story")
+            await history.edit_player_line(self.ctx, chat_id, beat, text)
+            return await history.is_latest_player_line(self.ctx, chat_id, beat)
+
+    async def why(self, chat_id: str, source_id: str, target_id: str) -> list[FeelingChange]:
+        return await history.why(self.ctx, chat_id, source_id, target_id)
+
+    # -- scenes -------------------------------------------------------------------------------
+
+    async def close_scene(self, chat_id: str) -> SceneClose:
+        """Close the open scene (the meanwhile one if open) and, for a you-scene, open the next."""
+        async with self.ctx.queues.turn(chat_id):
+            cast = await load_cast(self.ctx, chat_id)
+            if cast.meanwhile is not None:
+                return await scenes.end_meanwhile(self.ctx, cast)
+            return await scenes.close_you_scene(self.ctx, cast)
+
+    async def guest_join(self, chat_id: str, character_id: str | None = None) -> SceneClose:
+        async with self.ctx.queues.turn(chat_id):
+            return await scenes.guest_joins(
+                self.ctx, await load_cast(self.ctx, chat_id), character_id
+            )
+
+    async def guest_leave(self, chat_id: str, character_id: str | None = None) -> SceneClose:
+        async with self.ctx.queues.turn(chat_id):
+            return await scenes.guest_leaves(
+                self.ctx, await load_cast(self.ctx, chat_id), character_id
+            )
+
+    async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
+        async with self.ctx.queues.turn(chat_id):
+            cast = await load_cast(self.ctx, chat_id)
+            return await scenes.start_meanwhile(
+                self.ctx, cast, thread_id=thread_id, premise=premise
+            )
+
+    async def end_meanwhile(self, chat_id: str) -> SceneClose:
+        async with self.ctx.queues.turn(chat_id):
+            return await scenes.end_meanwhile(self.ctx, await load_cast(self.ctx, chat_id))
+
+    # -- read models --------------------------------------------------------------------------
+
+    async def status(self, chat_id: str) -> ChatStatus:
+        cast = await load_cast(self.ctx, chat_id)
+        scene = cast.scene
+        present = _present(scene)
+        return ChatStatus(
+            chat=cast.chat,
+            scene=scene,
+            meanwhile=cast.meanwhile,
+            present=present,
+            names=cast.names(),
+            activities=await self.views.activities(chat_id, present),
+        )
+
+    async def memories(
+        self, chat_id: str, owner_id: str, *, query: str = "", limit: int = 10
+    ) -> list[Memory]:
+        """A character's own memories in this chat, newest first (best matches with a query)."""
+        if query:
+            return await self.views.search_memories(chat_id, owner_id, fts_query(query), limit)
+        return await self.views.memories(chat_id, owner_id, limit=limit)
+
+    async def relationship(self, chat_id: str, source_id: str, target_id: str) -> Relationship:
+        return await self.views.relationship(chat_id, source_id, target_id)
+
+    async def export_chat(self, chat_id: str) -> tuple[str, str]:
+        """The story as Markdown and the chat's log as JSON lines (restorable by import-log)."""
+        return await export.story_markdown(self.ctx, chat_id), await export.chat_log(
+            self.ctx, chat_id
+        )
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return json.dumps(str(exc))

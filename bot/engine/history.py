@@ -1,0 +1,185 @@
+"""Steering the story back: rewind, take back, regenerate, edit, and why a feeling moved.
+
+Nothing is deleted from the log. A ``beats_rewound`` event names a range of a chat's events
+that leaves the story; the projections replay that chat without it, so rebuilding from the log
+always gives the state the player sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.engine.context import StoryContext
+from bot.engine.errors import StoryError
+from bot.engine.views import Beat
+from bot.store import append_and_apply
+
+TRAILING_KINDS = (
+    "memory_written",
+    "edge_update",
+    "activity_change",
+    "turn_messages_linked",
+    "story_thread_detected",
+)
+"""Events that finish a beat after its assistant_turn; any other kind starts what comes next."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rewound:
+    """What left the story: the beats (with the adapter messages that showed them)."""
+
+    beats: tuple[Beat, ...]
+    after_event_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeelingChange:
+    event_id: int
+    affinity_delta: int
+    trust_delta: int
+    beat_id: int | None
+    beat_text: str
+    speaker_id: str
+
+
+async def beat_by_message(ctx: StoryContext, chat_id: str, message_id: int) -> Beat | None:
+    """The beat a Discord message shows (the player's message or a reply's message)."""
+    rows = await ctx.db.fetchall(
+        "SELECT t.id FROM turns t, json_each(t.message_ids_json) m "
+        "WHERE t.chat_id = ? AND m.value = ? LIMIT 1",
+        (chat_id, message_id),
+    )
+    if not rows:
+        return None
+    return await beat_by_id(ctx, chat_id, rows[0][0])
+
+
+async def beat_by_id(ctx: StoryContext, chat_id: str, turn_id: int) -> Beat | None:
+    beats = [b for b in await ctx.views.beats(chat_id) if b.id == turn_id]
+    return beats[0] if beats else None
+
+
+async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
+    """The id of the assistant_turn that answered ``beat`` (itself, for a reply)."""
+    if beat.role == "assistant":
+        return beat.id
+    row = await ctx.db.fetchone(
+        "SELECT a.id FROM turns a JOIN turns u ON a.turn_started_id = u.turn_started_id "
+        "WHERE u.id = ? AND a.role = 'assistant'",
+        (beat.id,),
+    )
+    return beat.id if row is None else int(row[0])
+
+
+async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | None:
+    """The id of the first event after ``reply_id`` that is not part of that beat, if any."""
+    marks = ",".join("?" * len(TRAILING_KINDS))
+    row = await ctx.db.fetchone(
+        f"SELECT MIN(id) FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks})",
+        (chat_id, reply_id, *TRAILING_KINDS),
+    )
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def _rewind_after(ctx: StoryContext, chat_id: str, after: int, reason: str) -> Rewound:
+    gone = tuple(b for b in await ctx.views.beats(chat_id) if b.id > after)
+    await append_and_apply(
+        ctx.db,
+        kind="beats_rewound",
+        payload={"chat_id": chat_id, "after_event_id": after, "reason": reason},
+    )
+    return Rewound(gone, after)
+
+
+async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
+    """Return to the state right after ``beat`` (a player's line keeps the reply to it)."""
+    reply_id = await _reply_of(ctx, beat)
+    boundary = await _end_of_beat(ctx, chat_id, reply_id)
+    if boundary is None:
+        raise StoryError("that is already the latest beat: there is nothing after it to rewind")
+    return await _rewind_after(ctx, chat_id, boundary - 1, "rewind")
+
+
+async def is_latest_player_line(ctx: StoryContext, chat_id: str, beat: Beat) -> bool:
+    latest = await ctx.db.fetchone(
+        "SELECT MAX(id) FROM turns WHERE chat_id = ? AND role = 'user'", (chat_id,)
+    )
+    return latest is not None and latest[0] == beat.id
+
+
+async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
+    """Remove a player's latest beat and the reply to it, as if it was never sent."""
+    if beat.role != "user":
+        raise StoryError("only your own lines can be taken back")
+    if not await is_latest_player_line(ctx, chat_id, beat):
+        raise StoryError("only your latest line can be taken back; rewind to an earlier one")
+    row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (beat.id,))
+    started = row[0] if row is not None and row[0] is not None else beat.id
+    return await _rewind_after(ctx, chat_id, int(started) - 1, "deleted")
+
+
+async def latest_reply(ctx: StoryContext, chat_id: str) -> tuple[Beat, Beat | None]:
+    """The latest character beat and the player's line it answered (if any)."""
+    rows = await ctx.db.fetchall(
+        "SELECT id, role, turn_started_id FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 2",
+        (chat_id,),
+    )
+    if not rows or rows[0]["role"] != "assistant":
+        raise StoryError("there is no reply to regenerate yet")
+    reply = await beat_by_id(ctx, chat_id, rows[0]["id"])
+    assert reply is not None
+    player = None
+    if (
+        len(rows) == 2
+        and rows[1]["role"] == "user"
+        and rows[1]["turn_started_id"] is not None
+        and rows[1]["turn_started_id"] == rows[0]["turn_started_id"]
+    ):
+        player = await beat_by_id(ctx, chat_id, rows[1]["id"])
+    return reply, player
+
+
+async def rewind_reply(
+    ctx: StoryContext, chat_id: str, reply: Beat, player: Beat | None
+) -> Rewound:
+    """Take the latest reply out of the story (keeping the player's line it answered)."""
+    if player is not None:
+        after = player.id
+    else:
+        row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (reply.id,))
+        after = int(row[0]) if row is not None and row[0] is not None else reply.id - 1
+    return await _rewind_after(ctx, chat_id, after, "regenerate")
+
+
+async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:
+    if beat.role != "user":
+        raise StoryError("only your own lines can be edited")
+    await append_and_apply(
+        ctx.db,
+        kind="manual_edit",
+        payload={
+            "target_kind": "user_turn_prose",
+            "target_id": beat.id,
+            "new_value": new_prose,
+            "chat_id": chat_id,
+        },
+    )
+
+
+async def why(
+    ctx: StoryContext, chat_id: str, source_id: str, target_id: str, limit: int = 10
+) -> list[FeelingChange]:
+    """The beats that moved source's affinity and trust toward target, newest first."""
+    changes = []
+    for event_id, affinity, trust, beat_id in await ctx.views.edge_history(
+        chat_id, source_id, target_id, limit
+    ):
+        text, speaker = "", ""
+        if beat_id is not None:
+            row = await ctx.db.fetchone(
+                "SELECT text, speaker_id FROM turns WHERE id = ?", (beat_id,)
+            )
+            if row is not None:
+                text, speaker = row[0], row[1]
+        changes.append(FeelingChange(event_id, affinity, trust, beat_id, text, speaker))
+    return changes

@@ -1,0 +1,67 @@
+"""Order and cancel: one turn at a time per chat, and the streaming task of each chat on record.
+
+A chat's turns wait on a FIFO lock, so a message that arrives while a reply streams waits its
+turn and nothing is dropped; different chats never wait on each other. The task streaming a
+chat's reply is registered while in flight so ``cancel(chat)`` can stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+log = logging.getLogger(__name__)
+
+
+class ChatQueues:
+    """A FIFO lock per chat (asyncio.Lock wakes waiters in arrival order)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def turn(self, chat_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[chat_id] -= 1
+            if not self._waiting[chat_id]:
+                del self._waiting[chat_id]
+                self._locks.pop(chat_id, None)
+
+    def pending(self, chat_id: str) -> int:
+        """Turns running or waiting in this chat."""
+        return self._waiting.get(chat_id, 0)
+
+
+class InFlight:
+    """The chat-keyed registry of streaming tasks that ``cancel`` reads from."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Task[object]] = {}
+
+    @asynccontextmanager
+    async def registered(self, chat_id: str, task: asyncio.Task[object]) -> AsyncIterator[None]:
+        self.tasks[chat_id] = task
+        try:
+            yield
+        finally:
+            if self.tasks.get(chat_id) is task:
+                del self.tasks[chat_id]
+
+    def cancel(self, chat_id: str) -> bool:
+        task = self.tasks.get(chat_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        log.info("cancelled the reply streaming in chat %s", chat_id)
+        return True
+
+    def cancel_all(self) -> int:
+        return sum(self.cancel(chat_id) for chat_id in list(self.tasks))

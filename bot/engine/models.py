@@ -1,0 +1,46 @@
+"""Which model, sampling and priority each kind of LLM call uses, from settings, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from bot.config import LLMSettings, SamplingSettings
+from bot.llm import LLMClient, Message, Priority, complete_json
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _sampling(s: SamplingSettings) -> dict[str, object]:
+    return {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
+
+
+class StoryModels:
+    """The engine's only door to the LLM: narration streams, everything else asks for JSON."""
+
+    def __init__(self, llm: LLMClient, settings: LLMSettings) -> None:
+        self.llm = llm
+        self.settings = settings
+
+    def narrate(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        return self.llm.stream(
+            messages,
+            model=self.settings.narrative_model,
+            priority=Priority.NARRATIVE,
+            **_sampling(self.settings.narrative_sampling),
+        )
+
+    async def ask_json(self, messages: Sequence[Message], schema: type[M], *, default: M) -> M:
+        """A background structured call: a malformed answer or a failure gives ``default``."""
+        return await complete_json(
+            self.llm,
+            messages,
+            schema,
+            model=self.settings.classifier_model,
+            default=default,
+            use_response_format=self.settings.use_response_format,
+            priority=Priority.BACKGROUND,
+            **_sampling(self.settings.classifier_sampling),
+        )

@@ -1,0 +1,237 @@
+"""Scenes: close with per-POV summaries and story threads; guest join/leave; meanwhile.
+
+A closing scene gives every witness its own summary (a ``manual_edit`` of its memory's
+``pov_summary``), written only from the lines that witness saw. Thread detection may fail; it is
+logged and swallowed and never fails the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bot.engine.context import Cast, StoryContext
+from bot.engine.errors import StoryError
+from bot.engine.summaries import detect_threads, summarize_pov, write_digest
+from bot.engine.views import Memory, Scene, present_entities
+from bot.store import YOU, EventSpec, append_and_apply, append_events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneClose:
+    scene_id: int
+    summaries: dict[str, str]
+    threads: tuple[str, ...]
+    new_scene_id: int | None = None
+    digest: str = ""
+    thread_id: int = 0
+
+
+async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]:
+    names = cast.names()
+    lines = []
+    for beat in await ctx.views.scene_beats(scene.id):
+        if not beat.text.strip():
+            continue
+        if beat.role == "user":
+            who = "Narration" if beat.meanwhile_scene_id is not None else cast.you.name
+        else:
+            who = names.get(beat.speaker_id, beat.speaker_id)
+        lines.append(f"{who}: {beat.text}")
+    return lines
+
+
+async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> dict[str, str]:
+    """One summary per witness that has memories in ``scene``, from its own memories only."""
+    by_owner: dict[str, list[Memory]] = {}
+    for memory in await ctx.views.scene_memories(scene.id):
+        by_owner.setdefault(memory.owner_id, []).append(memory)
+    names = cast.names()
+    owners = [o for o in present_entities(scene) if o in by_owner]
+    answers = await asyncio.gather(
+        *(
+            summarize_pov(
+                ctx.models,
+                owner_name=names.get(owner, owner),
+                lines=[m.text for m in by_owner[owner]],
+            )
+            for owner in owners
+        )
+    )
+    events: list[EventSpec] = []
+    summaries: dict[str, str] = {}
+    for owner, answer in zip(owners, answers, strict=True):
+        text = answer.summary.strip() or " ".join(m.text for m in by_owner[owner])[:1500]
+        summaries[owner] = text
+        events.append(
+            (
+                "manual_edit",
+                {
+                    "target_kind": "memory_pov_summary",
+                    "target_id": by_owner[owner][0].id,
+                    "new_value": text,
+                    "chat_id": cast.chat.id,
+                },
+            )
+        )
+        others = [e for e in present_entities(scene) if e not in {owner, YOU}]
+        learned = answer.knowledge_facts or answer.relationship_summary
+        if learned and owner != YOU and len(others) + (YOU in scene.participants) == 1:
+            target = others[0] if others else YOU
+            events.append(
+                (
+                    "edge_update",
+                    {
+                        "source_id": owner,
+                        "target_id": target,
+                        "chat_id": cast.chat.id,
+                        "knowledge_facts": answer.knowledge_facts[:10],
+                        "relationship_summary": answer.relationship_summary or None,
+                    },
+                )
+            )
+    if events:
+        await append_events(ctx.db, events)
+    return summaries
+
+
+async def record_threads(
+    ctx: StoryContext, cast: Cast, scene: Scene, lines: list[str]
+) -> tuple[str, ...]:
+    """Detect story threads; any failure is logged and swallowed."""
+    try:
+        threads = await detect_threads(ctx.models, lines=lines)
+        if threads:
+            await append_events(
+                ctx.db,
+                [
+                    (
+                        "story_thread_detected",
+                        {
+                            "chat_id": cast.chat.id,
+                            "scene_id": scene.id,
+                            "title": t.title,
+                            "summary": t.summary,
+                        },
+                    )
+                    for t in threads
+                ],
+            )
+        return tuple(t.title for t in threads)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.warning(
+            "story thread detection failed for scene %d; the close goes on", scene.id, exc_info=True
+        )
+        return ()
+
+
+def _no_meanwhile(cast: Cast) -> None:
+    if cast.meanwhile is not None:
+        raise StoryError(
+            "a meanwhile scene is still open: end it first (its thread or /meanwhile end)"
+        )
+
+
+async def close_you_scene(
+    ctx: StoryContext, cast: Cast, *, participants: list[str] | None = None
+) -> SceneClose:
+    """Close the open you-scene and open the next one (with ``participants``, default the same)."""
+    _no_meanwhile(cast)
+    scene = cast.scene
+    await append_and_apply(
+        ctx.db,
+        kind="scene_closed",
+        payload={"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
+    )
+    summaries = await write_pov_summaries(ctx, cast, scene)
+    threads = await record_threads(ctx, cast, scene, await _scene_lines(ctx, cast, scene))
+    container = await ctx.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene.id,))
+    new_scene_id = await append_and_apply(
+        ctx.db,
+        kind="scene_opened",
+        payload={
+            "chat_id": cast.chat.id,
+            "container_id": container[0] if container and container[0] is not None else 0,
+            "started_at": cast.chat.world_time,
+            "participants": participants or list(scene.participants),
+        },
+    )
+    return SceneClose(scene.id, summaries, threads, new_scene_id=new_scene_id)
+
+
+async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
+    chosen = guest_id or cast.chat.guest_id
+    if not chosen:
+        raise StoryError("this story has no guest: name a character to join")
+    if chosen == cast.host.id:
+        raise StoryError("the host is already here")
+    if chosen in cast.scene.participants:
+        raise StoryError(f"{chosen} is already in the scene")
+    if await ctx.views.character(cast.chat.guild_id, chosen) is None:
+        raise StoryError(f"no character {chosen!r} in this server")
+    _no_meanwhile(cast)  # before cast_changed: a refused join must write nothing
+    if chosen != cast.chat.guest_id:
+        await append_and_apply(
+            ctx.db, kind="cast_changed", payload={"chat_id": cast.chat.id, "guest_bot_id": chosen}
+        )
+    return await close_you_scene(ctx, cast, participants=[YOU, cast.host.id, chosen])
+
+
+async def guest_leaves(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
+    guest = cast.guest
+    if guest is None or guest.id not in cast.scene.participants:
+        raise StoryError("the guest is not in the scene")
+    if guest_id and guest_id != guest.id:
+        raise StoryError(f"{guest_id} is not the guest here (only the guest can leave)")
+    return await close_you_scene(ctx, cast, participants=[YOU, cast.host.id])
+
+
+async def start_meanwhile(ctx: StoryContext, cast: Cast, *, thread_id: int, premise: str) -> int:
+    if cast.meanwhile is not None:
+        raise StoryError("a meanwhile scene is already open in this story")
+    if cast.guest is None:
+        raise StoryError(
+            "a meanwhile scene needs a guest: start the story with one, or /scene join"
+        )
+    return await append_and_apply(
+        ctx.db,
+        kind="meanwhile_scene_started",
+        payload={
+            "chat_id": cast.chat.id,
+            "parent_scene_id": cast.scene.id,
+            "host_bot_id": cast.host.id,
+            "guest_bot_id": cast.guest.id,
+            "started_at": cast.chat.world_time,
+            "thread_id": thread_id,
+            "premise": premise,
+        },
+    )
+
+
+async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
+    """Close the meanwhile scene: summaries for host and guest only, then the player's digest."""
+    scene = cast.meanwhile
+    if scene is None:
+        raise StoryError("no meanwhile scene is open in this story")
+    await append_and_apply(
+        ctx.db,
+        kind="meanwhile_scene_closed",
+        payload={"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
+    )
+    summaries = await write_pov_summaries(ctx, cast, scene)
+    lines = await _scene_lines(ctx, cast, scene)
+    answer = await write_digest(ctx.models, you_name=cast.you.name, lines=lines)
+    names = " and ".join(n for k, n in cast.names().items() if k in scene.participants)
+    digest = answer.summary.strip() or f"While you were away, {names} spent some time together."
+    await append_and_apply(
+        ctx.db,
+        kind="digest_written",
+        payload={"chat_id": cast.chat.id, "meanwhile_scene_id": scene.id, "text": digest},
+    )
+    threads = await record_threads(ctx, cast, scene, lines)
+    return SceneClose(scene.id, summaries, threads, digest=digest, thread_id=scene.thread_id)

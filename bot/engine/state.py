@@ -1,0 +1,202 @@
+"""After a beat: each present character's view of every other present entity moves.
+
+One structured call per present character (not one per pair) returns its deltas toward each
+other present entity and, when the beat changed it, what it is now doing. Every directed pair
+gets exactly one ``edge_update``, clamped here to a per-beat step and by the projection to 0..100.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.engine.models import StoryModels
+from bot.engine.views import Activity, Relationship
+from bot.llm import Message
+from bot.store import EventSpec
+
+log = logging.getLogger(__name__)
+
+MAX_STEP = 10
+"""The most one beat may move affinity or trust, so one odd answer cannot upend a relationship."""
+
+
+def _to_int(value: object) -> int:
+    try:
+        return round(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+class PairUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    target: str = ""
+    target_id: str = ""
+    affinity_delta: int = 0
+    trust_delta: int = 0
+    knowledge_facts: list[str] = Field(default_factory=list)
+
+    @field_validator("affinity_delta", "trust_delta", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> int:
+        return _to_int(value)
+
+    @field_validator("knowledge_facts", mode="before")
+    @classmethod
+    def _facts(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value] if value.strip() else []
+        if isinstance(value, list):
+            return [str(v)[:300] for v in value if str(v).strip()][:5]
+        return []
+
+
+class ActivityUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    posture: str = Field(default="", max_length=200)
+    verb: str = Field(default="", max_length=200)
+    attention: str = Field(default="", max_length=200)
+    holding: list[str] = Field(default_factory=list, max_length=10)
+
+
+class StateUpdate(BaseModel):
+    """Tolerant of extra keys and of the seed's flat one-pair form."""
+
+    model_config = ConfigDict(extra="ignore")
+    relationships: list[PairUpdate] = Field(default_factory=list)
+    affinity_delta: int | None = None
+    trust_delta: int | None = None
+    knowledge_facts: list[str] = Field(default_factory=list)
+    activity: ActivityUpdate | None = None
+
+    @field_validator("affinity_delta", "trust_delta", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> int | None:
+        return None if value is None else _to_int(value)
+
+
+def _step(delta: int) -> int:
+    return max(-MAX_STEP, min(MAX_STEP, delta))
+
+
+def state_prompt(
+    *,
+    source_name: str,
+    persona: str,
+    beat_text: str,
+    targets: list[tuple[str, str, Relationship]],
+    activity: Activity | None,
+) -> list[Message]:
+    """The state-update request for one character: its own view, nobody else's."""
+    lines = [
+        f"{source_name} just lived this moment of a story:",
+        beat_text,
+        "",
+        f"From {source_name}'s point of view only, say how their feelings moved toward each of: "
+        + "; ".join(
+            f"{name} (id {tid}, affinity {rel.affinity}/100, trust {rel.trust}/100)"
+            for tid, name, rel in targets
+        )
+        + f". Deltas are small integers from -{MAX_STEP} to {MAX_STEP}, 0 when nothing changed. "
+        f"knowledge_facts are new facts {source_name} learned about that person.",
+    ]
+    if activity is not None:
+        lines.append(f"{source_name} was {activity.posture} {activity.verb}".rstrip() + ".")
+    lines.append(
+        "Answer with JSON only: "
+        '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
+        '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
+        '"attention": "...", "holding": []}} (activity only if it changed).'
+    )
+    return [
+        Message(
+            role="system", content=f"You track the inner life of {source_name}. {persona}"[:2000]
+        ),
+        Message(role="user", content="\n".join(lines)),
+    ]
+
+
+async def ask_state_update(
+    models: StoryModels,
+    *,
+    chat_id: str,
+    source_id: str,
+    source_name: str,
+    persona: str,
+    beat_text: str,
+    targets: list[tuple[str, str, Relationship]],
+    activity: Activity | None,
+    beat_id: int,
+) -> list[EventSpec]:
+    """One call for ``source_id``; returns one edge_update per target, plus an activity change."""
+    answer = await models.ask_json(
+        state_prompt(
+            source_name=source_name,
+            persona=persona,
+            beat_text=beat_text,
+            targets=targets,
+            activity=activity,
+        ),
+        StateUpdate,
+        default=StateUpdate(),
+    )
+    by_target = _match_targets(answer, targets)
+    events: list[EventSpec] = []
+    for target_id, _name, _rel in targets:
+        pair = by_target.get(target_id, PairUpdate())
+        events.append(
+            (
+                "edge_update",
+                {
+                    "source_id": source_id,
+                    "target_id": target_id,
+                    "chat_id": chat_id,
+                    "affinity_delta": _step(pair.affinity_delta),
+                    "trust_delta": _step(pair.trust_delta),
+                    "knowledge_facts": pair.knowledge_facts,
+                    "beat_id": beat_id,
+                },
+            )
+        )
+    change = answer.activity
+    if change is not None and change.verb and (activity is None or change.verb != activity.verb):
+        events.append(
+            (
+                "activity_change",
+                {
+                    "chat_id": chat_id,
+                    "entity_id": source_id,
+                    "posture": change.posture,
+                    "action": {"verb": change.verb},
+                    "attention": change.attention,
+                    "holding": change.holding,
+                },
+            )
+        )
+    return events
+
+
+def _match_targets(
+    answer: StateUpdate, targets: list[tuple[str, str, Relationship]]
+) -> dict[str, PairUpdate]:
+    """Map the answer onto target ids, by id or by name; the flat form fits a lone target."""
+    if not answer.relationships and answer.affinity_delta is not None and len(targets) == 1:
+        flat = PairUpdate(
+            affinity_delta=answer.affinity_delta,
+            trust_delta=answer.trust_delta or 0,
+            knowledge_facts=answer.knowledge_facts,
+        )
+        return {targets[0][0]: flat}
+    keys = {}
+    for tid, name, _rel in targets:
+        keys[tid.lower()] = tid
+        keys[name.lower()] = tid
+    matched: dict[str, PairUpdate] = {}
+    for pair in answer.relationships:
+        for key in (pair.target_id, pair.target):
+            found = keys.get(key.strip().lower())
+            if found and found not in matched:
+                matched[found] = pair
+                break
+    return matched

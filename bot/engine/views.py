@@ -1,0 +1,373 @@
+"""Read models: what adapters and prompts see of the projections, in the story's vocabulary."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+from bot.store import YOU, Database
+from bot.store.events import BotAuthored, PresentSetKind
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    guild_id: int
+    card: BotAuthored
+
+    @property
+    def id(self) -> str:
+        return self.card.id
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+@dataclass(frozen=True, slots=True)
+class You:
+    name: str
+    pronouns: str
+    persona: str
+
+
+DEFAULT_YOU = You(name="You", pronouns="they/them", persona="")
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    id: int
+    chat_id: str
+    kind: str  # "you" or "meanwhile"
+    present_set_kind: PresentSetKind
+    participants: tuple[str, ...]
+    parent_scene_id: int | None
+    thread_id: int
+    premise: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: str
+    guild_id: int
+    channel_id: int
+    owner_id: int
+    host_id: str
+    guest_id: str | None
+    world_time: str
+    narrative_anchor: str
+    weather: str
+    place: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    entity_id: str
+    posture: str
+    verb: str
+    attention: str
+    holding: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Relationship:
+    source_id: str
+    target_id: str
+    affinity: int = 50
+    trust: int = 50
+    knowledge_facts: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    id: int
+    owner_id: str
+    scene_id: int
+    beat_id: int | None
+    text: str
+    pov_summary: str
+    witness_you: int
+    witness_host: int
+    witness_guest: int
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One line of the transcript: the player's prose or a character's reply."""
+
+    id: int
+    role: str  # "user" or "assistant"
+    speaker_id: str
+    text: str
+    scene_id: int
+    meanwhile_scene_id: int | None
+    cancelled: bool
+    interrupted: bool
+    message_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStatus:
+    chat: Chat
+    scene: Scene | None
+    meanwhile: Scene | None
+    present: tuple[str, ...]
+    names: dict[str, str] = field(default_factory=dict)
+    activities: dict[str, Activity] = field(default_factory=dict)
+
+
+def _chat(row: sqlite3.Row) -> Chat:
+    return Chat(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        owner_id=row["owner_id"],
+        host_id=row["host_id"],
+        guest_id=row["guest_id"],
+        world_time=row["world_time"],
+        narrative_anchor=row["narrative_anchor"],
+        weather=row["weather"],
+        place=row["place"],
+        status=row["status"],
+    )
+
+
+def _scene(row: sqlite3.Row) -> Scene:
+    return Scene(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        kind=row["kind"],
+        present_set_kind=row["present_set_kind"],
+        participants=tuple(json.loads(row["participants_json"])),
+        parent_scene_id=row["parent_scene_id"],
+        thread_id=row["thread_id"],
+        premise=row["premise"],
+        status=row["status"],
+    )
+
+
+def _memory(row: sqlite3.Row) -> Memory:
+    return Memory(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        scene_id=row["scene_id"],
+        beat_id=row["beat_id"],
+        text=row["text"],
+        pov_summary=row["pov_summary"],
+        witness_you=row["witness_you"],
+        witness_host=row["witness_host"],
+        witness_guest=row["witness_guest"],
+    )
+
+
+def _beat(row: sqlite3.Row) -> Beat:
+    return Beat(
+        id=row["id"],
+        role=row["role"],
+        speaker_id=row["speaker_id"],
+        text=row["text"],
+        scene_id=row["scene_id"],
+        meanwhile_scene_id=row["meanwhile_scene_id"],
+        cancelled=bool(row["cancelled"]),
+        interrupted=bool(row["interrupted"]),
+        message_ids=tuple(json.loads(row["message_ids_json"])),
+    )
+
+
+class Views:
+    """Queries over the projections. Every one is bounded by an index and a LIMIT."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def character(self, guild_id: int, character_id: str) -> Character | None:
+        row = await self.db.fetchone(
+            "SELECT payload_json FROM characters WHERE guild_id = ? AND id = ?",
+            (guild_id, character_id),
+        )
+        if row is None:
+            return None
+        return Character(guild_id, BotAuthored.model_validate_json(row[0]))
+
+    async def characters(self, guild_id: int) -> list[Character]:
+        rows = await self.db.fetchall(
+            "SELECT payload_json FROM characters WHERE guild_id = ? ORDER BY id", (guild_id,)
+        )
+        return [Character(guild_id, BotAuthored.model_validate_json(r[0])) for r in rows]
+
+    async def asset(self, sha256: str) -> tuple[bytes, str] | None:
+        row = await self.db.fetchone(
+            "SELECT data, content_type FROM assets WHERE sha256 = ?", (sha256,)
+        )
+        return None if row is None else (bytes(row[0]), str(row[1]))
+
+    async def you(self, guild_id: int, owner_id: int) -> You:
+        row = await self.db.fetchone(
+            "SELECT name, pronouns, persona FROM yous WHERE guild_id = ? AND owner_id = ?",
+            (guild_id, owner_id),
+        )
+        return DEFAULT_YOU if row is None else You(row[0], row[1], row[2])
+
+    async def chat(self, chat_id: str) -> Chat | None:
+        row = await self.db.fetchone("SELECT * FROM chats WHERE id = ?", (chat_id,))
+        return None if row is None else _chat(row)
+
+    async def chat_in_channel(self, channel_id: int) -> Chat | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM chats WHERE channel_id = ? AND status = 'open' "
+            "ORDER BY created_event_id DESC LIMIT 1",
+            (channel_id,),
+        )
+        return None if row is None else _chat(row)
+
+    async def chats_of_guild(self, guild_id: int) -> list[Chat]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM chats WHERE guild_id = ? AND status = 'open'", (guild_id,)
+        )
+        return [_chat(r) for r in rows]
+
+    async def scene(self, scene_id: int) -> Scene | None:
+        row = await self.db.fetchone("SELECT * FROM scenes WHERE id = ?", (scene_id,))
+        return None if row is None else _scene(row)
+
+    async def open_scene(self, chat_id: str, kind: str) -> Scene | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM scenes WHERE chat_id = ? AND status = 'open' AND kind = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (chat_id, kind),
+        )
+        return None if row is None else _scene(row)
+
+    async def meanwhile_in_thread(self, thread_id: int) -> Scene | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM scenes WHERE thread_id = ? AND kind = 'meanwhile' AND status = 'open'",
+            (thread_id,),
+        )
+        return None if row is None else _scene(row)
+
+    async def relationship(self, chat_id: str, source_id: str, target_id: str) -> Relationship:
+        row = await self.db.fetchone(
+            "SELECT * FROM edges WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            (chat_id, source_id, target_id),
+        )
+        if row is None:
+            return Relationship(source_id, target_id)
+        return Relationship(
+            source_id,
+            target_id,
+            affinity=row["affinity"],
+            trust=row["trust"],
+            knowledge_facts=tuple(json.loads(row["knowledge_facts_json"])),
+            summary=row["relationship_summary"],
+        )
+
+    async def edge_history(
+        self, chat_id: str, source_id: str, target_id: str, limit: int = 25
+    ) -> list[tuple[int, int, int, int | None]]:
+        """(event id, affinity delta, trust delta, beat id), newest first."""
+        rows = await self.db.fetchall(
+            "SELECT event_id, affinity_delta, trust_delta, beat_id FROM edge_changes "
+            "WHERE chat_id = ? AND source_id = ? AND target_id = ? "
+            "ORDER BY event_id DESC LIMIT ?",
+            (chat_id, source_id, target_id, limit),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def activities(self, chat_id: str, entity_ids: tuple[str, ...]) -> dict[str, Activity]:
+        if not entity_ids:
+            return {}
+        marks = ",".join("?" * len(entity_ids))
+        rows = await self.db.fetchall(
+            f"SELECT * FROM activities WHERE chat_id = ? AND entity_id IN ({marks})",
+            (chat_id, *entity_ids),
+        )
+        return {
+            r["entity_id"]: Activity(
+                entity_id=r["entity_id"],
+                posture=r["posture"],
+                verb=json.loads(r["action_json"]).get("verb", ""),
+                attention=r["attention"],
+                holding=tuple(json.loads(r["holding_json"])),
+            )
+            for r in rows
+        }
+
+    async def memories(self, chat_id: str, owner_id: str, limit: int = 20) -> list[Memory]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM memories WHERE chat_id = ? AND owner_id = ? ORDER BY id DESC LIMIT ?",
+            (chat_id, owner_id, limit),
+        )
+        return [_memory(r) for r in rows]
+
+    async def search_memories(
+        self, chat_id: str, owner_id: str, fts_query: str, limit: int
+    ) -> list[Memory]:
+        """The owner's memories that best match ``fts_query`` (an FTS5 expression)."""
+        if not fts_query or limit <= 0:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT m.* FROM memories_fts f JOIN memories m ON m.id = f.rowid "
+            "WHERE memories_fts MATCH ? AND m.chat_id = ? AND m.owner_id = ? "
+            "ORDER BY bm25(memories_fts) LIMIT ?",
+            (fts_query, chat_id, owner_id, limit),
+        )
+        return [_memory(r) for r in rows]
+
+    async def scene_memories(self, scene_id: int) -> list[Memory]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM memories WHERE scene_id = ? ORDER BY id", (scene_id,)
+        )
+        return [_memory(r) for r in rows]
+
+    async def witnessed_beats(self, chat_id: str, entity_id: str, limit: int) -> list[Beat]:
+        """The latest beats ``entity_id`` was present for, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT t.* FROM turn_witnesses w JOIN turns t ON t.id = w.turn_id "
+            "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
+            (entity_id, chat_id, limit),
+        )
+        return [_beat(r) for r in reversed(rows)]
+
+    async def scene_beats(self, scene_id: int, limit: int = 200) -> list[Beat]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM turns WHERE (scene_id = ? AND meanwhile_scene_id IS NULL) "
+            "OR meanwhile_scene_id = ? ORDER BY id DESC LIMIT ?",
+            (scene_id, scene_id, limit),
+        )
+        return [_beat(r) for r in reversed(rows)]
+
+    async def beats(self, chat_id: str, limit: int = 100_000) -> list[Beat]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM turns WHERE chat_id = ? ORDER BY id LIMIT ?", (chat_id, limit)
+        )
+        return [_beat(r) for r in rows]
+
+    async def last_meanwhile_speaker(self, meanwhile_scene_id: int) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT speaker_id FROM turns WHERE meanwhile_scene_id = ? AND role = 'assistant' "
+            "ORDER BY id DESC LIMIT 1",
+            (meanwhile_scene_id,),
+        )
+        return None if row is None else str(row[0])
+
+    async def digests(self, chat_id: str) -> list[tuple[int, str]]:
+        rows = await self.db.fetchall(
+            "SELECT meanwhile_scene_id, text FROM digests WHERE chat_id = ? ORDER BY id",
+            (chat_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def open_turns(self) -> list[tuple[int, str]]:
+        rows = await self.db.fetchall(
+            "SELECT turn_started_id, payload_json FROM open_turns ORDER BY turn_started_id"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+def present_entities(scene: Scene) -> tuple[str, ...]:
+    """Everyone present in a scene, "you" first when there."""
+    others = tuple(p for p in scene.participants if p != YOU)
+    return (YOU, *others) if YOU in scene.participants else others

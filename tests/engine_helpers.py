@@ -1,0 +1,93 @@
+"""Building blocks for engine tests: a store, a scripted LLM, and a seeded story."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Settings
+from bot.engine import BeatEnd, Engine, Speaker
+from bot.llm import MockLLMClient
+from bot.store import Database
+
+HOST, GUEST = "bot_a", "bot_b"
+
+
+def zero_state() -> str:
+    return json.dumps({"affinity_delta": 0, "trust_delta": 0, "knowledge_facts": []})
+
+
+def parse_answer(text: str, kind: str = "narration") -> str:
+    return json.dumps({"segments": [{"kind": kind, "text": text}]})
+
+
+def summary_answer(text: str) -> str:
+    return json.dumps({"summary": text, "knowledge_facts": [], "relationship_summary": ""})
+
+
+def threads_answer(*titles: str) -> str:
+    return json.dumps({"threads": [{"title": t, "summary": ""} for t in titles]})
+
+
+def character(bot_id: str, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": bot_id,
+        "name": name,
+        "persona": f"persona for {name}",
+        "voice_samples": [],
+        "traits": [],
+        "backstory": "",
+        "initial_relationship_to_you": "",
+        "kickoff_prose": "...",
+        **extra,
+    }
+
+
+@dataclass
+class RecordingSink:
+    """A BeatSink that keeps what it was shown."""
+
+    speakers: list[Speaker] = field(default_factory=list)
+    chunks: list[str] = field(default_factory=list)
+    ends: list[BeatEnd] = field(default_factory=list)
+
+    async def begin(self, speaker: Speaker) -> None:
+        self.speakers.append(speaker)
+
+    async def append(self, text: str) -> None:
+        self.chunks.append(text)
+
+    async def end(self, outcome: BeatEnd) -> Sequence[int]:
+        self.ends.append(outcome)
+        return ()
+
+
+async def seed_story(engine: Engine, *, guest: bool = True, chat_id: str = "chat_bot_a") -> str:
+    """Two characters, you, and a chat with both wired in: the seed's world, through the API."""
+    await engine.author_character(character(HOST, "BotA"))
+    await engine.author_character(character(GUEST, "BotB"))
+    await engine.set_you(name="Me", pronouns="they/them")
+    started = await engine.start_chat(
+        host_id=HOST,
+        guest_id=GUEST if guest else None,
+        place="office",
+        time="2026-04-26T20:00:00+00:00",
+        chat_id=chat_id,
+    )
+    return started.chat.id
+
+
+def make_engine(
+    db: Database, canned: Sequence[str] = (), **settings: Any
+) -> tuple[Engine, MockLLMClient]:
+    mock = MockLLMClient(canned=list(canned))
+    return Engine(db, mock, Settings.model_validate(settings)), mock
+
+
+async def payloads(db: Database, kind: str, *, after: int = 0) -> list[dict[str, Any]]:
+    rows = await db.fetchall(
+        "SELECT payload_json FROM event_log WHERE kind = ? AND id > ? ORDER BY id", (kind, after)
+    )
+    return [json.loads(r[0]) for r in rows]

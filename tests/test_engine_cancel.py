@@ -1,0 +1,113 @@
+"""Order and cancel: one turn at a time per chat, ⛔ within 50 ms, crashes closed at restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.store import Database, open_db
+from tests.engine_helpers import (
+    RecordingSink,
+    make_engine,
+    parse_answer,
+    payloads,
+    seed_story,
+    zero_state,
+)
+
+LONG_REPLY = " ".join(f"word{i}" for i in range(200))
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with open_db(":memory:") as database:
+        yield database
+
+
+async def _until(condition: object, within: float = 2.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.002)
+
+
+async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: Database) -> None:
+    engine, mock = make_engine(db)
+    mock.chunk_delay = 0.02
+    chat_id = await seed_story(engine, guest=False)
+    mock._canned.extend(
+        [parse_answer("first"), LONG_REPLY, parse_answer("second"), "short", zero_state()]
+    )
+    sink = RecordingSink()
+    first = asyncio.create_task(engine.take_turn(chat_id, "first", sink))
+    await _until(lambda: len(sink.chunks) >= 3)
+    second = asyncio.create_task(engine.take_turn(chat_id, "second", RecordingSink()))
+    await asyncio.sleep(0)
+
+    started = time.monotonic()
+    assert engine.cancel(chat_id) is True
+    await _until(lambda: bool(sink.ends))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 0.05
+    result = await first
+    assert result.status == "stopped"
+    assert result.text == "".join(sink.chunks) and 0 < len(result.text) < len(LONG_REPLY)
+    beat = (await payloads(db, "assistant_turn"))[-1]
+    assert beat["cancelled"] is True and beat["text"] == result.text
+    assert await payloads(db, "memory_written") == []
+    assert await payloads(db, "edge_update") == []
+    follow_up = await second
+    assert follow_up.status == "done" and follow_up.text == "short"
+    assert chat_id not in engine.in_flight
+    assert mock._canned == []
+
+
+async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
+    engine, mock = make_engine(db)
+    mock.chunk_delay = 0.001
+    chat_id = await seed_story(engine, guest=False)
+    for i in range(4):
+        mock._canned.extend([parse_answer(f"m{i}"), f"reply {i}", zero_state()])
+
+    results = await asyncio.gather(
+        *(engine.take_turn(chat_id, f"m{i}", RecordingSink()) for i in range(4))
+    )
+
+    assert [r.text for r in results] == [f"reply {i}" for i in range(4)]
+    assert [u["prose"] for u in await payloads(db, "user_turn")] == [f"m{i}" for i in range(4)]
+    assert mock._canned == []
+
+
+async def test_cancel_with_nothing_streaming_is_a_no_op(db: Database) -> None:
+    engine, _ = make_engine(db)
+    chat_id = await seed_story(engine)
+    assert engine.cancel(chat_id) is False
+
+
+async def test_a_turn_cut_off_by_a_crash_is_closed_as_interrupted_at_start(db: Database) -> None:
+    engine, mock = make_engine(db)
+    mock.chunk_delay = 0.02
+    chat_id = await seed_story(engine, guest=False)
+    mock._canned.extend([parse_answer("doomed"), LONG_REPLY])
+    sink = RecordingSink()
+    crashed = asyncio.create_task(engine.take_turn(chat_id, "doomed", sink))
+    await _until(lambda: bool(sink.chunks))
+    crashed.cancel()  # the process dying mid-stream: nothing after turn_started is written
+    with pytest.raises(asyncio.CancelledError):
+        await crashed
+    assert await payloads(db, "user_turn") == []
+
+    restarted, _ = make_engine(db)
+    closed = await restarted.recover_interrupted()
+
+    assert closed == 1
+    assert [u["prose"] for u in await payloads(db, "user_turn")] == ["doomed"]
+    beat = (await payloads(db, "assistant_turn"))[-1]
+    assert beat["interrupted"] is True
+    assert await db.fetchall("SELECT * FROM open_turns") == []
+    assert await restarted.recover_interrupted() == 0

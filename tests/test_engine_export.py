@@ -1,0 +1,108 @@
+"""Export a chat (Markdown + log), restore the log into a new database: the same chat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.store import Database, EventError, open_db, project
+from bot.store.backup import import_log
+from tests.engine_helpers import (
+    RecordingSink,
+    make_engine,
+    parse_answer,
+    seed_story,
+    summary_answer,
+    threads_answer,
+    zero_state,
+)
+from tests.store_factories import snapshot
+
+
+async def _event_count(db: Database) -> int:
+    row = await db.fetchone("SELECT COUNT(*) FROM event_log")
+    return 0 if row is None else int(row[0])
+
+
+async def _played_story(path: Path) -> tuple[str, str, str]:
+    async with open_db(path) as db:
+        engine, mock = make_engine(db)
+        await engine.author_character({"id": "other", "name": "Unrelated", "persona": "p"})
+        chat_id = await seed_story(engine)
+        mock.add(parse_answer("hi"), "BotA greets you.", zero_state(), zero_state())
+        await engine.take_turn(chat_id, "hi", RecordingSink())
+        await engine.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
+        mock.add(parse_answer("n"), "BotA whispers to BotB.", zero_state(), zero_state())
+        await engine.take_turn(chat_id, "they whisper", RecordingSink())
+        mock.add(
+            summary_answer("a"),
+            summary_answer("b"),
+            summary_answer("While you were away, secrets."),
+            threads_answer(),
+        )
+        await engine.end_meanwhile(chat_id)
+        markdown, log = await engine.export_chat(chat_id)
+        return chat_id, markdown, log
+
+
+async def test_markdown_has_names_scenes_and_meanwhile_sections(tmp_path: Path) -> None:
+    _, markdown, _ = await _played_story(tmp_path / "a.db")
+
+    assert "## Scene 1" in markdown
+    assert "**Me:** hi" in markdown and "**BotA:** BotA greets you." in markdown
+    assert "### Meanwhile: alone at last" in markdown
+    assert "**Narration:** they whisper" in markdown
+    assert "> While you were away, secrets." in markdown
+
+
+async def test_export_then_import_gives_an_identical_chat(tmp_path: Path) -> None:
+    chat_id, _, log = await _played_story(tmp_path / "a.db")
+    assert all(json.loads(line)["payload"].get("id") != "other" for line in log.splitlines())
+
+    async with open_db(tmp_path / "b.db") as restored:
+        result = await import_log(restored, log.splitlines())
+        assert result.chat_ids == (chat_id,)
+        copy = await snapshot(restored)
+    exported = {json.loads(line)["id"] for line in log.splitlines()}
+    async with open_db(tmp_path / "a.db") as original:
+        # the original, less what the export rightly leaves out (another character)
+        unrelated = [r[0] for r in await original.fetchall("SELECT id FROM event_log")]
+        for event_id in set(unrelated) - exported:
+            await original.write(
+                lambda raw, i=event_id: raw.execute("DELETE FROM event_log WHERE id = ?", (i,))
+            )
+        await project(original)
+        assert await snapshot(original) == copy
+
+
+async def test_an_invalid_log_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    _, _, log = await _played_story(tmp_path / "a.db")
+    lines = log.splitlines()
+    broken = json.loads(lines[3])
+    broken["payload"]["unexpected"] = 1
+    lines[3] = json.dumps(broken)
+
+    async with open_db(tmp_path / "b.db") as db:
+        with pytest.raises(EventError, match="line 4"):
+            await import_log(db, lines)
+        assert await _event_count(db) == 0
+        await import_log(db, log.splitlines())
+        with pytest.raises(EventError, match="already used"):
+            await import_log(db, log.splitlines())
+
+
+def test_import_log_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chat_id, _, log = asyncio.run(_played_story(tmp_path / "a.db"))
+    (tmp_path / "story.jsonl").write_text(log)
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+
+    ok = main(["--db", str(tmp_path / "c.db"), "import-log", str(tmp_path / "story.jsonl")])
+    bad = main(["--db", str(tmp_path / "d.db"), "import-log", str(tmp_path / "bad.jsonl")])
+
+    out = capsys.readouterr()
+    assert ok == 0 and chat_id in out.out
+    assert bad == 1 and "line 1" in out.err and "Traceback" not in out.err
