@@ -1,0 +1,20 @@
+"""Rendering the story into Discord: characters on webhooks, streamed replies, split messages.
+
+Cogs use ``Renderer``; the other modules here are its parts (leading ``_`` so no cog loader
+mistakes them for extensions).
+"""
+
+from cogs._render._reactions import STOP_EMOJI
+from cogs._render._renderer import Renderer
+from cogs._render._split import MESSAGE_LIMIT, split_for_discord
+from cogs._render._streaming import StreamingReply
+from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL
+
+__all__ = [
+    "MAX_WEBHOOKS_PER_CHANNEL",
+    "MESSAGE_LIMIT",
+    "STOP_EMOJI",
+    "Renderer",
+    "StreamingReply",
+    "split_for_discord",
+]

@@ -1,0 +1,133 @@
+"""The one object cogs use to show the story: streaming beats, whole beats, the bot's notices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from bot.config import DiscordSettings
+from bot.engine import BeatSink, Engine, Speaker
+from cogs._render._limiter import EditLimiters
+from cogs._render._registry import StreamingMessages
+from cogs._render._split import MESSAGE_LIMIT, split_for_discord
+from cogs._render._streaming import StreamingReply
+from cogs._render._voices import QUIET, BotVoice, Place, Voice, WebhookVoice
+from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL, NoWebhook, WebhookHome, WebhookPool
+
+log = logging.getLogger(__name__)
+
+MISSING_PERMISSION_NOTICE = (
+    "<@{owner}> I can't give the characters their own name and picture in {channel}: "
+    "I'm missing the **Manage Webhooks** permission. A server admin can grant it in "
+    "Server Settings → Roles → my role, or in this channel's settings → Permissions. "
+    "Until then the characters speak through my messages, with their names in bold."
+)
+CHANNEL_FULL_NOTICE = (
+    "<@{owner}> {channel} already has {limit} webhooks that I did not make, so the characters "
+    "can't get their own name and picture here. Delete one in this channel's settings → "
+    "Integrations → Webhooks; until then they speak through my messages."
+)
+
+
+class Renderer:
+    """Shows characters through per-channel webhooks, paced so Discord never rate-limits us."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: DiscordSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``clock`` and ``sleep`` pace edits; tests and the bench pass fakes that agree."""
+        self._settings = settings
+        self._pool = WebhookPool(engine.views.asset)
+        self._limiters = EditLimiters(settings.edit_interval_seconds, clock=clock, sleep=sleep)
+        self._streaming = StreamingMessages()
+        self._told: set[int] = set()
+
+    def sink(self, channel: Place, *, chat_id: str, owner_id: int) -> BeatSink:
+        """A sink that streams one beat into ``channel`` (a text channel or a thread)."""
+        return self.streaming_reply(channel, chat_id=chat_id, owner_id=owner_id)
+
+    def streaming_reply(self, channel: Place, *, chat_id: str, owner_id: int) -> StreamingReply:
+        """Like ``sink``, typed as the concrete class (its ``message_ids`` grow as it streams)."""
+
+        async def voice_for(speaker: Speaker) -> Voice:
+            return await self.voice(channel, speaker, owner_id=owner_id)
+
+        return StreamingReply(
+            channel,
+            voice_for=voice_for,
+            limiter=self._limiters.of(channel.id),
+            registry=self._streaming,
+            chat_id=chat_id,
+            marker=self._settings.stream_marker,
+        )
+
+    async def post(
+        self, channel: Place, speaker: Speaker, text: str, *, owner_id: int
+    ) -> list[int]:
+        """A whole beat at once (say, the host's kickoff prose), split at Discord's limit."""
+        voice = await self.voice(channel, speaker, owner_id=owner_id)
+        limiter = self._limiters.of(channel.id)
+        ids = []
+        for piece in split_for_discord(text.strip(), MESSAGE_LIMIT - len(voice.prefix)):
+            limiter.note()
+            ids.append(await voice.send(voice.prefix + piece))
+        return ids
+
+    async def announce(self, channel: discord.abc.Messageable, text: str) -> list[int]:
+        """The bot's own words (the "While you were away…" digest), split at Discord's limit."""
+        ids = []
+        for piece in split_for_discord(text.strip()):
+            message = await channel.send(piece, allowed_mentions=QUIET)
+            ids.append(message.id)
+        return ids
+
+    def streaming_chat(self, message_id: int) -> str | None:
+        """The chat whose reply is streaming in this message right now (for ⛔), else None."""
+        return self._streaming.chat_of(message_id)
+
+    async def voice(self, channel: Place, speaker: Speaker, *, owner_id: int) -> Voice:
+        """The character's webhook here, or the bot's own messages if that is impossible."""
+        thread = channel if isinstance(channel, discord.Thread) else None
+        home: WebhookHome | None = (
+            channel.parent if isinstance(channel, discord.Thread) else channel
+        )
+        if home is None:
+            log.warning(
+                "thread %d has no cached parent; %s speaks as the bot", channel.id, speaker.id
+            )
+            return BotVoice(channel, speaker)
+        try:
+            await self._pool.webhook_for(home, speaker)
+        except NoWebhook as exc:
+            await self._tell_owner(channel, home, owner_id, exc.reason)
+            return BotVoice(channel, speaker)
+        except discord.HTTPException as exc:
+            log.warning("no webhook for %s in channel %d: %s", speaker.id, home.id, exc)
+            return BotVoice(channel, speaker)
+        return WebhookVoice(self._pool, home, speaker, thread)
+
+    async def _tell_owner(
+        self, channel: Place, home: WebhookHome, owner_id: int, reason: str
+    ) -> None:
+        """Say once per channel why the characters look like the bot, and how to fix it."""
+        if home.id in self._told:
+            return
+        self._told.add(home.id)
+        template = MISSING_PERMISSION_NOTICE if reason == "permission" else CHANNEL_FULL_NOTICE
+        text = template.format(owner=owner_id, channel=home.mention, limit=MAX_WEBHOOKS_PER_CHANNEL)
+        log.info("characters in channel %d speak as the bot: %s", home.id, reason)
+        try:
+            await channel.send(
+                text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(owner_id)])
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not tell the owner of channel %d why: %s", home.id, exc)
