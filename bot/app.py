@@ -1,0 +1,214 @@
+"""The composition root: settings -> store -> LLM -> engine -> the Discord client.
+
+``build_bot`` wires a bot from settings and an engine without connecting, so tests drive the
+same composition the real run uses; ``run_discord`` owns the resources around it (the store, the
+LLM client) and turns every start-up failure a user can fix into one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+
+import discord
+from discord.ext import commands
+
+from bot.cli import CommandError
+from bot.config import Settings
+from bot.engine import Engine
+from bot.llm import OpenAICompatibleClient
+from bot.store import open_db
+from cogs._render import Renderer
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order; one that fails to load is logged and the others still load.
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.story",
+    "cogs.characters",
+    "cogs.chats",
+    "cogs.meanwhile",
+    "cogs.insight",
+    "cogs.admin",
+)
+
+# Exactly what the bot does in a story channel: speak through webhooks, stream and split replies,
+# open and archive meanwhile threads, pre-add ⛔ and remove other people's ⛔.
+PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    manage_webhooks=True,
+    add_reactions=True,
+    read_message_history=True,
+    embed_links=True,
+    attach_files=True,
+    manage_messages=True,
+    manage_threads=True,
+)
+
+# How long shutdown waits for stopped replies to be marked and written before closing.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def story_intents() -> discord.Intents:
+    """Guild messages with their content (turns) and reactions (⛔); nothing more."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True
+    intents.guild_reactions = True
+    return intents
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
+
+class StoryBot(commands.Bot):
+    """The Discord client of one storybot process: the engine, its renderer, and running turns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        intents: discord.Intents | None = None,
+        extensions: Sequence[str] = EXTENSIONS,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents or story_intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.engine = engine
+        self.renderer = Renderer(engine, settings.discord)
+        self.story_extensions = tuple(extensions)
+        self.failed_extensions: list[str] = []
+        self._turns: set[asyncio.Task[object]] = set()
+
+    async def setup_hook(self) -> None:
+        await self.load_story_extensions()
+        if self.application_id is not None:
+            log.info("invite storybot with %s", invite_url(self.application_id))
+            await self.sync_guild_commands()
+
+    async def load_story_extensions(self) -> None:
+        for name in self.story_extensions:
+            try:
+                await self.load_extension(name)
+            except commands.ExtensionError:
+                self.failed_extensions.append(name)
+                log.exception("could not load %s; the other extensions still load", name)
+
+    async def sync_guild_commands(self) -> None:
+        """Sync slash commands to the configured guilds only (instant, unlike a global sync)."""
+        for guild_id in self.settings.discord.guild_ids:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                log.warning("could not sync commands to guild %d: %s", guild_id, exc)
+            else:
+                log.info("synced %d commands to guild %d", len(synced), guild_id)
+
+    async def is_owner(self, user: discord.abc.User, /) -> bool:
+        if user.id in self.settings.discord.owner_ids:
+            return True
+        return await super().is_owner(user)
+
+    @contextlib.contextmanager
+    def turn_running(self) -> Iterator[None]:
+        """Mark the current task as playing a beat, so shutdown waits for it to be written."""
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._turns.add(task)
+        try:
+            yield
+        finally:
+            self._turns.discard(task)
+
+    async def close(self) -> None:
+        stopped = self.engine.cancel_all()
+        running = {t for t in self._turns if not t.done()}
+        if running:
+            log.info(
+                "stopping %d replies, waiting for %d turns to be written", stopped, len(running)
+            )
+            await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+        await super().close()
+
+
+def build_bot(
+    settings: Settings,
+    engine: Engine,
+    *,
+    intents: discord.Intents | None = None,
+    extensions: Sequence[str] = EXTENSIONS,
+) -> StoryBot:
+    """The bot, wired but not connected: what ``run_discord`` starts and what tests drive."""
+    return StoryBot(settings, engine, intents=intents, extensions=extensions)
+
+
+async def run_discord(settings: Settings) -> int:
+    """Run the bot until it is closed; a start-up problem the user can fix is one clear line."""
+    token = settings.discord.token.get_secret_value()
+    if not token:
+        raise CommandError(
+            "[discord] token is empty: put the bot token from the Discord developer portal in "
+            "the config file or in STORYBOT_DISCORD_TOKEN"
+        )
+    async with (
+        open_db(settings.storage.db_path) as db,
+        OpenAICompatibleClient.from_settings(settings.llm) as llm,
+    ):
+        engine = Engine(db, llm, settings)
+        recovered = await engine.recover_interrupted()
+        if recovered:
+            log.info("closed %d turns cut off by the last shutdown", recovered)
+        bot = build_bot(settings, engine)
+        async with bot:
+            _close_on_sigterm(bot)
+            await _start(bot, token)
+    return 0
+
+
+async def _start(bot: StoryBot, token: str) -> None:
+    try:
+        await bot.start(token)
+    except discord.LoginFailure:
+        raise CommandError(
+            "Discord refused the bot token: copy it again from the developer portal "
+            "(Bot > Reset Token) into [discord] token or STORYBOT_DISCORD_TOKEN"
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise CommandError(
+            "the Message Content intent is off: enable it in the developer portal "
+            "(Bot > Privileged Gateway Intents > Message Content Intent), then run again"
+        ) from None
+
+
+_shutdowns: set[asyncio.Task[None]] = set()
+
+
+def _close_on_sigterm(bot: StoryBot) -> None:
+    """SIGTERM closes the bot the same clean way Ctrl-C does (replies stopped and marked)."""
+
+    def close() -> None:
+        task = asyncio.create_task(bot.close())
+        _shutdowns.add(task)
+        task.add_done_callback(_shutdowns.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, close)

@@ -1,0 +1,87 @@
+"""What every story cog shares: the bot's engine and renderer, and errors answered privately.
+
+A cog is a doorway: it parses the interaction, calls the engine, renders the result. Anything a
+player can fix (a StoryError from the engine, a refusal from a guard, a bad card) is answered
+ephemerally to the one who asked; anything else is logged and answered with a short apology.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from discord.utils import MISSING
+
+from bot.cards import CardError
+from bot.engine import StoryError
+
+if TYPE_CHECKING:
+    from bot.app import StoryBot
+    from bot.engine import Engine
+    from cogs._render import Renderer
+
+log = logging.getLogger(__name__)
+
+Interaction: TypeAlias = "discord.Interaction[StoryBot]"
+
+
+class Refusal(app_commands.AppCommandError):
+    """A request this player may not make here; the message says why (and what to do)."""
+
+
+async def answer(
+    interaction: discord.Interaction[Any],
+    text: str = "",
+    *,
+    embed: discord.Embed = MISSING,
+    ephemeral: bool = True,
+) -> None:
+    """Reply to an interaction whether or not it was answered (or deferred) already."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, embed=embed, ephemeral=ephemeral)
+    else:
+        await interaction.response.send_message(text, embed=embed, ephemeral=ephemeral)
+
+
+def player_message(error: BaseException) -> str | None:
+    """The message for an error the player can act on, or None for our own bugs."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, StoryError | CardError | Refusal):
+        return str(cause)
+    if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
+        return str(cause) or "you can't use that here"
+    return None
+
+
+async def answer_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    message = player_message(error)
+    if message is None:
+        log.error("a command failed", exc_info=error)
+        message = "something went wrong on my side; it has been logged"
+    try:
+        await answer(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell %s about a failed command: %s", interaction.user, message)
+
+
+class StoryCog(commands.Cog):
+    """Base of the story cogs: access to the story, and private answers to failed commands."""
+
+    def __init__(self, bot: StoryBot) -> None:
+        self.bot = bot
+
+    @property
+    def engine(self) -> Engine:
+        return self.bot.engine
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.bot.renderer
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        await answer_error(interaction, error)

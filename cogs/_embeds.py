@@ -1,0 +1,82 @@
+"""How story read models look in Discord: a character card, a chat's status, a relationship."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.engine.views import Character, ChatStatus, Memory, Relationship
+
+BAR_CELLS = 10
+FIELD_LIMIT = 1024
+COLOUR = discord.Colour.dark_teal()
+
+
+def clip(text: str, limit: int = FIELD_LIMIT) -> str:
+    text = text.strip() or "—"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bar(value: int) -> str:
+    """A 0..100 score as ten cells and the number, e.g. ``█████░░░░░ 50``."""
+    value = max(0, min(100, value))
+    filled = round(value / (100 / BAR_CELLS))
+    return f"{'█' * filled}{'░' * (BAR_CELLS - filled)} {value}"
+
+
+def character_embed(character: Character) -> discord.Embed:
+    card = character.card
+    embed = discord.Embed(title=card.name, description=clip(card.persona, 4000), colour=COLOUR)
+    embed.add_field(name="id", value=f"`{card.id}`")
+    if card.traits:
+        embed.add_field(name="traits", value=clip(", ".join(card.traits)))
+    if card.voice_samples:
+        embed.add_field(name="voice", value=clip("\n".join(card.voice_samples)), inline=False)
+    if card.kickoff_prose:
+        embed.add_field(name="kickoff", value=clip(card.kickoff_prose), inline=False)
+    if card.creator_id:
+        embed.set_footer(text=f"created by user {card.creator_id}")
+    return embed
+
+
+def status_embed(status: ChatStatus) -> discord.Embed:
+    chat = status.chat
+    embed = discord.Embed(title=f"{chat.narrative_anchor} · {chat.world_time}", colour=COLOUR)
+    embed.add_field(name="place", value=clip(chat.place or "somewhere"))
+    embed.add_field(name="weather", value=clip(chat.weather or "unremarkable"))
+    lines = []
+    for entity in status.present:
+        name = status.names.get(entity, entity)
+        activity = status.activities.get(entity)
+        doing = ", ".join(p for p in (activity.posture, activity.verb) if p) if activity else ""
+        lines.append(f"**{name}**" + (f": {doing}" if doing else ""))
+    embed.add_field(name="present", value=clip("\n".join(lines)), inline=False)
+    if status.meanwhile is not None:
+        embed.add_field(
+            name="meanwhile", value=f"open in <#{status.meanwhile.thread_id}>", inline=False
+        )
+    return embed
+
+
+def relationship_embed(relationship: Relationship, source: str, target: str) -> discord.Embed:
+    embed = discord.Embed(title=f"{source} → {target}", colour=COLOUR)
+    embed.add_field(name="affinity", value=f"`{bar(relationship.affinity)}`", inline=False)
+    embed.add_field(name="trust", value=f"`{bar(relationship.trust)}`", inline=False)
+    facts = "\n".join(f"• {fact}" for fact in relationship.knowledge_facts)
+    embed.add_field(name="knows", value=clip(facts or "nothing yet"), inline=False)
+    if relationship.summary:
+        embed.add_field(name="in short", value=clip(relationship.summary), inline=False)
+    return embed
+
+
+def memories_embed(name: str, memories: list[Memory], query: str) -> discord.Embed:
+    title = f"{name} remembers" + (f" “{query}”" if query else "")
+    embed = discord.Embed(title=title, colour=COLOUR)
+    if not memories:
+        embed.description = "nothing yet"
+    for memory in memories[:10]:
+        embed.add_field(
+            name=f"scene {memory.scene_id}",
+            value=clip(memory.pov_summary or memory.text, 300),
+            inline=False,
+        )
+    return embed

@@ -1,0 +1,48 @@
+"""What the characters remember and feel: memories and relationships, read-only."""
+
+from __future__ import annotations
+
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import StoryBot
+from bot.store import YOU
+from cogs._base import Interaction, Refusal, StoryCog, answer
+from cogs._choices import character_choices
+from cogs._embeds import memories_embed, relationship_embed
+from cogs._guards import StoryPlace, story_here
+
+
+class Insight(StoryCog):
+    @app_commands.command(name="memories", description="What a character of this story remembers")
+    @app_commands.autocomplete(character=character_choices)
+    @app_commands.guild_only()
+    async def memories(self, interaction: Interaction, character: str, query: str = "") -> None:
+        place = await story_here(interaction)
+        names = await self._cast(place)
+        if character not in names or character == YOU:
+            raise Refusal(f"{character!r} is not in this story")
+        memories = await self.engine.memories(place.chat.id, character, query=query)
+        await answer(interaction, embed=memories_embed(names[character], memories, query))
+
+    @app_commands.command(name="relationship", description="How one character feels about another")
+    @app_commands.autocomplete(a=character_choices, b=character_choices)
+    @app_commands.describe(a="who feels", b="about whom ('you' for you)")
+    @app_commands.guild_only()
+    async def relationship(self, interaction: Interaction, a: str, b: str) -> None:
+        place = await story_here(interaction)
+        names = await self._cast(place)
+        for who in (a, b):
+            if who not in names:
+                raise Refusal(f"{who!r} is not in this story")
+        relationship = await self.engine.relationship(place.chat.id, a, b)
+        await answer(interaction, embed=relationship_embed(relationship, names[a], names[b]))
+
+    async def _cast(self, place: StoryPlace) -> dict[str, str]:
+        """Everyone of this story by id: its host, its guest, and you."""
+        return (await self.engine.status(place.chat.id)).names
+
+
+async def setup(bot: commands.Bot) -> None:
+    assert isinstance(bot, StoryBot)
+    await bot.add_cog(Insight(bot))

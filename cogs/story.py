@@ -1,0 +1,105 @@
+"""The story in a channel: the owner's messages are turns, and ⛔ (or /stop) stops a reply.
+
+Each message is its own event task; the engine queues a chat's turns in arrival order, so a
+message sent while a reply streams waits its turn and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.app import StoryBot
+from bot.engine import StoryError
+from bot.engine.views import Chat
+from cogs._base import Interaction, Refusal, StoryCog, answer
+from cogs._guards import StoryPlace, may_steer, steered_story, story_place
+from cogs._render import STOP_EMOJI
+
+log = logging.getLogger(__name__)
+
+StoryChannel = discord.TextChannel | discord.Thread
+
+
+class Story(StoryCog):
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.webhook_id is not None or message.guild is None:
+            return
+        if not isinstance(message.channel, StoryChannel):
+            return
+        place = await story_place(self.engine, message.channel.id)
+        if place is None or message.author.id != place.chat.owner_id:
+            return
+        if (await self.bot.get_context(message)).valid:
+            return
+        if place.meanwhile_scene_id is None and await self._point_to_meanwhile(message, place):
+            return
+        await self.play_turn(message, message.channel, place.chat)
+
+    async def _point_to_meanwhile(self, message: discord.Message, place: StoryPlace) -> bool:
+        """While a meanwhile scene is open the story goes on in its thread, not here."""
+        meanwhile = (await self.engine.status(place.chat.id)).meanwhile
+        if meanwhile is None:
+            return False
+        await message.reply(
+            f"Meanwhile… the story goes on in <#{meanwhile.thread_id}> for now; write there, "
+            "or end it with its button or /scene close",
+            mention_author=False,
+        )
+        return True
+
+    async def play_turn(self, message: discord.Message, where: StoryChannel, chat: Chat) -> None:
+        sink = self.renderer.sink(where, chat_id=chat.id, owner_id=chat.owner_id)
+        with self.bot.turn_running():
+            try:
+                await self.engine.take_turn(
+                    chat.id,
+                    message.content,
+                    sink,
+                    author_id=message.author.id,
+                    message_id=message.id,
+                )
+            except StoryError as exc:
+                await message.reply(str(exc), mention_author=False)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        if (
+            str(payload.emoji) != STOP_EMOJI
+            or self.bot.user is None
+            or payload.user_id == self.bot.user.id
+        ):
+            return
+        chat_id = self.renderer.streaming_chat(payload.message_id)
+        channel = self.bot.get_channel(payload.channel_id)
+        if chat_id is None or payload.member is None or not isinstance(channel, StoryChannel):
+            return
+        chat = await self.engine.chat(chat_id)
+        if chat is not None and may_steer(
+            payload.member.id, chat, channel.permissions_for(payload.member)
+        ):
+            self.engine.cancel(chat_id)
+            return
+        try:
+            await channel.get_partial_message(payload.message_id).remove_reaction(
+                payload.emoji, payload.member
+            )
+        except discord.HTTPException as exc:
+            log.info("could not remove %s's ⛔: %s", payload.member, exc)
+
+    @app_commands.command(name="stop", description="Stop the reply streaming in this story")
+    @app_commands.guild_only()
+    async def stop(self, interaction: Interaction) -> None:
+        place = await steered_story(interaction, "stop its replies")
+        if not self.engine.cancel(place.chat.id):
+            raise Refusal("no reply is streaming in this story right now")
+        await answer(interaction, f"{STOP_EMOJI} stopped")
+
+
+async def setup(bot: commands.Bot) -> None:
+    assert isinstance(bot, StoryBot)
+    await bot.add_cog(Story(bot))

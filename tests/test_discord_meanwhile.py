@@ -1,0 +1,166 @@
+"""/meanwhile in Discord: a thread where host and guest go on without you, then the digest.
+
+The seed's behaviours (witness flags 0/1/1, exactly two state updates a beat, host then guest,
+per-POV summaries for host and guest only, a digest) checked end to end through Discord.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import discord
+import discord.ext.test as dpytest
+import pytest
+
+from bot.llm import MockLLMClient
+from tests.discord_fakes import (
+    GUEST,
+    HOST,
+    StoryWorld,
+    Wiring,
+    channel_texts,
+    invoke,
+    make_interaction,
+)
+from tests.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
+
+
+@pytest.fixture
+def llm() -> MockLLMClient:
+    return MockLLMClient()
+
+
+@pytest.fixture
+async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
+    async for built in Wiring(monkeypatch).world(llm):
+        yield built
+
+
+async def events(world: StoryWorld) -> list[tuple[int, str, dict[str, Any]]]:
+    rows = await world.db.fetchall("SELECT id, kind, payload_json FROM event_log ORDER BY id")
+    return [(row[0], row[1], json.loads(row[2])) for row in rows]
+
+
+def end_button(world: StoryWorld) -> Any:
+    """The End meanwhile view as the bot registered it (extensions load as their own modules)."""
+    return world.bot.persistent_views[0]
+
+
+async def open_meanwhile(world: StoryWorld) -> discord.Thread:
+    cog = world.bot.get_cog("Meanwhile")
+    assert cog is not None
+    asked = make_interaction(world.bot, world.owner, world.channel)
+    answered = await invoke(cog, cog.meanwhile, asked, premise="the office after hours")  # type: ignore[attr-defined]
+    assert "Meanwhile… opened in" in answered[-1].content, answered
+    (thread,) = world.channel.threads
+    return thread
+
+
+async def test_the_end_button_is_a_persistent_view(world: StoryWorld) -> None:
+    view = end_button(world)
+    assert type(view).__name__ == "EndMeanwhileView"
+    assert [item.custom_id for item in view.children] == ["storybot:meanwhile:end"]
+
+
+async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    chat_id = await world.story(guest=True)
+    thread = await open_meanwhile(world)
+    assert thread.parent_id == world.channel.id
+    assert "End meanwhile" not in channel_texts(world.channel.id)[-1]
+
+    # When the owner writes twice in the thread
+    for prose, reply in (("they exchange a glance", "BotA leans in."), ("and again", "BotB nods.")):
+        llm.add(parse_answer(prose), reply, zero_state(), zero_state())
+        await dpytest.message(prose, channel=thread, member=world.owner)
+
+    # Then host and guest answer in turn, in the thread, with their own names
+    assert [(p.username, p.content) for p in world.gaps.posts_in(thread.id)] == [
+        ("BotA", "BotA leans in."),
+        ("BotB", "BotB nods."),
+    ]
+    log = await events(world)
+    beats = [(i, p) for i, kind, p in log if kind == "assistant_turn" and p["meanwhile_scene_id"]]
+    assert [p["speaker_id"] for _, p in beats] == [HOST, GUEST]
+    memories = [p for _, kind, p in log if kind == "memory_written" and p["scene_id"] != 1]
+    assert sorted(m["owner_id"] for m in memories) == sorted([HOST, GUEST] * 2)
+    assert {(m["witness_you"], m["witness_host"], m["witness_guest"]) for m in memories} == {
+        (0, 1, 1)
+    }
+    bounds = [i for i, _ in beats] + [log[-1][0] + 1]
+    for start, end in itertools.pairwise(bounds):
+        edges = [p for i, kind, p in log if kind == "edge_update" and start < i < end]
+        assert sorted((e["source_id"], e["target_id"]) for e in edges) == [
+            (HOST, GUEST),
+            (GUEST, HOST),
+        ]
+
+    # While it is open, the story's channel points to the thread instead of playing a turn
+    await dpytest.message("where is everyone?", channel=world.channel, member=world.owner)
+    assert f"<#{thread.id}>" in channel_texts(world.channel.id)[-1]
+
+    # When the owner presses "End meanwhile"
+    llm.add(
+        summary_answer("BotA reflects on the quiet moment."),
+        summary_answer("BotB notices BotA's reserve."),
+        summary_answer("While you were away, BotA and BotB talked quietly."),
+        threads_answer(),
+    )
+    view = end_button(world)
+    await view.end.callback(make_interaction(world.bot, world.owner, thread))
+
+    # Then the digest is in the story's channel, summaries are per POV, the thread is archived
+    digest = channel_texts(world.channel.id)[-1]
+    assert digest.startswith("**While you were away…**")
+    assert "BotA and BotB talked quietly" in digest
+    owners = []
+    for _, kind, payload in await events(world):
+        if kind == "manual_edit" and payload["target_kind"] == "memory_pov_summary":
+            row = await world.db.fetchone(
+                "SELECT owner_id FROM memories WHERE id = ?", (payload["target_id"],)
+            )
+            assert row is not None
+            owners.append(row[0])
+    assert sorted(owners) == sorted([HOST, GUEST])
+    assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
+    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert llm._canned == []
+    assert chat_id
+
+
+async def test_archiving_the_thread_by_hand_ends_the_meanwhile_scene(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    await world.story(guest=True)
+    thread = await open_meanwhile(world)
+    llm.add(summary_answer("While you were away, nothing much happened."), threads_answer())
+
+    await thread.edit(archived=True)
+    await dpytest.run_all_events()
+
+    assert "nothing much happened" in channel_texts(world.channel.id)[-1]
+    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert llm._canned == []
+
+
+async def test_only_the_owner_can_end_the_meanwhile_scene(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    await world.story(guest=True)
+    thread = await open_meanwhile(world)
+    pressed = make_interaction(world.bot, world.stranger, thread)
+
+    view = end_button(world)
+    try:
+        await view.end.callback(pressed)
+    except Exception as error:  # the view's error handler answers, as discord.py would route it
+        await view.on_error(pressed, error, view.end)
+
+    (refusal,) = pressed.answers
+    assert refusal.ephemeral
+    assert refusal.content.startswith("only the owner of this story can")
+    assert await world.engine.meanwhile_in_thread(thread.id) is not None
