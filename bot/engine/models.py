@@ -24,12 +24,15 @@ class StoryModels:
         self.llm = llm
         self.settings = settings
 
-    def narrate(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    def narrate(
+        self, messages: Sequence[Message], *, stop: list[str] | None = None
+    ) -> AsyncIterator[str]:
+        """A streamed reply; ``stop`` ends it where the model starts speaking for another."""
+        params = _sampling(self.settings.narrative_sampling)
+        if stop:
+            params["stop"] = stop
         return self.llm.stream(
-            messages,
-            model=self.settings.narrative_model,
-            priority=Priority.NARRATIVE,
-            **_sampling(self.settings.narrative_sampling),
+            messages, model=self.settings.narrative_model, priority=Priority.NARRATIVE, **params
         )
 
     async def ask_json(self, messages: Sequence[Message], schema: type[M], *, default: M) -> M:

@@ -10,6 +10,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.engine.lenient import usable_items
 from bot.engine.models import StoryModels
 from bot.llm import Message
 from bot.store.events import Segment, SegmentKind
@@ -44,6 +45,11 @@ class _RawSegment(BaseModel):
 class ParsedTurn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     segments: list[_RawSegment] = Field(default_factory=list)
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _usable(cls, value: object) -> list[_RawSegment]:
+        return usable_items(value, _RawSegment)
 
 
 def fallback_segments(prose: str) -> list[Segment]:

@@ -11,6 +11,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.engine.lenient import usable_items
 from bot.engine.models import StoryModels
 from bot.engine.views import Activity, Relationship
 from bot.llm import Message
@@ -74,6 +75,17 @@ class StateUpdate(BaseModel):
     @classmethod
     def _number(cls, value: object) -> int | None:
         return None if value is None else _to_int(value)
+
+    @field_validator("relationships", mode="before")
+    @classmethod
+    def _usable(cls, value: object) -> list[PairUpdate]:
+        return usable_items(value, PairUpdate)
+
+    @field_validator("activity", mode="before")
+    @classmethod
+    def _activity(cls, value: object) -> ActivityUpdate | None:
+        usable = usable_items([value], ActivityUpdate) if isinstance(value, dict) else []
+        return usable[0] if usable else None
 
 
 def _step(delta: int) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.engine.lenient import usable_items
 from bot.engine.models import StoryModels
 from bot.llm import Message
 
@@ -14,20 +15,46 @@ log = logging.getLogger(__name__)
 
 class SceneSummary(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    summary: str = Field(default="", max_length=4000)
+    summary: str = ""
     knowledge_facts: list[str] = Field(default_factory=list)
-    relationship_summary: str = Field(default="", max_length=2000)
+    relationship_summary: str = ""
+
+    @field_validator("summary", "relationship_summary", mode="after")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        return value.strip()[:4000]
+
+    @field_validator("knowledge_facts", mode="before")
+    @classmethod
+    def _facts(cls, value: object) -> list[str]:
+        items = value if isinstance(value, list) else []
+        return [str(item).strip()[:300] for item in items if str(item).strip()][:10]
 
 
 class StoryThread(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    title: str = Field(max_length=200)
-    summary: str = Field(default="", max_length=2000)
+    title: str = Field(min_length=1)
+    summary: str = ""
+
+    @field_validator("title", mode="after")
+    @classmethod
+    def _short_title(cls, value: str) -> str:
+        return value.strip()[:200]
+
+    @field_validator("summary", mode="after")
+    @classmethod
+    def _short_summary(cls, value: str) -> str:
+        return value.strip()[:2000]
 
 
 class StoryThreads(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    threads: list[StoryThread] = Field(default_factory=list, max_length=10)
+    threads: list[StoryThread] = Field(default_factory=list)
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _usable(cls, value: object) -> list[StoryThread]:
+        return usable_items(value, StoryThread)[:10]
 
 
 async def summarize_pov(models: StoryModels, *, owner_name: str, lines: list[str]) -> SceneSummary:

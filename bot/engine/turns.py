@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.context import Cast, StoryContext
 from bot.engine.parse import fallback_segments, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt
@@ -20,7 +21,7 @@ from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
 from bot.engine.views import Character, Scene, present_entities
-from bot.llm import LLMError
+from bot.llm import LLMError, Message
 from bot.store import YOU, EventSpec, append_and_apply, append_events
 from bot.store.events import Segment
 
@@ -100,7 +101,14 @@ async def play_beat(
         budget_tokens=ctx.settings.prompt_token_budget,
     )
     await guarded.begin(speaker_of(speaker))
-    text, status, error = await _stream(ctx, cast.chat.id, messages, guarded)
+    others = [
+        name for entity, name in cast.names().items() if entity in present and entity != speaker.id
+    ]
+    # a model that starts speaking for someone else stops there
+    stop = [f"\n{name}:" for name in others][:4]
+    text, status, error = await _stream(
+        ctx, cast.chat.id, messages, guarded, speaker=speaker, stop=stop
+    )
     segments = await _segments(classify, prose)
     message_ids = tuple(await guarded.end(BeatEnd(text=text, status=status, error=error)))
 
@@ -207,16 +215,27 @@ async def _point_of_view(
 
 
 async def _stream(
-    ctx: StoryContext, chat_id: str, messages: Sequence[object], sink: BeatSink
+    ctx: StoryContext,
+    chat_id: str,
+    messages: Sequence[Message],
+    sink: BeatSink,
+    *,
+    speaker: Character,
+    stop: list[str],
 ) -> tuple[str, BeatStatus, str]:
     """Stream the reply in a registered task; a cancel keeps the text shown so far."""
     parts: list[str] = []
+    label = LeadingLabel(speaker_labels(speaker.name))
+
+    async def show(text: str) -> None:
+        if text:
+            parts.append(text)
+            await sink.append(text)
 
     async def stream_reply() -> None:
-        async for chunk in ctx.models.narrate(messages):  # type: ignore[arg-type]
-            if chunk:
-                parts.append(chunk)
-                await sink.append(chunk)
+        async for chunk in ctx.models.narrate(messages, stop=stop):
+            await show(label.feed(chunk))
+        await show(label.flush())
 
     task: asyncio.Task[object] = asyncio.create_task(stream_reply(), name=f"stream {chat_id}")
     async with ctx.in_flight.registered(chat_id, task):

@@ -1,0 +1,436 @@
+"""Engine benchmark: overhead per turn, prompt size and LLM calls at 10, 1,000 and 10,000 turns.
+
+    .venv/bin/python bench/engine.py                       # 10, 1,000 and 10,000 prior turns
+    .venv/bin/python bench/engine.py --sizes 10,1000 --turns 100
+    .venv/bin/python bench/engine.py --profile             # cProfile the turns at the last size
+
+Each size gets a file database in a temporary directory holding one story (you, a host and a
+guest all present) with that many prior turns: played for real through the engine up to
+``--direct-above`` turns, above that appended straight to the store in batches shaped like the
+events of real turns (turn_started, user_turn, assistant_turn, a memory per witness, an
+edge_update per directed pair), with a scene close every 40 turns. Then ``--turns`` more turns
+are played through ``Engine.take_turn`` against a zero-latency fake LLM, so their wall time is
+the engine's own overhead. Last, with every LLM call taking ``--latency`` seconds before its
+first token, the time from the player's line to the first streamed text is measured: it should
+be one round trip, because classification runs beside the stream.
+
+Targets: < 10 ms overhead per turn, flat (±10%) across history sizes; first text after one LLM
+round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import json
+import pstats
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.config import Settings
+from bot.engine import BeatEnd, Engine, Speaker
+from bot.engine.prompts import prompt_tokens
+from bot.llm import Message, Priority
+from bot.store import YOU, Database, EventSpec, append_events, open_db
+
+OVERHEAD_TARGET_MS = 10.0
+FLATNESS = 0.10
+TURNS_PER_SCENE = 40
+HOST, GUEST = "mira", "tomas"
+CHAT = "bench"
+REPLY_CHUNKS = (
+    "*Mira sets the lantern on the table and leans in.* ",
+    '"The harbour master was not at his post tonight, ',
+    "and the ledger was open to a page I have never seen before. ",
+    'Someone tore out the entry for the ninth."',
+)
+REPLY = "".join(REPLY_CHUNKS)
+PROSES = (
+    'I glance at the door. "Who else knew about the ledger?" I keep my hand on the key.',
+    "Tomás, you were on the water that night. What did you see from the pilot boat?",
+    "*I turn the cup slowly.* The ninth. That was the night of the fog, wasn't it?",
+)
+TARGET_ID = re.compile(r"\(id ([\w-]+), affinity")
+
+
+class FakeLLM:
+    """Answers every call at once (or after ``latency``) and counts calls by kind."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.counts: Counter[str] = Counter()
+        self.prompt_sizes: list[int] = []
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        priority: Priority = Priority.BACKGROUND,
+        **params: Any,
+    ) -> str:
+        system = messages[0].content
+        if system.startswith("You split a role-play player's message"):
+            kind = "classify"
+            answer: object = {"segments": [{"kind": "action", "text": messages[-1].content}]}
+        elif system.startswith("You track the inner life of"):
+            kind = "state update"
+            answer = {
+                "relationships": [
+                    {"target_id": t, "affinity_delta": 1, "trust_delta": 1, "knowledge_facts": []}
+                    for t in TARGET_ID.findall(messages[-1].content)
+                ]
+            }
+        elif system.startswith("Summarize, in two to four sentences"):
+            kind, answer = "digest", {"summary": "While you were away, not much happened."}
+        elif system.startswith("List the open plot threads"):
+            kind, answer = "threads", {"threads": []}
+        else:
+            kind, answer = "summary", {"summary": "A long night at the Lantern."}
+        self.counts[kind] += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return json.dumps(answer)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        priority: Priority = Priority.NARRATIVE,
+        **params: Any,
+    ) -> AsyncIterator[str]:
+        self.counts["narrative"] += 1
+        self.prompt_sizes.append(prompt_tokens(list(messages)))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        for chunk in REPLY_CHUNKS:
+            yield chunk
+
+
+@dataclass
+class TimingSink:
+    """Notes when the first text of a beat arrives."""
+
+    first_text: float | None = None
+    chunks: list[str] = field(default_factory=list)
+
+    async def begin(self, speaker: Speaker) -> None:
+        return None
+
+    async def append(self, text: str) -> None:
+        if self.first_text is None:
+            self.first_text = time.perf_counter()
+        self.chunks.append(text)
+
+    async def end(self, outcome: BeatEnd) -> Sequence[int]:
+        return ()
+
+
+class QueryTimer:
+    """Times every store call (read by SQL text, write by batch) while active."""
+
+    def __init__(self) -> None:
+        self.stats: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        self._saved: dict[str, Any] = {}
+
+    def __enter__(self) -> QueryTimer:
+        for name in ("fetchall", "fetchone", "write"):
+            original = getattr(Database, name)
+            self._saved[name] = original
+            setattr(Database, name, self._wrap(name, original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self._saved.items():
+            setattr(Database, name, original)
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        stats = self.stats
+
+        async def timed(db: Database, first: Any, *args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(db, first, *args)
+            finally:
+                key = (
+                    f"write {getattr(first, '__qualname__', first)}"
+                    if name == "write"
+                    else " ".join(str(first).split())[:100]
+                )
+                stats[key][0] += 1
+                stats[key][1] += time.perf_counter() - started
+
+        return timed
+
+    def report(self, turns: int) -> None:
+        print(f"{'ms/turn':>8} {'calls':>6}  query")
+        for key, (count, seconds) in sorted(self.stats.items(), key=lambda kv: -kv[1][1])[:12]:
+            print(f"{seconds / turns * 1000:>8.2f} {count / turns:>6.1f}  {key}")
+
+
+async def _seed(engine: Engine) -> tuple[str, int]:
+    for bot_id, name in ((HOST, "Mira Vale"), (GUEST, "Tomás Reyes")):
+        await engine.author_character(
+            {
+                "id": bot_id,
+                "name": name,
+                "persona": f"{name} keeps the harbour's secrets. " * 8,
+                "traits": ["observant", "wry"],
+                "voice_samples": ['"Coffee\'s on the house if you tell me something new."'],
+                "kickoff_prose": "*Rain ticks against the Lantern's windows.*",
+            }
+        )
+    await engine.set_you(name="Ash", pronouns="they/them", persona="A courier who arrives late.")
+    started = await engine.start_chat(
+        host_id=HOST, guest_id=GUEST, place="the Lantern", weather="rain", chat_id=CHAT
+    )
+    return started.chat.id, started.scene_id
+
+
+def _direct_turn(scene_id: int, n: int) -> list[EventSpec]:
+    """The events one real you_host_guest turn writes, as one batch."""
+    prose = PROSES[n % len(PROSES)] + f" ({n})"
+    speaker = GUEST if n % len(PROSES) == 1 else HOST
+    present = [YOU, HOST, GUEST]
+    common = {"chat_id": CHAT, "scene_id": scene_id, "present_set_kind": "you_host_guest"}
+    text = f"Ash: {prose}\n{'Tomás Reyes' if speaker == GUEST else 'Mira Vale'}: {REPLY}"
+
+    def memory(owner: str) -> Any:
+        return lambda ids: {
+            "owner_id": owner,
+            "chat_id": CHAT,
+            "scene_id": scene_id,
+            "text": text,
+            "beat_id": ids[2],
+            "witness_you": 1,
+            "witness_host": 1,
+            "witness_guest": 1,
+        }
+
+    def edge(source: str, target: str) -> Any:
+        return lambda ids: {
+            "source_id": source,
+            "target_id": target,
+            "chat_id": CHAT,
+            "affinity_delta": (n % 3) - 1,
+            "trust_delta": (n % 5) - 2,
+            "knowledge_facts": [],
+            "beat_id": ids[2],
+        }
+
+    return [
+        ("turn_started", {**common, "speaker_id": speaker, "prose": prose}),
+        (
+            "user_turn",
+            lambda ids: {
+                **common,
+                "prose": prose,
+                "segments": [{"kind": "action", "text": prose}],
+                "witnesses": present,
+                "turn_started_id": ids[0],
+            },
+        ),
+        (
+            "assistant_turn",
+            lambda ids: {
+                **common,
+                "speaker_id": speaker,
+                "text": REPLY,
+                "witnesses": present,
+                "turn_started_id": ids[0],
+            },
+        ),
+        *(("memory_written", memory(owner)) for owner in present),
+        *(("edge_update", edge(s, t)) for s in (HOST, GUEST) for t in present if t != s),
+    ]
+
+
+async def _close_and_open(db: Database, scene_id: int) -> int:
+    row = await db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene_id,))
+    ids = await append_events(
+        db,
+        [
+            ("scene_closed", {"scene_id": scene_id, "closed_at": "t", "chat_id": CHAT}),
+            (
+                "scene_opened",
+                {
+                    "chat_id": CHAT,
+                    "container_id": row[0] if row else 0,
+                    "started_at": "t",
+                    "participants": [YOU, HOST, GUEST],
+                },
+            ),
+        ],
+    )
+    return ids[1]
+
+
+async def _build_history(engine: Engine, db: Database, turns: int, *, direct: bool) -> None:
+    chat_id, scene_id = await _seed(engine)
+    sink = TimingSink()
+    for n in range(turns):
+        if n and n % TURNS_PER_SCENE == 0:
+            if direct:
+                scene_id = await _close_and_open(db, scene_id)
+            else:
+                await engine.close_scene(chat_id)
+        if direct:
+            await append_events(db, _direct_turn(scene_id, n))
+        else:
+            await engine.take_turn(chat_id, PROSES[n % len(PROSES)] + f" ({n})", sink)
+
+
+@dataclass
+class SizeResult:
+    history: int
+    build_seconds: float
+    turn_ms: list[float]
+    prompt_tokens: list[int]
+    calls_per_turn: dict[str, float]
+    first_text_ms: list[float]
+    turn_with_latency_ms: list[float]
+
+
+async def bench_size(
+    history: int, directory: Path, *, turns: int, latency: float, direct_above: int, profile: bool
+) -> SizeResult:
+    path = directory / f"engine-{history}.db"
+    settings = Settings()
+    async with open_db(path) as db:
+        llm = FakeLLM()
+        engine = Engine(db, llm, settings)
+        started = time.perf_counter()
+        await _build_history(engine, db, history, direct=history > direct_above)
+        build_seconds = time.perf_counter() - started
+
+        # warm up (first-use caches, statement preparation), then measure
+        for n in range(3):
+            await engine.take_turn(CHAT, PROSES[n % len(PROSES)], TimingSink())
+        llm.counts.clear()
+        llm.prompt_sizes.clear()
+        profiler = cProfile.Profile() if profile else None
+        timer = QueryTimer() if profile else None
+        turn_ms = []
+        with timer or contextlib.nullcontext():
+            for n in range(turns):
+                prose = PROSES[n % len(PROSES)] + f" (bench {n})"
+                if profiler:
+                    profiler.enable()
+                started = time.perf_counter()
+                await engine.take_turn(CHAT, prose, TimingSink())
+                turn_ms.append((time.perf_counter() - started) * 1000)
+                if profiler:
+                    profiler.disable()
+        calls = {kind: count / turns for kind, count in sorted(llm.counts.items())}
+        sizes = list(llm.prompt_sizes)
+        if profiler and timer:
+            print(f"\n--- {turns} turns after {history:,} turns: store calls, as awaited ---")
+            timer.report(turns)
+            print("--- cProfile of the same turns (event-loop thread; SQL runs on aiosqlite's) ---")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+        llm.latency = latency
+        first_ms, whole_ms = [], []
+        for n in range(max(5, turns // 10)):
+            sink = TimingSink()
+            started = time.perf_counter()
+            await engine.take_turn(CHAT, PROSES[n % len(PROSES)] + f" (latency {n})", sink)
+            ended = time.perf_counter()
+            assert sink.first_text is not None
+            first_ms.append((sink.first_text - started) * 1000)
+            whole_ms.append((ended - started) * 1000)
+    return SizeResult(history, build_seconds, turn_ms, sizes, calls, first_ms, whole_ms)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def report(results: list[SizeResult], *, latency: float, budget: int) -> bool:
+    print(
+        f"\n{'prior turns':>11} | {'build':>7} | {'overhead/turn ms':^24} | "
+        f"{'prompt tokens':^15} | {'first text ms':^15} | {'turn ms':>7}"
+    )
+    print(
+        f"{'':>11} | {'s':>7} | {'mean':>7} {'median':>7} {'p95':>7} | "
+        f"{'mean':>7} {'max':>7} | {'median':>7} {'max':>7} | {'median':>7}"
+    )
+    for r in results:
+        print(
+            f"{r.history:>11,} | {r.build_seconds:>7.1f} | {statistics.fmean(r.turn_ms):>7.2f} "
+            f"{statistics.median(r.turn_ms):>7.2f} {_p95(r.turn_ms):>7.2f} | "
+            f"{statistics.fmean(r.prompt_tokens):>7.0f} {max(r.prompt_tokens):>7} | "
+            f"{statistics.median(r.first_text_ms):>7.1f} {max(r.first_text_ms):>7.1f} | "
+            f"{statistics.median(r.turn_with_latency_ms):>7.1f}"
+        )
+    print(f"\nLLM calls per turn (you, host and guest present): {results[0].calls_per_turn}")
+    medians = [statistics.median(r.turn_ms) for r in results]
+    base = medians[0]
+    worst = max(medians)
+    flat = all(abs(m - base) <= FLATNESS * base for m in medians)
+    fast = worst < OVERHEAD_TARGET_MS
+    round_trip = latency * 1000
+    first_ok = all(statistics.median(r.first_text_ms) < round_trip * 1.5 for r in results)
+    prompt_ok = all(max(r.prompt_tokens) <= budget + 100 for r in results)
+    print(
+        f"overhead < {OVERHEAD_TARGET_MS:g} ms: {'ok' if fast else 'MISSED'} "
+        f"(worst median {worst:.2f} ms); flat ±{FLATNESS:.0%}: "
+        f"{'ok' if flat else 'MISSED'} ({', '.join(f'{m:.2f}' for m in medians)} ms); "
+        f"first text in one {round_trip:.0f} ms round trip: {'ok' if first_ok else 'MISSED'}; "
+        f"prompt within the {budget:,}-token budget: {'ok' if prompt_ok else 'MISSED'}"
+    )
+    return fast and flat and first_ok and prompt_ok
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10,1000,10000", help="prior turns, comma-separated")
+    parser.add_argument("--turns", type=int, default=50, help="measured turns per size")
+    parser.add_argument("--latency", type=float, default=0.1, help="fake LLM latency (s)")
+    parser.add_argument(
+        "--direct-above",
+        type=int,
+        default=1000,
+        help="build histories longer than this by appending events (default 1000)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the last size's turns")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
+    args = parser.parse_args(argv)
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    results = []
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="storybot-engine-bench-") as tmp:
+        for i, size in enumerate(sizes):
+            result = await bench_size(
+                size,
+                Path(tmp),
+                turns=args.turns,
+                latency=args.latency,
+                direct_above=args.direct_above,
+                profile=args.profile and i == len(sizes) - 1,
+            )
+            print(
+                f"{size:>7,} prior turns: built in {result.build_seconds:.1f} s, "
+                f"median overhead {statistics.median(result.turn_ms):.2f} ms/turn",
+                flush=True,
+            )
+            results.append(result)
+    ok = report(results, latency=args.latency, budget=Settings().engine.prompt_token_budget)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,334 @@
+"""The console: scripted stories end to end over HTTP, and its commands one by one.
+
+End to end, the console talks to the loopback OpenAI-compatible server (tests/llm_server.py)
+through the real ``OpenAICompatibleClient``: via ``bot.cli.main`` with ``--script`` and via
+``python -m bot … console`` with the script piped to stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.config import Settings
+from bot.console import play
+from bot.engine import Engine
+from bot.llm import MockLLMClient
+from bot.store import Database, open_db
+from tests.engine_helpers import character, parse_answer, zero_state
+from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+CHARACTERS = ROOT / "examples" / "characters"
+NARRATOR = re.compile(r"You are (.+?), a character")
+TARGET_ID = re.compile(r"\(id ([\w-]+), affinity")
+DIGEST = "While you were away, Mira and Tomás stacked the chairs and argued about the ledger."
+THREAD = "The missing ledger page"
+
+SCRIPT = f"""\
+# a whole evening at the Lantern
+/character import {CHARACTERS / "mira.toml"}
+/character import {CHARACTERS / "tomas.toml"}
+/you set name=Ash pronouns=they/them persona="A courier who arrives late."
+/chat start host=mira guest=tomas place="the Lantern" weather=rain
+I shake the rain off my coat and sit at the counter.
+/frobnicate the kettle
+Tomás, what happened to you tonight?
+/meanwhile start Mira and Tomás close up the café
+They stack the chairs while the rain eases.
+/meanwhile end
+/status
+/memories mira
+/relationship mira you
+/scene close
+"""
+
+
+def story_reply(request: RecordedRequest) -> Reply:
+    """Answer any engine call sensibly: JSON for structured calls, prose for narration."""
+    messages = request.messages
+    system = messages[0]["content"] if messages else ""
+    if "response_format" not in request.json and request.stream:
+        match = NARRATOR.search(system)
+        name = match[1].split()[0] if match else "Someone"
+        return Reply.text(f'*{name} nods slowly.* "Go on, I\'m listening."')
+    if system.startswith("You split a role-play player's message"):
+        answer: object = {"segments": [{"kind": "narration", "text": messages[-1]["content"]}]}
+    elif system.startswith("You track the inner life of"):
+        answer = {
+            "relationships": [
+                {"target_id": t, "affinity_delta": 3, "trust_delta": 1, "knowledge_facts": []}
+                for t in TARGET_ID.findall(messages[-1]["content"])
+            ]
+        }
+    elif system.startswith("Summarize, in two to four sentences"):
+        answer = {"summary": DIGEST}
+    elif system.startswith("List the open plot threads"):
+        answer = {"threads": [{"title": THREAD, "summary": "Who tore it out?"}]}
+    else:  # a point-of-view summary
+        answer = {"summary": "A long, wet evening.", "knowledge_facts": []}
+    return Reply.text(json.dumps(answer))
+
+
+@pytest.fixture
+def story_server(llm_server: LoopbackLLMServer) -> LoopbackLLMServer:
+    llm_server.default = story_reply
+    return llm_server
+
+
+def _config(tmp_path: Path, server: LoopbackLLMServer) -> Path:
+    path = tmp_path / "storybot.toml"
+    path.write_text(
+        f"""\
+[llm]
+base_url = "{server.base_url}"
+api_key = "sk-loopback"
+max_retries = 0
+
+[llm.timeouts]
+connect = 5.0
+first_token = 10.0
+idle = 10.0
+total = 30.0
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _kinds(db_path: Path) -> set[str]:
+    with sqlite3.connect(db_path) as conn:
+        return {row[0] for row in conn.execute("SELECT DISTINCT kind FROM event_log")}
+
+
+def _check_story_output(out: str) -> None:
+    lines = out.splitlines()
+    assert "imported Mira Vale as mira" in lines
+    assert "imported Tomás Reyes as tomas" in lines
+    assert "you are Ash (they/them)" in lines
+    assert any(re.fullmatch(r"\(story console-\w+ begins at the Lantern\)", x) for x in lines)
+    assert any(x.startswith("Mira Vale: *Rain ticks against the Lantern") for x in lines)
+    # replies stream after the speaker's name: the host by default, the guest when addressed
+    replies = [x for x in lines if x.endswith('"Go on, I\'m listening."') and x[0] != "-"]
+    assert replies == [
+        'Mira Vale: *Mira nods slowly.* "Go on, I\'m listening."',
+        'Tomás Reyes: *Tomás nods slowly.* "Go on, I\'m listening."',
+        'Mira Vale: *Mira nods slowly.* "Go on, I\'m listening."',  # the meanwhile beat
+    ]
+    assert "error: unknown command /frobnicate; try /help" in lines
+    assert "(meanwhile… your lines now steer the scene without you)" in lines
+    assert DIGEST in lines
+    assert f"(story thread: {THREAD})" in lines
+    assert any(x.startswith("Day 1, ") and x.endswith("— the Lantern, rain") for x in lines)
+    assert "  Ash" in lines and "  Mira Vale" in lines and "  Tomás Reyes" in lines
+    assert "- A long, wet evening." in lines  # mira's memory of the meanwhile scene
+    assert "mira → you: affinity 56, trust 52" in lines  # two beats with Ash, +3/+1 each
+    assert any(re.fullmatch(r"\(scene \d+ closes; scene \d+ begins\)", x) for x in lines)
+    # the error in the middle did not stop the story: everything after it ran
+    assert lines.index("error: unknown command /frobnicate; try /help") < lines.index(DIGEST)
+
+
+def _check_story_log(db_path: Path) -> None:
+    assert {
+        "bot_authored",
+        "you_authored",
+        "chat_created",
+        "scene_opened",
+        "turn_started",
+        "user_turn",
+        "assistant_turn",
+        "memory_written",
+        "edge_update",
+        "meanwhile_scene_started",
+        "meanwhile_scene_closed",
+        "digest_written",
+        "manual_edit",
+        "story_thread_detected",
+        "scene_closed",
+    } <= _kinds(db_path)
+    with sqlite3.connect(db_path) as conn:
+        (open_turns,) = conn.execute("SELECT COUNT(*) FROM open_turns").fetchone()
+        (replies,) = conn.execute(
+            "SELECT COUNT(*) FROM event_log WHERE kind = 'assistant_turn'"
+        ).fetchone()
+    assert open_turns == 0
+    assert replies == 4  # the kickoff and three streamed beats
+
+
+def _check_requests(server: LoopbackLLMServer) -> None:
+    streamed = [r for r in server.requests if r.stream]
+    assert len(streamed) == 3
+    assert all(r.headers.get("authorization") == "Bearer sk-loopback" for r in server.requests)
+    structured = [r for r in server.requests if not r.stream]
+    assert all(r.json.get("response_format") == {"type": "json_object"} for r in structured)
+
+
+async def test_cli_main_plays_a_script_end_to_end(
+    story_server: LoopbackLLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "evening.txt"
+    script.write_text(SCRIPT, encoding="utf-8")
+    db_path = tmp_path / "story.db"
+    argv = ["--config", str(_config(tmp_path, story_server)), "--db", str(db_path)]
+
+    # main() runs its own event loop, so it runs in a thread while this loop serves the LLM
+    code = await asyncio.wait_for(
+        asyncio.to_thread(cli.main, [*argv, "console", "--script", str(script)]), 30
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _check_story_output(captured.out)
+    _check_story_log(db_path)
+    _check_requests(story_server)
+
+
+async def test_python_m_bot_console_plays_piped_stdin(
+    story_server: LoopbackLLMServer, tmp_path: Path
+) -> None:
+    db_path = tmp_path / "story.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--config",
+        str(_config(tmp_path, story_server)),
+        "--db",
+        str(db_path),
+        "console",
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(SCRIPT.encode()), 30)
+
+    assert process.returncode == 0, stderr.decode()
+    out = stdout.decode()
+    assert "storybot console" not in out  # a pipe is not a terminal: no banner, no prompts
+    _check_story_output(out)
+    _check_story_log(db_path)
+    _check_requests(story_server)
+
+
+async def test_quit_ends_the_console_while_stdin_stays_open(tmp_path: Path) -> None:
+    """/quit leaves at once, even though the input pipe is still open (a waiting terminal)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--db",
+        str(tmp_path / "story.db"),
+        "console",
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(b"/quit\n")
+    await process.stdin.drain()
+    try:
+        code = await asyncio.wait_for(process.wait(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        process.stdin.close()
+    assert code == 0
+
+
+# -- commands, with the scripted mock ---------------------------------------------------------
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with open_db(":memory:") as database:
+        yield database
+
+
+async def _play(engine: Engine, script: str, *, interactive: bool = False) -> str:
+    out = io.StringIO()
+    assert await play(engine, io.StringIO(script), out, interactive=interactive) == 0
+    return out.getvalue()
+
+
+async def _engine_with_cast(db: Database, *canned: str) -> tuple[Engine, MockLLMClient]:
+    mock = MockLLMClient(canned)
+    engine = Engine(db, mock, Settings())
+    await engine.author_character(character("mira", "Mira Vale", kickoff_prose=""))
+    return engine, mock
+
+
+async def test_an_unknown_command_is_an_error_and_play_goes_on(db: Database) -> None:
+    engine, _ = await _engine_with_cast(db)
+
+    out = await _play(engine, "/dance wildly\n/character list\n")
+
+    assert out.splitlines() == ["error: unknown command /dance; try /help", "mira: Mira Vale"]
+
+
+async def test_chat_start_without_a_host_is_a_usage_error(db: Database) -> None:
+    engine, _ = await _engine_with_cast(db)
+
+    out = await _play(engine, '/chat start place="the Lantern"\n/chat start host\n')
+
+    assert out.splitlines() == [
+        "error: /chat start needs host=ID",
+        "error: expected key=value with key one of anchor, guest, host, place, time, weather; "
+        "got 'host'",
+    ]
+    assert await engine.chat_in_channel(0) is None
+
+
+async def test_a_turn_before_any_story_is_an_error(db: Database) -> None:
+    engine, mock = await _engine_with_cast(db)
+
+    out = await _play(engine, "I wave at the barkeep.\n/status\n")
+
+    assert out.splitlines() == ["error: no story yet: /chat start host=ID first"] * 2
+    assert mock.calls == []
+
+
+async def test_a_turn_streams_after_the_speakers_name(db: Database) -> None:
+    engine, mock = await _engine_with_cast(
+        db, parse_answer("hello"), "Evening. What'll it be?", zero_state()
+    )
+
+    out = await _play(engine, "/chat start host=mira\nhello\n")
+
+    assert out.splitlines()[1:] == ["Mira Vale: Evening. What'll it be?"]
+    assert [c.kind for c in mock.calls] == ["complete", "stream", "complete"]
+
+
+async def test_quit_stops_reading_further_lines(db: Database) -> None:
+    engine, mock = await _engine_with_cast(db)
+
+    out = await _play(engine, "/chat start host=mira\n/quit\n/help\nhello there\n")
+
+    assert "Commands:" not in out and "error" not in out
+    assert mock.calls == []  # the turn after /quit never ran
+    assert out.splitlines() == [
+        next(x for x in out.splitlines() if x.startswith("(story console-"))
+    ]
+
+
+async def test_an_interactive_console_greets_prompts_and_resumes_its_story(db: Database) -> None:
+    engine, _ = await _engine_with_cast(db)
+    await _play(engine, "/chat start host=mira\n")
+
+    out = await _play(engine, "/quit\n", interactive=True)
+
+    first, second = out.splitlines()[:2]
+    assert re.fullmatch(r"\(resuming story console-\w+ at somewhere\)", first)
+    assert second.startswith("storybot console")
+    assert out.endswith("> ")
