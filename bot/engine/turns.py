@@ -194,6 +194,7 @@ async def _point_of_view(
         query=prose,
         limit=ctx.settings.recalled_memories,
         exclude_beats=shown,
+        names=list(cast.names().values()),
     )
     relationships = [
         await ctx.views.relationship(cast.chat.id, speaker.id, other)

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.store.schema import MIGRATIONS
+from bot.store.projector import rebuild_all
+from bot.store.schema import MIGRATIONS, REBUILD_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def _migrate(raw: sqlite3.Connection) -> int:
     """Apply the migrations this file lacks, each in its own IMMEDIATE transaction.
 
     The version is read inside the transaction, so two processes opening a new file at once
-    cannot both apply the same migration.
+    cannot both apply the same migration. A migration that adds derived data rebuilds the
+    projections from the log in the same transaction.
     """
     raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for number, script in enumerate(MIGRATIONS, start=1):
@@ -88,6 +90,8 @@ def _migrate(raw: sqlite3.Connection) -> int:
                 for statement in _split_statements(script):
                     raw.execute(statement)
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+                if number in REBUILD_AFTER and current > 0:
+                    log.info("rebuilt projections from %d events", rebuild_all(raw))
         except BaseException:
             raw.execute("ROLLBACK")
             raise

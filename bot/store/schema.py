@@ -191,7 +191,37 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL
     );
     """,
+    # 2: memory recall scoped to one (chat, owner) inside the full-text index, so a search walks
+    # only that character's memories, newest first, instead of every chat's (bm25 over the whole
+    # index grew with history: 0.4 ms at 10 turns, 22 ms at 10,000).
+    """
+    DROP TRIGGER memories_ai;
+    DROP TRIGGER memories_ad;
+    DROP TRIGGER memories_au;
+    DROP TABLE memories_fts;
+    ALTER TABLE memories ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+    CREATE VIRTUAL TABLE memories_fts USING fts5 (
+        scope, text, pov_summary, content='memories', content_rowid='id'
+    );
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, scope, text, pov_summary)
+        VALUES (new.id, new.scope, new.text, new.pov_summary);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, scope, text, pov_summary)
+        VALUES ('delete', old.id, old.scope, old.text, old.pov_summary);
+    END;
+    CREATE TRIGGER memories_au AFTER UPDATE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, scope, text, pov_summary)
+        VALUES ('delete', old.id, old.scope, old.text, old.pov_summary);
+        INSERT INTO memories_fts (rowid, scope, text, pov_summary)
+        VALUES (new.id, new.scope, new.text, new.pov_summary);
+    END;
+    """,
 )
+
+REBUILD_AFTER: frozenset[int] = frozenset({2})
+"""Migrations after which the projections are rebuilt from the log (new derived columns)."""
 
 PROJECTION_TABLES: tuple[str, ...] = (
     "characters",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 
 from bot.store.events import (
@@ -21,7 +22,8 @@ def memory_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
     assert isinstance(p, MemoryWritten)
     raw.execute(
         "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
-        "witness_host, witness_guest, text, pov_summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "witness_host, witness_guest, text, pov_summary, scope) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.id,
             p.owner_id,
@@ -33,7 +35,16 @@ def memory_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
             p.witness_guest,
             p.text,
             p.pov_summary,
+            memory_scope(p.chat_id, p.owner_id),
         ),
+    )
+
+
+def memory_scope(chat_id: str, owner_id: str) -> str:
+    """One full-text token naming a (chat, owner): recall searches only inside it."""
+    return (
+        "s"
+        + hashlib.sha1(f"{chat_id}\0{owner_id}".encode(), usedforsecurity=False).hexdigest()[:20]
     )
 
 

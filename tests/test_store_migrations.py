@@ -1,0 +1,56 @@
+"""A database made by an older release opens, migrates, and keeps every event and projection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from bot.engine.views import Views
+from bot.store import open_db
+from bot.store.db import _split_statements
+from bot.store.schema import MIGRATIONS
+
+
+def _version_1_database(path: Path) -> None:
+    """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in _split_statements(MIGRATIONS[0]):
+        raw.execute(statement)
+    raw.execute("INSERT INTO schema_version VALUES (1)")
+    memory = {
+        "owner_id": "mira",
+        "chat_id": "c1",
+        "scene_id": 3,
+        "witness_you": 1,
+        "witness_host": 1,
+        "witness_guest": 0,
+        "text": "Alex spoke of the lighthouse keeper",
+    }
+    raw.execute(
+        "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (1, "memory_written", json.dumps(memory), "c1", "2026-01-01T00:00:00+00:00"),
+    )
+    raw.execute(
+        "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
+        "witness_host, witness_guest, text, pov_summary) "
+        "VALUES (1, 'mira', 'c1', 3, NULL, 1, 1, 0, ?, '')",
+        (memory["text"],),
+    )
+    raw.close()
+
+
+async def test_a_version_1_database_migrates_and_recall_finds_its_memories(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _version_1_database(path)
+
+    async with open_db(path) as db:
+        version = await db.fetchone("SELECT MAX(version) FROM schema_version")
+        found = await Views(db).search_memories("c1", "mira", '"lighthouse"', 5)
+        other_owner = await Views(db).search_memories("c1", "tomas", '"lighthouse"', 5)
+
+    assert version is not None and version[0] == len(MIGRATIONS)
+    assert [m.text for m in found] == ["Alex spoke of the lighthouse keeper"]
+    assert other_owner == []
