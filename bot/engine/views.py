@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.store import YOU, Database
 from bot.store.events import BotAuthored, PresentSetKind
+from bot.store.projections.story import memory_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +306,19 @@ class Views:
     async def search_memories(
         self, chat_id: str, owner_id: str, fts_query: str, limit: int
     ) -> list[Memory]:
-        """The owner's memories that best match ``fts_query`` (an FTS5 expression)."""
+        """The owner's newest memories matching ``fts_query`` (an FTS5 expression), newest first.
+
+        The search is scoped by a token to this (chat, owner) and walks the index newest first,
+        stopping at ``limit``: its cost does not grow with the length of the story.
+        """
         if not fts_query or limit <= 0:
             return []
+        scope = memory_scope(chat_id, owner_id)
         rows = await self.db.fetchall(
-            "SELECT m.* FROM memories_fts f JOIN memories m ON m.id = f.rowid "
-            "WHERE memories_fts MATCH ? AND m.chat_id = ? AND m.owner_id = ? "
-            "ORDER BY bm25(memories_fts) LIMIT ?",
-            (fts_query, chat_id, owner_id, limit),
+            "SELECT m.* FROM memories m WHERE m.id IN ("
+            " SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
+            " ORDER BY rowid DESC LIMIT ?) ORDER BY m.id DESC",
+            (f'scope : "{scope}" AND ({fts_query})', limit),
         )
         return [_memory(r) for r in rows]
 
@@ -338,6 +344,12 @@ class Views:
             (scene_id, scene_id, limit),
         )
         return [_beat(r) for r in reversed(rows)]
+
+    async def last_beat(self, chat_id: str) -> Beat | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1", (chat_id,)
+        )
+        return None if row is None else _beat(row)
 
     async def beats(self, chat_id: str, limit: int = 100_000) -> list[Beat]:
         rows = await self.db.fetchall(
