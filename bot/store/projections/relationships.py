@@ -26,38 +26,35 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
         "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
         key,
     ).fetchone()
-    affinity, trust, facts, summary = (
-        (50, 50, [], "")
-        if row is None
-        else (
-            row[0],
-            row[1],
-            json.loads(row[2]),
-            row[3],
+    affinity, trust = (50, 50) if row is None else (row[0], row[1])
+    new_affinity = clamp(affinity + p.affinity_delta)
+    new_trust = clamp(trust + p.trust_delta)
+    facts_json = "[]" if row is None else row[2]
+    if p.knowledge_facts:  # most updates learn nothing: skip the JSON round trip then
+        facts = json.loads(facts_json)
+        facts += [f for f in dict.fromkeys(p.knowledge_facts) if f and f not in facts]
+        facts_json = json.dumps(facts, ensure_ascii=False)
+    summary = p.relationship_summary
+    if summary is None:
+        summary = "" if row is None else row[3]
+    if row is None:
+        raw.execute(
+            "INSERT INTO edges (chat_id, source_id, target_id, affinity, trust, "
+            "knowledge_facts_json, relationship_summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*key, new_affinity, new_trust, facts_json, summary),
         )
-    )
-    for fact in p.knowledge_facts:
-        if fact and fact not in facts:
-            facts.append(fact)
-    raw.execute(
-        "INSERT OR REPLACE INTO edges (chat_id, source_id, target_id, affinity, trust, "
-        "knowledge_facts_json, relationship_summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            *key,
-            clamp(affinity + p.affinity_delta),
-            clamp(trust + p.trust_delta),
-            json.dumps(facts, ensure_ascii=False),
-            summary if p.relationship_summary is None else p.relationship_summary,
-        ),
-    )
-    moved_affinity = clamp(affinity + p.affinity_delta) - affinity
-    moved_trust = clamp(trust + p.trust_delta) - trust
-    if moved_affinity or moved_trust:
+    else:
+        raw.execute(
+            "UPDATE edges SET affinity = ?, trust = ?, knowledge_facts_json = ?, "
+            "relationship_summary = ? WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            (new_affinity, new_trust, facts_json, summary, *key),
+        )
+    if new_affinity != affinity or new_trust != trust:
         # what the beat actually moved, after clamping, is what "why" should show
         raw.execute(
             "INSERT INTO edge_changes (event_id, chat_id, source_id, target_id, affinity_delta, "
             "trust_delta, beat_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event.id, *key, moved_affinity, moved_trust, p.beat_id),
+            (event.id, *key, new_affinity - affinity, new_trust - trust, p.beat_id),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 
 from bot.store.events import (
     YOU,
@@ -21,6 +22,11 @@ _INSERT = (
     "segments_json, present_set_kind, cancelled, interrupted, turn_started_id, author_id, "
     "message_ids_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _json_list(items: Sequence[object]) -> str:
+    """JSON of a list; most are empty, and a rebuild writes hundreds of thousands of them."""
+    return json.dumps(items, ensure_ascii=False) if items else "[]"
 
 
 def _record_witnesses(
@@ -60,8 +66,8 @@ def turn_started(raw: sqlite3.Connection, event: StoredEvent) -> None:
 def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, UserTurn)
-    segments = json.dumps([s.model_dump() for s in p.segments], ensure_ascii=False)
-    message_ids = json.dumps([p.message_id] if p.message_id else [])
+    segments = _json_list([s.model_dump() for s in p.segments])
+    message_ids = f"[{p.message_id}]" if p.message_id else "[]"
     raw.execute(
         _INSERT,
         (
@@ -106,7 +112,7 @@ def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
             int(p.interrupted),
             p.turn_started_id,
             0,
-            json.dumps(p.message_ids),
+            _json_list(p.message_ids),
         ),
     )
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
