@@ -152,6 +152,32 @@ async def test_editing_a_line_changes_the_story_text(db: Database) -> None:
     assert "I sya hello" not in _prompt_texts(mock)[-2]
 
 
+async def test_an_edited_line_keeps_its_new_words_when_its_reply_is_regenerated(
+    db: Database,
+) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await _play(engine, mock, chat_id, "first", "REPLY-ONE")
+    await _play(engine, mock, chat_id, "I sya hello", "REPLY-OLD")
+    await engine.edit_message(chat_id, hash("first") % 10**9, "first, edited")
+    await engine.edit_message(chat_id, hash("I sya hello") % 10**9, "I say hello")
+    mock.add("REPLY-NEW", _state(0))
+
+    await engine.regenerate(chat_id, RecordingSink())
+
+    texts = [b.text for b in await engine.views.beats(chat_id)]
+    assert texts[-4:] == ["first, edited", "REPLY-ONE", "I say hello", "REPLY-NEW"]
+    assert "I sya hello" not in _prompt_texts(mock)[-2]
+    await _assert_replay_equals_incremental(db)
+
+    await engine.rewind_to_message(chat_id, hash("first") % 10**9)
+    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == [
+        "first, edited",
+        "REPLY-ONE",
+    ]
+    await _assert_replay_equals_incremental(db)
+
+
 async def test_why_lists_the_beats_that_moved_a_feeling_newest_first(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)

@@ -7,12 +7,13 @@ always gives the state the player sees.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from bot.engine.context import StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.views import Beat
-from bot.store import append_and_apply
+from bot.store import EventSpec, append_and_apply, append_events
 
 TRAILING_KINDS = (
     "memory_written",
@@ -83,12 +84,36 @@ async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | 
 
 async def _rewind_after(ctx: StoryContext, chat_id: str, after: int, reason: str) -> Rewound:
     gone = tuple(b for b in await ctx.views.beats(chat_id) if b.id > after)
-    await append_and_apply(
-        ctx.db,
-        kind="beats_rewound",
-        payload={"chat_id": chat_id, "after_event_id": after, "reason": reason},
+    rewind: EventSpec = (
+        "beats_rewound",
+        {"chat_id": chat_id, "after_event_id": after, "reason": reason},
     )
+    edits: list[EventSpec] = [
+        ("manual_edit", e) for e in await _edits_of_kept_lines(ctx, chat_id, after)
+    ]
+    await append_events(ctx.db, [rewind, *edits])
     return Rewound(gone, after)
+
+
+async def _edits_of_kept_lines(
+    ctx: StoryContext, chat_id: str, after: int
+) -> list[dict[str, object]]:
+    """The latest edit of each line that stays, made after it (so inside the rewound range).
+
+    Without carrying them past the rewind, editing a line and then regenerating its reply
+    would bring the old words back.
+    """
+    rows = await ctx.db.fetchall(
+        "SELECT payload_json FROM event_log WHERE chat_id = ? AND id > ? AND kind = 'manual_edit' "
+        "ORDER BY id",
+        (chat_id, after),
+    )
+    latest: dict[int, dict[str, object]] = {}
+    for row in rows:
+        edit = json.loads(row[0])
+        if edit["target_kind"] == "user_turn_prose" and edit["target_id"] <= after:
+            latest[edit["target_id"]] = edit
+    return list(latest.values())
 
 
 async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
