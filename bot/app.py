@@ -31,12 +31,14 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.characters",
     "cogs.chats",
     "cogs.meanwhile",
+    "cogs.history",
     "cogs.insight",
     "cogs.admin",
 )
 
 # Exactly what the bot does in a story channel: speak through webhooks, stream and split replies,
-# open and archive meanwhile threads, pre-add ⛔ and remove other people's ⛔.
+# open and archive meanwhile threads, pre-add ⛔ and remove other people's ⛔ and 🔄, mark rewound
+# lines ⏪ (or delete them, when set to).
 PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,

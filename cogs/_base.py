@@ -8,6 +8,7 @@ ephemerally to the one who asked; anything else is logged and answered with a sh
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import discord
@@ -37,13 +38,14 @@ async def answer(
     text: str = "",
     *,
     embed: discord.Embed = MISSING,
+    files: Sequence[discord.File] = MISSING,
     ephemeral: bool = True,
 ) -> None:
     """Reply to an interaction whether or not it was answered (or deferred) already."""
     if interaction.response.is_done():
-        await interaction.followup.send(text, embed=embed, ephemeral=ephemeral)
+        await interaction.followup.send(text, embed=embed, files=files, ephemeral=ephemeral)
     else:
-        await interaction.response.send_message(text, embed=embed, ephemeral=ephemeral)
+        await interaction.response.send_message(text, embed=embed, files=files, ephemeral=ephemeral)
 
 
 def player_message(error: BaseException) -> str | None:

@@ -1,9 +1,10 @@
-"""Autocomplete for character ids: only the characters of the server asking."""
+"""Autocomplete for character ids: only the characters of the server asking (and "you")."""
 
 from __future__ import annotations
 
 from discord import app_commands
 
+from bot.store import YOU
 from cogs._base import Interaction
 
 MAX_CHOICES = 25
@@ -21,3 +22,9 @@ async def character_choices(
         for c in characters
         if needle in c.id or needle in c.name.casefold()
     ][:MAX_CHOICES]
+
+
+async def someone_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The characters of this server, and "you" (for who feels about whom)."""
+    you = [app_commands.Choice(name="you", value=YOU)] if current.casefold() in YOU else []
+    return (you + await character_choices(interaction, current))[:MAX_CHOICES]

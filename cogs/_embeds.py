@@ -1,13 +1,16 @@
-"""How story read models look in Discord: a character card, a chat's status, a relationship."""
+"""How story read models look in Discord: a character card, a chat's status, feelings and why."""
 
 from __future__ import annotations
 
 import discord
 
+from bot.engine import FeelingChange
 from bot.engine.views import Character, ChatStatus, Memory, Relationship
 
 BAR_CELLS = 10
 FIELD_LIMIT = 1024
+DESCRIPTION_LIMIT = 4096
+EXCERPT_LIMIT = 80
 COLOUR = discord.Colour.dark_teal()
 
 
@@ -79,4 +82,26 @@ def memories_embed(name: str, memories: list[Memory], query: str) -> discord.Emb
             value=clip(memory.pov_summary or memory.text, 300),
             inline=False,
         )
+    return embed
+
+
+def signed(delta: int) -> str:
+    """``+3``, ``−1`` (a true minus sign), ``0``."""
+    return f"+{delta}" if delta > 0 else f"−{-delta}" if delta < 0 else "0"
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
+
+
+def why_embed(changes: list[FeelingChange], source: str, target: str) -> discord.Embed:
+    """Each beat that moved source's feelings toward target, newest first, with the deltas."""
+    lines = [
+        f"{signed(c.affinity_delta)} affinity, {signed(c.trust_delta)} trust — "
+        f'"{excerpt(c.beat_text) or "a beat that left no words"}"'
+        for c in changes
+    ]
+    embed = discord.Embed(title=f"Why {source} feels so about {target}", colour=COLOUR)
+    embed.description = clip("\n".join(lines) or "nothing has moved it yet", DESCRIPTION_LIMIT)
     return embed

@@ -65,11 +65,17 @@ async def steered_story(interaction: Interaction, doing: str) -> StoryPlace:
     return place
 
 
-async def editable_character(interaction: Interaction, character_id: str) -> Character:
-    """A character of this server that its creator, or a server manager, is asking to change."""
-    character = await interaction.client.engine.character(interaction.guild_id or 0, character_id)
+async def known_character(interaction: Interaction, character_id: str) -> Character:
+    """A character of this server (another server's characters are not there to see)."""
+    character = await interaction.client.engine.character(guild_of(interaction), character_id)
     if character is None:
         raise Refusal(f"no character {character_id!r} in this server")
+    return character
+
+
+async def editable_character(interaction: Interaction, character_id: str) -> Character:
+    """A character of this server that its creator, or a server manager, is asking to change."""
+    character = await known_character(interaction, character_id)
     creator = character.card.creator_id
     if interaction.user.id != creator and not interaction.permissions.manage_guild:
         raise Refusal(f"only the creator of {character.name} or a server manager can change it")

@@ -1,9 +1,11 @@
-"""Characters and you: write, import, show, edit, give an avatar, delete; set your persona.
+"""Characters and you: write, import, export, show, edit, give an avatar, delete; set your persona.
 
 Characters belong to the server they were made in; their creator or a server manager edits them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -16,7 +18,8 @@ from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._character_modal import CharacterModal
 from cogs._choices import character_choices
 from cogs._embeds import character_embed, clip
-from cogs._guards import editable_character, guild_of
+from cogs._files import card_file
+from cogs._guards import editable_character, guild_of, known_character
 
 
 async def read_upload(attachment: discord.Attachment, limit: int) -> bytes:
@@ -69,10 +72,18 @@ class Characters(StoryCog):
     @character.command(name="show", description="A character's card")
     @app_commands.autocomplete(character=character_choices)
     async def show(self, interaction: Interaction, character: str) -> None:
-        found = await self.engine.character(guild_of(interaction), character)
-        if found is None:
-            raise Refusal(f"no character {character!r} in this server")
+        found = await known_character(interaction, character)
         await answer(interaction, embed=character_embed(found))
+
+    @character.command(name="export", description="A character as a Tavern card (PNG or JSON)")
+    @app_commands.autocomplete(character=character_choices)
+    @app_commands.describe(version="Tavern card spec: v3 (newest) or v2 (read by more tools)")
+    async def export(
+        self, interaction: Interaction, character: str, version: Literal["v2", "v3"] = "v3"
+    ) -> None:
+        found = await known_character(interaction, character)
+        card = await card_file(self.engine, found, version)
+        await answer(interaction, f"{found.name} as a Tavern {version.upper()} card", files=[card])
 
     @character.command(name="edit", description="Edit a character you created")
     @app_commands.autocomplete(character=character_choices)

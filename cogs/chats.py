@@ -1,4 +1,4 @@
-"""Stories and scenes: start, show and end the story of a channel; close, join, leave scenes."""
+"""Stories and scenes: start, show, export and end a channel's story; close, join, leave scenes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._choices import character_choices
 from cogs._closing import scene_closed_note, show_meanwhile_closed
 from cogs._embeds import status_embed
+from cogs._files import story_files
 from cogs._guards import StoryPlace, guild_of, require_speech, steered_story, story_here
+
+EXPORT_NOTE = "The story so far, and its log (restore: `python -m bot --db NEW.db import-log FILE`)"
 
 
 class Chats(StoryCog):
@@ -74,6 +77,16 @@ class Chats(StoryCog):
         place = await steered_story(interaction, "end it")
         await self.engine.end_chat(place.chat.id)
         await answer(interaction, "The story ends here.", ephemeral=False)
+
+    @chat.command(name="export", description="The story as Markdown, and its log to restore it")
+    async def export(self, interaction: Interaction) -> None:
+        place = await steered_story(interaction, "export it")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        markdown, log = await self.engine.export_chat(place.chat.id)
+        files = story_files(place.chat.id, markdown, log)
+        await answer(
+            interaction, "The story so far, and its log (restore: import-log)", files=files
+        )
 
     @scene.command(name="close", description="Close the scene (in a meanwhile thread: end it)")
     async def close(self, interaction: Interaction) -> None:

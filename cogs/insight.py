@@ -1,4 +1,4 @@
-"""What the characters remember and feel: memories and relationships, read-only."""
+"""What the characters remember and feel, and why: memories, relationships, read-only."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.store import YOU
 from cogs._base import Interaction, Refusal, StoryCog, answer
-from cogs._choices import character_choices
-from cogs._embeds import memories_embed, relationship_embed
+from cogs._choices import character_choices, someone_choices
+from cogs._embeds import memories_embed, relationship_embed, why_embed
 from cogs._guards import StoryPlace, story_here
 
 
@@ -31,12 +31,27 @@ class Insight(StoryCog):
     @app_commands.guild_only()
     async def relationship(self, interaction: Interaction, a: str, b: str) -> None:
         place = await story_here(interaction)
-        names = await self._cast(place)
-        for who in (a, b):
-            if who not in names:
-                raise Refusal(f"{who!r} is not in this story")
+        names = await self._in_story(place, a, b)
         relationship = await self.engine.relationship(place.chat.id, a, b)
         await answer(interaction, embed=relationship_embed(relationship, names[a], names[b]))
+
+    @app_commands.command(name="why", description="Which beats moved how one feels about another")
+    @app_commands.autocomplete(a=someone_choices, b=someone_choices)
+    @app_commands.describe(a="who feels", b="about whom ('you' for you)")
+    @app_commands.guild_only()
+    async def why(self, interaction: Interaction, a: str, b: str) -> None:
+        place = await story_here(interaction)
+        names = await self._in_story(place, a, b)
+        changes = await self.engine.why(place.chat.id, a, b)
+        await answer(interaction, embed=why_embed(changes, names[a], names[b]))
+
+    async def _in_story(self, place: StoryPlace, *who: str) -> dict[str, str]:
+        """The story's names, if everyone asked about is in it."""
+        names = await self._cast(place)
+        for someone in who:
+            if someone not in names:
+                raise Refusal(f"{someone!r} is not in this story")
+        return names
 
     async def _cast(self, place: StoryPlace) -> dict[str, str]:
         """Everyone of this story by id: its host, its guest, and you."""

@@ -18,10 +18,9 @@ from bot.engine.views import Chat
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
 from cogs._render import STOP_EMOJI
+from cogs._steering import StoryChannel, take_reaction_back
 
 log = logging.getLogger(__name__)
-
-StoryChannel = discord.TextChannel | discord.Thread
 
 
 class Story(StoryCog):
@@ -84,12 +83,7 @@ class Story(StoryCog):
         ):
             self.engine.cancel(chat_id)
             return
-        try:
-            await channel.get_partial_message(payload.message_id).remove_reaction(
-                payload.emoji, payload.member
-            )
-        except discord.HTTPException as exc:
-            log.info("could not remove %s's ⛔: %s", payload.member, exc)
+        await take_reaction_back(channel, payload)
 
     @app_commands.command(name="stop", description="Stop the reply streaming in this story")
     @app_commands.guild_only()

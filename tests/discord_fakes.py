@@ -16,10 +16,14 @@ dpytest (last released mid-2023) drives ``on_message`` and bot messages well, bu
 - webhooks: ``channel_webhooks`` and ``create_webhook`` are uncaptured, and ``Webhook.send`` /
   ``edit_message`` / ``edit`` bypass dpytest's HTTP entirely. We fake the channel's webhook list and
   patch discord's ``AsyncWebhookAdapter`` to record each payload and echo it as a channel message
-  (author = the webhook's username), so ``fetch_message``, reactions and ``on_message`` see it.
+  (author = the webhook's username), so ``fetch_message``, reactions and ``on_message`` see it;
+  ``delete_message`` removes the post and dispatches the delete as Discord would.
+- a user editing or deleting their own message: ``edit_by_author`` / ``delete_by_author``
+  dispatch the gateway's MESSAGE_UPDATE / MESSAGE_DELETE (dpytest has no user-side edit).
 - interactions: none at all. ``make_interaction`` builds a ``create_autospec``'d Interaction (a
   misspelled attribute fails the test) whose response and followup record what was answered;
-  ``invoke`` calls a command's callback and routes errors to the cog's handler as discord.py does.
+  ``invoke`` calls a command's callback and routes errors to the cog's handler as discord.py does;
+  ``invoke_menu`` does the same for a context menu (its own ``on_error``).
 
 ``DiscordGaps.install`` patches with ``monkeypatch``, so everything is undone after each test.
 Drop the matching part here when dpytest catches up.
@@ -82,6 +86,7 @@ class DiscordGaps:
     def __init__(self) -> None:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.posts: dict[int, WebhookPost] = {}
+        self.deleted_posts: list[WebhookPost] = []
         self.removed_reactions: list[tuple[int, str, int]] = []  # (message, emoji, member)
         self.thread_edits: list[tuple[int, dict[str, Any]]] = []
         self._ids = itertools.count(9_000_000_000_000_000)
@@ -157,6 +162,7 @@ class DiscordGaps:
         for name, method in {
             "execute_webhook": self._execute,
             "edit_webhook_message": self._edit_message,
+            "delete_webhook_message": self._delete_message,
             "edit_webhook": self._edit_webhook,
             "edit_webhook_with_token": self._edit_webhook,
         }.items():
@@ -368,6 +374,20 @@ class DiscordGaps:
         stored["content"] = content
         return dict(stored)
 
+    async def _delete_message(
+        self,
+        adapter: AsyncWebhookAdapter,
+        webhook_id: int,
+        token: str,
+        message_id: int,
+        **_: Any,
+    ) -> None:
+        if webhook_id not in self.webhooks:
+            raise _not_found(UNKNOWN_WEBHOOK, "Unknown Webhook")
+        post = self.posts.pop(message_id)
+        self.deleted_posts.append(post)
+        _delete_stored(post.channel_id, message_id)
+
     # -- reading what users see ----------------------------------------------------------------
 
     def posts_in(self, channel_id: int) -> list[WebhookPost]:
@@ -392,6 +412,34 @@ def stored_message(channel_id: int, message_id: int) -> dict[str, Any]:
     return next(
         m for m in dpytest_backend._cur_config.messages[channel_id] if m["id"] == message_id
     )
+
+
+def _delete_stored(channel_id: int, message_id: int) -> None:
+    """Drop a message from dpytest's store and dispatch MESSAGE_DELETE, as Discord would."""
+    state = dpytest_backend.get_state()
+    channel = state.get_channel(channel_id)
+    assert isinstance(channel, discord.TextChannel | discord.Thread), channel_id
+    stored = dpytest_backend._cur_config.messages[channel_id]
+    stored[:] = [m for m in stored if m["id"] != message_id]
+    state.parse_message_delete(
+        {"id": message_id, "channel_id": channel_id, "guild_id": channel.guild.id}
+    )
+
+
+def edit_by_author(message: discord.Message, content: str) -> None:
+    """The author edits their message: the gateway sends MESSAGE_UPDATE with the whole message."""
+    stored = stored_message(message.channel.id, message.id)
+    stored["content"] = content
+    stored["edited_timestamp"] = discord.utils.utcnow().isoformat()
+    assert message.guild is not None
+    # dpytest's stored "member" lacks "roles", which discord.py reads on an update: leave it out.
+    update = {k: v for k, v in stored.items() if k != "member"}
+    dpytest_backend.get_state().parse_message_update({**update, "guild_id": message.guild.id})
+
+
+def delete_by_author(message: discord.Message) -> None:
+    """The author deletes their message (no permission needed for one's own)."""
+    _delete_stored(message.channel.id, message.id)
 
 
 def post_message(
@@ -420,6 +468,7 @@ class Answer:
     embed: discord.Embed | None
     ephemeral: bool
     modal: discord.ui.Modal | None = None
+    files: list[discord.File] = field(default_factory=list)
 
 
 def make_interaction(
@@ -481,7 +530,15 @@ def _answer(content: Any, kwargs: dict[str, Any]) -> Answer:
         content=str(content or ""),
         embed=embed if isinstance(embed, discord.Embed) else None,
         ephemeral=bool(kwargs.get("ephemeral", False)),
+        files=[f for f in kwargs.get("files") or [] if isinstance(f, discord.File)],
     )
+
+
+def file_bytes(file: discord.File) -> bytes:
+    """What an answered attachment holds."""
+    file.fp.seek(0)
+    data: bytes = file.fp.read()
+    return data
 
 
 def answers(interaction: MagicMock) -> list[Answer]:
@@ -504,6 +561,18 @@ async def invoke(
         await cog.cog_app_command_error(
             interaction, app_commands.CommandInvokeError(command, error)
         )
+    return answers(interaction)
+
+
+async def invoke_menu(
+    menu: app_commands.ContextMenu, interaction: MagicMock, target: Any
+) -> list[Answer]:
+    """Run a context menu on ``target``; errors reach the menu's own handler."""
+    try:
+        await menu.callback(interaction, target)
+    except Exception as error:
+        assert menu.on_error is not None, menu.name
+        await menu.on_error(interaction, app_commands.CommandInvokeError(menu, error))
     return answers(interaction)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,9 +11,12 @@ import discord.ext.test as dpytest
 import pytest
 from discord.ext import commands
 
+from bot.cards import export_card
 from bot.llm import MockLLMClient
+from bot.store.events import BotAuthored
 from cogs._choices import character_choices
 from tests.discord_fakes import (
+    GUEST,
     HOST,
     StoryWorld,
     Wiring,
@@ -21,6 +25,8 @@ from tests.discord_fakes import (
     make_attachment,
     make_interaction,
 )
+from tests.engine_helpers import parse_answer, threads_answer, zero_state
+from tests.test_cards import make_png
 
 MIRA_TOML = b'name = "Mira"\npersona = "A lighthouse keeper."\nkickoff_prose = "Mira waves."\n'
 
@@ -201,3 +207,107 @@ async def test_stop_with_nothing_streaming_says_so(world: StoryWorld) -> None:
     (answer,) = await slash(world, "Story", "stop", world.owner)
     assert answer.ephemeral
     assert answer.content == "no reply is streaming in this story right now"
+
+
+# -- characters, you, scenes, memories ----------------------------------------------------------
+
+
+async def test_character_delete_is_refused_while_a_story_uses_the_character(
+    world: StoryWorld,
+) -> None:
+    await world.story()
+
+    (refusal,) = await slash(world, "Characters", "delete", world.owner, character=HOST)
+    assert refusal.content == f"bot_a is in the open story in <#{world.channel.id}>: end it first"
+    assert await world.engine.character(world.channel.guild.id, HOST) is not None
+
+    (done,) = await slash(world, "Characters", "delete", world.owner, character=GUEST)
+    assert done.content == "BotB deleted"
+    assert await world.engine.character(world.channel.guild.id, GUEST) is None
+
+
+async def test_character_avatar_from_an_attachment_and_you_set(world: StoryWorld) -> None:
+    await world.story()
+    png = make_png()
+    image = make_attachment("face.png", png, "image/png")
+
+    (done,) = await slash(world, "Characters", "avatar", world.owner, character=HOST, image=image)
+
+    assert done.content == "BotA has a new avatar"
+    bot_a = await world.engine.character(world.channel.guild.id, HOST)
+    assert bot_a is not None
+    assert bot_a.card.avatar == hashlib.sha256(png).hexdigest()
+    assert await world.engine.views.asset(bot_a.card.avatar) == (png, "image/png")
+
+    (you,) = await slash(
+        world, "Characters", "you_set", world.owner, name="Alex", pronouns="they/them"
+    )
+    assert you.content == "you are Alex (they/them)"
+    alex = await world.engine.you(world.channel.guild.id, world.owner.id)
+    assert (alex.name, alex.pronouns) == ("Alex", "they/them")
+
+
+async def test_character_import_of_a_tavern_png_card_makes_the_png_its_avatar(
+    world: StoryWorld,
+) -> None:
+    nova = BotAuthored.model_validate(
+        {"id": "nova", "name": "Nova", "persona": "A night-shift pilot.", "traits": ["calm"]}
+    )
+    data, filename = export_card(nova, version="v3", avatar_png=make_png())
+    card = make_attachment(filename, data, "image/png")
+
+    answered = await slash(world, "Characters", "import_", world.owner, card=card)
+
+    assert answered[-1].content.startswith("Nova imported")
+    found = await world.engine.character(world.channel.guild.id, "nova")
+    assert found is not None
+    assert (found.card.persona, found.card.traits) == ("A night-shift pilot.", ["calm"])
+    asset = await world.engine.views.asset(found.card.avatar)
+    assert asset is not None and asset[1] == "image/png"
+    assert asset[0].startswith(b"\x89PNG")
+
+
+async def test_scene_join_and_leave_open_new_scenes_with_the_new_present_set(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    chat_id = await world.story()
+    llm.add(threads_answer())
+
+    (joined,) = await slash(world, "Chats", "join", world.owner, character=GUEST)
+
+    assert joined.content == "The scene closes."
+    assert not joined.ephemeral
+    status = await world.engine.status(chat_id)
+    assert status.present == ("you", HOST, GUEST)
+
+    llm.add(threads_answer("the missing key"))
+    (left,) = await slash(world, "Chats", "leave", world.owner)
+
+    assert left.content == "The scene closes. Threads to follow: the missing key"
+    assert (await world.engine.status(chat_id)).present == ("you", HOST)
+    (refusal,) = await slash(world, "Chats", "leave", world.owner)
+    assert refusal.content == "the guest is not in the scene"
+    assert llm._canned == []
+
+
+async def test_memories_shows_what_the_character_remembers(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    await world.story()
+    llm.add(parse_answer("I brought you tea"), "BotA takes the tea gratefully.", zero_state())
+    await dpytest.message("I brought you tea", channel=world.channel, member=world.owner)
+
+    (shown,) = await slash(world, "Insight", "memories", world.stranger, character=HOST)
+    (searched,) = await slash(
+        world, "Insight", "memories", world.stranger, character=HOST, query="tea"
+    )
+    (nothing,) = await slash(
+        world, "Insight", "memories", world.stranger, character=HOST, query="volcano"
+    )
+
+    assert shown.embed is not None and shown.embed.title == "BotA remembers"
+    (memory,) = shown.embed.fields
+    assert "tea" in str(memory.value)
+    assert searched.embed is not None and searched.embed.title == "BotA remembers “tea”"
+    assert [f.value for f in searched.embed.fields] == [memory.value]
+    assert nothing.embed is not None and nothing.embed.description == "nothing yet"

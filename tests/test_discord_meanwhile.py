@@ -164,3 +164,43 @@ async def test_only_the_owner_can_end_the_meanwhile_scene(
     assert refusal.ephemeral
     assert refusal.content.startswith("only the owner of this story can")
     assert await world.engine.meanwhile_in_thread(thread.id) is not None
+
+
+async def test_scene_close_inside_the_thread_ends_the_meanwhile_scene(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    await world.story(guest=True)
+    thread = await open_meanwhile(world)
+    chats = world.bot.get_cog("Chats")
+    assert chats is not None
+    llm.add(summary_answer("While you were away, they tidied the office."), threads_answer())
+
+    asked = make_interaction(world.bot, world.owner, thread)
+    (answered,) = await invoke(chats, chats.close, asked)  # type: ignore[attr-defined]
+
+    assert answered.content == "The meanwhile scene ends."
+    digest = channel_texts(world.channel.id)[-1]
+    assert digest == "**While you were away…**\nWhile you were away, they tidied the office."
+    assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
+    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert llm._canned == []
+
+
+async def test_meanwhile_with_beats_plays_them_alternating_host_and_guest(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    await world.story(guest=True)
+    llm.add("BotA starts sorting files.", zero_state(), zero_state())
+    llm.add("BotB hands her a folder.", zero_state(), zero_state())
+    cog = world.bot.get_cog("Meanwhile")
+    assert cog is not None
+
+    asked = make_interaction(world.bot, world.owner, world.channel)
+    await invoke(cog, cog.meanwhile, asked, premise="filing", beats=2)  # type: ignore[attr-defined]
+
+    (thread,) = world.channel.threads
+    assert [(p.username, p.content) for p in world.gaps.posts_in(thread.id)] == [
+        ("BotA", "BotA starts sorting files."),
+        ("BotB", "BotB hands her a folder."),
+    ]
+    assert llm._canned == []

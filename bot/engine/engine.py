@@ -27,7 +27,17 @@ from bot.engine.scenes import SceneClose
 from bot.engine.sink import BeatSink, Speaker
 from bot.engine.speakers import choose_speaker, next_meanwhile_speaker
 from bot.engine.turns import TurnResult, play_beat, speaker_of
-from bot.engine.views import Character, Chat, ChatStatus, Memory, Relationship, Views, You
+from bot.engine.views import (
+    Beat,
+    Character,
+    Chat,
+    ChatStatus,
+    Memory,
+    Relationship,
+    Scene,
+    Views,
+    You,
+)
 from bot.engine.views import present_entities as _present
 from bot.llm import LLMClient
 from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
@@ -277,6 +287,13 @@ class Engine:
 
     async def chat(self, chat_id: str) -> Chat | None:
         return await self.views.chat(chat_id)
+
+    async def scene(self, scene_id: int) -> Scene | None:
+        return await self.views.scene(scene_id)
+
+    async def latest_beat(self, chat_id: str) -> Beat | None:
+        """The story's newest beat (so an adapter can tell whether a reply is the latest)."""
+        return await self.views.last_beat(chat_id)
 
     async def meanwhile_in_thread(self, thread_id: int) -> tuple[Chat, int] | None:
         scene = await self.views.meanwhile_in_thread(thread_id)

@@ -6,6 +6,7 @@ mistakes them for extensions).
 
 from cogs._render._reactions import STOP_EMOJI
 from cogs._render._renderer import Renderer
+from cogs._render._retire import REWOUND_EMOJI, RetireMode
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
 from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL
@@ -13,8 +14,10 @@ from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL
 __all__ = [
     "MAX_WEBHOOKS_PER_CHANNEL",
     "MESSAGE_LIMIT",
+    "REWOUND_EMOJI",
     "STOP_EMOJI",
     "Renderer",
+    "RetireMode",
     "StreamingReply",
     "split_for_discord",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import discord
 
@@ -13,6 +13,7 @@ from bot.config import DiscordSettings
 from bot.engine import BeatSink, Engine, Speaker
 from cogs._render._limiter import EditLimiters
 from cogs._render._registry import StreamingMessages
+from cogs._render._retire import RetireMode, retire_message
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
 from cogs._render._voices import QUIET, BotVoice, Place, Voice, WebhookVoice
@@ -89,6 +90,21 @@ class Renderer:
             message = await channel.send(piece, allowed_mentions=QUIET)
             ids.append(message.id)
         return ids
+
+    async def retire(self, channel: Place, message_ids: Iterable[int], *, mode: RetireMode) -> None:
+        """Show rewound messages as gone: struck through or deleted (the player's: ⏪)."""
+        home = channel.parent if isinstance(channel, discord.Thread) else channel
+        for message_id in message_ids:
+            try:
+                message = await channel.fetch_message(message_id)
+            except discord.HTTPException as exc:
+                log.info("rewound message %d is not there to retire: %s", message_id, exc)
+                continue
+            webhook = None
+            if message.webhook_id is not None and home is not None:
+                webhook = await self._pool.known(home, message.webhook_id)
+            mine = message.author.id == channel.guild.me.id
+            await retire_message(message, mode, webhook=webhook, mine=mine)
 
     def streaming_chat(self, message_id: int) -> str | None:
         """The chat whose reply is streaming in this message right now (for ⛔), else None."""

@@ -99,6 +99,15 @@ class WebhookPool:
                 return await self._refit(home, entry, key, webhook, speaker)
             return await self._new(home, entry, key, speaker)
 
+    async def known(self, home: WebhookHome, webhook_id: int) -> discord.Webhook | None:
+        """Our webhook with this id in ``home`` (to edit or delete what it sent), if any."""
+        try:
+            async with self._locks.setdefault(home.id, asyncio.Lock()):
+                entry = await self._load(home, home.guild.me.id)
+        except NoWebhook:
+            return None
+        return next((w for w in entry.ours.values() if w.id == webhook_id), None)
+
     def forget(self, home_id: int, webhook_id: int) -> None:
         """Drop a webhook Discord says is gone, so the next call makes a new one."""
         entry = self._channels.get(home_id)
