@@ -13,7 +13,6 @@ import json
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from bot.config import Settings
 from bot.console import play
 from bot.engine import Engine
 from bot.llm import MockLLMClient
-from bot.store import Database, open_db
+from bot.store import Database
 from tests.engine_helpers import character, parse_answer, zero_state
 from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
@@ -248,12 +247,6 @@ async def test_quit_ends_the_console_while_stdin_stays_open(tmp_path: Path) -> N
 
 
 # -- commands, with the scripted mock ---------------------------------------------------------
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def _play(engine: Engine, script: str, *, interactive: bool = False) -> str:

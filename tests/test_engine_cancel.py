@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.store import Database, open_db
+from bot.store import Database
 from tests.engine_helpers import (
     RecordingSink,
     make_engine,
@@ -19,12 +18,6 @@ from tests.engine_helpers import (
 )
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def _until(condition: object, within: float = 2.0) -> None:

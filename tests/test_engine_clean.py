@@ -4,7 +4,6 @@ structured answers that keep what is usable."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,7 +11,7 @@ from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.parse import ParsedTurn
 from bot.engine.state import StateUpdate
 from bot.engine.summaries import SceneSummary, StoryThreads
-from bot.store import Database, open_db
+from bot.store import Database
 from tests.engine_helpers import HOST, RecordingSink, make_engine, parse_answer, seed_story
 
 
@@ -61,12 +60,6 @@ def test_one_broken_item_costs_that_item_not_the_answer() -> None:
     assert [len(t.title) for t in threads.threads] == [200]
     summary = SceneSummary.model_validate({"summary": "s" * 9000, "knowledge_facts": "not a list"})
     assert len(summary.summary) == 4000 and summary.knowledge_facts == []
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def test_a_reply_stops_where_the_model_speaks_for_someone_else(db: Database) -> None:

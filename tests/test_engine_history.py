@@ -7,13 +7,12 @@ prompt contains text from a rewound or replaced beat.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.engine import Engine, StoryError
 from bot.llm import MockLLMClient
-from bot.store import Database, open_db, project
+from bot.store import Database, project
 from tests.engine_helpers import (
     HOST,
     RecordingSink,
@@ -29,12 +28,6 @@ def _state(affinity: int) -> str:
     return json.dumps(
         {"relationships": [{"target_id": "you", "affinity_delta": affinity, "trust_delta": 0}]}
     )
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def _play(

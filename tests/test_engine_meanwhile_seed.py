@@ -10,11 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import pytest
-
 from bot.engine import Engine
 from bot.llm import Message, MockLLMClient
-from bot.store import Database, open_db
+from bot.store import Database
 from tests.engine_helpers import (
     GUEST,
     HOST,
@@ -27,12 +25,6 @@ from tests.engine_helpers import (
     threads_answer,
     zero_state,
 )
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def _meanwhile(engine: Engine) -> tuple[str, int]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.engine import StoryError
-from bot.store import Database, open_db, project
+from bot.store import Database, project
 from tests.engine_helpers import (
     GUEST,
     HOST,
@@ -22,12 +21,6 @@ from tests.engine_helpers import (
     zero_state,
 )
 from tests.store_factories import snapshot
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Database) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.engine import BeatEnd, Speaker
 from cogs._render import STOP_EMOJI, Renderer
-from tests.test_render_fakes import PNG, FakeDiscord, VirtualClock, settings
+from tests.render_fakes import PNG, FakeDiscord, VirtualClock, settings
 
 MARKER = " ▌"
 MIRA = Speaker("mira", "Mira", "a1b2c3d4")
