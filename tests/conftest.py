@@ -1,4 +1,4 @@
-"""Shared pytest wiring: the loopback OpenAI-compatible server fixtures and an empty store."""
+"""Shared pytest wiring: loopback LLM server and Discord world fixtures, and an empty store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from bot.store import Database, open_db
 
-pytest_plugins = ["tests.llm_server"]
+pytest_plugins = ["tests.llm_server", "tests.discord_fakes"]
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ from discord.webhook.async_ import AsyncWebhookAdapter
 from bot.app import StoryBot, build_bot
 from bot.config import Settings
 from bot.engine import Engine
-from bot.llm import LLMClient
+from bot.llm import LLMClient, MockLLMClient
 from bot.store import Database, open_db
 from tests.engine_helpers import character
 
@@ -691,3 +691,19 @@ class Wiring:
                 me = channel.guild.me
                 await dpytest.set_permission_overrides(me, channel, BOT_CAN)
                 yield StoryWorld(bot, engine, gaps, db, channel, *config.members[:2])
+
+
+# -- fixtures shared by the Discord flow tests (registered in tests/conftest.py) ----------------
+
+
+@pytest.fixture
+def llm() -> MockLLMClient:
+    """The scripted LLM behind the bot; a test adds the answers its flow needs."""
+    return MockLLMClient()
+
+
+@pytest.fixture
+async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
+    """A configured bot on dpytest with one guild, a bound story channel and its owner."""
+    async for built in Wiring(monkeypatch).world(llm):
+        yield built

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
 from bot.llm import MockLLMClient
 from bot.store import Database
+from tests.store_factories import bot_authored
 
 HOST, GUEST = "bot_a", "bot_b"
 
@@ -32,17 +33,8 @@ def threads_answer(*titles: str) -> str:
 
 
 def character(bot_id: str, name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": bot_id,
-        "name": name,
-        "persona": f"persona for {name}",
-        "voice_samples": [],
-        "traits": [],
-        "backstory": "",
-        "initial_relationship_to_you": "",
-        "kickoff_prose": "...",
-        **extra,
-    }
+    """A character's fields as the seed writes them (the store's payload factory)."""
+    return bot_authored(bot_id, name, **extra)
 
 
 @dataclass

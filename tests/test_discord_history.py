@@ -54,17 +54,6 @@ def feeling(affinity: int = 0, trust: int = 0) -> str:
 
 
 @pytest.fixture
-def llm() -> MockLLMClient:
-    return MockLLMClient()
-
-
-@pytest.fixture
-async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
-    async for built in Wiring(monkeypatch).world(llm):
-        yield built
-
-
-@pytest.fixture
 async def deleting_world(
     monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient
 ) -> AsyncIterator[StoryWorld]:

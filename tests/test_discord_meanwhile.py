@@ -8,35 +8,21 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
 import discord.ext.test as dpytest
-import pytest
 
 from bot.llm import MockLLMClient
 from tests.discord_fakes import (
     GUEST,
     HOST,
     StoryWorld,
-    Wiring,
     channel_texts,
     invoke,
     make_interaction,
 )
 from tests.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
-
-
-@pytest.fixture
-def llm() -> MockLLMClient:
-    return MockLLMClient()
-
-
-@pytest.fixture
-async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
-    async for built in Wiring(monkeypatch).world(llm):
-        yield built
 
 
 async def events(world: StoryWorld) -> list[tuple[int, str, dict[str, Any]]]:

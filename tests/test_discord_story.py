@@ -27,17 +27,6 @@ from tests.engine_helpers import parse_answer, payloads, zero_state
 from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
-@pytest.fixture
-def llm() -> MockLLMClient:
-    return MockLLMClient()
-
-
-@pytest.fixture
-async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
-    async for built in Wiring(monkeypatch).world(llm):
-        yield built
-
-
 async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook(
     world: StoryWorld, llm: MockLLMClient
 ) -> None:
