@@ -33,6 +33,7 @@ Commands:
   /character list               the characters you can cast
   /you set name=… pronouns=… persona=…
   /chat start host=ID [guest=ID] [place="…"] [time=…] [weather=…]
+  /chat set [time=…] [place="…"] [weather=…] [anchor="Day 2"]   move the world on
   /chat end
   /scene close | /scene join ID | /scene leave [ID]
   /meanwhile start [premise]    host and guest go on without you; your lines steer them
@@ -201,12 +202,26 @@ class Console:
             self.say(f"(story {started.chat.id} begins at {started.chat.place or 'somewhere'})")
             if started.kickoff_text:
                 self.say(f"{started.kickoff.name}: {started.kickoff_text}")
+        elif args[:1] == ["set"]:
+            options = parse_options(args[1:], {"place", "time", "weather", "anchor"})
+            chat = await self.engine.set_world(
+                self._chat_id(),
+                time=options.get("time"),
+                place=options.get("place"),
+                weather=options.get("weather"),
+                narrative_anchor=options.get("anchor"),
+            )
+            self.say(
+                f"(now: {chat.narrative_anchor}, {chat.world_time} — {chat.place}, {chat.weather})"
+            )
         elif args == ["end"]:
             await self.engine.end_chat(self._chat_id())
             self.say("(the story ends)")
             self.chat_id = None
         else:
-            raise UsageError("use /chat start host=ID … or /chat end")
+            raise UsageError(
+                "use /chat start host=ID …, /chat set time=… place=… weather=…, /chat end"
+            )
 
     async def _scene(self, args: list[str]) -> None:
         chat_id = self._chat_id()

@@ -72,6 +72,32 @@ class Chats(StoryCog):
         place = await story_here(interaction)
         await answer(interaction, embed=status_embed(await self.engine.status(place.chat.id)))
 
+    @chat.command(name="set", description="Move the story's clock, place or weather on")
+    @app_commands.describe(
+        time="the in-world time now",
+        place="where the story is now",
+        weather="the weather now",
+        day="the day, e.g. Day 2",
+    )
+    async def set_world(
+        self,
+        interaction: Interaction,
+        time: str | None = None,
+        place: str | None = None,
+        weather: str | None = None,
+        day: str | None = None,
+    ) -> None:
+        story = await steered_story(interaction, "change its world")
+        chat = await self.engine.set_world(
+            story.chat.id, time=time, place=place, weather=weather, narrative_anchor=day
+        )
+        await answer(
+            interaction,
+            f"Now: {chat.narrative_anchor}, {chat.world_time}, {chat.place or 'somewhere'}"
+            + (f", {chat.weather}" if chat.weather else ""),
+            ephemeral=False,
+        )
+
     @chat.command(name="end", description="End the story in this channel")
     async def end(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "end it")

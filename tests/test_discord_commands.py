@@ -143,6 +143,20 @@ async def test_chat_status_shows_time_place_weather_and_who_is_present(world: St
     assert fields["present"].splitlines() == ["**You**", "**BotA**", "**BotB**"]
 
 
+async def test_chat_set_moves_the_world_on_for_the_owner_only(world: StoryWorld) -> None:
+    chat_id = await world.story()
+
+    (shown,) = await slash(
+        world, "Chats", "set_world", world.owner, time="23:10", weather="fog", day="Day 2"
+    )
+    refused = await slash(world, "Chats", "set_world", world.stranger, weather="sun")
+
+    assert shown.content == "Now: Day 2, 23:10, office, fog"
+    assert "only the owner of this story can" in refused[0].content
+    chat = await world.engine.chat(chat_id)
+    assert chat is not None and (chat.world_time, chat.weather) == ("23:10", "fog")
+
+
 async def test_relationship_shows_affinity_and_trust_as_bars(world: StoryWorld) -> None:
     await world.story()
 

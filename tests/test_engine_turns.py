@@ -214,3 +214,25 @@ async def test_replay_equals_incremental_after_a_whole_story(db: Database) -> No
 
     assert await snapshot(db, ("reply", "meanwhile")) == before
     assert mock._canned == []
+
+
+async def test_the_world_moves_on_and_the_next_prompt_says_so(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+
+    chat = await engine.set_world(
+        chat_id, time="23:10", weather="fog rolling in", narrative_anchor="Day 2"
+    )
+    mock.add(parse_answer("x"), "BotA shivers.", zero_state())
+    await engine.take_turn(chat_id, "cold?", RecordingSink())
+
+    assert (chat.world_time, chat.weather, chat.narrative_anchor, chat.place) == (
+        "23:10",
+        "fog rolling in",
+        "Day 2",
+        "office",
+    )
+    system = next(c for c in mock.calls if c.kind == "stream").messages[0].content
+    assert "Day 2, 23:10" in system and "fog rolling in" in system
+    with pytest.raises(StoryError, match="say what changes"):
+        await engine.set_world(chat_id)

@@ -282,6 +282,37 @@ class Engine:
                 raise NotFoundError("there is no open story here")
             await append_and_apply(self.ctx.db, kind="chat_ended", payload={"chat_id": chat_id})
 
+    async def set_world(
+        self,
+        chat_id: str,
+        *,
+        time: str | None = None,
+        place: str | None = None,
+        weather: str | None = None,
+        narrative_anchor: str | None = None,
+    ) -> Chat:
+        """Move the story's clock, place or weather on (None leaves a field as it is)."""
+        changes = {
+            "time": time,
+            "place": place,
+            "weather": weather,
+            "narrative_anchor": narrative_anchor,
+        }
+        given = {key: value.strip() for key, value in changes.items() if value is not None}
+        if not given:
+            raise StoryError("say what changes: time, place, weather or the day")
+        async with self.ctx.queues.turn(chat_id):
+            await load_cast(self.ctx, chat_id)
+            try:
+                await append_and_apply(
+                    self.ctx.db, kind="world_changed", payload={"chat_id": chat_id, **given}
+                )
+            except EventError as exc:
+                raise StoryError(f"cannot change the world that way: {exc}") from None
+        chat = await self.views.chat(chat_id)
+        assert chat is not None
+        return chat
+
     async def chat_in_channel(self, channel_id: int) -> Chat | None:
         return await self.views.chat_in_channel(channel_id)
 
