@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -73,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        # a database path that cannot be opened, a full disk, a file locked by another process
+        print(f"error: {settings.storage.db_path}: {exc}", file=sys.stderr)
         return 1
 
 

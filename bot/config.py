@@ -70,7 +70,7 @@ class EngineSettings(_Section):
     recalled_memories: int = Field(default=8, ge=0, le=50)
     transcript_beats: int = Field(default=12, ge=1, le=100)
     meanwhile_max_beats: int = Field(default=6, ge=1, le=50)
-    max_turn_chars: int = Field(default=4000, ge=100)
+    max_turn_chars: int = Field(default=4000, ge=100, le=20_000)
 
 
 class StorageSettings(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,12 +45,14 @@ class RecordingSink:
     speakers: list[Speaker] = field(default_factory=list)
     chunks: list[str] = field(default_factory=list)
     ends: list[BeatEnd] = field(default_factory=list)
+    first_text: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def begin(self, speaker: Speaker) -> None:
         self.speakers.append(speaker)
 
     async def append(self, text: str) -> None:
         self.chunks.append(text)
+        self.first_text.set()
 
     async def end(self, outcome: BeatEnd) -> Sequence[int]:
         self.ends.append(outcome)

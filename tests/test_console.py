@@ -294,13 +294,13 @@ async def test_a_turn_before_any_story_is_an_error(db: Database) -> None:
 
 async def test_a_turn_streams_after_the_speakers_name(db: Database) -> None:
     engine, mock = await _engine_with_cast(
-        db, parse_answer("hello"), "Evening. What'll it be?", zero_state()
+        db, "Evening. What'll it be?", parse_answer("hello"), zero_state()
     )
 
     out = await _play(engine, "/chat start host=mira\nhello\n")
 
     assert out.splitlines()[1:] == ["Mira Vale: Evening. What'll it be?"]
-    assert [c.kind for c in mock.calls] == ["complete", "stream", "complete"]
+    assert [c.kind for c in mock.calls] == ["stream", "complete", "complete"]
 
 
 async def test_quit_stops_reading_further_lines(db: Database) -> None:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bot.engine import StoryError
 from bot.store import Database
 from tests.engine_helpers import (
     RecordingSink,
@@ -33,7 +34,7 @@ async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: 
     mock.chunk_delay = 0.02
     chat_id = await seed_story(engine, guest=False)
     mock._canned.extend(
-        [parse_answer("first"), LONG_REPLY, parse_answer("second"), "short", zero_state()]
+        [LONG_REPLY, parse_answer("first"), "short", parse_answer("second"), zero_state()]
     )
     sink = RecordingSink()
     first = asyncio.create_task(engine.take_turn(chat_id, "first", sink))
@@ -65,7 +66,7 @@ async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
     mock.chunk_delay = 0.001
     chat_id = await seed_story(engine, guest=False)
     for i in range(4):
-        mock._canned.extend([parse_answer(f"m{i}"), f"reply {i}", zero_state()])
+        mock._canned.extend([f"reply {i}", parse_answer(f"m{i}"), zero_state()])
 
     results = await asyncio.gather(
         *(engine.take_turn(chat_id, f"m{i}", RecordingSink()) for i in range(4))
@@ -86,7 +87,7 @@ async def test_a_turn_cut_off_by_a_crash_is_closed_as_interrupted_at_start(db: D
     engine, mock = make_engine(db)
     mock.chunk_delay = 0.02
     chat_id = await seed_story(engine, guest=False)
-    mock._canned.extend([parse_answer("doomed"), LONG_REPLY])
+    mock._canned.extend([LONG_REPLY, parse_answer("doomed")])
     sink = RecordingSink()
     crashed = asyncio.create_task(engine.take_turn(chat_id, "doomed", sink))
     await _until(lambda: bool(sink.chunks))
@@ -104,3 +105,23 @@ async def test_a_turn_cut_off_by_a_crash_is_closed_as_interrupted_at_start(db: D
     assert beat["interrupted"] is True
     assert await db.fetchall("SELECT * FROM open_turns") == []
     assert await restarted.recover_interrupted() == 0
+
+
+async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database) -> None:
+    engine, mock = make_engine(db)
+    mock.chunk_delay = 0.02
+    chat_id = await seed_story(engine, guest=False)
+    mock.add(LONG_REPLY, parse_answer("first"))
+    sink = RecordingSink()
+    streaming = asyncio.create_task(engine.take_turn(chat_id, "first", sink))
+    await sink.first_text.wait()
+    waiting = asyncio.create_task(engine.take_turn(chat_id, "second", RecordingSink()))
+    await asyncio.sleep(0)
+
+    await engine.close(grace=2.0)
+
+    assert (await streaming).status == "stopped"
+    with pytest.raises(StoryError, match="shutting down"):
+        await waiting
+    assert [c.kind for c in mock.calls] == ["stream", "complete"]
+    assert await db.fetchall("SELECT * FROM open_turns") == []

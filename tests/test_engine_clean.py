@@ -65,7 +65,7 @@ def test_one_broken_item_costs_that_item_not_the_answer() -> None:
 async def test_a_reply_stops_where_the_model_speaks_for_someone_else(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock.add(parse_answer("hi"), "BotA: Hello there.", json.dumps({}), json.dumps({}))
+    mock.add("BotA: Hello there.", parse_answer("hi"), json.dumps({}), json.dumps({}))
     sink = RecordingSink()
 
     result = await engine.take_turn(chat_id, "hi", sink)

@@ -33,10 +33,10 @@ async def _played_story(path: Path) -> tuple[str, str, str]:
         engine, mock = make_engine(db)
         await engine.author_character({"id": "other", "name": "Unrelated", "persona": "p"})
         chat_id = await seed_story(engine)
-        mock.add(parse_answer("hi"), "BotA greets you.", zero_state(), zero_state())
+        mock.add("BotA greets you.", parse_answer("hi"), zero_state(), zero_state())
         await engine.take_turn(chat_id, "hi", RecordingSink())
         await engine.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
-        mock.add(parse_answer("n"), "BotA whispers to BotB.", zero_state(), zero_state())
+        mock.add("BotA whispers to BotB.", parse_answer("n"), zero_state(), zero_state())
         await engine.take_turn(chat_id, "they whisper", RecordingSink())
         mock.add(
             summary_answer("a"),

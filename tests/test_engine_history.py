@@ -20,6 +20,7 @@ from tests.engine_helpers import (
     parse_answer,
     payloads,
     seed_story,
+    summary_answer,
 )
 from tests.store_factories import snapshot
 
@@ -33,7 +34,7 @@ def _state(affinity: int) -> str:
 async def _play(
     engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str, *, affinity: int = 0
 ) -> int:
-    mock.add(parse_answer(prose), reply, _state(affinity))
+    mock.add(reply, parse_answer(prose), _state(affinity))
     result = await engine.take_turn(chat_id, prose, RecordingSink(), message_id=hash(prose) % 10**9)
     return result.assistant_turn_id
 
@@ -181,3 +182,71 @@ async def test_why_lists_the_beats_that_moved_a_feeling_newest_first(db: Databas
     changes = await engine.why(chat_id, HOST, "you")
 
     assert [(c.beat_text, c.affinity_delta) for c in changes] == [("COOLED", -4), ("WARMED", 6)]
+
+
+async def test_regenerating_twice_still_answers_the_players_line(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await _play(engine, mock, chat_id, "what is in the box?", "REPLY-1")
+    mock.add("REPLY-2", _state(0))
+    await engine.regenerate(chat_id, RecordingSink())
+    mock.add("REPLY-3", _state(0))
+
+    _, result = await engine.regenerate(chat_id, RecordingSink())
+
+    cue = next(c for c in reversed(mock.calls) if c.kind == "stream").messages
+    assert "what is in the box?" in "\n".join(m.content for m in cue)
+    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == [
+        "what is in the box?",
+        "REPLY-3",
+    ]
+    memories = await engine.memories(chat_id, HOST, limit=5)
+    assert "what is in the box?" in memories[0].text and "REPLY-3" in memories[0].text
+    assert result.text == "REPLY-3"
+    await _assert_replay_equals_incremental(db)
+
+
+async def test_rewinding_to_a_regenerated_line_keeps_its_new_reply(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await _play(engine, mock, chat_id, "first", "OLD")
+    mock.add("NEW", _state(0))
+    await engine.regenerate(chat_id, RecordingSink())
+    await _play(engine, mock, chat_id, "second", "LATER")
+
+    await engine.rewind_to_message(chat_id, hash("first") % 10**9)
+
+    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == ["first", "NEW"]
+    assert await db.fetchall("SELECT * FROM open_turns") == []
+
+
+async def test_regenerate_and_rewind_never_cross_a_meanwhile_scene(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine)
+    mock.add("BEFORE", parse_answer("x"), _state(0), _state(0))
+    await engine.take_turn(chat_id, "hello", RecordingSink(), message_id=11)
+    await engine.start_meanwhile(chat_id, thread_id=5)
+    mock.add("AWAY", parse_answer("x"), _state(0), _state(0))
+    await engine.take_turn(chat_id, "they talk", RecordingSink())
+    mock.add(summary_answer("a"), summary_answer("b"), summary_answer("While you were away…"), "{}")
+    await engine.end_meanwhile(chat_id)
+
+    with pytest.raises(StoryError, match="meanwhile scene ended"):
+        await engine.regenerate(chat_id, RecordingSink())
+    with pytest.raises(StoryError, match="meanwhile scene ended"):
+        await engine.rewind_to_message(chat_id, 11)
+    status = await engine.status(chat_id)
+    assert status.meanwhile is None
+    assert [text for _, text in await engine.views.digests(chat_id)] == ["While you were away…"]
+
+
+async def test_an_update_that_changes_no_text_is_no_edit(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await _play(engine, mock, chat_id, "same words", "REPLY")
+    before = await payloads(db, "manual_edit")
+
+    changed = await engine.edit_message(chat_id, hash("same words") % 10**9, "same words")
+
+    assert changed is False
+    assert await payloads(db, "manual_edit") == before

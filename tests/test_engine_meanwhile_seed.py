@@ -1,7 +1,9 @@
 """The seed's five meanwhile behaviours, translated from the web app's routes to the engine API.
 
 Each test pins the exact LLM calls a flow makes: the mock raises when its queue runs dry, and
-every test checks the queue ends empty.
+every test checks the queue ends empty. The web app classified first and then streamed; here
+the narrative stream asks first, so classification never delays the first token, and the
+canned queues are in that order: narrative, classification, state updates.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ async def test_meanwhile_turn_writes_memories_with_witness_0_1_1(db: Database) -
     chat_id, scene_id = await _meanwhile(engine)
     mock._canned.extend(
         [
-            parse_answer("they exchange a glance"),
             "BotA leans in. *quietly* Tell me what you saw.",
+            parse_answer("they exchange a glance"),
             zero_state(),
             zero_state(),
         ]
@@ -62,8 +64,8 @@ async def test_meanwhile_turn_emits_2_edge_updates_only(db: Database) -> None:
     chat_id, _ = await _meanwhile(engine)
     mock._canned.extend(
         [
-            parse_answer("they whisper"),
             "BotA whispers. I noticed something.",
+            parse_answer("they whisper"),
             zero_state(),
             zero_state(),
         ]
@@ -83,8 +85,8 @@ async def test_meanwhile_turn_emits_2_edge_updates_only(db: Database) -> None:
 async def test_meanwhile_turn_alternates_speaker(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id, scene_id = await _meanwhile(engine)
-    mock.add(parse_answer("they pause"), "BotA speaks first.", zero_state(), zero_state())
-    mock.add(parse_answer("and again"), "BotB replies.", zero_state(), zero_state())
+    mock.add("BotA speaks first.", parse_answer("they pause"), zero_state(), zero_state())
+    mock.add("BotB replies.", parse_answer("and again"), zero_state(), zero_state())
 
     first = await engine.take_turn(chat_id, "they pause", RecordingSink())
     second = await engine.take_turn(chat_id, "and again", RecordingSink())
@@ -100,7 +102,7 @@ async def test_meanwhile_turn_alternates_speaker(db: Database) -> None:
 async def test_meanwhile_scene_close_writes_per_pov_for_both_bots_only(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id, scene_id = await _meanwhile(engine)
-    mock.add(parse_answer("they speak quietly"), "BotA speaks. *quietly*")
+    mock.add("BotA speaks. *quietly*", parse_answer("they speak quietly"))
     mock.add(zero_state(), zero_state())
     mock.add(
         summary_answer("BotA reflects on the quiet moment with BotB."),
@@ -181,7 +183,7 @@ async def test_meanwhile_turn_registered_in_in_flight_tasks(db: Database) -> Non
 
     engine = Engine(db, mock, Settings())
     chat_id, _ = await _meanwhile(engine)
-    mock._canned.extend([parse_answer("a glance"), "BotA leans in.", zero_state(), zero_state()])
+    mock._canned.extend(["BotA leans in.", parse_answer("a glance"), zero_state(), zero_state()])
     assert chat_id not in engine.in_flight
 
     await engine.take_turn(chat_id, "a glance", RecordingSink())

@@ -26,7 +26,7 @@ from tests.store_factories import snapshot
 async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock._canned.extend([parse_answer('"Hello."', "dialogue"), "BotA smiles.", zero_state()])
+    mock._canned.extend(["BotA smiles.", parse_answer('"Hello."', "dialogue"), zero_state()])
 
     result = await engine.take_turn(chat_id, '"Hello."', RecordingSink())
 
@@ -59,12 +59,12 @@ async def test_you_host_guest_turn_is_one_state_call_per_character(db: Database)
             ]
         }
     )
-    mock._canned.extend([parse_answer("hi all"), "BotA waves.", state_host, zero_state()])
+    mock._canned.extend(["BotA waves.", parse_answer("hi all"), state_host, zero_state()])
 
     result = await engine.take_turn(chat_id, "hi all", RecordingSink())
 
     kinds = [call.kind for call in mock.calls]
-    assert kinds == ["complete", "stream", "complete", "complete"]
+    assert kinds == ["stream", "complete", "complete", "complete"]
     memories = await payloads(db, "memory_written")
     assert sorted(m["owner_id"] for m in memories) == [HOST, GUEST, "you"]
     assert {(m["witness_you"], m["witness_host"], m["witness_guest"]) for m in memories} == {
@@ -84,7 +84,7 @@ async def test_you_host_guest_turn_is_one_state_call_per_character(db: Database)
 async def test_addressing_the_guest_by_name_makes_the_guest_speak(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock._canned.extend([parse_answer("x"), "BotB answers.", zero_state(), zero_state()])
+    mock._canned.extend(["BotB answers.", parse_answer("x"), zero_state(), zero_state()])
 
     result = await engine.take_turn(chat_id, "What do you think, botb?", RecordingSink())
 
@@ -94,7 +94,7 @@ async def test_addressing_the_guest_by_name_makes_the_guest_speak(db: Database) 
 async def test_unaddressed_turn_goes_to_the_host(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock._canned.extend([parse_answer("x"), "BotA answers.", zero_state(), zero_state()])
+    mock._canned.extend(["BotA answers.", parse_answer("x"), zero_state(), zero_state()])
 
     result = await engine.take_turn(chat_id, "I look around the room.", RecordingSink())
 
@@ -106,7 +106,7 @@ async def test_deltas_are_clamped_per_beat_and_to_0_100(db: Database) -> None:
     chat_id = await seed_story(engine, guest=False)
     huge = json.dumps({"affinity_delta": 95, "trust_delta": -400, "knowledge_facts": []})
     for _ in range(6):
-        mock._canned.extend([parse_answer("x"), "ok", huge])
+        mock._canned.extend(["ok", parse_answer("x"), huge])
         await engine.take_turn(chat_id, "again", RecordingSink())
 
     rel = await engine.relationship(chat_id, HOST, "you")
@@ -118,7 +118,7 @@ async def test_deltas_are_clamped_per_beat_and_to_0_100(db: Database) -> None:
 async def test_a_malformed_classifier_and_state_answer_never_crash_a_turn(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock._canned.extend(["not json", "still not json", "The reply.", "{broken", "{broken again"])
+    mock._canned.extend(["The reply.", "not json", "still not json", "{broken", "{broken again"])
 
     result = await engine.take_turn(chat_id, "(( brb, ooc ))", RecordingSink())
 
@@ -144,7 +144,7 @@ async def test_the_sink_sees_the_reply_stream_in_order(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock._canned.extend(
-        [parse_answer("x"), "Rain ticks on the glass, slow and patient.", zero_state()]
+        ["Rain ticks on the glass, slow and patient.", parse_answer("x"), zero_state()]
     )
     sink = RecordingSink()
 
@@ -160,7 +160,7 @@ async def test_closing_a_you_scene_summarizes_every_witness_and_opens_the_next(
 ) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock._canned.extend([parse_answer("x"), "BotA nods.", zero_state()])
+    mock._canned.extend(["BotA nods.", parse_answer("x"), zero_state()])
     await engine.take_turn(chat_id, "hello", RecordingSink())
     mock._canned.extend(
         [summary_answer("I met BotA."), summary_answer("BotA met Me."), threads_answer()]
@@ -199,10 +199,10 @@ async def test_replay_equals_incremental_after_a_whole_story(db: Database) -> No
         {"relationships": [{"target_id": "you", "affinity_delta": 4, "trust_delta": 2}]}
     )
     for prose in ["hello", "how are you", "BotB, your turn"]:
-        mock._canned.extend([parse_answer(prose), f"reply to {prose}", state, state])
+        mock._canned.extend([f"reply to {prose}", parse_answer(prose), state, state])
         await engine.take_turn(chat_id, prose, RecordingSink())
     await engine.start_meanwhile(chat_id, thread_id=9)
-    mock._canned.extend([parse_answer("n"), "meanwhile beat", zero_state(), zero_state()])
+    mock._canned.extend(["meanwhile beat", parse_answer("n"), zero_state(), zero_state()])
     await engine.take_turn(chat_id, "they talk", RecordingSink())
     mock._canned.extend(
         [summary_answer("a"), summary_answer("b"), summary_answer("digest"), threads_answer("t")]
@@ -223,7 +223,7 @@ async def test_the_world_moves_on_and_the_next_prompt_says_so(db: Database) -> N
     chat = await engine.set_world(
         chat_id, time="23:10", weather="fog rolling in", narrative_anchor="Day 2"
     )
-    mock.add(parse_answer("x"), "BotA shivers.", zero_state())
+    mock.add("BotA shivers.", parse_answer("x"), zero_state())
     await engine.take_turn(chat_id, "cold?", RecordingSink())
 
     assert (chat.world_time, chat.weather, chat.narrative_anchor, chat.place) == (
@@ -236,3 +236,32 @@ async def test_the_world_moves_on_and_the_next_prompt_says_so(db: Database) -> N
     assert "Day 2, 23:10" in system and "fog rolling in" in system
     with pytest.raises(StoryError, match="say what changes"):
         await engine.set_world(chat_id)
+
+
+async def test_a_scene_close_cut_short_leaves_the_story_playable(db: Database) -> None:
+    engine, mock = make_engine(db)
+    mock.chunk_delay = 0.0
+    chat_id = await seed_story(engine, guest=False)
+    mock.add("BotA nods.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "hello", RecordingSink())
+    mock.add(RuntimeError("the process is going down"))
+
+    with pytest.raises(RuntimeError):
+        await engine.close_scene(chat_id)
+
+    status = await engine.status(chat_id)
+    assert status.scene is not None and status.scene.status == "open"
+    mock.add("BotA goes on.", parse_answer("x"), zero_state())
+    assert (await engine.take_turn(chat_id, "still here?", RecordingSink())).status == "done"
+
+
+async def test_ending_a_story_closes_its_meanwhile_scene(db: Database) -> None:
+    engine, _ = make_engine(db)
+    chat_id = await seed_story(engine)
+    await engine.start_meanwhile(chat_id, thread_id=77)
+
+    ended = await engine.end_chat(chat_id)
+
+    assert ended.meanwhile_thread_id == 77
+    assert await engine.views.open_scene(chat_id, "meanwhile") is None
+    assert await engine.chat_in_channel(0) is None

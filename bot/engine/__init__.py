@@ -3,7 +3,7 @@
 Pure asyncio on the store and an LLMClient; no Discord here (a ruff rule keeps it out).
 """
 
-from bot.engine.engine import ChatStart, Engine
+from bot.engine.engine import ChatEnd, ChatStart, Engine, SceneChoice
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.scenes import SceneClose
@@ -13,12 +13,14 @@ from bot.engine.turns import TurnResult
 __all__ = [
     "BeatEnd",
     "BeatSink",
+    "ChatEnd",
     "ChatStart",
     "Engine",
     "FeelingChange",
     "NotFoundError",
     "NullSink",
     "Rewound",
+    "SceneChoice",
     "SceneClose",
     "Speaker",
     "StoryError",

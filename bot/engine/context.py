@@ -27,6 +27,7 @@ class StoryContext:
     queues: ChatQueues = field(default_factory=ChatQueues)
     in_flight: InFlight = field(default_factory=InFlight)
     clock: Callable[[], datetime] = _utc_now
+    closing: bool = False
 
     def now(self) -> str:
         return self.clock().isoformat(timespec="seconds")

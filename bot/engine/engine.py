@@ -6,19 +6,21 @@ lives below this line. Anything that changes a chat runs inside that chat's FIFO
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import secrets
 from base64 import b64encode
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from bot.cards import resolve_placeholders
 from bot.config import Settings
 from bot.engine import export, history, scenes
-from bot.engine.context import StoryContext, load_cast
+from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.models import StoryModels
@@ -41,12 +43,32 @@ from bot.engine.views import (
 from bot.engine.views import present_entities as _present
 from bot.llm import LLMClient
 from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
-from bot.store.events import BotAuthored, TurnStarted
+from bot.store.events import IMAGE_TYPES, MAX_IMAGE_BYTES, BotAuthored, TurnStarted
 
 log = logging.getLogger(__name__)
 
-MAX_AVATAR_BYTES = 2 * 1024 * 1024
-AVATAR_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+SceneChoice = Literal["auto", "you"] | int
+"""Where a player's line was written: anywhere, the story channel, or one meanwhile scene."""
+
+
+def _check_scene(cast: Cast, scene: SceneChoice) -> None:
+    playing = cast.meanwhile.id if cast.meanwhile is not None else "you"
+    if scene in ("auto", playing):
+        return
+    if scene == "you":
+        raise StoryError(
+            "a meanwhile scene started before your line was played, so it was left out: "
+            "write in the meanwhile thread, or end it first"
+        )
+    raise StoryError("that meanwhile scene ended before your line was played, so it was left out")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEnd:
+    chat: Chat
+    meanwhile_thread_id: int
+    """The thread of a meanwhile scene the end closed (0 if none): the adapter archives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +101,29 @@ class Engine:
         )
         if clock is not None:
             self.ctx.clock = clock
+
+    @property
+    def closing(self) -> bool:
+        """True once ``close`` was called: no new beat starts."""
+        return self.ctx.closing
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stop every reply now (each is written, marked stopped) and refuse new beats.
+
+        Waits up to ``grace`` seconds for beats already past their stream to be written, so
+        the store can be closed under no one.
+        """
+        self.ctx.closing = True
+        self.ctx.in_flight.cancel_all()
+        await self.ctx.queues.drained(grace)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, chat_id: str) -> AsyncIterator[None]:
+        """This chat's turn (FIFO), refused once the engine is closing."""
+        async with self.ctx.queues.turn(chat_id):
+            if self.ctx.closing:
+                raise StoryError("storybot is shutting down; send that again when it is back")
+            yield
 
     @property
     def in_flight(self) -> dict[str, object]:
@@ -114,12 +159,14 @@ class Engine:
         return Character(guild_id, card)
 
     def _asset_payload(self, data: bytes, content_type: str) -> dict[str, object]:
-        if content_type not in AVATAR_TYPES:
+        if content_type not in IMAGE_TYPES:
             raise StoryError(
                 f"an avatar must be a PNG, JPEG, GIF or WebP image, not {content_type}"
             )
-        if len(data) > MAX_AVATAR_BYTES:
-            raise StoryError(f"that avatar is {len(data) // 1024} KiB; the limit is 2 MiB")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise StoryError(
+                f"that avatar is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,} (2 MB)"
+            )
         return {
             "sha256": hashlib.sha256(data).hexdigest(),
             "content_type": content_type,
@@ -274,13 +321,25 @@ class Engine:
             kickoff_turn_id=ids[3] if len(ids) > 3 else None,
         )
 
-    async def end_chat(self, chat_id: str) -> None:
+    async def end_chat(self, chat_id: str) -> ChatEnd:
+        """End the story: a reply streaming now stops, an open meanwhile scene closes with it."""
         self.ctx.in_flight.cancel(chat_id)
         async with self.ctx.queues.turn(chat_id):
             chat = await self.views.chat(chat_id)
             if chat is None or chat.status != "open":
                 raise NotFoundError("there is no open story here")
-            await append_and_apply(self.ctx.db, kind="chat_ended", payload={"chat_id": chat_id})
+            meanwhile = await self.views.open_scene(chat_id, "meanwhile")
+            events: list[EventSpec] = []
+            if meanwhile is not None:
+                closed = {
+                    "scene_id": meanwhile.id,
+                    "closed_at": chat.world_time,
+                    "chat_id": chat_id,
+                }
+                events.append(("meanwhile_scene_closed", closed))
+            events.append(("chat_ended", {"chat_id": chat_id}))
+            await append_events(self.ctx.db, events)
+        return ChatEnd(chat, meanwhile.thread_id if meanwhile is not None else 0)
 
     async def set_world(
         self,
@@ -351,8 +410,14 @@ class Engine:
         *,
         author_id: int = 0,
         message_id: int = 0,
+        scene: SceneChoice = "auto",
     ) -> TurnResult:
-        """The player's beat. While a meanwhile scene is open it steers that scene."""
+        """The player's beat. While a meanwhile scene is open it steers that scene.
+
+        ``scene`` says where the line was written, checked when its turn comes (it may wait
+        behind others): ``"you"`` for the story channel, a meanwhile scene's id for its thread.
+        If that scene is no longer the one being played, the line is refused, not misplaced.
+        """
         text = prose.strip()
         if not text:
             raise StoryError("there is nothing to say in that message")
@@ -362,8 +427,9 @@ class Engine:
                 f"that message is {len(text):,} characters; a turn can be at most {limit:,}. "
                 "Split it into several messages."
             )
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
+            _check_scene(cast, scene)
             if cast.meanwhile is not None and cast.guest is not None:
                 last = await self.views.last_meanwhile_speaker(cast.meanwhile.id)
                 speaker = next_meanwhile_speaker(cast.host, cast.guest, last)
@@ -383,7 +449,7 @@ class Engine:
         count = max(0, min(beats, self.ctx.settings.meanwhile_max_beats))
         results: list[TurnResult] = []
         for _ in range(count):
-            async with self.ctx.queues.turn(chat_id):
+            async with self._turn(chat_id):
                 cast = await load_cast(self.ctx, chat_id)
                 if cast.meanwhile is None or cast.guest is None:
                     break
@@ -448,13 +514,12 @@ class Engine:
         The old beat leaves the story (its memories and relationship changes with it); the
         player's line it answered stays and is answered again.
         """
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             reply, player = await history.latest_reply(self.ctx, chat_id)
             rewound = await history.rewind_reply(self.ctx, chat_id, reply, player)
             cast = await load_cast(self.ctx, chat_id)
             speaker = cast.character(reply.speaker_id) or cast.host
-            answering = player.text if player is not None else None
-            result = await play_beat(self.ctx, cast, speaker, None, sink, answering=answering)
+            result = await play_beat(self.ctx, cast, speaker, None, sink, answering=player)
             return rewound, result
 
     async def rewind_to_message(self, chat_id: str, message_id: int) -> Rewound:
@@ -481,7 +546,10 @@ class Engine:
             return await history.take_back(self.ctx, chat_id, beat)
 
     async def edit_message(self, chat_id: str, message_id: int, new_prose: str) -> bool:
-        """The player edited a line: the story's text follows. True if it is the latest line."""
+        """The player edited a line: the story's text follows.
+
+        True if the text changed and it is the latest line (so a regenerate makes sense).
+        """
         text = new_prose.strip()
         if not text or len(text) > self.ctx.settings.max_turn_chars:
             raise StoryError("an edited line must be between 1 and the turn limit of characters")
@@ -489,6 +557,8 @@ class Engine:
             beat = await history.beat_by_message(self.ctx, chat_id, message_id)
             if beat is None:
                 raise StoryError("that message is not a beat of this story")
+            if beat.text == text:
+                return False  # an update that is no edit (an embed or a link preview arrived)
             await history.edit_player_line(self.ctx, chat_id, beat, text)
             return await history.is_latest_player_line(self.ctx, chat_id, beat)
 

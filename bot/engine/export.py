@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.engine.context import StoryContext
 from bot.engine.errors import NotFoundError
-from bot.engine.views import Chat
+from bot.engine.views import Chat, speaker_label
 from bot.store import StoredEvent, dump_jsonl, events_of_chat
 from bot.store.events import AssetStored, BotAuthored, CastChanged, YouAuthored
 from bot.store.record import parse_row
@@ -70,10 +70,7 @@ async def story_markdown(ctx: StoryContext, chat_id: str) -> str:
             lines += ["", f"## Scene {scene_number}"]
         if not beat.text.strip() and not beat.interrupted:
             continue
-        if beat.role == "user":
-            who = "Narration" if beat.meanwhile_scene_id is not None else you.name
-        else:
-            who = names.get(beat.speaker_id, beat.speaker_id)
+        who = speaker_label(beat, you.name, names)
         mark = " *(stopped)*" if beat.cancelled else " *(interrupted)*" if beat.interrupted else ""
         lines += ["", f"**{who}:** {beat.text}{mark}"]
     lines += [f"\n> {text}" for text in digests.values()]

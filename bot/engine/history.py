@@ -56,20 +56,17 @@ async def beat_by_message(ctx: StoryContext, chat_id: str, message_id: int) -> B
 
 
 async def beat_by_id(ctx: StoryContext, chat_id: str, turn_id: int) -> Beat | None:
-    beats = [b for b in await ctx.views.beats(chat_id) if b.id == turn_id]
-    return beats[0] if beats else None
+    return await ctx.views.beat(chat_id, turn_id)
 
 
 async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
-    """The id of the assistant_turn that answered ``beat`` (itself, for a reply)."""
+    """The id of the latest reply to ``beat`` (itself, for a reply; itself if unanswered)."""
     if beat.role == "assistant":
         return beat.id
     row = await ctx.db.fetchone(
-        "SELECT a.id FROM turns a JOIN turns u ON a.turn_started_id = u.turn_started_id "
-        "WHERE u.id = ? AND a.role = 'assistant'",
-        (beat.id,),
+        "SELECT MAX(id) FROM turns WHERE answers_turn_id = ? AND role = 'assistant'", (beat.id,)
     )
-    return beat.id if row is None else int(row[0])
+    return beat.id if row is None or row[0] is None else int(row[0])
 
 
 async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | None:
@@ -82,8 +79,31 @@ async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | 
     return None if row is None or row[0] is None else int(row[0])
 
 
+BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")
+"""Changes bound to Discord threads and digests that a rewind cannot take back with them."""
+
+
+async def _refuse_crossing_meanwhile(ctx: StoryContext, chat_id: str, after: int) -> None:
+    rows = await ctx.db.fetchall(
+        "SELECT DISTINCT kind FROM event_log WHERE chat_id = ? AND id > ? AND kind IN (?, ?)",
+        (chat_id, after, *BOUNDARY_KINDS),
+    )
+    kinds = {row[0] for row in rows}
+    if "meanwhile_scene_closed" in kinds:
+        raise StoryError(
+            "a meanwhile scene ended after that point and its digest was posted; "
+            "rewind only to a beat after it"
+        )
+    if "meanwhile_scene_started" in kinds:
+        raise StoryError(
+            "a meanwhile scene began after that point; rewinding would leave its thread "
+            "behind. Rewind within the meanwhile scene, or end it first"
+        )
+
+
 async def _rewind_after(ctx: StoryContext, chat_id: str, after: int, reason: str) -> Rewound:
-    gone = tuple(b for b in await ctx.views.beats(chat_id) if b.id > after)
+    await _refuse_crossing_meanwhile(ctx, chat_id, after)
+    gone = tuple(await ctx.views.beats(chat_id, after_id=after))
     rewind: EventSpec = (
         "beats_rewound",
         {"chat_id": chat_id, "after_event_id": after, "reason": reason},
@@ -145,22 +165,16 @@ async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
 
 async def latest_reply(ctx: StoryContext, chat_id: str) -> tuple[Beat, Beat | None]:
     """The latest character beat and the player's line it answered (if any)."""
-    rows = await ctx.db.fetchall(
-        "SELECT id, role, turn_started_id FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 2",
+    row = await ctx.db.fetchone(
+        "SELECT id, role, answers_turn_id FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1",
         (chat_id,),
     )
-    if not rows or rows[0]["role"] != "assistant":
+    if row is None or row["role"] != "assistant":
         raise StoryError("there is no reply to regenerate yet")
-    reply = await beat_by_id(ctx, chat_id, rows[0]["id"])
+    reply = await beat_by_id(ctx, chat_id, row["id"])
     assert reply is not None
-    player = None
-    if (
-        len(rows) == 2
-        and rows[1]["role"] == "user"
-        and rows[1]["turn_started_id"] is not None
-        and rows[1]["turn_started_id"] == rows[0]["turn_started_id"]
-    ):
-        player = await beat_by_id(ctx, chat_id, rows[1]["id"])
+    answered = row["answers_turn_id"]
+    player = None if answered is None else await beat_by_id(ctx, chat_id, answered)
     return reply, player
 
 
@@ -171,8 +185,10 @@ async def rewind_reply(
     if player is not None:
         after = player.id
     else:
+        # the reply's own turn_started goes too, or the beat would look cut off by a crash
         row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (reply.id,))
-        after = int(row[0]) if row is not None and row[0] is not None else reply.id - 1
+        started = int(row[0]) if row is not None and row[0] is not None else reply.id
+        after = started - 1
     return await _rewind_after(ctx, chat_id, after, "regenerate")
 
 

@@ -35,9 +35,16 @@ class ChatQueues:
                 del self._waiting[chat_id]
                 self._locks.pop(chat_id, None)
 
-    def pending(self, chat_id: str) -> int:
-        """Turns running or waiting in this chat."""
-        return self._waiting.get(chat_id, 0)
+    async def drained(self, within: float) -> bool:
+        """Wait until no chat has a turn running or waiting; False if ``within`` s ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._waiting:
+            if loop.time() >= deadline:
+                log.warning("%d chats still had turns running at shutdown", len(self._waiting))
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
 
 class InFlight:

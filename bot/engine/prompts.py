@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.cards import resolve_placeholders
-from bot.engine.views import Activity, Beat, Character, Chat, Memory, Relationship, You
+from bot.engine.views import (
+    Activity,
+    Beat,
+    Character,
+    Chat,
+    Memory,
+    Relationship,
+    You,
+    speaker_label,
+)
 from bot.llm import Message
 from bot.store import YOU
 
@@ -128,10 +137,8 @@ def _memory_text(pov: PointOfView, budget: int) -> str:
 def _beat_message(pov: PointOfView, beat: Beat) -> Message:
     if beat.speaker_id == pov.speaker.id and beat.role == "assistant":
         return Message(role="assistant", content=beat.text)
-    if beat.role == "user":
-        label = pov.you.name if beat.meanwhile_scene_id is None else "Narration"
-        return Message(role="user", content=f"{label}: {beat.text}")
-    return Message(role="user", content=f"{_name(pov, beat.speaker_id)}: {beat.text}")
+    label = speaker_label(beat, pov.you.name, pov.names)
+    return Message(role="user", content=f"{label}: {beat.text}")
 
 
 def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) -> list[Message]:

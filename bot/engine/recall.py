@@ -40,9 +40,14 @@ def cue_words(text: str, *, leave_out: frozenset[str] = frozenset()) -> list[str
     return words
 
 
+def any_of(words: list[str]) -> str:
+    """An FTS5 OR-query of ``words`` (each quoted, so nothing in them is FTS syntax)."""
+    return " OR ".join(f'"{w}"' for w in words)
+
+
 def fts_query(text: str, *, leave_out: frozenset[str] = frozenset()) -> str:
-    """An FTS5 OR-query of the distinctive words of ``text`` (quoted, so nothing is syntax)."""
-    return " OR ".join(f'"{w}"' for w in cue_words(text, leave_out=leave_out))
+    """An FTS5 OR-query of the distinctive words of ``text``."""
+    return any_of(cue_words(text, leave_out=leave_out))
 
 
 def name_words(names: list[str]) -> frozenset[str]:
@@ -71,7 +76,7 @@ async def recall(
     matches = await views.search_memories(
         chat_id,
         owner_id,
-        " OR ".join(f'"{w}"' for w in words),
+        any_of(words),
         limit * CANDIDATES_PER_MEMORY + len(exclude_beats),
     )
     fresh = [m for m in matches if m.beat_id not in exclude_beats]

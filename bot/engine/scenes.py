@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
-from bot.engine.views import Memory, Scene, present_entities
+from bot.engine.views import Memory, Scene, present_entities, speaker_label
 from bot.store import YOU, EventSpec, append_and_apply, append_events
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,7 @@ async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]
     for beat in await ctx.views.scene_beats(scene.id):
         if not beat.text.strip():
             continue
-        if beat.role == "user":
-            who = "Narration" if beat.meanwhile_scene_id is not None else cast.you.name
-        else:
-            who = names.get(beat.speaker_id, beat.speaker_id)
-        lines.append(f"{who}: {beat.text}")
+        lines.append(f"{speaker_label(beat, cast.you.name, names)}: {beat.text}")
     return lines
 
 
@@ -138,30 +134,43 @@ def _no_meanwhile(cast: Cast) -> None:
 
 
 async def close_you_scene(
-    ctx: StoryContext, cast: Cast, *, participants: list[str] | None = None
+    ctx: StoryContext,
+    cast: Cast,
+    *,
+    participants: list[str] | None = None,
+    cast_change: str | None = None,
 ) -> SceneClose:
-    """Close the open you-scene and open the next one (with ``participants``, default the same)."""
+    """Close the open you-scene and open the next one (with ``participants``, default the same).
+
+    The close, the cast change and the next scene commit together before any LLM call, so a
+    close cut short (shutdown, a failed call) never leaves the story without an open scene;
+    the summaries and story threads of the closed scene follow.
+    """
     _no_meanwhile(cast)
     scene = cast.scene
-    await append_and_apply(
-        ctx.db,
-        kind="scene_closed",
-        payload={"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
-    )
+    container = await ctx.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene.id,))
+    events: list[EventSpec] = []
+    if cast_change is not None:
+        events.append(("cast_changed", {"chat_id": cast.chat.id, "guest_bot_id": cast_change}))
+    events += [
+        (
+            "scene_closed",
+            {"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
+        ),
+        (
+            "scene_opened",
+            {
+                "chat_id": cast.chat.id,
+                "container_id": container[0] if container and container[0] is not None else 0,
+                "started_at": cast.chat.world_time,
+                "participants": participants or list(scene.participants),
+            },
+        ),
+    ]
+    ids = await append_events(ctx.db, events)
     summaries = await write_pov_summaries(ctx, cast, scene)
     threads = await record_threads(ctx, cast, scene, await _scene_lines(ctx, cast, scene))
-    container = await ctx.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene.id,))
-    new_scene_id = await append_and_apply(
-        ctx.db,
-        kind="scene_opened",
-        payload={
-            "chat_id": cast.chat.id,
-            "container_id": container[0] if container and container[0] is not None else 0,
-            "started_at": cast.chat.world_time,
-            "participants": participants or list(scene.participants),
-        },
-    )
-    return SceneClose(scene.id, summaries, threads, new_scene_id=new_scene_id)
+    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[-1])
 
 
 async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
@@ -174,12 +183,12 @@ async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> Sc
         raise StoryError(f"{chosen} is already in the scene")
     if await ctx.views.character(cast.chat.guild_id, chosen) is None:
         raise StoryError(f"no character {chosen!r} in this server")
-    _no_meanwhile(cast)  # before cast_changed: a refused join must write nothing
-    if chosen != cast.chat.guest_id:
-        await append_and_apply(
-            ctx.db, kind="cast_changed", payload={"chat_id": cast.chat.id, "guest_bot_id": chosen}
-        )
-    return await close_you_scene(ctx, cast, participants=[YOU, cast.host.id, chosen])
+    return await close_you_scene(
+        ctx,
+        cast,
+        participants=[YOU, cast.host.id, chosen],
+        cast_change=chosen if chosen != cast.chat.guest_id else None,
+    )
 
 
 async def guest_leaves(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:

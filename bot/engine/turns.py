@@ -9,21 +9,30 @@ transaction; a stopped or failed beat keeps its text but writes no memories or s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.context import Cast, StoryContext
+from bot.engine.errors import StoryError
 from bot.engine.parse import fallback_segments, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
-from bot.engine.views import Character, Scene, present_entities
+from bot.engine.views import (
+    NARRATION,
+    Beat,
+    Character,
+    Scene,
+    player_label,
+    present_entities,
+)
 from bot.llm import LLMError, Message
 from bot.store import YOU, EventSpec, append_and_apply, append_events
-from bot.store.events import Segment
+from bot.store.events import MAX_TEXT, Segment
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,7 @@ def beat_lines(
     """A beat as plain transcript lines, the raw material of memories and state updates."""
     lines = []
     if prose:
-        lines.append(f"{'Narration' if meanwhile else cast.you.name}: {prose}")
+        lines.append(f"{player_label(cast.you.name, meanwhile=meanwhile)}: {prose}")
     lines.append(f"{speaker.name}: {reply}")
     return lines
 
@@ -64,7 +73,7 @@ async def play_beat(
     *,
     author_id: int = 0,
     message_id: int = 0,
-    answering: str | None = None,
+    answering: Beat | None = None,
 ) -> TurnResult:
     """Stream one beat by ``speaker`` and write it; the caller holds the chat's turn lock.
 
@@ -73,89 +82,50 @@ async def play_beat(
     in the transcript (regenerate).
     """
     scene = cast.meanwhile or cast.scene
-    meanwhile_id = cast.meanwhile.id if cast.meanwhile else None
     present = present_entities(scene)
     guarded = GuardedSink(sink)
-    started_id = await append_and_apply(
-        ctx.db,
-        kind="turn_started",
-        payload={
-            "chat_id": cast.chat.id,
-            "scene_id": cast.scene.id,
-            "speaker_id": speaker.id,
-            "prose": prose or "",
-            "present_set_kind": scene.present_set_kind,
-            "meanwhile_scene_id": meanwhile_id,
-            "author_id": author_id,
-            "message_id": message_id,
-        },
+    turn = _Turn(
+        cast, scene, speaker, prose, answering=answering, author_id=author_id, message_id=message_id
     )
-    classify = (
-        asyncio.create_task(parse_turn(ctx.models, prose), name=f"classify {cast.chat.id}")
-        if prose
-        else None
-    )
+    started_id = await append_and_apply(ctx.db, kind="turn_started", payload=turn.started())
     messages = build_narrative_prompt(
         await _point_of_view(ctx, cast, scene, speaker, prose or ""),
         _cue(cast, prose, speaker),
         budget_tokens=ctx.settings.prompt_token_budget,
     )
     await guarded.begin(speaker_of(speaker))
-    others = [
-        name for entity, name in cast.names().items() if entity in present and entity != speaker.id
-    ]
-    # a model that starts speaking for someone else stops there
-    stop = [f"\n{name}:" for name in others][:4]
-    text, status, error = await _stream(
-        ctx, cast.chat.id, messages, guarded, speaker=speaker, stop=stop
+    stream = _ReplyStream(ctx, cast.chat.id, speaker, guarded)
+    stream.start(messages, stop=_stop_sequences(cast, present, speaker))
+    # Asked for after the stream, so the narrative request is first in line for an LLM slot:
+    # the classification never delays the first token, whatever the concurrency limit.
+    classify = (
+        asyncio.create_task(parse_turn(ctx.models, prose), name=f"classify {cast.chat.id}")
+        if prose
+        else None
     )
-    segments = await _segments(classify, prose)
+    text, status, error = await stream.finished()
     message_ids = tuple(await guarded.end(BeatEnd(text=text, status=status, error=error)))
+    segments = await _segments(classify, prose, wait=status == "done")
 
-    witnesses = list(present)
-    events: list[EventSpec] = []
-    if prose is not None:
-        events.append(
-            (
-                "user_turn",
-                {
-                    "chat_id": cast.chat.id,
-                    "scene_id": cast.scene.id,
-                    "prose": prose,
-                    "segments": [s.model_dump() for s in segments],
-                    "present_set_kind": scene.present_set_kind,
-                    "witnesses": witnesses,
-                    "meanwhile_scene_id": meanwhile_id,
-                    "turn_started_id": started_id,
-                    "author_id": author_id,
-                    "message_id": message_id,
-                },
-            )
-        )
-    beat_index = len(events)
-    events.append(
-        (
-            "assistant_turn",
-            {
-                "chat_id": cast.chat.id,
-                "scene_id": cast.scene.id,
-                "speaker_id": speaker.id,
-                "text": text,
-                "present_set_kind": scene.present_set_kind,
-                "witnesses": witnesses,
-                "meanwhile_scene_id": meanwhile_id,
-                "cancelled": status == "stopped",
-                "interrupted": status == "failed",
-                "turn_started_id": started_id,
-                "message_ids": list(message_ids),
-            },
-        )
+    events = turn.events(started_id, text, status, segments, message_ids)
+    lines = beat_lines(
+        cast,
+        prose or (answering.text if answering else None),
+        speaker,
+        text,
+        turn.meanwhile_id is not None,
     )
-    lines = beat_lines(cast, prose or answering, speaker, text, meanwhile_id is not None)
     if status == "done":
-        events.extend(_memories(cast, scene, present, lines, beat_index))
-    ids = await append_events(ctx.db, events)
-    beat_id = ids[beat_index]
+        events.extend(_memories(cast, scene, present, lines, turn.beat_index))
+    try:
+        ids = await append_events(ctx.db, events)
+    except Exception:
+        log.exception(
+            "could not write the beat of chat %s; closing it as interrupted", cast.chat.id
+        )
+        await _close_unwritten(ctx, turn, started_id, text)
+        raise StoryError("that beat could not be saved; it is kept as interrupted") from None
+    beat_id = ids[turn.beat_index]
     if status == "done":
         await _update_state(ctx, cast, present, lines, beat_id)
     return TurnResult(
@@ -164,17 +134,164 @@ async def play_beat(
         status=status,
         assistant_turn_id=beat_id,
         user_turn_id=ids[0] if prose is not None else None,
-        meanwhile_scene_id=meanwhile_id,
+        meanwhile_scene_id=turn.meanwhile_id,
         message_ids=message_ids,
         error=error,
     )
+
+
+def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[str]:
+    """A model that starts speaking for someone else present stops there."""
+    names = cast.names()
+    return [f"\n{names[e]}:" for e in present if e != speaker.id and e in names][:4]
+
+
+def _clip(text: str) -> str:
+    """Keep text within what an event may hold; a runaway reply must not lose the whole beat."""
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+class _Turn:
+    """The events of one beat, built from what the turn knows at each step."""
+
+    def __init__(
+        self,
+        cast: Cast,
+        scene: Scene,
+        speaker: Character,
+        prose: str | None,
+        *,
+        answering: Beat | None,
+        author_id: int,
+        message_id: int,
+    ) -> None:
+        self.chat_id = cast.chat.id
+        self.scene_id = cast.scene.id
+        self.meanwhile_id = cast.meanwhile.id if cast.meanwhile else None
+        self.present_set_kind = scene.present_set_kind
+        self.witnesses = list(present_entities(scene))
+        self.speaker_id = speaker.id
+        self.prose = prose
+        self.answering_id = answering.id if answering is not None else None
+        self.author_id = author_id
+        self.message_id = message_id
+        self.beat_index = 0 if prose is None else 1
+
+    def _where(self) -> dict[str, object]:
+        return {
+            "chat_id": self.chat_id,
+            "scene_id": self.scene_id,
+            "present_set_kind": self.present_set_kind,
+            "meanwhile_scene_id": self.meanwhile_id,
+        }
+
+    def started(self) -> dict[str, object]:
+        return {
+            **self._where(),
+            "speaker_id": self.speaker_id,
+            "prose": self.prose or "",
+            "author_id": self.author_id,
+            "message_id": self.message_id,
+            "answers_turn_id": self.answering_id,
+        }
+
+    def events(
+        self,
+        started_id: int,
+        text: str,
+        status: BeatStatus,
+        segments: list[Segment],
+        message_ids: tuple[int, ...],
+    ) -> list[EventSpec]:
+        events: list[EventSpec] = []
+        if self.prose is not None:
+            events.append(
+                (
+                    "user_turn",
+                    {
+                        **self._where(),
+                        "prose": self.prose,
+                        "segments": [s.model_dump() for s in segments],
+                        "witnesses": self.witnesses,
+                        "turn_started_id": started_id,
+                        "author_id": self.author_id,
+                        "message_id": self.message_id,
+                    },
+                )
+            )
+        reply = {
+            **self._where(),
+            "speaker_id": self.speaker_id,
+            "text": _clip(text),
+            "witnesses": self.witnesses,
+            "cancelled": status == "stopped",
+            "interrupted": status == "failed",
+            "turn_started_id": started_id,
+            "message_ids": list(message_ids),
+        }
+        if self.prose is not None:
+            events.append(("assistant_turn", lambda ids: {**reply, "answers_turn_id": ids[0]}))
+        else:
+            events.append(("assistant_turn", {**reply, "answers_turn_id": self.answering_id}))
+        return events
+
+
+async def _close_unwritten(ctx: StoryContext, turn: _Turn, started_id: int, text: str) -> None:
+    """Best effort: close a beat whose events could not be written, as the restart would."""
+    try:
+        events = turn.events(started_id, text, "failed", [], ())
+        await append_events(ctx.db, events)
+    except Exception:
+        log.exception("closing the unwritten beat failed too; the next start will close it")
+
+
+class _ReplyStream:
+    """The streaming reply, in a task registered per chat so ``cancel`` can stop it."""
+
+    def __init__(self, ctx: StoryContext, chat_id: str, speaker: Character, sink: BeatSink) -> None:
+        self.ctx = ctx
+        self.chat_id = chat_id
+        self.sink = sink
+        self.parts: list[str] = []
+        self.label = LeadingLabel(speaker_labels(speaker.name))
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, messages: Sequence[Message], *, stop: list[str]) -> None:
+        self.task = asyncio.create_task(self._run(messages, stop), name=f"stream {self.chat_id}")
+
+    async def _show(self, text: str) -> None:
+        if text:
+            self.parts.append(text)
+            await self.sink.append(text)
+
+    async def _run(self, messages: Sequence[Message], stop: list[str]) -> None:
+        async for chunk in self.ctx.models.narrate(messages, stop=stop):
+            await self._show(self.label.feed(chunk))
+        await self._show(self.label.flush())
+
+    async def finished(self) -> tuple[str, BeatStatus, str]:
+        """The text shown, and how the reply ended: done, stopped (cancel) or failed."""
+        task = self.task
+        assert task is not None
+        async with self.ctx.in_flight.registered(self.chat_id, task):
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not task.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                return "".join(self.parts), "stopped", ""
+            except LLMError as exc:
+                log.warning("the reply in chat %s failed: %s", self.chat_id, exc)
+                return "".join(self.parts), "failed", str(exc)
+        return "".join(self.parts), "done", ""
 
 
 def _cue(cast: Cast, prose: str | None, speaker: Character) -> str:
     if prose is None:
         return f"(Continue the scene as {speaker.name}.)"
     if cast.meanwhile is not None:
-        return f"Narration: {prose}"
+        return f"{NARRATION}: {prose}"
     return f"{cast.you.name}: {prose}"
 
 
@@ -215,49 +332,17 @@ async def _point_of_view(
     )
 
 
-async def _stream(
-    ctx: StoryContext,
-    chat_id: str,
-    messages: Sequence[Message],
-    sink: BeatSink,
-    *,
-    speaker: Character,
-    stop: list[str],
-) -> tuple[str, BeatStatus, str]:
-    """Stream the reply in a registered task; a cancel keeps the text shown so far."""
-    parts: list[str] = []
-    label = LeadingLabel(speaker_labels(speaker.name))
-
-    async def show(text: str) -> None:
-        if text:
-            parts.append(text)
-            await sink.append(text)
-
-    async def stream_reply() -> None:
-        async for chunk in ctx.models.narrate(messages, stop=stop):
-            await show(label.feed(chunk))
-        await show(label.flush())
-
-    task: asyncio.Task[object] = asyncio.create_task(stream_reply(), name=f"stream {chat_id}")
-    async with ctx.in_flight.registered(chat_id, task):
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not task.cancelled() or (current is not None and current.cancelling()):
-                raise
-            return "".join(parts), "stopped", ""
-        except LLMError as exc:
-            log.warning("the reply in chat %s failed: %s", chat_id, exc)
-            return "".join(parts), "failed", str(exc)
-    return "".join(parts), "done", ""
-
-
 async def _segments(
-    classify: asyncio.Task[list[Segment]] | None, prose: str | None
+    classify: asyncio.Task[list[Segment]] | None, prose: str | None, *, wait: bool
 ) -> list[Segment]:
+    """The classifier's segments; a stopped or failed beat does not wait for them."""
     if classify is None or prose is None:
         return []
+    if not wait:
+        classify.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await classify
+        return fallback_segments(prose)
     try:
         return await classify
     except asyncio.CancelledError:

@@ -179,7 +179,8 @@ def _beat(row: sqlite3.Row) -> Beat:
 
 
 class Views:
-    """Queries over the projections. Every one is bounded by an index and a LIMIT."""
+    """Queries over the projections, each on an index. Prompts use only bounded ones (LIMIT);
+    ``beats`` reads a whole transcript, for exports and rewinds."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -345,15 +346,22 @@ class Views:
         )
         return [_beat(r) for r in reversed(rows)]
 
+    async def beat(self, chat_id: str, turn_id: int) -> Beat | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM turns WHERE chat_id = ? AND id = ?", (chat_id, turn_id)
+        )
+        return None if row is None else _beat(row)
+
     async def last_beat(self, chat_id: str) -> Beat | None:
         row = await self.db.fetchone(
             "SELECT * FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1", (chat_id,)
         )
         return None if row is None else _beat(row)
 
-    async def beats(self, chat_id: str, limit: int = 100_000) -> list[Beat]:
+    async def beats(self, chat_id: str, *, after_id: int = 0) -> list[Beat]:
+        """The whole transcript after ``after_id`` (exports and rewinds read all of it)."""
         rows = await self.db.fetchall(
-            "SELECT * FROM turns WHERE chat_id = ? ORDER BY id LIMIT ?", (chat_id, limit)
+            "SELECT * FROM turns WHERE chat_id = ? AND id > ? ORDER BY id", (chat_id, after_id)
         )
         return [_beat(r) for r in rows]
 
@@ -377,6 +385,21 @@ class Views:
             "SELECT turn_started_id, payload_json FROM open_turns ORDER BY turn_started_id"
         )
         return [(r[0], r[1]) for r in rows]
+
+
+NARRATION = "Narration"
+"""How the player's lines read in a meanwhile scene, where "you" are not there to say them."""
+
+
+def player_label(you_name: str, *, meanwhile: bool) -> str:
+    return NARRATION if meanwhile else you_name
+
+
+def speaker_label(beat: Beat, you_name: str, names: dict[str, str]) -> str:
+    """Who said a beat, as a transcript line names them."""
+    if beat.role == "user":
+        return player_label(you_name, meanwhile=beat.meanwhile_scene_id is not None)
+    return names.get(beat.speaker_id, beat.speaker_id)
 
 
 def present_entities(scene: Scene) -> tuple[str, ...]:

@@ -64,7 +64,13 @@ async def import_log(db: Database, lines: Iterable[str]) -> Restored:
                 "some of these event ids are already used in this database; "
                 "restore into a new database file (--db PATH)"
             ) from None
-        rebuild_all(raw)
+        try:
+            rebuild_all(raw)
+        except sqlite3.IntegrityError as exc:
+            raise EventError(
+                f"this log clashes with what the database already holds ({exc}); "
+                "restore into a new database file (--db PATH)"
+            ) from None
         chats = tuple(sorted({row[3] for row in rows if row[3]}))
         return Restored(len(rows), chats)
 

@@ -19,6 +19,10 @@ YOU = "you"
 
 MAX_TEXT = 20_000
 MAX_SHORT = 500
+MAX_IMAGE_BYTES = 2_000_000
+"""An avatar image kept in the log (asset_stored); every door that takes images checks this."""
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+"""Image formats Discord takes as a webhook avatar."""
 
 
 class Payload(BaseModel):
@@ -71,7 +75,7 @@ class AssetStored(Payload):
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: str = Field(max_length=100)
-    data_b64: str = Field(max_length=2_800_000)
+    data_b64: str = Field(max_length=(MAX_IMAGE_BYTES + 2) // 3 * 4)
 
 
 class ChatCreated(Payload):
@@ -211,6 +215,7 @@ class TurnStarted(Payload):
     meanwhile_scene_id: int | None = None
     author_id: int = 0
     message_id: int = 0
+    answers_turn_id: int | None = None
 
 
 class UserTurn(Payload):
@@ -238,6 +243,8 @@ class AssistantTurn(Payload):
     interrupted: bool = False
     turn_started_id: int | None = None
     message_ids: list[int] = Field(default_factory=list)
+    answers_turn_id: int | None = None
+    """The player's beat this reply answers (a regenerated reply answers the same one)."""
 
 
 class TurnMessagesLinked(Payload):

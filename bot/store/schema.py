@@ -218,9 +218,15 @@ MIGRATIONS: tuple[str, ...] = (
         VALUES (new.id, new.scope, new.text, new.pov_summary);
     END;
     """,
+    # 3: which player beat a reply answers, so a regenerated reply (a new turn of its own)
+    # still pairs with the line it answers.
+    """
+    ALTER TABLE turns ADD COLUMN answers_turn_id INTEGER;
+    CREATE INDEX turns_answers ON turns (answers_turn_id);
+    """,
 )
 
-REBUILD_AFTER: frozenset[int] = frozenset({2})
+REBUILD_AFTER: frozenset[int] = frozenset({2, 3})
 """Migrations after which the projections are rebuilt from the log (new derived columns)."""
 
 PROJECTION_TABLES: tuple[str, ...] = (

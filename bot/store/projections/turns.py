@@ -20,7 +20,7 @@ from bot.store.record import StoredEvent
 _INSERT = (
     "INSERT INTO turns (id, chat_id, scene_id, meanwhile_scene_id, role, speaker_id, text, "
     "segments_json, present_set_kind, cancelled, interrupted, turn_started_id, author_id, "
-    "message_ids_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "message_ids_json, answers_turn_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -85,6 +85,7 @@ def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
             p.turn_started_id,
             p.author_id,
             message_ids,
+            None,
         ),
     )
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
@@ -96,6 +97,14 @@ def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
 def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, AssistantTurn)
+    answers = p.answers_turn_id
+    if answers is None and p.turn_started_id is not None:
+        # written before replies named the line they answer: the line of the same turn
+        row = raw.execute(
+            "SELECT id FROM turns WHERE turn_started_id = ? AND role = 'user'",
+            (p.turn_started_id,),
+        ).fetchone()
+        answers = None if row is None else row[0]
     raw.execute(
         _INSERT,
         (
@@ -113,6 +122,7 @@ def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
             p.turn_started_id,
             0,
             _json_list(p.message_ids),
+            answers,
         ),
     )
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
