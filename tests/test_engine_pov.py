@@ -1,9 +1,13 @@
-"""Point of view: no prompt built for a character holds anything that character did not witness.
+"""Point of view: no prompt built for a character holds anything that character did not witness,
+and no prompt holds anything that has left the story (issue 6).
 
-Random histories (you-turns, guests joining and leaving, meanwhile scenes, scene closes) run
-against an LLM double that answers every call from the call itself. Every beat, prose line,
-summary and learned fact carries a unique marker; a model of the story tracks who witnessed each
-one, and every prompt built for a character is checked against it.
+Random histories (you-turns, guests joining and leaving, meanwhile scenes, scene closes,
+regenerates, rewinds, lines taken back or edited) run against an LLM double that answers every
+call from the call itself. Every beat, prose line, summary and learned fact carries a unique
+marker; a model of the story tracks who witnessed each one and which are gone (rewound, replaced,
+edited away), and every prompt is checked against it: a prompt for a character holds only what
+it witnessed, and no prompt made after a marker went holds it. The memories projection holds
+nothing gone, and a rebuild from the log gives the tables the story built as it went.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -24,8 +28,9 @@ from bot.engine import Engine, NullSink, StoryError
 from bot.engine.prompts import estimate_tokens, prompt_tokens
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall, split_words
-from bot.store import YOU, open_db
+from bot.store import YOU, Database, open_db, project
 from tests.engine_helpers import GUEST, HOST, character
+from tests.store_factories import snapshot
 
 CAROL = "carol"
 NAMES = {YOU: "Wren", HOST: "BotA", GUEST: "BotB", CAROL: "Cyra"}
@@ -57,10 +62,13 @@ class StoryDouble(MockLLMClient):
         self.beats: list[tuple[str, str]] = []  # (marker, speaker id), in stream order
         self.owned: dict[str, str] = {}  # SUM/RSUM/FACT marker -> the entity it belongs to
         self.digests: list[str] = []
+        self.log: list[str] = []  # every marker, in the order it was made
+        self.fact_of: dict[str, str] = {}  # a state update's FACT marker -> the beat it follows
 
     def _marker(self, prefix: str) -> str:
         self.counter += 1
-        return f"{prefix}{self.counter}"
+        self.log.append(f"{prefix}{self.counter}")
+        return self.log[-1]
 
     async def complete(
         self,
@@ -80,6 +88,7 @@ class StoryDouble(MockLLMClient):
             for target in TARGET_ID.findall(messages[-1].content):
                 fact = self._marker("FACT")
                 self.owned[fact] = source
+                self.fact_of[fact] = self.beats[-1][0]
                 relationships.append(
                     {
                         "target_id": target,
@@ -132,16 +141,66 @@ class StoryDouble(MockLLMClient):
 # -- the model of the story ------------------------------------------------------------------
 
 
-@dataclass
-class StoryModel:
-    """Who is where, as the engine should see it, and who witnessed every marker."""
+@dataclass(frozen=True)
+class Presence:
+    """Who is where: what a rewind gives back along with the beats."""
 
     guest: str | None  # the chat's guest character
     guest_present: bool
     meanwhile: bool = False
-    last_meanwhile_speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing in the story as it stands now, in story order.
+
+    ``line`` (a player line), ``beat`` (a character's reply), ``fact`` (learned in the state
+    update after ``beat``), ``note`` (a scene summary, relationship summary or digest), ``change``
+    (a scene closed, a guest joined or left) and ``boundary`` (a meanwhile scene began or ended).
+    """
+
+    kind: str
+    marker: str | None
+    state: Presence  # who is where right after it
+    speaker: str | None = None  # a beat's
+    beat: str | None = None  # a fact's
+    text: str = ""  # a line's prose
+    message_id: int = 0  # a line's
+
+
+TURN_KINDS = ("line", "beat")
+
+
+@dataclass
+class StoryModel:
+    """Who is where, as the engine should see it, who witnessed every marker, and what is gone."""
+
+    guest: str | None  # the chat's guest character
+    guest_present: bool
+    meanwhile: bool = False
     witnessed: dict[str, frozenset[str]] = field(default_factory=dict)
     meanwhile_markers: set[str] = field(default_factory=set)
+    entries: list[Entry] = field(default_factory=list)
+    origin: Presence | None = None
+    gone: dict[str, int] = field(default_factory=dict)  # marker -> LLM calls made before it went
+
+    @classmethod
+    def start(cls, *, with_guest: bool) -> StoryModel:
+        model = cls(guest=GUEST if with_guest else None, guest_present=with_guest)
+        model.origin = model.presence()
+        model.witness("KICK0")
+        model.entries.append(Entry("beat", "KICK0", model.presence(), speaker=HOST))
+        return model
+
+    def presence(self) -> Presence:
+        return Presence(self.guest, self.guest_present, self.meanwhile)
+
+    def restore(self, presence: Presence) -> None:
+        self.guest, self.guest_present, self.meanwhile = (
+            presence.guest,
+            presence.guest_present,
+            presence.meanwhile,
+        )
 
     def present(self) -> frozenset[str]:
         if self.meanwhile:
@@ -151,16 +210,66 @@ class StoryModel:
             return frozenset({YOU, HOST, self.guest})
         return frozenset({YOU, HOST})
 
-    def next_meanwhile_speaker(self) -> str:
+    def last_meanwhile_speaker(self) -> str | None:
+        for entry in reversed(self.entries):
+            if entry.kind == "boundary":
+                return None
+            if entry.kind == "beat" and entry.state.meanwhile:
+                return entry.speaker
+        return None
+
+    def next_meanwhile_speakers(self, count: int) -> list[str]:
         assert self.guest is not None
-        speaker = HOST if self.last_meanwhile_speaker in (None, self.guest) else self.guest
-        self.last_meanwhile_speaker = speaker
-        return speaker
+        speakers, last = [], self.last_meanwhile_speaker()
+        for _ in range(count):
+            last = HOST if last in (None, self.guest) else self.guest
+            speakers.append(last)
+        return speakers
 
     def witness(self, marker: str) -> None:
         self.witnessed[marker] = self.present()
         if self.meanwhile:
             self.meanwhile_markers.add(marker)
+
+    def turns(self) -> list[tuple[str, str]]:
+        """The transcript as (role, marker), as the engine's turns table should hold it."""
+        return [
+            ("user" if e.kind == "line" else "assistant", e.marker)
+            for e in self.entries
+            if e.kind in TURN_KINDS and e.marker is not None
+        ]
+
+    def indices(self, kind: str) -> list[int]:
+        return [i for i, e in enumerate(self.entries) if e.kind == kind]
+
+    def end_of_beat(self, at: int) -> int:
+        """The index right after the beat at ``at`` and the facts learned from it."""
+        beat = self.entries[at]
+        end = at + 1
+        while end < len(self.entries) and self.entries[end].beat == beat.marker:
+            end += 1
+        return end
+
+    def refusal(self, at: int) -> str | None:
+        """Why a rewind of everything from ``at`` on must be refused (None: it may go)."""
+        after = self.entries[at:]
+        if not after:
+            return "nothing"
+        if any(e.kind == "boundary" for e in after):
+            return "meanwhile"
+        return None
+
+    def cut(self, at: int, calls: int) -> list[str]:
+        """Everything from ``at`` on leaves the story; returns the turns that left."""
+        left = [e.marker for e in self.entries[at:] if e.kind in TURN_KINDS and e.marker]
+        for entry in self.entries[at:]:
+            if entry.marker is not None:
+                self.gone.setdefault(entry.marker, calls)
+        previous = self.entries[at - 1].state if at else self.origin
+        assert previous is not None
+        self.restore(previous)
+        del self.entries[at:]
+        return left
 
 
 Action = tuple[str, int]
@@ -181,8 +290,28 @@ ACTIONS = st.sampled_from(
         ("leave", 0),
         ("join", 0),  # the chat's guest comes back
         ("join", 1),  # Cyra joins (and becomes the guest)
+        ("turn", 0),
+        ("turn", 1),
+        ("meanwhile_turn", 0),
+        ("regenerate", 0),
+        ("regenerate", 0),
+        ("rewind", 0),  # to the story's first beat
+        ("rewind", 1),  # to the latest beat (refused unless a scene change follows it)
+        ("rewind", 2),  # to the one before it, and so on
+        ("rewind", 4),
+        ("take_back", 0),  # the latest player line
+        ("take_back", 1),  # the one before it: refused
+        ("edit", 0),  # the latest player line
+        ("edit", 2),  # an older one
     ]
 )
+
+STEERING = ("regenerate", "rewind", "take_back", "edit")
+REFUSALS = {
+    "nothing": "already the latest beat",
+    "meanwhile": "meanwhile scene",
+    "not latest": "only your latest line",
+}
 
 
 async def _seed(engine: Engine, *, with_guest: bool, **host_extra: Any) -> str:
@@ -206,16 +335,82 @@ class Story:
     llm: StoryDouble
     chat_id: str
     model: StoryModel
+    db: Database
+    turn_ids: dict[str, int] = field(default_factory=dict)  # marker -> the engine's turn id
+    lines: dict[str, tuple[str, int]] = field(default_factory=dict)  # PROSE -> (text, message)
+    handled: set[str] = field(default_factory=set)  # markers an action put in the model itself
+    change: str | None = None  # the scene change an action made ("change" or "boundary")
+    messages: int = 1000
+    outcome: str = ""
+    outcomes: set[str] = field(default_factory=set)  # "<steering action> <how it went>"
+
+    @classmethod
+    async def begin(cls, db: Database, *, with_guest: bool, **llm_extra: Any) -> Story:
+        llm = StoryDouble(**llm_extra)
+        engine = Engine(db, llm, Settings())
+        chat_id = await _seed(engine, with_guest=with_guest)
+        story = cls(engine, llm, chat_id, StoryModel.start(with_guest=with_guest), db)
+        await story.check_transcript()
+        return story
 
     async def act(self, action: Action) -> None:
-        """One action; one the model forbids must fail; new beats get their witnesses."""
+        """One action; one the model forbids must fail; new markers take their place."""
         kind, arg = action
-        before = len(self.llm.beats)
+        beats, log = len(self.llm.beats), len(self.llm.log)
+        self.change, self.outcome = None, "done"
         expected = await getattr(self, f"_{kind}")(arg)
-        new = self.llm.beats[before:]
-        assert [speaker for _, speaker in new] == expected
-        for marker, _ in new:
-            self.model.witness(marker)
+        if kind in STEERING:
+            self.outcomes.add(f"{kind} {self.outcome}")
+        assert [speaker for _, speaker in self.llm.beats[beats:]] == expected
+        self._record(self.llm.log[log:])
+        await self.check_transcript()
+        await _check_memories_table(self.db, self.chat_id, self.model)
+
+    def _record(self, markers: list[str]) -> None:
+        model, speakers = self.model, dict(self.llm.beats)
+        for marker in markers:
+            if marker in self.handled:
+                continue
+            state = model.presence()
+            if marker in self.lines:
+                text, message_id = self.lines[marker]
+                model.witness(marker)
+                model.entries.append(Entry("line", marker, state, text=text, message_id=message_id))
+            elif marker in speakers:
+                model.witness(marker)
+                model.entries.append(Entry("beat", marker, state, speaker=speakers[marker]))
+            elif marker in self.llm.fact_of:
+                model.entries.append(Entry("fact", marker, state, beat=self.llm.fact_of[marker]))
+            else:
+                model.entries.append(Entry("note", marker, state))
+        if self.change is not None:
+            model.entries.append(Entry(self.change, None, model.presence()))
+
+    async def _turn_rows(self) -> list[tuple[int, str, str]]:
+        rows = await self.db.fetchall(
+            "SELECT id, role, text FROM turns WHERE chat_id = ? ORDER BY id", (self.chat_id,)
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def check_transcript(self) -> None:
+        """The engine's transcript is the model's, turn for turn."""
+        rows = await self._turn_rows()
+        found = [(role, MARKER.findall(text)[0]) for _, role, text in rows]
+        assert found == self.model.turns()
+        self.turn_ids = {marker: row[0] for (_, marker), row in zip(found, rows, strict=True)}
+
+    async def _refused(self, call: Awaitable[object], reason: str) -> list[str]:
+        """A call the model refuses: StoryError for that reason, and nothing changes."""
+        rows = await self._turn_rows()
+        events = await self.db.fetchone("SELECT COUNT(*) FROM event_log")
+        with pytest.raises(StoryError, match=REFUSALS[reason]):
+            await call
+        assert await self._turn_rows() == rows
+        assert await self.db.fetchone("SELECT COUNT(*) FROM event_log") == events
+        self.outcome = f"refused: {reason}"
+        return []
+
+    # -- playing on
 
     async def _turn(self, arg: int) -> list[str]:
         model = self.model
@@ -223,15 +418,18 @@ class Story:
         prose = f"{marker} {FILLER}"
         speaker = HOST
         if model.meanwhile:
-            speaker = model.next_meanwhile_speaker()
+            speaker = model.next_meanwhile_speakers(1)[0]
         elif arg:
             named = model.guest if arg == 1 else CAROL
             if named is not None:
                 prose = f"{NAMES[named]}, {prose}"
                 if model.guest_present and named == model.guest:
                     speaker = named
-        model.witness(marker)
-        result = await self.engine.take_turn(self.chat_id, prose, NullSink())
+        self.messages += 1
+        self.lines[marker] = (prose, self.messages)
+        result = await self.engine.take_turn(
+            self.chat_id, prose, NullSink(), message_id=self.messages
+        )
         assert result.status == "done" and result.speaker.id == speaker
         return [speaker]
 
@@ -244,7 +442,7 @@ class Story:
                 await self.engine.start_meanwhile(self.chat_id, premise="elsewhere")
             return []
         await self.engine.start_meanwhile(self.chat_id, premise="elsewhere")
-        self.model.meanwhile, self.model.last_meanwhile_speaker = True, None
+        self.model.meanwhile, self.change = True, "boundary"
         return []
 
     async def _meanwhile_beats(self, arg: int) -> list[str]:
@@ -252,7 +450,8 @@ class Story:
         if not self.model.meanwhile:
             assert results == []
             return []
-        expected = [self.model.next_meanwhile_speaker() for _ in range(arg)]
+        # the model's last speaker moves on as the beats are recorded, after this action
+        expected = self.model.next_meanwhile_speakers(arg)
         assert [r.speaker.id for r in results] == expected
         return expected
 
@@ -266,7 +465,7 @@ class Story:
         closed = await end(self.chat_id)
         assert closed.digest and closed.digest.split()[0] == self.llm.digests[-1]
         assert set(closed.summaries) <= {HOST, model.guest}
-        model.meanwhile = False
+        model.meanwhile, self.change = False, "boundary"
         return []
 
     async def _close(self, arg: int) -> list[str]:
@@ -274,6 +473,7 @@ class Story:
             return await self._meanwhile_end(arg, close=True)
         closed = await self.engine.close_scene(self.chat_id)
         assert set(closed.summaries) <= self.model.present()
+        self.change = "change"
         return []
 
     async def _leave(self, arg: int) -> list[str]:
@@ -283,7 +483,7 @@ class Story:
                 await self.engine.guest_leave(self.chat_id)
             return []
         await self.engine.guest_leave(self.chat_id)
-        model.guest_present = False
+        model.guest_present, self.change = False, "change"
         return []
 
     async def _join(self, arg: int) -> list[str]:
@@ -294,7 +494,87 @@ class Story:
                 await self.engine.guest_join(self.chat_id, who)
             return []
         await self.engine.guest_join(self.chat_id, who)
-        model.guest, model.guest_present = who, True
+        model.guest, model.guest_present, self.change = who, True, "change"
+        return []
+
+    # -- steering back
+
+    async def _regenerate(self, arg: int) -> list[str]:
+        """The latest reply is replaced by a new one by the same speaker; its line stays."""
+        model = self.model
+        at = model.indices("beat")[-1]
+        reply = model.entries[at]
+        if reason := model.refusal(at):
+            assert reason == "meanwhile"  # the reply itself is there to rewind
+            return await self._refused(self.engine.regenerate(self.chat_id, NullSink()), reason)
+        calls = len(self.llm.calls)
+        rewound, result = await self.engine.regenerate(self.chat_id, NullSink())
+        left = model.cut(at, calls)
+        assert [MARKER.findall(b.text)[0] for b in rewound.beats] == left == [reply.marker]
+        assert reply.speaker is not None and result.speaker.id == reply.speaker
+        return [reply.speaker]
+
+    async def _rewind(self, arg: int) -> list[str]:
+        """Back to right after a beat (``arg`` 0: the first; n: the n-th from the end)."""
+        model = self.model
+        turns = [i for i, e in enumerate(model.entries) if e.kind in TURN_KINDS]
+        at = turns[0] if arg == 0 else turns[max(0, len(turns) - arg)]
+        target = model.entries[at]
+        assert target.marker is not None
+        if target.kind == "line":  # a player's line keeps the reply to it
+            at += 1
+            assert model.entries[at].kind == "beat"
+        cut = model.end_of_beat(at)
+        call = self.engine.rewind_to_turn(self.chat_id, self.turn_ids[target.marker])
+        if reason := model.refusal(cut):
+            return await self._refused(call, reason)
+        calls = len(self.llm.calls)
+        rewound = await call
+        left = model.cut(cut, calls)
+        assert [MARKER.findall(b.text)[0] for b in rewound.beats] == left
+        return []
+
+    async def _take_back(self, arg: int) -> list[str]:
+        """The player deletes a line (``arg`` 0: the latest; others are refused)."""
+        model = self.model
+        lines = model.indices("line")
+        if len(lines) <= arg:
+            self.outcome = "skipped"
+            return []
+        at = lines[-1 - arg]
+        line = model.entries[at]
+        call = self.engine.take_back_message(self.chat_id, line.message_id)
+        reason = "not latest" if arg else model.refusal(at)
+        if reason:
+            return await self._refused(call, reason)
+        calls = len(self.llm.calls)
+        rewound = await call
+        left = model.cut(at, calls)
+        assert left[0] == line.marker
+        assert [MARKER.findall(b.text)[0] for b in rewound.beats] == left
+        return []
+
+    async def _edit(self, arg: int) -> list[str]:
+        """The player edits a line (``arg`` back from the latest): new words, a new marker."""
+        model = self.model
+        lines = model.indices("line")
+        if not lines:
+            self.outcome = "skipped"
+            return []
+        at = lines[max(0, len(lines) - 1 - arg)]
+        line = model.entries[at]
+        assert line.marker is not None
+        marker = self.llm._marker("PROSE")
+        self.handled.add(marker)
+        text = line.text.replace(line.marker, marker)
+        calls = len(self.llm.calls)
+        latest = await self.engine.edit_message(self.chat_id, line.message_id, text)
+        assert latest == (at == lines[-1])
+        model.witnessed[marker] = model.witnessed[line.marker]
+        if line.marker in model.meanwhile_markers:
+            model.meanwhile_markers.add(marker)
+        model.gone[line.marker] = calls
+        model.entries[at] = replace(line, marker=marker, text=text)
         return []
 
 
@@ -341,6 +621,49 @@ async def _check_memories(
                 assert owner in allowed, f"{owner}'s memory {memory.id} holds {marker}"
 
 
+def _check_nothing_gone_comes_back(llm: StoryDouble, model: StoryModel) -> None:
+    """No prompt made after a marker left the story (rewound, replaced, edited) holds it."""
+    for number, call in enumerate(llm.calls):
+        text = _text(call.messages)
+        for marker in set(MARKER.findall(text)):
+            went = model.gone.get(marker)
+            if went is not None and number >= went:
+                raise AssertionError(
+                    f"call #{number} holds {marker}, gone from the story since call #{went}:\n"
+                    f"{text}"
+                )
+
+
+async def _check_memories_table(db: Database, chat_id: str, model: StoryModel) -> None:
+    """The memories projection holds no memory of a beat that left the story, nor its words."""
+    rows = await db.fetchall("SELECT id FROM turns WHERE chat_id = ?", (chat_id,))
+    turns = {row[0] for row in rows}
+    for memory_id, beat_id, text, pov_summary in await db.fetchall(
+        "SELECT id, beat_id, text, pov_summary FROM memories WHERE chat_id = ?", (chat_id,)
+    ):
+        assert beat_id is None or beat_id in turns, f"memory {memory_id} is of gone beat {beat_id}"
+        gone = set(MARKER.findall(f"{text} {pov_summary}")) & model.gone.keys()
+        assert not gone, f"memory {memory_id} holds {gone}, gone from the story"
+
+
+async def _check_replay(db: Database) -> None:
+    """Rebuilding every projection from the log gives the tables the story built as it went."""
+    incremental = await snapshot(db)
+    await project(db)
+    rebuilt = await snapshot(db)
+    for table in incremental:
+        assert rebuilt[table] == incremental[table], f"{table} differs after a rebuild"
+
+
+async def _play(story: Story, actions: Sequence[Action]) -> None:
+    for action in actions:
+        await story.act(action)
+    _check_points_of_view(story.llm, story.model)
+    _check_nothing_gone_comes_back(story.llm, story.model)
+    await _check_memories(story.engine, story.chat_id, story.llm, story.model)
+    await _check_replay(story.db)
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -348,25 +671,23 @@ async def _check_memories(
 )
 @given(
     with_guest=st.sampled_from([True, True, False]),
-    actions=st.lists(ACTIONS, min_size=6, max_size=30),
+    actions=st.lists(ACTIONS, min_size=10, max_size=40),
 )
 def test_no_prompt_holds_what_its_character_did_not_witness(
     with_guest: bool, actions: list[Action]
 ) -> None:
+    """Nor what left the story: rewound, regenerated, taken back or edited away."""
+
     async def run() -> None:
         async with open_db(":memory:") as db:
-            llm = StoryDouble()
-            engine = Engine(db, llm, Settings())
-            chat_id = await _seed(engine, with_guest=with_guest)
-            model = StoryModel(guest=GUEST if with_guest else None, guest_present=with_guest)
-            model.witness("KICK0")
-            story = Story(engine, llm, chat_id, model)
-            for action in [*actions, ("close", 0), ("close", 0)]:
-                await story.act(action)
+            story = await Story.begin(db, with_guest=with_guest)
+            await _play(story, [*actions, ("close", 0), ("close", 0)])
+            model = story.model
             event(f"lived meanwhile beats: {bool(model.meanwhile_markers)}")
             event(f"Cyra joined: {any(CAROL in w for w in model.witnessed.values())}")
-            _check_points_of_view(llm, model)
-            await _check_memories(engine, chat_id, llm, model)
+            event(f"markers gone: {min(len(model.gone), 10) // 5 * 5}+")
+            for outcome in story.outcomes:
+                event(outcome)
 
     asyncio.run(run())
 
@@ -374,34 +695,41 @@ def test_no_prompt_holds_what_its_character_did_not_witness(
 async def test_a_story_that_touches_every_flow_is_checked() -> None:
     """A fixed history through every action, so the property's checks demonstrably bite."""
     async with open_db(":memory:") as db:
-        llm = StoryDouble()
-        engine = Engine(db, llm, Settings())
-        chat_id = await _seed(engine, with_guest=True)
-        model = StoryModel(guest=GUEST, guest_present=True)
-        model.witness("KICK0")
+        story = await Story.begin(db, with_guest=True)
+        llm, model = story.llm, story.model
         history: list[Action] = [
+            ("rewind", 1),  # refused: nothing comes after the kickoff
             ("turn", 0),
             ("turn", 1),
             ("meanwhile_start", 0),
+            ("regenerate", 0),  # refused: the meanwhile scene began after the reply
+            ("take_back", 0),  # refused: the same
             ("meanwhile_turn", 0),
             ("meanwhile_beats", 3),
+            ("regenerate", 0),
+            ("rewind", 2),
             ("meanwhile_end", 0),
+            ("rewind", 1),  # refused: the meanwhile scene ended after it
             ("turn", 0),
+            ("edit", 0),
+            ("regenerate", 0),  # answers the edited line
+            ("edit", 2),  # an older line, from before the meanwhile scene
             ("leave", 0),
             ("turn", 1),
             ("close", 0),
+            ("rewind", 1),  # undoes the close
+            ("close", 0),
             ("join", 1),
+            ("turn", 2),
+            ("take_back", 1),  # refused: not the latest line
+            ("take_back", 0),
             ("turn", 2),
             ("meanwhile_start", 0),
             ("meanwhile_turn", 0),
             ("close", 0),
             ("turn", 0),
         ]
-        story = Story(engine, llm, chat_id, model)
-        for action in [*history, ("close", 0)]:
-            await story.act(action)
-        _check_points_of_view(llm, model)
-        await _check_memories(engine, chat_id, llm, model)
+        await _play(story, [*history, ("close", 0)])
 
         owners = [_owner_of(c) for c in llm.calls]
         assert {HOST, GUEST, CAROL, YOU} <= set(owners)
@@ -414,6 +742,22 @@ async def test_a_story_that_touches_every_flow_is_checked() -> None:
         # Cyra joined late: she never saw the story's first beats
         cyra_text = "\n".join(_text(c.messages) for c in llm.calls if _owner_of(c) == CAROL)
         assert "KICK0" not in cyra_text and "BEAT" in cyra_text
+        # beats, lines, facts and summaries left the story, and earlier prompts did hold them
+        kinds = {re.sub(r"\d+", "", m) for m in model.gone}
+        assert {"BEAT", "PROSE", "FACT", "SUM"} <= kinds
+        earlier = "\n".join(_text(c.messages) for c in llm.calls)
+        assert all(m in earlier for m in model.gone if m.startswith("BEAT"))
+        assert story.outcomes == {
+            "rewind refused: nothing",
+            "regenerate refused: meanwhile",
+            "take_back refused: meanwhile",
+            "regenerate done",
+            "rewind done",
+            "rewind refused: meanwhile",
+            "edit done",
+            "take_back refused: not latest",
+            "take_back done",
+        }
 
 
 async def test_a_meanwhile_join_that_fails_changes_no_one() -> None:
@@ -464,3 +808,47 @@ async def test_the_narrative_prompt_stays_within_budget_after_300_beats() -> Non
         for call in narrative[-10:]:
             assert prompt_tokens(call.messages) >= budget * 0.8
             assert "Things you remember from earlier:" in call.messages[0].content
+
+
+# -- engine bugs the property above found, pinned by small examples ---------------------------
+
+
+async def test_an_edited_line_leaves_its_old_words_in_no_memory_or_prompt() -> None:
+    """Issue 6: a line's words before an edit left the story; no memory or prompt holds them.
+
+    The edit once updated ``turns.text`` only; the memory every witness wrote of the beat (its
+    text holds the player's line) kept the old words, and scene-close summaries and recall
+    brought them back. The projection of the edit now rewrites those memories too.
+    """
+    async with open_db(":memory:") as db:
+        llm = StoryDouble()
+        engine = Engine(db, llm, Settings())
+        chat_id = await _seed(engine, with_guest=False)
+        await engine.take_turn(chat_id, f"OLDWORDS {FILLER}", NullSink(), message_id=7)
+        await engine.edit_message(chat_id, 7, f"NEWWORDS {FILLER}")
+        calls = len(llm.calls)
+        await engine.close_scene(chat_id)
+
+        memories = await db.fetchall("SELECT text FROM memories WHERE chat_id = ?", (chat_id,))
+        assert [m for (m,) in memories if "OLDWORDS" in m] == []
+        assert [c for c in llm.calls[calls:] if "OLDWORDS" in _text(c.messages)] == []
+
+
+async def test_a_rewind_to_the_latest_beat_is_refused_after_an_earlier_rewind() -> None:
+    """Nothing comes after the latest beat, so rewinding to it is refused, every time.
+
+    ``_end_of_beat`` once counted the earlier rewind's left-out events, the rewind itself and
+    later edits as "after the beat", so a second rewind was taken and rewound nothing
+    (Discord answered "⏪ rewound 0 beats").
+    """
+    async with open_db(":memory:") as db:
+        engine = Engine(db, StoryDouble(), Settings())
+        chat_id = await _seed(engine, with_guest=False)
+        first = await engine.take_turn(chat_id, f"one {FILLER}", NullSink())
+        await engine.take_turn(chat_id, f"two {FILLER}", NullSink())
+        assert len((await engine.rewind_to_turn(chat_id, first.assistant_turn_id)).beats) == 2
+        events = await db.fetchone("SELECT COUNT(*) FROM event_log")
+
+        with pytest.raises(StoryError, match="already the latest beat"):
+            await engine.rewind_to_turn(chat_id, first.assistant_turn_id)
+        assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events

@@ -70,13 +70,22 @@ async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
 
 
 async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | None:
-    """The id of the first event after ``reply_id`` that is not part of that beat, if any."""
-    marks = ",".join("?" * len(TRAILING_KINDS))
-    row = await ctx.db.fetchone(
-        f"SELECT MIN(id) FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks})",
-        (chat_id, reply_id, *TRAILING_KINDS),
+    """The id of the first event after ``reply_id`` that is still in the story and not part of
+    that beat, if any. Rewound events, rewinds themselves and edits do not count."""
+    ranges = await ctx.db.fetchall(
+        "SELECT after_event_id, event_id FROM rewound_ranges WHERE chat_id = ?", (chat_id,)
     )
-    return None if row is None or row[0] is None else int(row[0])
+    quiet = (*TRAILING_KINDS, "beats_rewound", "manual_edit")
+    marks = ",".join("?" * len(quiet))
+    rows = await ctx.db.fetchall(
+        f"SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks}) "
+        "ORDER BY id",
+        (chat_id, reply_id, *quiet),
+    )
+    for (event_id,) in rows:
+        if not any(after < event_id < until for after, until in ranges):
+            return int(event_id)
+    return None
 
 
 BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")

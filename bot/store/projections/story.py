@@ -59,7 +59,26 @@ _EDITS = {
 def manual_edit(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, ManualEdit)
+    if p.target_kind == "user_turn_prose":
+        _rewrite_remembered_line(raw, p.target_id, p.new_value)
     raw.execute(_EDITS[p.target_kind], (p.new_value, p.target_id))
+
+
+def _rewrite_remembered_line(raw: sqlite3.Connection, turn_id: int, new_prose: str) -> None:
+    """An edited line reads the new way in every memory of the beat that answered it too.
+
+    Otherwise the old words would come back through recall and scene summaries.
+    """
+    row = raw.execute(
+        "SELECT text FROM turns WHERE id = ? AND role = 'user'", (turn_id,)
+    ).fetchone()
+    if row is None or not row[0]:
+        return
+    raw.execute(
+        "UPDATE memories SET text = replace(text, ?, ?) "
+        "WHERE beat_id IN (SELECT id FROM turns WHERE answers_turn_id = ?)",
+        (row[0], new_prose, turn_id),
+    )
 
 
 @handles("digest_written")
