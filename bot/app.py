@@ -55,6 +55,8 @@ PERMISSIONS = discord.Permissions(
 
 # How long shutdown waits for stopped replies to be marked and written before closing.
 SHUTDOWN_GRACE_SECONDS = 5.0
+# How long turns cancelled after the grace get to unwind before the store closes.
+SHUTDOWN_CANCEL_SECONDS = 1.0
 
 
 def story_intents() -> discord.Intents:
@@ -135,20 +137,42 @@ class StoryBot(commands.Bot):
         if task is None:
             yield
             return
+        kept = task in self._turns  # by keep_until_done: kept until the task ends
         self._turns.add(task)
         try:
             yield
         finally:
-            self._turns.discard(task)
+            if not kept:
+                self._turns.discard(task)
+
+    def keep_until_done(self) -> None:
+        """Shutdown waits for the current task (story work that writes), then cancels it."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._turns:
+            self._turns.add(task)
+            task.add_done_callback(self._turns.discard)
 
     async def close(self) -> None:
-        stopped = self.engine.cancel_all()
-        running = {t for t in self._turns if not t.done()}
+        """Stop the story first, then Discord: nothing writes to the store once this returns.
+
+        The engine stops every streaming reply (written, marked stopped) and refuses new beats;
+        turns already running get the rest of the grace to be written and shown, and whatever
+        still runs after it is cancelled, so the store can be closed under no one.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
+        streaming = len(self.engine.in_flight)
+        await self.engine.close(grace=SHUTDOWN_GRACE_SECONDS)
+        me = asyncio.current_task()
+        running = {t for t in self._turns if not t.done() and t is not me}
         if running:
-            log.info(
-                "stopping %d replies, waiting for %d turns to be written", stopped, len(running)
-            )
-            await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+            log.info("stopped %d replies, waiting for %d turns", streaming, len(running))
+            _, late = await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
+            if late:
+                log.warning("cancelling %d turns still running after the grace", len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=SHUTDOWN_CANCEL_SECONDS)
         await super().close()
 
 

@@ -8,6 +8,7 @@ ephemerally to the one who asked; anything else is logged and answered with a sh
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -33,6 +34,30 @@ class Refusal(app_commands.AppCommandError):
     """A request this player may not make here; the message says why (and what to do)."""
 
 
+SHUTTING_DOWN = "storybot is shutting down; try again when it is back"
+
+# Interactions deferred with a public "thinking…" message and not answered yet. Discord turns the
+# first followup into that message whatever its ephemeral flag, so a private answer (an error)
+# takes the public placeholder away first. Bounded: an interaction lives 15 minutes at most.
+_public_deferrals: deque[int] = deque(maxlen=256)
+
+
+async def defer(interaction: Interaction, *, ephemeral: bool) -> None:
+    """Acknowledge now ("thinking…"), for work that may outlast Discord's 3 seconds.
+
+    Anything that waits on the chat's turn queue (behind a streaming reply) or downloads must
+    defer before it starts; the answer then comes through ``answer`` as a followup. Deferring an
+    interaction already answered or deferred does nothing. Shutdown waits for (then cancels) the
+    deferred work, so it never writes to a closed store.
+    """
+    interaction.client.keep_until_done()
+    if interaction.response.is_done():
+        return
+    await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+    if not ephemeral:
+        _public_deferrals.append(interaction.id)
+
+
 async def answer(
     interaction: discord.Interaction[Any],
     text: str = "",
@@ -42,10 +67,17 @@ async def answer(
     ephemeral: bool = True,
 ) -> None:
     """Reply to an interaction whether or not it was answered (or deferred) already."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, embed=embed, files=files, ephemeral=ephemeral)
-    else:
+    if not interaction.response.is_done():
         await interaction.response.send_message(text, embed=embed, files=files, ephemeral=ephemeral)
+        return
+    if interaction.id in _public_deferrals:
+        _public_deferrals.remove(interaction.id)
+        if ephemeral:
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException as exc:
+                log.info("could not take away the thinking message: %s", exc)
+    await interaction.followup.send(text, embed=embed, files=files, ephemeral=ephemeral)
 
 
 def player_message(error: BaseException) -> str | None:
@@ -69,6 +101,12 @@ async def answer_error(interaction: discord.Interaction[Any], error: BaseExcepti
         log.warning("could not tell %s about a failed command: %s", interaction.user, message)
 
 
+def refuse_while_closing(interaction: discord.Interaction[Any]) -> None:
+    engine: Engine = interaction.client.engine
+    if engine.closing:
+        raise Refusal(SHUTTING_DOWN)
+
+
 class StoryCog(commands.Cog):
     """Base of the story cogs: access to the story, and private answers to failed commands."""
 
@@ -82,6 +120,12 @@ class StoryCog(commands.Cog):
     @property
     def renderer(self) -> Renderer:
         return self.bot.renderer
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """No new story work starts once the bot is shutting down; shutdown waits for the rest."""
+        refuse_while_closing(interaction)
+        interaction.client.keep_until_done()
+        return True
 
     async def cog_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError

@@ -11,7 +11,8 @@ import logging
 import discord
 
 from bot.engine.views import Chat
-from cogs._base import Interaction, answer, answer_error
+from cogs._base import SHUTTING_DOWN, Interaction, answer, answer_error
+from cogs._guards import may_steer
 from cogs._steering import REGENERATE_EMOJI, regenerate_reply
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,11 @@ class RegenerateOffer(discord.ui.View):
         if line.id in offers:
             return
         offer = offers[line.id] = cls(chat, line.id, offers, timeout=lasting)
-        offer.prompt = await line.reply(OFFER_TEXT, view=offer, mention_author=False)
+        try:
+            offer.prompt = await line.reply(OFFER_TEXT, view=offer, mention_author=False)
+        except BaseException:
+            await offer.close()
+            raise
 
     @discord.ui.button(
         label="Regenerate the reply", emoji=REGENERATE_EMOJI, style=discord.ButtonStyle.primary
@@ -59,7 +64,11 @@ class RegenerateOffer(discord.ui.View):
         await regenerate_reply(interaction.client, self.chat)
 
     async def interaction_check(self, interaction: Interaction) -> bool:  # type: ignore[override]
-        if interaction.user.id == self.chat.owner_id:
+        """The story's owner, or someone who manages the channel (as everywhere else)."""
+        if interaction.client.engine.closing:
+            await answer(interaction, SHUTTING_DOWN)
+            return False
+        if may_steer(interaction.user.id, self.chat, interaction.permissions):
             return True
         await answer(interaction, OWNER_ONLY)
         return False

@@ -16,6 +16,7 @@ import discord
 from bot.engine import Rewound
 from bot.engine.views import Beat, Chat
 from cogs._base import Refusal
+from cogs._render import StoryChannel
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REGENERATE_EMOJI = "🔄"
-
-StoryChannel = discord.TextChannel | discord.Thread
 
 
 async def channel_of(bot: StoryBot, channel_id: int) -> StoryChannel | None:

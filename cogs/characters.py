@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.cards import load_character
 from bot.cards.limits import MAX_AVATAR_BYTES, MAX_INPUT_BYTES
-from cogs._base import Interaction, Refusal, StoryCog, answer
+from cogs._base import Interaction, Refusal, StoryCog, answer, defer
 from cogs._character_modal import CharacterModal
 from cogs._choices import character_choices
 from cogs._embeds import character_embed, clip
@@ -46,7 +46,7 @@ class Characters(StoryCog):
     @app_commands.describe(card="a .toml file, or a Tavern card (PNG, JSON or CHARX)")
     async def import_(self, interaction: Interaction, card: discord.Attachment) -> None:
         guild_id = guild_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction, ephemeral=True)
         imported = load_character(await read_upload(card, MAX_INPUT_BYTES), card.filename)
         existing = str(imported.fields.get("id", ""))
         if await self.engine.character(guild_id, existing):
@@ -97,6 +97,7 @@ class Characters(StoryCog):
         self, interaction: Interaction, character: str, image: discord.Attachment
     ) -> None:
         found = await editable_character(interaction, character)
+        await defer(interaction, ephemeral=True)  # the download can outlast Discord's 3 seconds
         data = await read_upload(image, MAX_AVATAR_BYTES)
         content_type = (image.content_type or "").split(";")[0]
         updated = await self.engine.set_avatar(found.guild_id, found.id, data, content_type)

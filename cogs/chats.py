@@ -8,9 +8,9 @@ from discord.ext import commands
 
 from bot.app import StoryBot
 from bot.engine import SceneClose
-from cogs._base import Interaction, Refusal, StoryCog, answer
+from cogs._base import Interaction, Refusal, StoryCog, answer, defer
 from cogs._choices import character_choices
-from cogs._closing import scene_closed_note, show_meanwhile_closed
+from cogs._closing import archive_thread, scene_closed_note, show_meanwhile_closed
 from cogs._embeds import status_embed
 from cogs._files import story_files
 from cogs._guards import StoryPlace, guild_of, require_speech, steered_story, story_here
@@ -88,6 +88,7 @@ class Chats(StoryCog):
         day: str | None = None,
     ) -> None:
         story = await steered_story(interaction, "change its world")
+        await defer(interaction, ephemeral=False)
         chat = await self.engine.set_world(
             story.chat.id, time=time, place=place, weather=weather, narrative_anchor=day
         )
@@ -101,13 +102,16 @@ class Chats(StoryCog):
     @chat.command(name="end", description="End the story in this channel")
     async def end(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "end it")
-        await self.engine.end_chat(place.chat.id)
+        await defer(interaction, ephemeral=False)
+        ended = await self.engine.end_chat(place.chat.id)
         await answer(interaction, "The story ends here.", ephemeral=False)
+        if ended.meanwhile_thread_id:
+            await archive_thread(self.bot, ended.meanwhile_thread_id)
 
     @chat.command(name="export", description="The story as Markdown, and its log to restore it")
     async def export(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "export it")
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction, ephemeral=True)
         markdown, log = await self.engine.export_chat(place.chat.id)
         files = story_files(place.chat.id, markdown, log)
         await answer(
@@ -117,21 +121,21 @@ class Chats(StoryCog):
     @scene.command(name="close", description="Close the scene (in a meanwhile thread: end it)")
     async def close(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "close its scenes")
-        await interaction.response.defer(thinking=True)
+        await defer(interaction, ephemeral=False)
         await self._closed(place, await self.engine.close_scene(place.chat.id), interaction)
 
     @scene.command(name="join", description="A character joins the scene (a new scene opens)")
     @app_commands.autocomplete(character=character_choices)
     async def join(self, interaction: Interaction, character: str | None = None) -> None:
         place = await steered_story(interaction, "change who is in the scene")
-        await interaction.response.defer(thinking=True)
+        await defer(interaction, ephemeral=False)
         closed = await self.engine.guest_join(place.chat.id, character)
         await self._closed(place, closed, interaction)
 
     @scene.command(name="leave", description="The guest leaves the scene (a new scene opens)")
     async def leave(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "change who is in the scene")
-        await interaction.response.defer(thinking=True)
+        await defer(interaction, ephemeral=False)
         await self._closed(place, await self.engine.guest_leave(place.chat.id), interaction)
 
     async def _closed(

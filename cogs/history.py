@@ -16,12 +16,20 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.engine import StoryError
 from bot.engine.views import Chat
-from cogs._base import Interaction, Refusal, StoryCog, answer, answer_error
+from cogs._base import (
+    Interaction,
+    Refusal,
+    StoryCog,
+    answer,
+    answer_error,
+    defer,
+    refuse_while_closing,
+)
 from cogs._guards import may_steer, steered_story, story_place
 from cogs._regenerate import RegenerateOffer
+from cogs._render import StoryChannel
 from cogs._steering import (
     REGENERATE_EMOJI,
-    StoryChannel,
     is_latest_reply,
     regenerate_reply,
     retire_beats,
@@ -55,14 +63,19 @@ class History(StoryCog):
     @app_commands.guild_only()
     async def regenerate(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "regenerate its replies")
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction, ephemeral=True)
         await regenerate_reply(self.bot, place.chat)
         await answer(interaction, f"{REGENERATE_EMOJI} the latest reply was regenerated")
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         member = payload.member
-        if str(payload.emoji) != REGENERATE_EMOJI or member is None or member.bot:
+        if (
+            str(payload.emoji) != REGENERATE_EMOJI
+            or member is None
+            or member.bot
+            or self.engine.closing
+        ):
             return
         channel = self.bot.get_channel(payload.channel_id)
         place = await story_place(self.engine, payload.channel_id)
@@ -84,8 +97,9 @@ class History(StoryCog):
 
     async def rewind_here(self, interaction: Interaction, message: discord.Message) -> None:
         """The "Rewind story to here" message command: later beats leave the story."""
+        refuse_while_closing(interaction)
         place = await steered_story(interaction, "rewind it")
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction, ephemeral=True)
         rewound = await self.engine.rewind_to_message(place.chat.id, message.id)
         await retire_beats(self.bot, place.chat, rewound.beats)
         await answer(interaction, rewound_note(rewound))
@@ -95,6 +109,8 @@ class History(StoryCog):
         message = payload.message
         before = payload.cached_message
         if message.author.bot or message.webhook_id is not None or message.guild is None:
+            return
+        if self.engine.closing:
             return
         if before is not None and before.content == message.content:
             return  # an embed unfurled, or a pin: the words did not change
@@ -107,10 +123,15 @@ class History(StoryCog):
             log.debug("edit of message %d is not a story edit: %s", message.id, exc)
             return
         if latest:
-            await RegenerateOffer.post(message, place.chat, self.offers)
+            try:
+                await RegenerateOffer.post(message, place.chat, self.offers)
+            except discord.HTTPException as exc:  # the line was deleted, or we may not reply
+                log.info("could not offer to regenerate under message %d: %s", message.id, exc)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if self.engine.closing:
+            return
         place = await story_place(self.engine, payload.channel_id)
         if place is None:
             return

@@ -16,7 +16,15 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.engine import StoryError
 from bot.engine.views import Chat
-from cogs._base import Interaction, Refusal, StoryCog, answer, answer_error
+from cogs._base import (
+    Interaction,
+    Refusal,
+    StoryCog,
+    answer,
+    answer_error,
+    defer,
+    refuse_while_closing,
+)
 from cogs._closing import show_meanwhile_closed
 from cogs._guards import may_steer, steered_story
 
@@ -43,15 +51,18 @@ class EndMeanwhileView(discord.ui.View):
         self, interaction: Interaction, button: discord.ui.Button[EndMeanwhileView]
     ) -> None:
         bot = interaction.client
+        refuse_while_closing(interaction)
         found = await bot.engine.meanwhile_in_thread(interaction.channel_id or 0)
         if found is None:
             raise Refusal("this meanwhile scene has ended already")
         chat = found[0]
         if not may_steer(interaction.user.id, chat, interaction.permissions):
             raise Refusal("only the owner of this story can end the meanwhile scene")
-        await interaction.response.defer(thinking=True)
-        await show_meanwhile_closed(bot, chat, await bot.engine.end_meanwhile(chat.id))
+        await defer(interaction, ephemeral=False)
+        closed = await bot.engine.end_meanwhile(chat.id)
+        # The "thinking…" message lives in the thread: answer before the thread is archived.
         await answer(interaction, "The meanwhile scene ends.", ephemeral=False)
+        await show_meanwhile_closed(bot, chat, closed)
 
     async def on_error(  # type: ignore[override]
         self, interaction: Interaction, error: Exception, item: discord.ui.Item[EndMeanwhileView], /
@@ -76,7 +87,7 @@ class Meanwhile(StoryCog):
         channel = interaction.channel
         if place.meanwhile_scene_id is not None or not isinstance(channel, discord.TextChannel):
             raise Refusal("open a meanwhile scene from the story's own channel")
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction, ephemeral=True)
         thread = await self._open(place.chat, channel, premise)
         await answer(interaction, f"Meanwhile… opened in {thread.mention}")
         if beats:
@@ -105,12 +116,13 @@ class Meanwhile(StoryCog):
 
     @commands.Cog.listener()
     async def on_thread_update(self, before: discord.Thread, after: discord.Thread) -> None:
-        if after.archived and not before.archived:
+        if after.archived and not before.archived and not self.engine.closing:
             await self._thread_gone(after.id)
 
     @commands.Cog.listener()
     async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
-        await self._thread_gone(payload.thread_id)
+        if not self.engine.closing:
+            await self._thread_gone(payload.thread_id)
 
     async def _thread_gone(self, thread_id: int) -> None:
         """A meanwhile thread archived or deleted by hand ends its scene like the button does."""
@@ -119,7 +131,8 @@ class Meanwhile(StoryCog):
             return
         chat = found[0]
         try:
-            closed = await self.engine.end_meanwhile(chat.id)
+            with self.bot.turn_running():
+                closed = await self.engine.end_meanwhile(chat.id)
         except StoryError as exc:
             log.info("meanwhile thread %d went away: %s", thread_id, exc)
             return

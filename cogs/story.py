@@ -1,7 +1,9 @@
 """The story in a channel: the owner's messages are turns, and ⛔ (or /stop) stops a reply.
 
 Each message is its own event task; the engine queues a chat's turns in arrival order, so a
-message sent while a reply streams waits its turn and nothing is lost.
+message sent while a reply streams waits its turn and nothing is lost. A line is played in the
+scene it was written in (the story's channel: the you-scene; a meanwhile thread: that scene):
+one that waited while a meanwhile scene started or ended is refused, not misplaced.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import StoryBot
-from bot.engine import StoryError
-from bot.engine.views import Chat
+from bot.engine import SceneChoice, StoryError
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
-from cogs._render import STOP_EMOJI
-from cogs._steering import StoryChannel, take_reaction_back
+from cogs._render import STOP_EMOJI, StoryChannel
+from cogs._steering import take_reaction_back
 
 log = logging.getLogger(__name__)
+
+QUIET = discord.AllowedMentions.none()
 
 
 class Story(StoryCog):
@@ -28,7 +31,7 @@ class Story(StoryCog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None or message.guild is None:
             return
-        if not isinstance(message.channel, StoryChannel):
+        if self.engine.closing or not isinstance(message.channel, StoryChannel):
             return
         place = await story_place(self.engine, message.channel.id)
         if place is None or message.author.id != place.chat.owner_id:
@@ -37,21 +40,25 @@ class Story(StoryCog):
             return
         if place.meanwhile_scene_id is None and await self._point_to_meanwhile(message, place):
             return
-        await self.play_turn(message, message.channel, place.chat)
+        await self.play_turn(message, message.channel, place)
 
     async def _point_to_meanwhile(self, message: discord.Message, place: StoryPlace) -> bool:
         """While a meanwhile scene is open the story goes on in its thread, not here."""
         meanwhile = (await self.engine.status(place.chat.id)).meanwhile
         if meanwhile is None:
             return False
-        await message.reply(
+        await _tell(
+            message,
             f"Meanwhile… the story goes on in <#{meanwhile.thread_id}> for now; write there, "
             "or end it with its button or /scene close",
-            mention_author=False,
         )
         return True
 
-    async def play_turn(self, message: discord.Message, where: StoryChannel, chat: Chat) -> None:
+    async def play_turn(
+        self, message: discord.Message, where: StoryChannel, place: StoryPlace
+    ) -> None:
+        chat = place.chat
+        scene: SceneChoice = "you" if place.meanwhile_scene_id is None else place.meanwhile_scene_id
         sink = self.renderer.sink(where, chat_id=chat.id, owner_id=chat.owner_id)
         with self.bot.turn_running():
             try:
@@ -61,9 +68,10 @@ class Story(StoryCog):
                     sink,
                     author_id=message.author.id,
                     message_id=message.id,
+                    scene=scene,
                 )
             except StoryError as exc:
-                await message.reply(str(exc), mention_author=False)
+                await _tell(message, str(exc))
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -71,6 +79,7 @@ class Story(StoryCog):
             str(payload.emoji) != STOP_EMOJI
             or self.bot.user is None
             or payload.user_id == self.bot.user.id
+            or self.engine.closing
         ):
             return
         chat_id = self.renderer.streaming_chat(payload.message_id)
@@ -92,6 +101,25 @@ class Story(StoryCog):
         if not self.engine.cancel(place.chat.id):
             raise Refusal("no reply is streaming in this story right now")
         await answer(interaction, f"{STOP_EMOJI} stopped")
+
+
+async def _tell(message: discord.Message, text: str) -> None:
+    """Answer the player under their line; where that is impossible, only log it.
+
+    A refused line in a meanwhile thread that has been archived since is answered in the story's
+    channel instead: a message in an archived thread would unarchive it.
+    """
+    where = message.channel
+    try:
+        home = where.parent if isinstance(where, discord.Thread) and where.archived else None
+        if isinstance(home, discord.TextChannel):
+            await home.send(
+                f"Your line {message.jump_url} was left out: {text}", allowed_mentions=QUIET
+            )
+        else:
+            await message.reply(text, mention_author=False, allowed_mentions=QUIET)
+    except discord.HTTPException as exc:
+        log.info("could not answer message %d (%s): %s", message.id, text, exc)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -308,7 +308,7 @@ async def test_memories_shows_what_the_character_remembers(
     world: StoryWorld, llm: MockLLMClient
 ) -> None:
     await world.story()
-    llm.add(parse_answer("I brought you tea"), "BotA takes the tea gratefully.", zero_state())
+    llm.add("BotA takes the tea gratefully.", parse_answer("I brought you tea"), zero_state())
     await dpytest.message("I brought you tea", channel=world.channel, member=world.owner)
 
     (shown,) = await slash(world, "Insight", "memories", world.stranger, character=HOST)

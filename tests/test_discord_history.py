@@ -65,7 +65,7 @@ async def turn(
     world: StoryWorld, llm: MockLLMClient, prose: str, reply: str, **moved: int
 ) -> tuple[discord.Message, int]:
     """The owner writes ``prose``; BotA answers ``reply``. Returns the line and the reply's id."""
-    llm.add(parse_answer(prose), reply, feeling(**moved))
+    llm.add(reply, parse_answer(prose), feeling(**moved))
     line = await dpytest.message(prose, channel=world.channel, member=world.owner)
     return line, world.gaps.posts_in(world.channel.id)[-1].message_id
 
@@ -389,7 +389,7 @@ async def test_regenerate_in_a_meanwhile_thread_replaces_the_reply_there(
     start = meanwhile.meanwhile  # type: ignore[attr-defined]
     await invoke(meanwhile, start, opened, premise="after hours")
     (thread,) = world.channel.threads
-    llm.add(parse_answer("they talk"), "BotA whispers.", zero_state(), zero_state())
+    llm.add("BotA whispers.", parse_answer("they talk"), zero_state(), zero_state())
     await dpytest.message("they talk", channel=thread, member=world.owner)
     llm.add("BotA laughs softly.", zero_state(), zero_state())
 

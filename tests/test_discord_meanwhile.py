@@ -61,7 +61,7 @@ async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
 
     # When the owner writes twice in the thread
     for prose, reply in (("they exchange a glance", "BotA leans in."), ("and again", "BotB nods.")):
-        llm.add(parse_answer(prose), reply, zero_state(), zero_state())
+        llm.add(reply, parse_answer(prose), zero_state(), zero_state())
         await dpytest.message(prose, channel=thread, member=world.owner)
 
     # Then host and guest answer in turn, in the thread, with their own names

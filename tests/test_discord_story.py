@@ -31,7 +31,7 @@ async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook
     world: StoryWorld, llm: MockLLMClient
 ) -> None:
     chat_id = await world.story()
-    llm.add(parse_answer("Hello there"), "BotA smiles. Good evening.", zero_state())
+    llm.add("BotA smiles. Good evening.", parse_answer("Hello there"), zero_state())
 
     await dpytest.message("Hello there", channel=world.channel, member=world.owner)
 
@@ -63,7 +63,7 @@ async def test_a_reply_longer_than_2000_characters_is_split(
 ) -> None:
     await world.story()
     long_reply = " ".join(f"word{i}" for i in range(600))  # about 4,000 characters
-    llm.add(parse_answer("Tell me everything"), long_reply, zero_state())
+    llm.add(long_reply, parse_answer("Tell me everything"), zero_state())
 
     await dpytest.message("Tell me everything", channel=world.channel, member=world.owner)
 
@@ -79,7 +79,7 @@ async def test_edits_are_no_faster_than_the_edit_interval(
 ) -> None:
     await world.story()
     llm.chunk_delay = 0.02
-    llm.add(parse_answer("Go on"), " ".join(f"w{i}" for i in range(60)), zero_state())
+    llm.add(" ".join(f"w{i}" for i in range(60)), parse_answer("Go on"), zero_state())
 
     await dpytest.message("Go on", channel=world.channel, member=world.owner)
 
@@ -108,7 +108,7 @@ async def test_without_manage_webhooks_characters_speak_through_the_bot(
         world.channel.guild.me, world.channel, manage_webhooks=False
     )
     await world.story()
-    llm.add(parse_answer("Hi"), "BotA waves.", zero_state())
+    llm.add("BotA waves.", parse_answer("Hi"), zero_state())
 
     await dpytest.message("Hi", channel=world.channel, member=world.owner)
 
@@ -120,12 +120,12 @@ async def test_without_manage_webhooks_characters_speak_through_the_bot(
 
 async def test_a_deleted_webhook_is_recreated(world: StoryWorld, llm: MockLLMClient) -> None:
     await world.story()
-    llm.add(parse_answer("One"), "First reply.", zero_state())
+    llm.add("First reply.", parse_answer("One"), zero_state())
     await dpytest.message("One", channel=world.channel, member=world.owner)
     (first,) = world.gaps.posts_in(world.channel.id)
     world.gaps.delete_webhook(first.webhook_id)
 
-    llm.add(parse_answer("Two"), "Second reply.", zero_state())
+    llm.add("Second reply.", parse_answer("Two"), zero_state())
     await dpytest.message("Two", channel=world.channel, member=world.owner)
 
     second = world.gaps.posts_in(world.channel.id)[-1]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from bot.engine import StoryError
+from bot.llm import LLMRateLimitedError, MockLLMClient
 from bot.store import Database
 from tests.engine_helpers import (
     RecordingSink,
@@ -125,3 +128,25 @@ async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database
         await waiting
     assert [c.kind for c in mock.calls] == ["stream", "complete"]
     assert await db.fetchall("SELECT * FROM open_turns") == []
+
+
+async def test_a_failed_reply_keeps_its_text_and_says_why_in_public_words(db: Database) -> None:
+    engine, _ = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+
+    class Overloaded(MockLLMClient):
+        async def stream(self, messages: Any, *, model: str, **params: Any) -> AsyncIterator[str]:
+            yield "She begins to"
+            raise LLMRateLimitedError("see https://internal.example/quota")
+
+    engine.ctx.models.llm = Overloaded(canned=[parse_answer("x")])
+    sink = RecordingSink()
+
+    result = await engine.take_turn(chat_id, "go on", sink)
+
+    assert result.status == "failed" and result.text == "She begins to"
+    assert sink.ends[0].reason == "the model server is busy; try again in a moment"
+    assert "internal.example" in sink.ends[0].error
+    beat = (await payloads(db, "assistant_turn"))[-1]
+    assert beat["interrupted"] is True and beat["text"] == "She begins to"
+    assert await payloads(db, "memory_written") == []

@@ -9,6 +9,15 @@ import logging
 import pytest
 
 from bot.engine import BeatEnd, Speaker
+from bot.llm import (
+    LLMConnectionError,
+    LLMError,
+    LLMHTTPError,
+    LLMProtocolError,
+    LLMRateLimitedError,
+    LLMStreamError,
+    LLMTimeoutError,
+)
 from cogs._render import STOP_EMOJI, Renderer
 from tests.render_fakes import PNG, FakeDiscord, VirtualClock, settings
 
@@ -148,11 +157,19 @@ async def test_the_first_message_does_not_wait_for_the_edit_interval() -> None:
     [
         (BeatEnd("She turns", "stopped"), "She turns *(stopped)*"),
         (
-            BeatEnd("She turns", "failed", "read timed out"),
-            "She turns *(the reply failed: read timed out)*",
+            BeatEnd(
+                "She turns",
+                "failed",
+                "the LLM server went silent for 30 s",
+                "the model took too long to answer",
+            ),
+            "She turns *(the reply failed: the model took too long to answer)*",
         ),
         (BeatEnd("", "stopped"), "*(stopped before a word was said)*"),
-        (BeatEnd("", "failed", "boom"), "*(the reply failed before a word was said: boom)*"),
+        (
+            BeatEnd("", "failed", "boom"),
+            "*(the reply failed before a word was said: something went wrong on the model's side)*",
+        ),
     ],
 )
 async def test_stopped_and_failed_endings(outcome: BeatEnd, shown: str) -> None:
@@ -234,7 +251,7 @@ async def test_post_and_announce_split_whole_texts() -> None:
     assert all(fake.messages[i].author == "storybot" for i in digest)
 
 
-async def test_a_long_error_stays_short_and_cannot_break_markdown() -> None:
+async def test_a_long_error_shows_only_a_short_reason() -> None:
     fake, renderer, _ = world()
     channel = fake.channel()
     sink = renderer.sink(channel, chat_id="c1", owner_id=7)
@@ -244,5 +261,35 @@ async def test_a_long_error_stays_short_and_cannot_break_markdown() -> None:
     await sink.end(BeatEnd(text, "failed", "*bold* error\n" * 100))
     last = fake.shown(channel.id)[-1].content
     assert len(last) <= 2000
-    assert "*(the reply failed: \\*bold\\* error" in last
-    assert last.endswith(")*")
+    assert last.endswith("*(the reply failed: something went wrong on the model's side)*")
+    assert "bold" not in last
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        LLMRateLimitedError("slow down, see https://internal/q"),
+        LLMTimeoutError("first_token", 30),
+        LLMConnectionError("could not reach the LLM server at http://10.0.0.7:8000/v1: refused"),
+        LLMHTTPError(502, "upstream http://gpu-3/ died"),
+        LLMHTTPError(401, "bad key sk-secret"),
+        LLMStreamError("the LLM server reported an error mid-stream: {'secret': 1}"),
+        LLMProtocolError("the LLM server sent a malformed stream chunk (not JSON): 'x'"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_a_failed_reply_shows_a_short_reason_and_never_the_raw_error(
+    error: LLMError, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, renderer, _ = world()
+    channel = fake.channel()
+    sink = renderer.sink(channel, chat_id="c1", owner_id=7)
+    await sink.begin(MIRA)
+    await sink.append("She turns")
+    with caplog.at_level(logging.INFO):
+        await sink.end(BeatEnd("She turns", "failed", str(error), error.public_reason))
+    [message] = fake.shown(channel.id)
+    assert message.content == f"She turns *(the reply failed: {error.public_reason})*"
+    for leak in ("http", "LLM", "secret", "api_key", "Errno", "10.0.0.7"):
+        assert leak not in message.content
+    assert str(error) in caplog.text  # the details are in the log

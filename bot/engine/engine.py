@@ -125,6 +125,10 @@ class Engine:
                 raise StoryError("storybot is shutting down; send that again when it is back")
             yield
 
+    def queued(self, chat_id: str) -> int:
+        """Beats and story changes of this chat running or waiting their turn."""
+        return self.ctx.queues.pending(chat_id)
+
     @property
     def in_flight(self) -> dict[str, object]:
         """Chat id -> the task streaming its reply right now (read-only view for adapters)."""
@@ -324,7 +328,7 @@ class Engine:
     async def end_chat(self, chat_id: str) -> ChatEnd:
         """End the story: a reply streaming now stops, an open meanwhile scene closes with it."""
         self.ctx.in_flight.cancel(chat_id)
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             chat = await self.views.chat(chat_id)
             if chat is None or chat.status != "open":
                 raise NotFoundError("there is no open story here")
@@ -360,7 +364,7 @@ class Engine:
         given = {key: value.strip() for key, value in changes.items() if value is not None}
         if not given:
             raise StoryError("say what changes: time, place, weather or the day")
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
             try:
                 await append_and_apply(
@@ -524,14 +528,14 @@ class Engine:
 
     async def rewind_to_message(self, chat_id: str, message_id: int) -> Rewound:
         """Return the story to right after the beat this message shows."""
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             beat = await history.beat_by_message(self.ctx, chat_id, message_id)
             if beat is None:
                 raise StoryError("that message is not a beat of this story")
             return await history.rewind_to(self.ctx, chat_id, beat)
 
     async def rewind_to_turn(self, chat_id: str, turn_id: int) -> Rewound:
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             beat = await history.beat_by_id(self.ctx, chat_id, turn_id)
             if beat is None:
                 raise StoryError(f"there is no beat {turn_id} in this story")
@@ -539,7 +543,7 @@ class Engine:
 
     async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
         """The player deleted their latest line: it and the reply to it leave the story."""
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             beat = await history.beat_by_message(self.ctx, chat_id, message_id)
             if beat is None:
                 raise StoryError("that message is not a beat of this story")
@@ -553,7 +557,7 @@ class Engine:
         text = new_prose.strip()
         if not text or len(text) > self.ctx.settings.max_turn_chars:
             raise StoryError("an edited line must be between 1 and the turn limit of characters")
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             beat = await history.beat_by_message(self.ctx, chat_id, message_id)
             if beat is None:
                 raise StoryError("that message is not a beat of this story")
@@ -569,33 +573,33 @@ class Engine:
 
     async def close_scene(self, chat_id: str) -> SceneClose:
         """Close the open scene (the meanwhile one if open) and, for a you-scene, open the next."""
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             if cast.meanwhile is not None:
                 return await scenes.end_meanwhile(self.ctx, cast)
             return await scenes.close_you_scene(self.ctx, cast)
 
     async def guest_join(self, chat_id: str, character_id: str | None = None) -> SceneClose:
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             return await scenes.guest_joins(
                 self.ctx, await load_cast(self.ctx, chat_id), character_id
             )
 
     async def guest_leave(self, chat_id: str, character_id: str | None = None) -> SceneClose:
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             return await scenes.guest_leaves(
                 self.ctx, await load_cast(self.ctx, chat_id), character_id
             )
 
     async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             return await scenes.start_meanwhile(
                 self.ctx, cast, thread_id=thread_id, premise=premise
             )
 
     async def end_meanwhile(self, chat_id: str) -> SceneClose:
-        async with self.ctx.queues.turn(chat_id):
+        async with self._turn(chat_id):
             return await scenes.end_meanwhile(self.ctx, await load_cast(self.ctx, chat_id))
 
     # -- read models --------------------------------------------------------------------------

@@ -35,6 +35,10 @@ class ChatQueues:
                 del self._waiting[chat_id]
                 self._locks.pop(chat_id, None)
 
+    def pending(self, chat_id: str) -> int:
+        """Turns running or waiting in this chat."""
+        return self._waiting.get(chat_id, 0)
+
     async def drained(self, within: float) -> bool:
         """Wait until no chat has a turn running or waiting; False if ``within`` s ran out."""
         loop = asyncio.get_running_loop()

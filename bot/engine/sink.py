@@ -27,6 +27,9 @@ class BeatEnd:
     text: str
     status: BeatStatus
     error: str = ""
+    """What went wrong, in full, for the log (may name URLs or quote the server)."""
+    reason: str = ""
+    """What went wrong in a few words fit for a public channel."""
 
 
 class BeatSink(Protocol):

@@ -103,8 +103,11 @@ async def play_beat(
         if prose
         else None
     )
-    text, status, error = await stream.finished()
-    message_ids = tuple(await guarded.end(BeatEnd(text=text, status=status, error=error)))
+    text, status, failure = await stream.finished()
+    error = str(failure) if failure else ""
+    reason = failure.public_reason if failure else ""
+    ended = BeatEnd(text=text, status=status, error=error, reason=reason)
+    message_ids = tuple(await guarded.end(ended))
     segments = await _segments(classify, prose, wait=status == "done")
 
     events = turn.events(started_id, text, status, segments, message_ids)
@@ -269,8 +272,8 @@ class _ReplyStream:
             await self._show(self.label.feed(chunk))
         await self._show(self.label.flush())
 
-    async def finished(self) -> tuple[str, BeatStatus, str]:
-        """The text shown, and how the reply ended: done, stopped (cancel) or failed."""
+    async def finished(self) -> tuple[str, BeatStatus, LLMError | None]:
+        """The text shown, and how the reply ended: done, stopped (cancel) or failed (why)."""
         task = self.task
         assert task is not None
         async with self.ctx.in_flight.registered(self.chat_id, task):
@@ -280,11 +283,11 @@ class _ReplyStream:
                 current = asyncio.current_task()
                 if not task.cancelled() or (current is not None and current.cancelling()):
                     raise
-                return "".join(self.parts), "stopped", ""
+                return "".join(self.parts), "stopped", None
             except LLMError as exc:
                 log.warning("the reply in chat %s failed: %s", self.chat_id, exc)
-                return "".join(self.parts), "failed", str(exc)
-        return "".join(self.parts), "done", ""
+                return "".join(self.parts), "failed", exc
+        return "".join(self.parts), "done", None
 
 
 def _cue(cast: Cast, prose: str | None, speaker: Character) -> str:

@@ -22,11 +22,20 @@ class LLMError(Exception):
     retryable: bool = False
     retry_after: float | None = None
 
+    @property
+    def public_reason(self) -> str:
+        """A short reason fit for a public channel: no URL, no upstream text, no detail."""
+        return "something went wrong on the model's side"
+
 
 class LLMConnectionError(LLMError):
     """The server could not be reached, or dropped the connection before answering."""
 
     retryable = True
+
+    @property
+    def public_reason(self) -> str:
+        return "could not reach the model server"
 
 
 class LLMTimeoutError(LLMError):
@@ -38,6 +47,12 @@ class LLMTimeoutError(LLMError):
         # Only a slow connect is worth another try: the others already cost the player the wait.
         self.retryable = phase == "connect"
         super().__init__(self._describe(phase, seconds))
+
+    @property
+    def public_reason(self) -> str:
+        if self.phase == "connect":
+            return "could not reach the model server"
+        return "the model took too long to answer"
 
     @staticmethod
     def _describe(phase: TimeoutPhase, seconds: float) -> str:
@@ -60,6 +75,16 @@ class LLMHTTPError(LLMError):
         self.retry_after = retry_after
         self.retryable = status in {408, 429} or status >= 500
         super().__init__(self._describe(status, detail))
+
+    @property
+    def public_reason(self) -> str:
+        if self.status == 429:
+            return "the model server is busy; try again in a moment"
+        if self.status in (401, 403):
+            return "the model server refused the bot's key"
+        if self.status >= 500:
+            return "the model server had a problem"
+        return "the model server refused the request"
 
     @staticmethod
     def _describe(status: int, detail: str) -> str:
@@ -97,6 +122,16 @@ class LLMStreamError(LLMError):
         self.retryable = retryable
         super().__init__(message)
 
+    @property
+    def public_reason(self) -> str:
+        if self.retryable:
+            return "the model server cut the answer off"
+        return "the model server reported an error"
+
 
 class LLMProtocolError(LLMError):
     """The server sent something that is not the OpenAI chat-completions format."""
+
+    @property
+    def public_reason(self) -> str:
+        return "the model's answer was garbled"

@@ -9,6 +9,7 @@ from cogs._render._renderer import Renderer
 from cogs._render._retire import REWOUND_EMOJI, RetireMode
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
+from cogs._render._types import StoryChannel
 from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "STOP_EMOJI",
     "Renderer",
     "RetireMode",
+    "StoryChannel",
     "StreamingReply",
     "split_for_discord",
 ]

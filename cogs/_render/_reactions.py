@@ -6,14 +6,14 @@ import logging
 
 import discord
 
+from cogs._render._types import StoryChannel
+
 log = logging.getLogger(__name__)
 
 STOP_EMOJI = "⛔"
 
-Place = discord.TextChannel | discord.Thread
 
-
-async def add_stop(place: Place, message_id: int) -> None:
+async def add_stop(place: StoryChannel, message_id: int) -> None:
     """Offer ⛔ on a message; without it the player can still add one, so failure is logged."""
     try:
         await place.get_partial_message(message_id).add_reaction(STOP_EMOJI)
@@ -21,7 +21,7 @@ async def add_stop(place: Place, message_id: int) -> None:
         log.warning("could not add %s to message %d: %s", STOP_EMOJI, message_id, exc)
 
 
-async def remove_stop(place: Place, message_id: int) -> None:
+async def remove_stop(place: StoryChannel, message_id: int) -> None:
     """Take the bot's own ⛔ away once the reply is done."""
     try:
         await place.get_partial_message(message_id).remove_reaction(STOP_EMOJI, place.guild.me)
@@ -29,7 +29,7 @@ async def remove_stop(place: Place, message_id: int) -> None:
         log.warning("could not remove %s from message %d: %s", STOP_EMOJI, message_id, exc)
 
 
-async def delete_quietly(place: Place, message_id: int) -> None:
+async def delete_quietly(place: StoryChannel, message_id: int) -> None:
     """Delete a stale copy of a reply if the bot may (Manage Messages); otherwise leave it."""
     try:
         await place.get_partial_message(message_id).delete()

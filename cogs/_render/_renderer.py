@@ -16,7 +16,8 @@ from cogs._render._registry import StreamingMessages
 from cogs._render._retire import RetireMode, retire_message
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
-from cogs._render._voices import QUIET, BotVoice, Place, Voice, WebhookVoice
+from cogs._render._types import StoryChannel
+from cogs._render._voices import QUIET, BotVoice, Voice, WebhookVoice
 from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL, NoWebhook, WebhookHome, WebhookPool
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ class Renderer:
         self._streaming = StreamingMessages()
         self._told: set[int] = set()
 
-    def sink(self, channel: Place, *, chat_id: str, owner_id: int) -> BeatSink:
+    def sink(self, channel: StoryChannel, *, chat_id: str, owner_id: int) -> BeatSink:
         """A sink that streams one beat into ``channel`` (a text channel or a thread)."""
         return self.streaming_reply(channel, chat_id=chat_id, owner_id=owner_id)
 
-    def streaming_reply(self, channel: Place, *, chat_id: str, owner_id: int) -> StreamingReply:
+    def streaming_reply(
+        self, channel: StoryChannel, *, chat_id: str, owner_id: int
+    ) -> StreamingReply:
         """Like ``sink``, typed as the concrete class (its ``message_ids`` grow as it streams)."""
 
         async def voice_for(speaker: Speaker) -> Voice:
@@ -72,7 +75,7 @@ class Renderer:
         )
 
     async def post(
-        self, channel: Place, speaker: Speaker, text: str, *, owner_id: int
+        self, channel: StoryChannel, speaker: Speaker, text: str, *, owner_id: int
     ) -> list[int]:
         """A whole beat at once (say, the host's kickoff prose), split at Discord's limit."""
         voice = await self.voice(channel, speaker, owner_id=owner_id)
@@ -91,7 +94,9 @@ class Renderer:
             ids.append(message.id)
         return ids
 
-    async def retire(self, channel: Place, message_ids: Iterable[int], *, mode: RetireMode) -> None:
+    async def retire(
+        self, channel: StoryChannel, message_ids: Iterable[int], *, mode: RetireMode
+    ) -> None:
         """Show rewound messages as gone: struck through or deleted (the player's: ⏪)."""
         home = channel.parent if isinstance(channel, discord.Thread) else channel
         for message_id in message_ids:
@@ -110,7 +115,7 @@ class Renderer:
         """The chat whose reply is streaming in this message right now (for ⛔), else None."""
         return self._streaming.chat_of(message_id)
 
-    async def voice(self, channel: Place, speaker: Speaker, *, owner_id: int) -> Voice:
+    async def voice(self, channel: StoryChannel, speaker: Speaker, *, owner_id: int) -> Voice:
         """The character's webhook here, or the bot's own messages if that is impossible."""
         thread = channel if isinstance(channel, discord.Thread) else None
         home: WebhookHome | None = (
@@ -132,7 +137,7 @@ class Renderer:
         return WebhookVoice(self._pool, home, speaker, thread)
 
     async def _tell_owner(
-        self, channel: Place, home: WebhookHome, owner_id: int, reason: str
+        self, channel: StoryChannel, home: WebhookHome, owner_id: int, reason: str
     ) -> None:
         """Say once per channel why the characters look like the bot, and how to fix it."""
         if home.id in self._told:

@@ -19,15 +19,15 @@ from cogs._render._limiter import EditLimiter
 from cogs._render._reactions import add_stop, delete_quietly, remove_stop
 from cogs._render._registry import StreamingMessages
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
+from cogs._render._types import StoryChannel
 from cogs._render._typing import TypingIndicator
-from cogs._render._voices import MessageGone, Place, Voice
+from cogs._render._voices import MessageGone, Voice
 from cogs._render._webhooks import NoWebhook
 
 log = logging.getLogger(__name__)
 
 ENDING_ROOM = 160
 """Characters kept free in every message for the streaming marker or the ending mark."""
-ERROR_SHOWN = 120
 STOPPED_MARK = " *(stopped)*"
 FAILED_MARK = " *(the reply failed: {error})*"
 STOPPED_EMPTY = "*(stopped before a word was said)*"
@@ -41,7 +41,7 @@ class StreamingReply:
 
     def __init__(
         self,
-        place: Place,
+        place: StoryChannel,
         *,
         voice_for: VoiceFor,
         limiter: EditLimiter,
@@ -83,6 +83,8 @@ class StreamingReply:
 
     async def end(self, outcome: BeatEnd) -> list[int]:
         """Show the whole beat with its ending mark; return the ids of its messages."""
+        if outcome.status == "failed":  # the channel shows only the short public reason
+            log.info("a reply in channel %d failed: %s", self._place.id, outcome.error)
         try:
             if self._writer is not None:
                 self._outcome = outcome
@@ -138,7 +140,7 @@ class StreamingReply:
                 pieces[-1] += self._marker
             return [prefix + piece for piece in pieces]
         pieces = split_for_discord((final.text or "".join(self._parts)).strip(), limit)
-        error = _shown_error(final.error)
+        error = final.reason or GENERIC_REASON
         if not pieces:
             if final.status == "stopped":
                 return [prefix + STOPPED_EMPTY]
@@ -207,7 +209,5 @@ class StreamingReply:
             await delete_quietly(self._place, gone)
 
 
-def _shown_error(error: str) -> str:
-    """An error on one line, markdown-safe and short enough for the message's ending room."""
-    escaped = discord.utils.escape_markdown(" ".join(error.split()))[:ERROR_SHOWN]
-    return escaped.rstrip("\\") or "unknown error"
+GENERIC_REASON = "something went wrong on the model's side"
+"""Shown when a failed beat carries no public reason."""

@@ -13,6 +13,7 @@ import discord
 from discord.utils import MISSING
 
 from bot.engine import Speaker
+from cogs._render._types import StoryChannel
 from cogs._render._webhooks import UNKNOWN_WEBHOOK, WebhookHome, WebhookPool, display_name
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,6 @@ log = logging.getLogger(__name__)
 UNKNOWN_MESSAGE = 10008
 QUIET = discord.AllowedMentions.none()
 """Model-written prose must never ping anyone (an @everyone in a story is just words)."""
-
-Place = discord.TextChannel | discord.Thread
 
 
 class MessageGone(Exception):
@@ -94,7 +93,7 @@ class WebhookVoice:
 class BotVoice:
     """The fallback without Manage Webhooks: the bot's own messages, led by the character's name."""
 
-    def __init__(self, place: Place, speaker: Speaker) -> None:
+    def __init__(self, place: StoryChannel, speaker: Speaker) -> None:
         self._place = place
         self.prefix = f"**{discord.utils.escape_markdown(speaker.name)}**: "
         self._messages: dict[int, discord.Message] = {}

@@ -18,6 +18,7 @@ from typing import Literal
 import discord
 
 from bot.engine import Speaker
+from bot.store.events import IMAGE_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class WebhookPool:
         if asset is None:
             return webhook_name(speaker.id, ""), None
         data, content_type = asset
-        if content_type not in {"image/png", "image/jpeg", "image/gif", "image/webp"}:
+        if content_type not in IMAGE_TYPES:
             log.warning("avatar of %s is %s, which Discord does not take", speaker.id, content_type)
             return webhook_name(speaker.id, ""), None
         return webhook_name(speaker.id, speaker.avatar), data
