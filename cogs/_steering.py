@@ -40,7 +40,7 @@ async def channel_of(bot: StoryBot, channel_id: int) -> StoryChannel | None:
 
 async def playing_channel(bot: StoryBot, chat: Chat) -> StoryChannel | None:
     """Where the story's next beat shows: the open meanwhile thread, else the story's channel."""
-    meanwhile = (await bot.engine.status(chat.id)).meanwhile
+    meanwhile = await bot.engine.open_meanwhile(chat.id)
     return await channel_of(bot, meanwhile.thread_id if meanwhile else chat.channel_id)
 
 

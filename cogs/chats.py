@@ -15,8 +15,6 @@ from cogs._embeds import status_embed
 from cogs._files import story_files
 from cogs._guards import StoryPlace, guild_of, require_speech, steered_story, story_here
 
-EXPORT_NOTE = "The story so far, and its log (restore: `python -m bot --db NEW.db import-log FILE`)"
-
 
 class Chats(StoryCog):
     chat = app_commands.Group(name="chat", description="The story in this channel", guild_only=True)

@@ -19,9 +19,9 @@ class Insight(StoryCog):
     @app_commands.guild_only()
     async def memories(self, interaction: Interaction, character: str, query: str = "") -> None:
         place = await story_here(interaction)
-        names = await self._cast(place)
-        if character not in names or character == YOU:
-            raise Refusal(f"{character!r} is not in this story")
+        if character == YOU:
+            raise Refusal("you keep your own memories; ask about a character of this story")
+        names = await self._in_story(place, character)
         memories = await self.engine.memories(place.chat.id, character, query=query)
         await answer(interaction, embed=memories_embed(names[character], memories, query))
 

@@ -18,12 +18,10 @@ from bot.app import StoryBot
 from bot.engine import SceneChoice, StoryError
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
-from cogs._render import STOP_EMOJI, StoryChannel
+from cogs._render import QUIET, STOP_EMOJI, StoryChannel
 from cogs._steering import take_reaction_back
 
 log = logging.getLogger(__name__)
-
-QUIET = discord.AllowedMentions.none()
 
 
 class Story(StoryCog):
@@ -44,7 +42,7 @@ class Story(StoryCog):
 
     async def _point_to_meanwhile(self, message: discord.Message, place: StoryPlace) -> bool:
         """While a meanwhile scene is open the story goes on in its thread, not here."""
-        meanwhile = (await self.engine.status(place.chat.id)).meanwhile
+        meanwhile = await self.engine.open_meanwhile(place.chat.id)
         if meanwhile is None:
             return False
         await _tell(

@@ -389,6 +389,10 @@ class Engine:
         """The story's newest beat (so an adapter can tell whether a reply is the latest)."""
         return await self.views.last_beat(chat_id)
 
+    async def open_meanwhile(self, chat_id: str) -> Scene | None:
+        """The meanwhile scene being played in this chat, if one is open."""
+        return await self.views.open_scene(chat_id, "meanwhile")
+
     async def meanwhile_in_thread(self, thread_id: int) -> tuple[Chat, int] | None:
         scene = await self.views.meanwhile_in_thread(thread_id)
         if scene is None:
@@ -469,9 +473,6 @@ class Engine:
         """Stop the reply streaming in this chat now; its text so far stays, marked stopped."""
         return self.ctx.in_flight.cancel(chat_id)
 
-    def cancel_all(self) -> int:
-        return self.ctx.in_flight.cancel_all()
-
     async def recover_interrupted(self) -> int:
         """Close every turn a crash cut off mid-stream, so no half-done turn stays open."""
         closed = 0
@@ -526,12 +527,16 @@ class Engine:
             result = await play_beat(self.ctx, cast, speaker, None, sink, answering=player)
             return rewound, result
 
+    async def _beat_of_message(self, chat_id: str, message_id: int) -> Beat:
+        beat = await history.beat_by_message(self.ctx, chat_id, message_id)
+        if beat is None:
+            raise StoryError("that message is not a beat of this story")
+        return beat
+
     async def rewind_to_message(self, chat_id: str, message_id: int) -> Rewound:
         """Return the story to right after the beat this message shows."""
         async with self._turn(chat_id):
-            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
-            if beat is None:
-                raise StoryError("that message is not a beat of this story")
+            beat = await self._beat_of_message(chat_id, message_id)
             return await history.rewind_to(self.ctx, chat_id, beat)
 
     async def rewind_to_turn(self, chat_id: str, turn_id: int) -> Rewound:
@@ -544,9 +549,7 @@ class Engine:
     async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
         """The player deleted their latest line: it and the reply to it leave the story."""
         async with self._turn(chat_id):
-            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
-            if beat is None:
-                raise StoryError("that message is not a beat of this story")
+            beat = await self._beat_of_message(chat_id, message_id)
             return await history.take_back(self.ctx, chat_id, beat)
 
     async def edit_message(self, chat_id: str, message_id: int, new_prose: str) -> bool:
@@ -558,9 +561,7 @@ class Engine:
         if not text or len(text) > self.ctx.settings.max_turn_chars:
             raise StoryError("an edited line must be between 1 and the turn limit of characters")
         async with self._turn(chat_id):
-            beat = await history.beat_by_message(self.ctx, chat_id, message_id)
-            if beat is None:
-                raise StoryError("that message is not a beat of this story")
+            beat = await self._beat_of_message(chat_id, message_id)
             if beat.text == text:
                 return False  # an update that is no edit (an embed or a link preview arrived)
             await history.edit_player_line(self.ctx, chat_id, beat, text)

@@ -154,6 +154,14 @@ async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     return await _rewind_after(ctx, chat_id, boundary - 1, "rewind")
 
 
+async def _before_start(ctx: StoryContext, beat: Beat) -> int:
+    """The last event before ``beat``'s turn began: its turn_started goes with it, or the beat
+    would look cut off by a crash at the next start."""
+    row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (beat.id,))
+    started = row[0] if row is not None and row[0] is not None else beat.id
+    return int(started) - 1
+
+
 async def is_latest_player_line(ctx: StoryContext, chat_id: str, beat: Beat) -> bool:
     latest = await ctx.db.fetchone(
         "SELECT MAX(id) FROM turns WHERE chat_id = ? AND role = 'user'", (chat_id,)
@@ -167,9 +175,7 @@ async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
         raise StoryError("only your own lines can be taken back")
     if not await is_latest_player_line(ctx, chat_id, beat):
         raise StoryError("only your latest line can be taken back; rewind to an earlier one")
-    row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (beat.id,))
-    started = row[0] if row is not None and row[0] is not None else beat.id
-    return await _rewind_after(ctx, chat_id, int(started) - 1, "deleted")
+    return await _rewind_after(ctx, chat_id, await _before_start(ctx, beat), "deleted")
 
 
 async def latest_reply(ctx: StoryContext, chat_id: str) -> tuple[Beat, Beat | None]:
@@ -194,10 +200,7 @@ async def rewind_reply(
     if player is not None:
         after = player.id
     else:
-        # the reply's own turn_started goes too, or the beat would look cut off by a crash
-        row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (reply.id,))
-        started = int(row[0]) if row is not None and row[0] is not None else reply.id
-        after = started - 1
+        after = await _before_start(ctx, reply)
     return await _rewind_after(ctx, chat_id, after, "regenerate")
 
 

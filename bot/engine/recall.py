@@ -45,9 +45,9 @@ def any_of(words: list[str]) -> str:
     return " OR ".join(f'"{w}"' for w in words)
 
 
-def fts_query(text: str, *, leave_out: frozenset[str] = frozenset()) -> str:
+def fts_query(text: str) -> str:
     """An FTS5 OR-query of the distinctive words of ``text``."""
-    return any_of(cue_words(text, leave_out=leave_out))
+    return any_of(cue_words(text))
 
 
 def name_words(names: list[str]) -> frozenset[str]:

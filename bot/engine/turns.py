@@ -88,8 +88,9 @@ async def play_beat(
         cast, scene, speaker, prose, answering=answering, author_id=author_id, message_id=message_id
     )
     started_id = await append_and_apply(ctx.db, kind="turn_started", payload=turn.started())
+    pov = await _point_of_view(ctx, cast, scene, speaker, prose or "")
     messages = build_narrative_prompt(
-        await _point_of_view(ctx, cast, scene, speaker, prose or ""),
+        pov,
         _cue(cast, prose, speaker),
         budget_tokens=ctx.settings.prompt_token_budget,
     )
@@ -130,7 +131,7 @@ async def play_beat(
         raise StoryError("that beat could not be saved; it is kept as interrupted") from None
     beat_id = ids[turn.beat_index]
     if status == "done":
-        await _update_state(ctx, cast, present, lines, beat_id)
+        await _update_state(ctx, cast, pov, lines, beat_id)
     return TurnResult(
         speaker=speaker_of(speaker),
         text=text,
@@ -383,12 +384,20 @@ def _memories(
 
 
 async def _update_state(
-    ctx: StoryContext, cast: Cast, present: tuple[str, ...], lines: list[str], beat_id: int
+    ctx: StoryContext,
+    cast: Cast,
+    pov: PointOfView,
+    lines: list[str],
+    beat_id: int,
 ) -> None:
-    """One state-update call per present character, concurrently within the LLM limit."""
+    """One state-update call per present character, concurrently within the LLM limit.
+
+    Nothing this beat wrote touches activities, so the point of view's reading still holds.
+    """
     names = cast.names()
+    present = pov.present
     sources = [c for c in (cast.character(e) for e in present) if c is not None]
-    activities = await ctx.views.activities(cast.chat.id, present)
+    activities = pov.activities
     requests = []
     for source in sources:
         targets = [

@@ -336,7 +336,7 @@ class OpenAICompatibleClient:
     ) -> bytes:
         body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [m.as_dict() for m in messages],
             "stream": stream,
         }
         body.update((k, v) for k, v in params.items() if v is not None)

@@ -55,12 +55,6 @@ class Renderer:
 
     def sink(self, channel: StoryChannel, *, chat_id: str, owner_id: int) -> BeatSink:
         """A sink that streams one beat into ``channel`` (a text channel or a thread)."""
-        return self.streaming_reply(channel, chat_id=chat_id, owner_id=owner_id)
-
-    def streaming_reply(
-        self, channel: StoryChannel, *, chat_id: str, owner_id: int
-    ) -> StreamingReply:
-        """Like ``sink``, typed as the concrete class (its ``message_ids`` grow as it streams)."""
 
         async def voice_for(speaker: Speaker) -> Voice:
             return await self.voice(channel, speaker, owner_id=owner_id)

@@ -18,7 +18,6 @@ from cogs._render._webhooks import UNKNOWN_WEBHOOK, WebhookHome, WebhookPool, di
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_MESSAGE = 10008
 QUIET = discord.AllowedMentions.none()
 """Model-written prose must never ping anyone (an @everyone in a story is just words)."""
 
