@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Iterator, Sequence
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -86,6 +87,9 @@ class StoryBot(commands.Bot):
         intents: discord.Intents | None = None,
         extensions: Sequence[str] = EXTENSIONS,
     ) -> None:
+        # storybot never joins voice: discord.py's warnings about voice libraries are noise
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents or story_intents(),
@@ -222,6 +226,10 @@ async def _start(bot: StoryBot, token: str) -> None:
         raise CommandError(
             "the Message Content intent is off: enable it in the developer portal "
             "(Bot > Privileged Gateway Intents > Message Content Intent), then run again"
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise CommandError(
+            f"cannot reach Discord ({exc}); check this machine's network, then run again"
         ) from None
 
 

@@ -75,9 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error) as exc:
-        # a database path that cannot be opened, a full disk, a file locked by another process
-        print(f"error: {settings.storage.db_path}: {exc}", file=sys.stderr)
+    except sqlite3.Error as exc:
+        # a file that is not a database, a full disk, a database locked by another process
+        print(f"error: database {settings.storage.db_path}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a database folder that cannot be created
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 

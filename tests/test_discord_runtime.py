@@ -61,6 +61,18 @@ def test_an_invalid_token_is_one_clear_line(
     assert line.startswith("error: Discord refused the bot token")
 
 
+def test_no_way_to_reach_discord_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused = OSError("Cannot connect to host discord.com:443 [Name or service not known]")
+    monkeypatch.setattr(StoryBot, "login", AsyncMock(side_effect=refused))
+    code, err = run(tmp_path, "a-token", capsys)
+    assert code != 0
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: cannot reach Discord")
+    assert str(tmp_path) not in line  # not mistaken for a database problem
+
+
 def test_the_message_content_intent_off_is_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,6 +81,7 @@ def _migrate(raw: sqlite3.Connection) -> int:
     projections from the log in the same transaction.
     """
     raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    had_log = raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] is not None
     for number, script in enumerate(MIGRATIONS, start=1):
         raw.execute("BEGIN IMMEDIATE")
         try:
@@ -90,7 +91,7 @@ def _migrate(raw: sqlite3.Connection) -> int:
                 for statement in _split_statements(script):
                     raw.execute(statement)
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
-                if number in REBUILD_AFTER and current > 0:
+                if number in REBUILD_AFTER and had_log:
                     log.info("rebuilt projections from %d events", rebuild_all(raw))
         except BaseException:
             raw.execute("ROLLBACK")
