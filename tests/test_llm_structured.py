@@ -17,7 +17,7 @@ from bot.llm import (
     complete_json,
     extract_json_object,
 )
-from tests.llm_server import LoopbackLLMServer, Reply
+from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 class Mood(BaseModel):
@@ -124,3 +124,27 @@ async def test_response_format_on_the_wire(
         assert body["response_format"] == {"type": "json_object"}
     else:
         assert "response_format" not in body
+
+
+@pytest.mark.parametrize("status", [400, 422, 500])
+async def test_a_server_that_refuses_json_mode_is_asked_again_without_it(
+    llm_server: LoopbackLLMServer,
+    llm_client: OpenAICompatibleClient,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def answer(request: RecordedRequest) -> Reply:
+        if "response_format" in request.json:
+            return Reply.status(status, message="response_format is not supported")
+        return Reply.text('{"mood": "calm", "intensity": 1}')
+
+    llm_server.default = answer
+
+    first = await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT)
+    second = await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT)
+
+    assert first == second == Mood(mood="calm", intensity=1)
+    with_json_mode = [r for r in llm_server.requests if "response_format" in r.json]
+    assert len(with_json_mode) == (4 if status == 500 else 1)  # a 500 is retried first
+    assert "response_format" not in llm_server.requests[-1].json
+    assert caplog.text.count("refused response_format") == 1

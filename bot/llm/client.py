@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DETAIL_CHARS = 300
 DEFAULT_BASE_URL = "https://api.featherless.ai/v1"
+_JSON_MODE_REFUSALS = frozenset({400, 415, 422, 500, 501})
+"""Statuses with which servers refuse ``response_format`` (llama.cpp: 500; others: 400/422)."""
 
 
 def _gen(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
@@ -83,6 +85,8 @@ class OpenAICompatibleClient:
         self.timeouts = timeouts or Timeouts()
         self.retry = RetryPolicy(max_retries, backoff_base, backoff_cap, retry_after_cap)
         self.gate = gate or PriorityGate(max_concurrency)
+        self.json_mode = True
+        """False once the server refused ``response_format``: JSON is then asked in words only."""
         headers = {"User-Agent": "storybot", "Accept": "application/json, text/event-stream"}
         if self._key.get_secret_value():
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
@@ -141,7 +145,30 @@ class OpenAICompatibleClient:
         priority: Priority = Priority.BACKGROUND,
         **params: Any,
     ) -> str:
-        """The whole answer at once (``stream: false``); retried as a unit."""
+        """The whole answer at once (``stream: false``); retried as a unit.
+
+        A server that refuses ``response_format`` (many self-hosted ones answer 400, 422 or
+        500) is asked again without it, and never with it again by this client.
+        """
+        if "response_format" in params and not self.json_mode:
+            params = {k: v for k, v in params.items() if k != "response_format"}
+        try:
+            return await self._complete(messages, model, priority, params)
+        except LLMHTTPError as exc:
+            if "response_format" not in params or exc.status not in _JSON_MODE_REFUSALS:
+                raise
+            log.warning(
+                "the LLM server refused response_format (HTTP %d); asking for JSON in the "
+                "prompt only from now on (set [llm] use_response_format = false to skip this)",
+                exc.status,
+            )
+            self.json_mode = False
+            plain = {k: v for k, v in params.items() if k != "response_format"}
+            return await self._complete(messages, model, priority, plain)
+
+    async def _complete(
+        self, messages: Sequence[Message], model: str, priority: Priority, params: dict[str, Any]
+    ) -> str:
         payload = self._payload(messages, model, params, stream=False)
         deadline = asyncio.get_running_loop().time() + self.timeouts.total
         attempt = 0
