@@ -223,6 +223,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE turns ADD COLUMN answers_turn_id INTEGER;
     CREATE INDEX turns_answers ON turns (answers_turn_id);
+    CREATE INDEX turns_started ON turns (turn_started_id);
     """,
 )
 
