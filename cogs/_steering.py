@@ -61,9 +61,19 @@ async def retire_beats(
 ) -> None:
     """Strike through or delete the messages of beats that left the story (``skip``: gone)."""
     by_channel: dict[int, list[int]] = {}
+    threads: dict[int, int] = {}  # meanwhile scene -> where it shows, looked up once
     for beat in beats:
         ids = [i for i in beat.message_ids if i != skip]
-        by_channel.setdefault(await _channel_id_of(bot, chat, beat), []).extend(ids)
+        if not ids:
+            continue
+        scene_id = beat.meanwhile_scene_id
+        if scene_id is None:
+            channel_id = chat.channel_id
+        elif scene_id in threads:
+            channel_id = threads[scene_id]
+        else:
+            channel_id = threads[scene_id] = await _thread_of(bot, chat, scene_id)
+        by_channel.setdefault(channel_id, []).extend(ids)
     mode = bot.settings.discord.rewound_messages
     for channel_id, message_ids in by_channel.items():
         channel = await channel_of(bot, channel_id) if message_ids else None
@@ -71,10 +81,8 @@ async def retire_beats(
             await bot.renderer.retire(channel, message_ids, mode=mode)
 
 
-async def _channel_id_of(bot: StoryBot, chat: Chat, beat: Beat) -> int:
-    if beat.meanwhile_scene_id is None:
-        return chat.channel_id
-    scene = await bot.engine.scene(beat.meanwhile_scene_id)
+async def _thread_of(bot: StoryBot, chat: Chat, meanwhile_scene_id: int) -> int:
+    scene = await bot.engine.scene(meanwhile_scene_id)
     return scene.thread_id if scene is not None and scene.thread_id else chat.channel_id
 
 

@@ -45,14 +45,7 @@ class FeelingChange:
 
 async def beat_by_message(ctx: StoryContext, chat_id: str, message_id: int) -> Beat | None:
     """The beat a Discord message shows (the player's message or a reply's message)."""
-    rows = await ctx.db.fetchall(
-        "SELECT t.id FROM turns t, json_each(t.message_ids_json) m "
-        "WHERE t.chat_id = ? AND m.value = ? LIMIT 1",
-        (chat_id, message_id),
-    )
-    if not rows:
-        return None
-    return await beat_by_id(ctx, chat_id, rows[0][0])
+    return await ctx.views.beat_showing(chat_id, message_id)
 
 
 async def beat_by_id(ctx: StoryContext, chat_id: str, turn_id: int) -> Beat | None:
@@ -180,15 +173,10 @@ async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
 
 async def latest_reply(ctx: StoryContext, chat_id: str) -> tuple[Beat, Beat | None]:
     """The latest character beat and the player's line it answered (if any)."""
-    row = await ctx.db.fetchone(
-        "SELECT id, role, answers_turn_id FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1",
-        (chat_id,),
-    )
-    if row is None or row["role"] != "assistant":
+    reply = await ctx.views.last_beat(chat_id)
+    if reply is None or reply.role != "assistant":
         raise StoryError("there is no reply to regenerate yet")
-    reply = await beat_by_id(ctx, chat_id, row["id"])
-    assert reply is not None
-    answered = row["answers_turn_id"]
+    answered = reply.answers_turn_id
     player = None if answered is None else await beat_by_id(ctx, chat_id, answered)
     return reply, player
 

@@ -108,6 +108,8 @@ class Beat:
     cancelled: bool
     interrupted: bool
     message_ids: tuple[int, ...] = ()
+    answers_turn_id: int | None = None
+    """For a reply: the player's line it answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ def _beat(row: sqlite3.Row) -> Beat:
         cancelled=bool(row["cancelled"]),
         interrupted=bool(row["interrupted"]),
         message_ids=tuple(json.loads(row["message_ids_json"])),
+        answers_turn_id=row["answers_turn_id"],
     )
 
 
@@ -345,6 +348,15 @@ class Views:
             (scene_id, scene_id, limit),
         )
         return [_beat(r) for r in reversed(rows)]
+
+    async def beat_showing(self, chat_id: str, message_id: int) -> Beat | None:
+        """The beat an adapter's message shows (the player's message or a reply's)."""
+        row = await self.db.fetchone(
+            "SELECT t.* FROM turns t, json_each(t.message_ids_json) m "
+            "WHERE t.chat_id = ? AND m.value = ? LIMIT 1",
+            (chat_id, message_id),
+        )
+        return None if row is None else _beat(row)
 
     async def beat(self, chat_id: str, turn_id: int) -> Beat | None:
         row = await self.db.fetchone(
