@@ -71,6 +71,8 @@ class EngineSettings(_Section):
     transcript_beats: int = Field(default=12, ge=1, le=100)
     meanwhile_max_beats: int = Field(default=6, ge=1, le=50)
     max_turn_chars: int = Field(default=4000, ge=100, le=20_000)
+    checkpoint_seconds: float = Field(default=2.0, ge=0.1, le=60)
+    """How often a streaming reply's text so far is saved, so a crash keeps what was shown."""
 
 
 class StorageSettings(_Section):

@@ -289,6 +289,16 @@ def beats_rewound(after_event_id: int = 0, chat_id: str = CHAT, **overrides: Any
     return _merge({"chat_id": chat_id, "after_event_id": after_event_id}, overrides)
 
 
+def turn_classified(turn_id: int = 1, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge(
+        {"chat_id": chat_id, "turn_id": turn_id, "segments": _segments("a glance")}, overrides
+    )
+
+
+def derivations_replaced(beat_id: int = 1, chat_id: str = CHAT, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "beat_id": beat_id}, overrides)
+
+
 PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
     "bot_authored": bot_authored,
     "character_deleted": character_deleted,
@@ -314,6 +324,8 @@ PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
     "digest_written": digest_written,
     "story_thread_detected": story_thread_detected,
     "beats_rewound": beats_rewound,
+    "turn_classified": turn_classified,
+    "derivations_replaced": derivations_replaced,
 }
 """Every event kind to a builder of a valid payload with the seed's defaults."""
 

@@ -221,7 +221,6 @@ async def test_an_edge_update_with_only_facts_starts_at_schema_defaults(
             "target_id": target,
             "affinity": 50,
             "trust": 50,
-            "knowledge_facts_json": "[]",
             "relationship_summary": "",
         }
         for source, target in [(f.HOST, f.GUEST), (f.GUEST, f.HOST)]
@@ -230,6 +229,9 @@ async def test_an_edge_update_with_only_facts_starts_at_schema_defaults(
 
 
 async def test_edge_deltas_clamp_and_facts_deduplicate(db: Database, seeded: f.SeedIds) -> None:
+    beat = await add(
+        db, "assistant_turn", f.assistant_turn(seeded.meanwhile_scene_id, seeded.chat_id)
+    )
     up = await add(
         db,
         "edge_update",
@@ -244,21 +246,29 @@ async def test_edge_deltas_clamp_and_facts_deduplicate(db: Database, seeded: f.S
             affinity_delta=-30,
             knowledge_facts=["saw the letter", "likes tea"],
             relationship_summary="wary friends",
-            beat_id=up,
+            beat_id=beat,
         ),
     )
     await add(db, "edge_update", f.edge_update(knowledge_facts=["likes tea"]))
+    await add(
+        db, "edge_update", f.edge_update(knowledge_facts=["  Likes   TEA ", "Saw the LETTER"])
+    )
     [edge] = await rows(db, "SELECT * FROM edges WHERE source_id = ?", f.HOST)
     assert edge["affinity"] == 70  # 50 + 80 -> 100, then -30
     assert edge["trust"] == 0  # 50 - 70 clamps at 0
-    assert json.loads(edge["knowledge_facts_json"]) == ["likes tea", "saw the letter"]
+    facts = await rows(db, "SELECT fact, event_id FROM edge_facts ORDER BY event_id, fact")
+    # one row per fact, case and spacing aside; a fact keeps the update it was first learned in
+    assert facts == [
+        {"fact": "likes tea", "event_id": up},
+        {"fact": "saw the letter", "event_id": up + 1},
+    ]
     assert edge["relationship_summary"] == "wary friends"  # kept when a later update omits it
     changes = await rows(
         db, "SELECT event_id, affinity_delta, trust_delta, beat_id FROM edge_changes"
     )
     assert changes == [  # what each update moved after clamping, which "why" shows
         {"event_id": up, "affinity_delta": 50, "trust_delta": -50, "beat_id": None},
-        {"event_id": up + 1, "affinity_delta": -30, "trust_delta": 0, "beat_id": up},
+        {"event_id": up + 1, "affinity_delta": -30, "trust_delta": 0, "beat_id": beat},
     ]
     [reverse] = await rows(db, "SELECT affinity, trust FROM edges WHERE source_id = ?", f.GUEST)
     assert reverse == {"affinity": 50, "trust": 50}
@@ -268,7 +278,9 @@ async def test_edge_deltas_clamp_and_facts_deduplicate(db: Database, seeded: f.S
 async def test_activities_keep_the_latest_per_entity(db: Database, seeded: f.SeedIds) -> None:
     await add(db, "activity_change", f.activity_change(f.GUEST, "pouring tea", chat_id=f.CHAT))
     activities = await rows(
-        db, "SELECT entity_id, posture, action_json, holding_json, status_json FROM activities"
+        db,
+        "SELECT entity_id, posture, action_json, holding_json, status_json FROM activity_views "
+        "WHERE viewer_id = 'you'",
     )
     by_entity = {a["entity_id"]: a for a in activities}
     assert set(by_entity) == {f.HOST, f.GUEST}
@@ -501,7 +513,8 @@ async def test_a_rewind_to_before_the_chat_empties_that_chat(
 ) -> None:
     await _meanwhile_turn(db, seeded, "gone")
     await add(db, "beats_rewound", f.beats_rewound(0))
-    for table in ("chats", "scenes", "containers", "turns", "memories", "edges", "activities"):
+    tables = ("chats", "scenes", "containers", "turns", "memories", "edges", "activity_views")
+    for table in tables:
         assert await rows(db, f"SELECT * FROM {table}") == [], table
     assert len(await rows(db, "SELECT * FROM characters")) == 2
     await assert_rebuild_agrees(db)

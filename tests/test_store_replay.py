@@ -42,11 +42,16 @@ OPS = (
     "digest",
     "thread",
     "rewind",
+    "classify",
+    "rederive",
     "end_chat",
 )
 
 # the story's bread and butter comes up more often than the bookkeeping
-WEIGHTED_OPS = (*OPS, *(["turn", "memory", "edge", "edit", "rewind", "meanwhile"] * 3))
+WEIGHTED_OPS = (
+    *OPS,
+    *(["turn", "memory", "edge", "activity", "edit", "rewind", "meanwhile", "rederive"] * 3),
+)
 
 Event = tuple[str, dict[str, Any]]
 
@@ -210,10 +215,34 @@ class Story:
 
     def _activity(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
         scoped = {"chat_id": chat.id} if b % 2 else {}  # the seed's activity carries no chat
+        beat = chat.assistant_turns[-1] if chat.assistant_turns and b % 3 else None
         payload = f.activity_change(
-            CHARACTERS[b % 3], WORDS[word], holding=[WORDS[b % 4]], **scoped
+            CHARACTERS[b % 3], WORDS[word], holding=[WORDS[b % 4]], beat_id=beat, **scoped
         )
         self.emit("activity_change", payload, chat)
+
+    def _classify(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
+        if not chat.user_turns:
+            self._turn(chat, 1, delta, word)
+        if chat.user_turns:
+            turn = chat.user_turns[b % len(chat.user_turns)]
+            self.emit("turn_classified", f.turn_classified(turn, chat.id), chat)
+
+    def _rederive(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
+        """What an edit writes: derived items of a beat (or a scene) replaced, then new ones."""
+        if b % 3 == 0:
+            scene = self._any_scene(chat, b, delta, word)
+            replaced = f.derivations_replaced(None, chat.id, scene_id=scene)
+            self.emit("derivations_replaced", replaced, chat)
+            payload = f.story_thread_detected(scene, chat.id, title=f"again {WORDS[word]}")
+            self.emit("story_thread_detected", payload, chat)
+            return
+        if not chat.assistant_turns:
+            self._turn(chat, 1, delta, word)
+        if chat.assistant_turns:
+            beat = chat.assistant_turns[b % len(chat.assistant_turns)]
+            self.emit("derivations_replaced", f.derivations_replaced(beat, chat.id), chat)
+            self._memory(chat, b, delta, word)
 
     def _edit(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
         targets = [

@@ -20,10 +20,12 @@ from typing import Literal
 from bot.cards import resolve_placeholders
 from bot.config import Settings
 from bot.engine import export, history, scenes
+from bot.engine.beat_events import turn_events
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.models import StoryModels
+from bot.engine.parse import fallback_segments
 from bot.engine.recall import fts_query
 from bot.engine.scenes import SceneClose
 from bot.engine.sink import BeatSink, Speaker
@@ -43,6 +45,7 @@ from bot.engine.views import (
 from bot.engine.views import present_entities as _present
 from bot.llm import LLMClient
 from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
+from bot.store.checkpoints import checkpoint_text
 from bot.store.events import IMAGE_TYPES, MAX_IMAGE_BYTES, BotAuthored, TurnStarted
 
 log = logging.getLogger(__name__)
@@ -474,40 +477,26 @@ class Engine:
         return self.ctx.in_flight.cancel(chat_id)
 
     async def recover_interrupted(self) -> int:
-        """Close every turn a crash cut off mid-stream, so no half-done turn stays open."""
+        """Close every turn a crash cut off mid-stream, so no half-done turn stays open.
+
+        The beat is written as the pipeline would have written a failed one (same witnesses,
+        same line it answers), keeping the text last checkpointed: what the player saw.
+        """
         closed = 0
         for started_id, raw in await self.views.open_turns():
             started = TurnStarted.model_validate_json(raw)
-            events: list[EventSpec] = []
-            common = {
-                "chat_id": started.chat_id,
-                "scene_id": started.scene_id,
-                "present_set_kind": started.present_set_kind,
-                "meanwhile_scene_id": started.meanwhile_scene_id,
-                "turn_started_id": started_id,
-            }
-            if started.prose:
-                events.append(
-                    (
-                        "user_turn",
-                        {
-                            **common,
-                            "prose": started.prose,
-                            "author_id": started.author_id,
-                            "message_id": started.message_id,
-                        },
-                    )
-                )
-            events.append(
-                (
-                    "assistant_turn",
-                    {**common, "speaker_id": started.speaker_id, "text": "", "interrupted": True},
-                )
+            text = await checkpoint_text(self.ctx.db, started_id)
+            segments = fallback_segments(started.prose) if started.prose else []
+            await append_events(
+                self.ctx.db,
+                turn_events(started, started_id, text=text, status="failed", segments=segments),
             )
-            await append_events(self.ctx.db, events)
             closed += 1
             log.warning(
-                "closed turn %d of chat %s, cut off by a restart", started_id, started.chat_id
+                "closed turn %d of chat %s, cut off by a restart (%d characters kept)",
+                started_id,
+                started.chat_id,
+                len(text),
             )
         return closed
 
@@ -615,7 +604,7 @@ class Engine:
             meanwhile=cast.meanwhile,
             present=present,
             names=cast.names(),
-            activities=await self.views.activities(chat_id, present),
+            activities=await self.views.activities_seen(chat_id, YOU, present),
         )
 
     async def memories(

@@ -19,6 +19,7 @@ TRAILING_KINDS = (
     "memory_written",
     "edge_update",
     "activity_change",
+    "turn_classified",
     "turn_messages_linked",
     "story_thread_detected",
 )
@@ -68,7 +69,7 @@ async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | 
     ranges = await ctx.db.fetchall(
         "SELECT after_event_id, event_id FROM rewound_ranges WHERE chat_id = ?", (chat_id,)
     )
-    quiet = (*TRAILING_KINDS, "beats_rewound", "manual_edit")
+    quiet = (*TRAILING_KINDS, "beats_rewound", "manual_edit", "derivations_replaced")
     marks = ",".join("?" * len(quiet))
     rows = await ctx.db.fetchall(
         f"SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks}) "

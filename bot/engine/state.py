@@ -183,6 +183,7 @@ async def ask_state_update(
                     "action": {"verb": change.verb},
                     "attention": change.attention,
                     "holding": change.holding,
+                    "beat_id": beat_id,
                 },
             )
         )

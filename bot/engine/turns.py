@@ -1,19 +1,23 @@
 """The turn pipeline: one beat from the player's prose to the world updated.
 
-Per you-turn the LLM budget is one classification call (run beside the stream, so the first
-token never waits on it), one narrative stream, and one state-update call per present
-character. The beat's events (user_turn, assistant_turn, a memory per witness) commit in one
-transaction; a stopped or failed beat keeps its text but writes no memories or state updates.
+Order: ``turn_started`` (so a crash mid-stream is found at the next start), the narrative
+stream (its text checkpointed every few seconds), then at once the beat itself (player line,
+reply, a memory per witness) in one transaction, so a reply the player has read is never
+lost. Only then the JSON calls: classification of the line and one state update per present
+character, written as later events of the same beat. No JSON call of a beat ever waits in
+front of its reply's first token. A stopped or failed beat keeps its text but writes no
+memories or state updates.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
+from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
 from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
@@ -31,8 +35,9 @@ from bot.engine.views import (
     present_entities,
 )
 from bot.llm import LLMError, Message
-from bot.store import YOU, EventSpec, append_and_apply, append_events
-from bot.store.events import MAX_TEXT, Segment
+from bot.store import Database, EventSpec, append_and_apply, append_events
+from bot.store.checkpoints import save_checkpoint
+from bot.store.events import TurnStarted
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +82,27 @@ async def play_beat(
 ) -> TurnResult:
     """Stream one beat by ``speaker`` and write it; the caller holds the chat's turn lock.
 
-    ``prose`` is a new player beat (classified and written as a user_turn); ``None`` makes a
-    beat of the characters' own, or, with ``answering``, a new reply to a player beat already
-    in the transcript (regenerate).
+    ``prose`` is a new player beat (written as a user_turn); ``None`` makes a beat of the
+    characters' own, or, with ``answering``, a new reply to a player beat already in the
+    transcript (regenerate). The beat is written the moment its stream ends; classifying the
+    line and updating the world come after, as later events of the same beat.
     """
     scene = cast.meanwhile or cast.scene
     present = present_entities(scene)
     guarded = GuardedSink(sink)
-    turn = _Turn(
-        cast, scene, speaker, prose, answering=answering, author_id=author_id, message_id=message_id
+    started = TurnStarted(
+        chat_id=cast.chat.id,
+        scene_id=cast.scene.id,
+        speaker_id=speaker.id,
+        prose=prose or "",
+        present_set_kind=scene.present_set_kind,
+        meanwhile_scene_id=cast.meanwhile.id if cast.meanwhile else None,
+        author_id=author_id,
+        message_id=message_id,
+        answers_turn_id=answering.id if answering is not None else None,
+        witnesses=list(present),
     )
-    started_id = await append_and_apply(ctx.db, kind="turn_started", payload=turn.started())
+    started_id = await append_and_apply(ctx.db, kind="turn_started", payload=started)
     pov = await _point_of_view(ctx, cast, scene, speaker, prose or "")
     messages = build_narrative_prompt(
         pov,
@@ -95,53 +110,76 @@ async def play_beat(
         budget_tokens=ctx.settings.prompt_token_budget,
     )
     await guarded.begin(speaker_of(speaker))
-    stream = _ReplyStream(ctx, cast.chat.id, speaker, guarded)
+    checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
+    stream = _ReplyStream(ctx, cast.chat.id, speaker, guarded, checkpoint)
     stream.start(messages, stop=_stop_sequences(cast, present, speaker))
-    # Asked for after the stream, so the narrative request is first in line for an LLM slot:
-    # the classification never delays the first token, whatever the concurrency limit.
-    classify = (
-        asyncio.create_task(parse_turn(ctx.models, prose), name=f"classify {cast.chat.id}")
-        if prose
-        else None
-    )
     text, status, failure = await stream.finished()
-    error = str(failure) if failure else ""
-    reason = failure.public_reason if failure else ""
-    ended = BeatEnd(text=text, status=status, error=error, reason=reason)
-    message_ids = tuple(await guarded.end(ended))
-    segments = await _segments(classify, prose, wait=status == "done")
-
-    events = turn.events(started_id, text, status, segments, message_ids)
     lines = beat_lines(
         cast,
         prose or (answering.text if answering else None),
         speaker,
         text,
-        turn.meanwhile_id is not None,
+        started.meanwhile_scene_id is not None,
     )
-    if status == "done":
-        events.extend(_memories(cast, scene, present, lines, turn.beat_index))
-    try:
-        ids = await append_events(ctx.db, events)
-    except Exception:
-        log.exception(
-            "could not write the beat of chat %s; closing it as interrupted", cast.chat.id
+    ids = await _write_beat(
+        ctx, cast, started=started, started_id=started_id, text=text, status=status, lines=lines
+    )
+    beat_id = ids[reply_ref(started).index]
+    error = str(failure) if failure else ""
+    reason = failure.public_reason if failure else ""
+    ended = BeatEnd(text=text, status=status, error=error, reason=reason)
+    message_ids = tuple(await guarded.end(ended))
+    if message_ids:
+        await append_and_apply(
+            ctx.db,
+            kind="turn_messages_linked",
+            payload={"chat_id": cast.chat.id, "turn_id": beat_id, "message_ids": list(message_ids)},
         )
-        await _close_unwritten(ctx, turn, started_id, text)
-        raise StoryError("that beat could not be saved; it is kept as interrupted") from None
-    beat_id = ids[turn.beat_index]
     if status == "done":
-        await _update_state(ctx, cast, pov, lines, beat_id)
+        line = (ids[0], prose) if prose else None
+        await _after_beat(ctx, cast, pov, lines, beat_id, line=line)
     return TurnResult(
         speaker=speaker_of(speaker),
         text=text,
         status=status,
         assistant_turn_id=beat_id,
         user_turn_id=ids[0] if prose is not None else None,
-        meanwhile_scene_id=turn.meanwhile_id,
+        meanwhile_scene_id=started.meanwhile_scene_id,
         message_ids=message_ids,
         error=error,
     )
+
+
+async def _write_beat(
+    ctx: StoryContext,
+    cast: Cast,
+    *,
+    started: TurnStarted,
+    started_id: int,
+    text: str,
+    status: BeatStatus,
+    lines: list[str],
+) -> list[int]:
+    """The player's line, the reply and (for a finished beat) every witness's memory, at once."""
+    segments = fallback_segments(started.prose) if started.prose else []
+    events = turn_events(started, started_id, text=text, status=status, segments=segments)
+    if status == "done":
+        events += memory_events(
+            chat_id=started.chat_id,
+            scene_id=started.meanwhile_scene_id or started.scene_id,
+            witnesses=started.witnesses,
+            cast=(cast.host.id, cast.guest.id if cast.guest else None),
+            text="\n".join(lines),
+            beat=reply_ref(started),
+        )
+    try:
+        return await append_events(ctx.db, events)
+    except Exception:
+        log.exception(
+            "could not write the beat of chat %s; closing it as interrupted", cast.chat.id
+        )
+        await _close_unwritten(ctx, started, started_id, text)
+        raise StoryError("that beat could not be saved; it is kept as interrupted") from None
 
 
 def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[str]:
@@ -150,112 +188,46 @@ def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) ->
     return [f"\n{names[e]}:" for e in present if e != speaker.id and e in names][:4]
 
 
-def _clip(text: str) -> str:
-    """Keep text within what an event may hold; a runaway reply must not lose the whole beat."""
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-class _Turn:
-    """The events of one beat, built from what the turn knows at each step."""
-
-    def __init__(
-        self,
-        cast: Cast,
-        scene: Scene,
-        speaker: Character,
-        prose: str | None,
-        *,
-        answering: Beat | None,
-        author_id: int,
-        message_id: int,
-    ) -> None:
-        self.chat_id = cast.chat.id
-        self.scene_id = cast.scene.id
-        self.meanwhile_id = cast.meanwhile.id if cast.meanwhile else None
-        self.present_set_kind = scene.present_set_kind
-        self.witnesses = list(present_entities(scene))
-        self.speaker_id = speaker.id
-        self.prose = prose
-        self.answering_id = answering.id if answering is not None else None
-        self.author_id = author_id
-        self.message_id = message_id
-        self.beat_index = 0 if prose is None else 1
-
-    def _where(self) -> dict[str, object]:
-        return {
-            "chat_id": self.chat_id,
-            "scene_id": self.scene_id,
-            "present_set_kind": self.present_set_kind,
-            "meanwhile_scene_id": self.meanwhile_id,
-        }
-
-    def started(self) -> dict[str, object]:
-        return {
-            **self._where(),
-            "speaker_id": self.speaker_id,
-            "prose": self.prose or "",
-            "author_id": self.author_id,
-            "message_id": self.message_id,
-            "answers_turn_id": self.answering_id,
-        }
-
-    def events(
-        self,
-        started_id: int,
-        text: str,
-        status: BeatStatus,
-        segments: list[Segment],
-        message_ids: tuple[int, ...],
-    ) -> list[EventSpec]:
-        events: list[EventSpec] = []
-        if self.prose is not None:
-            events.append(
-                (
-                    "user_turn",
-                    {
-                        **self._where(),
-                        "prose": self.prose,
-                        "segments": [s.model_dump() for s in segments],
-                        "witnesses": self.witnesses,
-                        "turn_started_id": started_id,
-                        "author_id": self.author_id,
-                        "message_id": self.message_id,
-                    },
-                )
-            )
-        reply = {
-            **self._where(),
-            "speaker_id": self.speaker_id,
-            "text": _clip(text),
-            "witnesses": self.witnesses,
-            "cancelled": status == "stopped",
-            "interrupted": status == "failed",
-            "turn_started_id": started_id,
-            "message_ids": list(message_ids),
-        }
-        if self.prose is not None:
-            events.append(("assistant_turn", lambda ids: {**reply, "answers_turn_id": ids[0]}))
-        else:
-            events.append(("assistant_turn", {**reply, "answers_turn_id": self.answering_id}))
-        return events
-
-
-async def _close_unwritten(ctx: StoryContext, turn: _Turn, started_id: int, text: str) -> None:
+async def _close_unwritten(
+    ctx: StoryContext, started: TurnStarted, started_id: int, text: str
+) -> None:
     """Best effort: close a beat whose events could not be written, as the restart would."""
     try:
-        events = turn.events(started_id, text, "failed", [], ())
-        await append_events(ctx.db, events)
+        await append_events(ctx.db, turn_events(started, started_id, text=text, status="failed"))
     except Exception:
         log.exception("closing the unwritten beat failed too; the next start will close it")
+
+
+class Checkpoint:
+    """Saves a streaming reply's text at most every ``every`` seconds, so a crash mid-stream
+    keeps what the player saw; writing the beat deletes it."""
+
+    def __init__(self, db: Database, started_id: int, chat_id: str, every: float) -> None:
+        self.db, self.started_id, self.chat_id, self.every = db, started_id, chat_id, every
+        self.last = time.monotonic()
+
+    async def maybe_save(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            await save_checkpoint(self.db, self.started_id, self.chat_id, clip(text))
 
 
 class _ReplyStream:
     """The streaming reply, in a task registered per chat so ``cancel`` can stop it."""
 
-    def __init__(self, ctx: StoryContext, chat_id: str, speaker: Character, sink: BeatSink) -> None:
+    def __init__(
+        self,
+        ctx: StoryContext,
+        chat_id: str,
+        speaker: Character,
+        sink: BeatSink,
+        checkpoint: Checkpoint,
+    ) -> None:
         self.ctx = ctx
         self.chat_id = chat_id
         self.sink = sink
+        self.checkpoint = checkpoint
         self.parts: list[str] = []
         self.label = LeadingLabel(speaker_labels(speaker.name))
         self.task: asyncio.Task[None] | None = None
@@ -267,6 +239,7 @@ class _ReplyStream:
         if text:
             self.parts.append(text)
             await self.sink.append(text)
+            await self.checkpoint.maybe_save("".join(self.parts))
 
     async def _run(self, messages: Sequence[Message], stop: list[str]) -> None:
         async for chunk in self.ctx.models.narrate(messages, stop=stop):
@@ -302,7 +275,8 @@ def _cue(cast: Cast, prose: str | None, speaker: Character) -> str:
 async def _point_of_view(
     ctx: StoryContext, cast: Cast, scene: Scene, speaker: Character, prose: str
 ) -> PointOfView:
-    """Gather only what ``speaker`` witnessed: its beats, its memories, its own edges."""
+    """Gather only what ``speaker`` witnessed: its beats, its memories, its own edges, and what
+    it last saw the others doing."""
     present = present_entities(scene)
     transcript = await ctx.views.witnessed_beats(
         cast.chat.id, speaker.id, ctx.settings.transcript_beats
@@ -318,7 +292,7 @@ async def _point_of_view(
         names=list(cast.names().values()),
     )
     relationships = [
-        await ctx.views.relationship(cast.chat.id, speaker.id, other)
+        await ctx.views.relationship(cast.chat.id, speaker.id, other, about=prose)
         for other in present
         if other != speaker.id
     ]
@@ -329,82 +303,51 @@ async def _point_of_view(
         present=present,
         names=cast.names(),
         relationships=relationships,
-        activities=await ctx.views.activities(cast.chat.id, present),
+        activities=await ctx.views.activities_seen(cast.chat.id, speaker.id, present),
         recalled=memories,
         transcript=transcript,
         premise=scene.premise,
     )
 
 
-async def _segments(
-    classify: asyncio.Task[list[Segment]] | None, prose: str | None, *, wait: bool
-) -> list[Segment]:
-    """The classifier's segments; a stopped or failed beat does not wait for them."""
-    if classify is None or prose is None:
-        return []
-    if not wait:
-        classify.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await classify
-        return fallback_segments(prose)
-    try:
-        return await classify
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("classifying a turn failed; keeping the prose as one segment")
-        return fallback_segments(prose)
-
-
-def _memories(
-    cast: Cast, scene: Scene, present: tuple[str, ...], lines: list[str], beat_index: int
-) -> list[EventSpec]:
-    """One memory per present witness, each pointing at the beat written in the same batch."""
-    flags = {
-        "witness_you": int(YOU in present),
-        "witness_host": int(cast.host.id in present),
-        "witness_guest": int(cast.guest is not None and cast.guest.id in present),
-    }
-    text = "\n".join(lines)
-
-    def memory(owner: str) -> EventSpec:
-        return (
-            "memory_written",
-            lambda ids: {
-                "owner_id": owner,
-                "chat_id": cast.chat.id,
-                "scene_id": scene.id,
-                "text": text,
-                "beat_id": ids[beat_index],
-                **flags,
-            },
-        )
-
-    return [memory(owner) for owner in present]
-
-
-async def _update_state(
+async def _after_beat(
     ctx: StoryContext,
     cast: Cast,
     pov: PointOfView,
     lines: list[str],
     beat_id: int,
+    *,
+    line: tuple[int, str] | None,
 ) -> None:
-    """One state-update call per present character, concurrently within the LLM limit.
+    """The world after a written beat: the line classified, every present character's state."""
+    events = await derive_world(ctx, cast, pov.present, lines, beat_id, line=line)
+    if events:
+        await append_events(ctx.db, events)
 
-    Nothing this beat wrote touches activities, so the point of view's reading still holds.
-    """
+
+async def derive_world(
+    ctx: StoryContext,
+    cast: Cast,
+    present: tuple[str, ...],
+    lines: list[str],
+    beat_id: int,
+    *,
+    line: tuple[int, str] | None = None,
+) -> list[EventSpec]:
+    """What a beat changes beyond itself, asked of the LLM (concurrently, within its limit):
+    the labels of the player's line (``line``: its turn id and words) and, per present
+    character, feelings, facts learned and activity. Edits call it again with new words."""
     names = cast.names()
-    present = pov.present
-    sources = [c for c in (cast.character(e) for e in present) if c is not None]
-    activities = pov.activities
-    requests = []
-    for source in sources:
+    requests: list[Awaitable[list[EventSpec]]] = []
+    if line is not None:
+        requests.append(_classified(ctx, cast.chat.id, *line))
+    for source in (c for c in (cast.character(e) for e in present) if c is not None):
         targets = [
             (t, names.get(t, t), await ctx.views.relationship(cast.chat.id, source.id, t))
             for t in present
             if t != source.id
         ]
+        own = await ctx.views.activities_seen(cast.chat.id, source.id, (source.id,))
         requests.append(
             ask_state_update(
                 ctx.models,
@@ -414,9 +357,20 @@ async def _update_state(
                 persona=source.card.persona,
                 beat_text="\n".join(lines),
                 targets=targets,
-                activity=activities.get(source.id),
+                activity=own.get(source.id),
                 beat_id=beat_id,
             )
         )
-    for events in await asyncio.gather(*requests):
-        await append_events(ctx.db, events)
+    return [event for events in await asyncio.gather(*requests) for event in events]
+
+
+async def _classified(ctx: StoryContext, chat_id: str, turn_id: int, prose: str) -> list[EventSpec]:
+    try:
+        segments = await parse_turn(ctx.models, prose)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("classifying a turn failed; keeping the prose as one segment")
+        return []
+    labels = [s.model_dump() for s in segments]
+    return [("turn_classified", {"chat_id": chat_id, "turn_id": turn_id, "segments": labels})]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 
 from bot.store import YOU, Database
 from bot.store.events import BotAuthored, PresentSetKind
 from bot.store.projections.story import memory_scope
+
+FACTS_NEWEST = 6
+FACTS_MATCHING = 4
+MATCH_WORDS = 8
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,21 +259,56 @@ class Views:
         )
         return None if row is None else _scene(row)
 
-    async def relationship(self, chat_id: str, source_id: str, target_id: str) -> Relationship:
+    async def relationship(
+        self, chat_id: str, source_id: str, target_id: str, *, about: str = ""
+    ) -> Relationship:
+        """How ``source_id`` sees ``target_id``, with a bounded choice of the facts it learned:
+        the newest, and those that share words with ``about`` (the line being answered)."""
         row = await self.db.fetchone(
             "SELECT * FROM edges WHERE chat_id = ? AND source_id = ? AND target_id = ?",
             (chat_id, source_id, target_id),
         )
+        facts = await self.known_facts(chat_id, source_id, target_id, about=about)
         if row is None:
-            return Relationship(source_id, target_id)
+            return Relationship(source_id, target_id, knowledge_facts=facts)
         return Relationship(
             source_id,
             target_id,
             affinity=row["affinity"],
             trust=row["trust"],
-            knowledge_facts=tuple(json.loads(row["knowledge_facts_json"])),
+            knowledge_facts=facts,
             summary=row["relationship_summary"],
         )
+
+    async def known_facts(
+        self,
+        chat_id: str,
+        source_id: str,
+        target_id: str,
+        *,
+        about: str = "",
+        newest: int = FACTS_NEWEST,
+        matching: int = FACTS_MATCHING,
+    ) -> tuple[str, ...]:
+        """Facts in the order learned: up to ``matching`` that hold a word of ``about``, and
+        the ``newest``; never the whole list, which grows with the story."""
+        key = (chat_id, source_id, target_id)
+        recent = await self.db.fetchall(
+            "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
+            "AND target_id = ? ORDER BY event_id DESC, fact_key LIMIT ?",
+            (*key, newest),
+        )
+        chosen = {(r[0], r[1]) for r in recent}
+        words = [w for w in _WORD.findall(about.casefold()) if len(w) >= 4][:MATCH_WORDS]
+        if words and matching > 0:
+            where = " OR ".join("fact_key LIKE ?" for _ in words)
+            found = await self.db.fetchall(
+                "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
+                f"AND target_id = ? AND ({where}) ORDER BY event_id DESC LIMIT ?",
+                (*key, *(f"%{w}%" for w in words), matching),
+            )
+            chosen |= {(r[0], r[1]) for r in found}
+        return tuple(fact for _, fact in sorted(chosen))
 
     async def edge_history(
         self, chat_id: str, source_id: str, target_id: str, limit: int = 25
@@ -281,15 +322,19 @@ class Views:
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def activities(self, chat_id: str, entity_ids: tuple[str, ...]) -> dict[str, Activity]:
+    async def activities_seen(
+        self, chat_id: str, viewer_id: str, entity_ids: tuple[str, ...]
+    ) -> dict[str, Activity]:
+        """What ``viewer_id`` last saw each entity doing: only beats it witnessed tell it."""
         if not entity_ids:
             return {}
         marks = ",".join("?" * len(entity_ids))
         rows = await self.db.fetchall(
-            f"SELECT * FROM activities WHERE chat_id = ? AND entity_id IN ({marks})",
-            (chat_id, *entity_ids),
+            "SELECT * FROM activity_views WHERE chat_id = ? AND viewer_id = ? "
+            f"AND entity_id IN ({marks})",
+            (chat_id, viewer_id, *entity_ids),
         )
-        return {
+        found = {
             r["entity_id"]: Activity(
                 entity_id=r["entity_id"],
                 posture=r["posture"],
@@ -299,6 +344,7 @@ class Views:
             )
             for r in rows
         }
+        return {entity: found[entity] for entity in entity_ids if entity in found}
 
     async def memories(self, chat_id: str, owner_id: str, limit: int = 20) -> list[Memory]:
         rows = await self.db.fetchall(

@@ -77,11 +77,13 @@ def _migrate(raw: sqlite3.Connection) -> int:
     """Apply the migrations this file lacks, each in its own IMMEDIATE transaction.
 
     The version is read inside the transaction, so two processes opening a new file at once
-    cannot both apply the same migration. A migration that adds derived data rebuilds the
-    projections from the log in the same transaction.
+    cannot both apply the same migration. When a migration that adds derived data was applied,
+    the projections are rebuilt from the log once, with the last migration, in its transaction
+    (the handlers are today's, so they need today's schema).
     """
     raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     had_log = raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] is not None
+    rebuild = False
     for number, script in enumerate(MIGRATIONS, start=1):
         raw.execute("BEGIN IMMEDIATE")
         try:
@@ -91,7 +93,8 @@ def _migrate(raw: sqlite3.Connection) -> int:
                 for statement in _split_statements(script):
                     raw.execute(statement)
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
-                if number in REBUILD_AFTER and had_log:
+                rebuild = rebuild or (number in REBUILD_AFTER and had_log)
+                if rebuild and number == len(MIGRATIONS):
                     log.info("rebuilt projections from %d events", rebuild_all(raw))
         except BaseException:
             raw.execute("ROLLBACK")

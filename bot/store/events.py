@@ -166,6 +166,9 @@ class EdgeUpdate(Payload):
     knowledge_facts: list[str] = Field(default_factory=list, max_length=50)
     relationship_summary: str | None = Field(default=None, max_length=MAX_TEXT)
     beat_id: int | None = None
+    """The beat this update was derived from (a state update after that beat)."""
+    scene_id: int | None = None
+    """The scene this update was derived from (what its close taught a witness)."""
 
 
 class ActivityAction(Payload):
@@ -183,6 +186,8 @@ class ActivityChange(Payload):
     holding: list[str] = Field(default_factory=list, max_length=20)
     status: dict[str, object] = Field(default_factory=dict)
     chat_id: str = ""
+    beat_id: int | None = None
+    """The beat it was derived from: only that beat's witnesses see this activity."""
 
 
 class MemoryWritten(Payload):
@@ -216,6 +221,8 @@ class TurnStarted(Payload):
     author_id: int = 0
     message_id: int = 0
     answers_turn_id: int | None = None
+    witnesses: list[str] = Field(default_factory=list)
+    """Who is present as the reply streams; recovery writes the beat with the same ones."""
 
 
 class UserTurn(Payload):
@@ -247,6 +254,14 @@ class AssistantTurn(Payload):
     """The player's beat this reply answers (a regenerated reply answers the same one)."""
 
 
+class TurnClassified(Payload):
+    """The player's line, labelled span by span (written after the beat, which never waits)."""
+
+    chat_id: str
+    turn_id: int
+    segments: list[Segment] = Field(default_factory=list)
+
+
 class TurnMessagesLinked(Payload):
     """The Discord messages that show a beat, learned after the beat was written."""
 
@@ -263,6 +278,8 @@ class ManualEdit(Payload):
     target_id: int
     new_value: str = Field(max_length=MAX_TEXT)
     chat_id: str = ""
+    scene_id: int | None = None
+    """For a scene summary: the scene it was derived from."""
 
 
 class DigestWritten(Payload):
@@ -296,6 +313,19 @@ class BeatsRewound(Payload):
         return value
 
 
+class DerivationsReplaced(Payload):
+    """What was derived from a beat (or a scene) before this event leaves the story.
+
+    An edit writes it, then the items derived again from the new words: memories, facts,
+    feelings, activities, and, for a closed scene, its summaries, threads and digest.
+    """
+
+    chat_id: str
+    beat_id: int | None = None
+    scene_id: int | None = None
+    reason: Literal["edit"] = "edit"
+
+
 PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "bot_authored": BotAuthored,
     "character_deleted": CharacterDeleted,
@@ -316,9 +346,11 @@ PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "turn_started": TurnStarted,
     "user_turn": UserTurn,
     "assistant_turn": AssistantTurn,
+    "turn_classified": TurnClassified,
     "turn_messages_linked": TurnMessagesLinked,
     "manual_edit": ManualEdit,
     "digest_written": DigestWritten,
     "story_thread_detected": StoryThreadDetected,
     "beats_rewound": BeatsRewound,
+    "derivations_replaced": DerivationsReplaced,
 }

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
 from bot.store.schema import CHAT_SCOPED_TABLES, PROJECTION_TABLES
 
@@ -62,28 +64,78 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
 
 
 def rebuild_chat(raw: sqlite3.Connection, chat_id: str, *, up_to: int) -> None:
-    """Fold one chat's events (ids below ``up_to``) again, leaving out every rewound range.
+    """Fold one chat's events (ids below ``up_to``) again, leaving out what left the story.
 
-    Rewinds use it: rows take their ids from events, so replaying a chat gives back exactly the
-    rows a rebuild of the whole log would.
+    Rewinds and edits use it: rows take their ids from events, so replaying a chat gives back
+    exactly the rows a rebuild of the whole log would. What leaves: every rewound range, and
+    every derived event an edit replaced (``Exclusions``).
     """
-    ranges = raw.execute(
-        "SELECT after_event_id, event_id FROM rewound_ranges WHERE chat_id = ? AND event_id <= ?",
-        (chat_id, up_to),
-    ).fetchall()
+    exclusions = Exclusions.of_chat(raw, chat_id, up_to=up_to)
     for table in CHAT_SCOPED_TABLES:
         column = "id" if table == "chats" else "chat_id"
         raw.execute(f"DELETE FROM {table} WHERE {column} = ?", (chat_id,))
     rows = raw.execute(
-        "SELECT * FROM event_log WHERE chat_id = ? AND id < ? AND kind != 'beats_rewound' "
-        "ORDER BY id",
+        "SELECT * FROM event_log WHERE chat_id = ? AND id < ? "
+        "AND kind NOT IN ('beats_rewound', 'derivations_replaced') ORDER BY id",
         (chat_id, up_to),
     ).fetchall()
     for row in rows:
-        event_id = row["id"]
-        if any(after < event_id < until for after, until in ranges):
+        if exclusions.rewound(row["id"]):
             continue
-        apply_event(raw, parse_row(row))
+        event = parse_row(row)
+        if not exclusions.replaced(event):
+            apply_event(raw, event)
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusions:
+    """The one place that says which of a chat's events have left the story."""
+
+    ranges: tuple[tuple[int, int], ...]
+    """(after_event_id, rewind event id): the events strictly between them were rewound."""
+    replaced_at: dict[Source, int] = field(default_factory=dict)
+    """A source -> the latest edit that derived it again; what it derived before is gone."""
+
+    @classmethod
+    def of_chat(cls, raw: sqlite3.Connection, chat_id: str, *, up_to: int) -> Exclusions:
+        ranges = tuple(
+            (row[0], row[1])
+            for row in raw.execute(
+                "SELECT after_event_id, event_id FROM rewound_ranges "
+                "WHERE chat_id = ? AND event_id <= ?",
+                (chat_id, up_to),
+            )
+        )
+        found = cls(ranges)
+        for event_id, beat_id, scene_id in raw.execute(
+            "SELECT event_id, beat_id, scene_id FROM derived_replaced "
+            "WHERE chat_id = ? AND event_id <= ? ORDER BY event_id",
+            (chat_id, up_to),
+        ):
+            if not found.rewound(event_id):  # an edit that was itself rewound replaced nothing
+                found.replaced_at[Source(beat_id=beat_id, scene_id=scene_id)] = event_id
+        return found
+
+    def rewound(self, event_id: int) -> bool:
+        return any(after < event_id < until for after, until in self.ranges)
+
+    def replaced(self, event: StoredEvent) -> bool:
+        source = source_of(event.payload)
+        if source is None or not self.replaced_at:
+            return False
+        return any(
+            event.id < until
+            for key in _keys(source)
+            if (until := self.replaced_at.get(key)) is not None
+        )
+
+
+def _keys(source: Source) -> tuple[Source, ...]:
+    """An item derived from a beat and a scene at once is replaced with either."""
+    keys = [source]
+    if source.beat_id is not None and source.scene_id is not None:
+        keys += [Source(beat_id=source.beat_id), Source(scene_id=source.scene_id)]
+    return tuple(keys)
 
 
 async def project(db: Database) -> int:

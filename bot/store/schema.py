@@ -225,9 +225,54 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX turns_answers ON turns (answers_turn_id);
     CREATE INDEX turns_started ON turns (turn_started_id);
     """,
+    # 4: provenance. Every derived item records the beat or scene it came from, and is seen only
+    # by that source's witnesses: activities as each viewer last saw them, facts as rows (one per
+    # fact, deduplicated), and the exclusions an edit writes before it derives again. Stream
+    # checkpoints keep the text a player saw if the process dies mid-reply (not a projection:
+    # a rebuild leaves them alone; writing the beat deletes its checkpoint).
+    """
+    DROP TABLE activities;
+    CREATE TABLE activity_views (
+        chat_id TEXT NOT NULL,
+        viewer_id TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        posture TEXT NOT NULL,
+        action_json TEXT NOT NULL,
+        attention TEXT NOT NULL,
+        holding_json TEXT NOT NULL,
+        status_json TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, viewer_id, entity_id)
+    );
+    ALTER TABLE edges DROP COLUMN knowledge_facts_json;
+    CREATE TABLE edge_facts (
+        chat_id TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        fact_key TEXT NOT NULL,
+        fact TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        beat_id INTEGER,
+        scene_id INTEGER,
+        PRIMARY KEY (chat_id, source_id, target_id, fact_key)
+    );
+    CREATE INDEX edge_facts_recent ON edge_facts (chat_id, source_id, target_id, event_id);
+    CREATE TABLE derived_replaced (
+        event_id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        beat_id INTEGER,
+        scene_id INTEGER
+    );
+    CREATE INDEX derived_replaced_chat ON derived_replaced (chat_id, event_id);
+    CREATE TABLE stream_checkpoints (
+        turn_started_id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    """,
 )
 
-REBUILD_AFTER: frozenset[int] = frozenset({2, 3})
+REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4})
 """Migrations after which the projections are rebuilt from the log (new derived columns)."""
 
 PROJECTION_TABLES: tuple[str, ...] = (
@@ -239,7 +284,8 @@ PROJECTION_TABLES: tuple[str, ...] = (
     "scenes",
     "edges",
     "edge_changes",
-    "activities",
+    "edge_facts",
+    "activity_views",
     "memories",
     "turns",
     "turn_witnesses",
@@ -247,6 +293,7 @@ PROJECTION_TABLES: tuple[str, ...] = (
     "digests",
     "story_threads",
     "rewound_ranges",
+    "derived_replaced",
 )
 """Every table ``project()`` rebuilds, in an order safe to clear."""
 
@@ -256,7 +303,8 @@ CHAT_SCOPED_TABLES: tuple[str, ...] = (
     "scenes",
     "edges",
     "edge_changes",
-    "activities",
+    "edge_facts",
+    "activity_views",
     "memories",
     "turns",
     "turn_witnesses",

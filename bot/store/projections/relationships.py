@@ -1,54 +1,67 @@
-"""Directed relationships (edges) and what each entity is doing (activities)."""
+"""Directed relationships (edges), the facts each side learned, and activities as each saw them.
+
+Every item here is derived from a beat or a scene, so it reaches only that source's witnesses
+(``bot.store.provenance``): a fact is kept only if its learner witnessed where it came from, and
+an activity is recorded once per witness of its beat, so what X sees of Y's activity is what X
+last saw while they were together.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
-from bot.store.events import ActivityChange, EdgeUpdate
+from bot.store.events import YOU, ActivityChange, EdgeUpdate
 from bot.store.projector import handles
+from bot.store.provenance import may_know, source_of, witnesses_of
 from bot.store.record import StoredEvent
 
 LOW, HIGH = 0, 100
+
+_SPACE = re.compile(r"\s+")
 
 
 def clamp(value: int) -> int:
     return max(LOW, min(HIGH, value))
 
 
+def fact_key(fact: str) -> str:
+    """What makes two facts the same: case and spacing do not."""
+    return _SPACE.sub(" ", fact).strip().casefold()
+
+
 @handles("edge_update")
 def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, EdgeUpdate)
+    if not may_know(raw, p.source_id, p):
+        return  # nobody learns from what they did not witness
     key = (p.chat_id, p.source_id, p.target_id)
     row = raw.execute(
-        "SELECT affinity, trust, knowledge_facts_json, relationship_summary FROM edges "
+        "SELECT affinity, trust, relationship_summary FROM edges "
         "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
         key,
     ).fetchone()
     affinity, trust = (50, 50) if row is None else (row[0], row[1])
     new_affinity = clamp(affinity + p.affinity_delta)
     new_trust = clamp(trust + p.trust_delta)
-    facts_json = "[]" if row is None else row[2]
-    if p.knowledge_facts:  # most updates learn nothing: skip the JSON round trip then
-        facts = json.loads(facts_json)
-        facts += [f for f in dict.fromkeys(p.knowledge_facts) if f and f not in facts]
-        facts_json = json.dumps(facts, ensure_ascii=False)
     summary = p.relationship_summary
     if summary is None:
-        summary = "" if row is None else row[3]
+        summary = "" if row is None else row[2]
     if row is None:
         raw.execute(
             "INSERT INTO edges (chat_id, source_id, target_id, affinity, trust, "
-            "knowledge_facts_json, relationship_summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*key, new_affinity, new_trust, facts_json, summary),
+            "relationship_summary) VALUES (?, ?, ?, ?, ?, ?)",
+            (*key, new_affinity, new_trust, summary),
         )
-    else:
+    elif (new_affinity, new_trust, summary) != (affinity, trust, row[2]):
         raw.execute(
-            "UPDATE edges SET affinity = ?, trust = ?, knowledge_facts_json = ?, "
-            "relationship_summary = ? WHERE chat_id = ? AND source_id = ? AND target_id = ?",
-            (new_affinity, new_trust, facts_json, summary, *key),
+            "UPDATE edges SET affinity = ?, trust = ?, relationship_summary = ? "
+            "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            (new_affinity, new_trust, summary, *key),
         )
+    _learn(raw, event.id, p)
     if new_affinity != affinity or new_trust != trust:
         # what the beat actually moved, after clamping, is what "why" should show
         raw.execute(
@@ -58,20 +71,49 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
         )
 
 
+def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
+    """One row per new fact; a fact already known keeps its first source."""
+    rows = []
+    for fact in p.knowledge_facts:
+        key = fact_key(fact)
+        if key:
+            text = fact.strip()
+            rows.append(
+                (p.chat_id, p.source_id, p.target_id, key, text, event_id, p.beat_id, p.scene_id)
+            )
+    if rows:
+        raw.executemany(
+            "INSERT OR IGNORE INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
+            "event_id, beat_id, scene_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
 @handles("activity_change")
 def activity_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, ActivityChange)
-    raw.execute(
-        "INSERT OR REPLACE INTO activities (chat_id, entity_id, posture, action_json, attention, "
-        "holding_json, status_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            p.chat_id,
-            p.entity_id,
-            p.posture,
-            p.action.model_dump_json(),
-            p.attention,
-            json.dumps(p.holding, ensure_ascii=False),
-            json.dumps(p.status, sort_keys=True, ensure_ascii=False),
-        ),
+    seen = witnesses_of(raw, source_of(p))
+    if seen is None:  # no source (logs from before provenance): everyone in the chat saw it
+        seen = frozenset({YOU, p.entity_id, *_cast_of(raw, p.chat_id)})
+    if p.entity_id not in seen:
+        return  # derived from a beat its own subject did not witness: no one's to keep
+    row = (
+        p.posture,
+        p.action.model_dump_json(),
+        p.attention,
+        json.dumps(p.holding, ensure_ascii=False),
+        json.dumps(p.status, sort_keys=True, ensure_ascii=False),
+        event.id,
     )
+    raw.executemany(
+        "INSERT OR REPLACE INTO activity_views (chat_id, viewer_id, entity_id, posture, "
+        "action_json, attention, holding_json, status_json, event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(p.chat_id, viewer, p.entity_id, *row) for viewer in sorted(seen)],
+    )
+
+
+def _cast_of(raw: sqlite3.Connection, chat_id: str) -> tuple[str, ...]:
+    row = raw.execute("SELECT host_id, guest_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
+    return () if row is None else tuple(e for e in row if e)

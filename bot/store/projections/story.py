@@ -7,12 +7,14 @@ import sqlite3
 
 from bot.store.events import (
     BeatsRewound,
+    DerivationsReplaced,
     DigestWritten,
     ManualEdit,
     MemoryWritten,
     StoryThreadDetected,
 )
 from bot.store.projector import handles, rebuild_chat
+from bot.store.provenance import may_know
 from bot.store.record import StoredEvent
 
 
@@ -20,6 +22,8 @@ from bot.store.record import StoredEvent
 def memory_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
     p = event.payload
     assert isinstance(p, MemoryWritten)
+    if not may_know(raw, p.owner_id, p):
+        return  # a memory of a beat its owner did not witness is no one's memory
     raw.execute(
         "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
         "witness_host, witness_guest, text, pov_summary, scope) "
@@ -61,13 +65,18 @@ def manual_edit(raw: sqlite3.Connection, event: StoredEvent) -> None:
     assert isinstance(p, ManualEdit)
     if p.target_kind == "user_turn_prose":
         _rewrite_remembered_line(raw, p.target_id, p.new_value)
+    elif p.target_kind == "memory_pov_summary" and p.scene_id is not None:
+        owner = raw.execute("SELECT owner_id FROM memories WHERE id = ?", (p.target_id,)).fetchone()
+        if owner is None or not may_know(raw, owner[0], p):
+            return
     raw.execute(_EDITS[p.target_kind], (p.new_value, p.target_id))
 
 
 def _rewrite_remembered_line(raw: sqlite3.Connection, turn_id: int, new_prose: str) -> None:
     """An edited line reads the new way in every memory of the beat that answered it too.
 
-    Otherwise the old words would come back through recall and scene summaries.
+    Edits now derive a beat's memories again from the new words (``derivations_replaced``);
+    this keeps logs written before that as they were rebuilt then.
     """
     row = raw.execute(
         "SELECT text FROM turns WHERE id = ? AND role = 'user'", (turn_id,)
@@ -109,5 +118,16 @@ def beats_rewound(raw: sqlite3.Connection, event: StoredEvent) -> None:
         "INSERT INTO rewound_ranges (event_id, chat_id, after_event_id, reason) "
         "VALUES (?, ?, ?, ?)",
         (event.id, p.chat_id, p.after_event_id, p.reason),
+    )
+    rebuild_chat(raw, p.chat_id, up_to=event.id)
+
+
+@handles("derivations_replaced")
+def derivations_replaced(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, DerivationsReplaced)
+    raw.execute(
+        "INSERT INTO derived_replaced (event_id, chat_id, beat_id, scene_id) VALUES (?, ?, ?, ?)",
+        (event.id, p.chat_id, p.beat_id, p.scene_id),
     )
     rebuild_chat(raw, p.chat_id, up_to=event.id)

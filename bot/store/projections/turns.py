@@ -10,6 +10,7 @@ from bot.store.events import (
     YOU,
     AssistantTurn,
     PresentSetKind,
+    TurnClassified,
     TurnMessagesLinked,
     TurnStarted,
     UserTurn,
@@ -89,8 +90,14 @@ def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
         ),
     )
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
-    if p.turn_started_id is not None:
-        raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (p.turn_started_id,))
+    _close_open_turn(raw, p.turn_started_id)
+
+
+def _close_open_turn(raw: sqlite3.Connection, turn_started_id: int | None) -> None:
+    """The turn is written: it is no longer open, and its stream checkpoint is spent."""
+    if turn_started_id is not None:
+        raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (turn_started_id,))
+        raw.execute("DELETE FROM stream_checkpoints WHERE turn_started_id = ?", (turn_started_id,))
 
 
 @handles("assistant_turn")
@@ -126,8 +133,17 @@ def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
         ),
     )
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
-    if p.turn_started_id is not None:
-        raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (p.turn_started_id,))
+    _close_open_turn(raw, p.turn_started_id)
+
+
+@handles("turn_classified")
+def turn_classified(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, TurnClassified)
+    raw.execute(
+        "UPDATE turns SET segments_json = ? WHERE id = ? AND chat_id = ? AND role = 'user'",
+        (_json_list([s.model_dump() for s in p.segments]), p.turn_id, p.chat_id),
+    )
 
 
 @handles("turn_messages_linked")

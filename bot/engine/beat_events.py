@@ -1,0 +1,109 @@
+"""The events of one beat, built in one place for the pipeline, recovery, benches and tests.
+
+A beat starts as a ``turn_started`` (who speaks, where, who is there to witness it, what it
+answers) and ends as its ``user_turn`` (the player's line, if any) and ``assistant_turn``; a
+finished beat adds one memory per witness. Everything here is a pure function of what the
+turn knew when it started and how its stream ended, so recovery after a crash writes the same
+beat the pipeline would have, with the text the player saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.engine.sink import BeatStatus
+from bot.store import YOU, EventSpec
+from bot.store.events import MAX_TEXT, Segment, TurnStarted
+
+
+def clip(text: str) -> str:
+    """Keep text within what an event may hold: no size of LLM output may lose a beat."""
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def turn_events(
+    started: TurnStarted,
+    started_id: int,
+    *,
+    text: str,
+    status: BeatStatus,
+    segments: Sequence[Segment] = (),
+    message_ids: Sequence[int] = (),
+) -> list[EventSpec]:
+    """The beat's user_turn (when it has a player's line) and assistant_turn."""
+    where = {
+        "chat_id": started.chat_id,
+        "scene_id": started.scene_id,
+        "present_set_kind": started.present_set_kind,
+        "meanwhile_scene_id": started.meanwhile_scene_id,
+        "witnesses": list(started.witnesses),
+        "turn_started_id": started_id,
+    }
+    reply = {
+        **where,
+        "speaker_id": started.speaker_id,
+        "text": clip(text),
+        "cancelled": status == "stopped",
+        "interrupted": status == "failed",
+        "message_ids": list(message_ids),
+    }
+    if not started.prose:
+        return [("assistant_turn", {**reply, "answers_turn_id": started.answers_turn_id})]
+    line = {
+        **where,
+        "prose": started.prose,
+        "segments": [s.model_dump() for s in segments],
+        "author_id": started.author_id,
+        "message_id": started.message_id,
+    }
+    return [
+        ("user_turn", line),
+        ("assistant_turn", lambda ids: {**reply, "answers_turn_id": ids[0]}),
+    ]
+
+
+def reply_ref(started: TurnStarted) -> BatchRef:
+    """Where the assistant_turn stands in ``turn_events``: memories point at it."""
+    return BatchRef(1 if started.prose else 0)
+
+
+def memory_events(
+    *,
+    chat_id: str,
+    scene_id: int,
+    witnesses: Sequence[str],
+    cast: tuple[str, str | None],
+    text: str,
+    beat: int | BatchRef,
+) -> list[EventSpec]:
+    """One memory of the beat per witness. ``beat`` is the beat's id, or, for a beat written
+    in the same batch, its place there (``BatchRef``). ``cast`` is (host id, guest id)."""
+    host_id, guest_id = cast
+    present = set(witnesses)
+    payload: dict[str, object] = {
+        "chat_id": chat_id,
+        "scene_id": scene_id,
+        "text": clip(text),
+        "witness_you": int(YOU in present),
+        "witness_host": int(host_id in present),
+        "witness_guest": int(guest_id is not None and guest_id in present),
+    }
+    if isinstance(beat, BatchRef):
+        at = beat.index
+
+        def deferred(owner: str) -> EventSpec:
+            return (
+                "memory_written",
+                lambda ids: {**payload, "owner_id": owner, "beat_id": ids[at]},
+            )
+
+        return [deferred(owner) for owner in witnesses]
+    return [("memory_written", {**payload, "owner_id": o, "beat_id": beat}) for o in witnesses]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRef:
+    """An event of the batch being built, by its place in it (its id is known only once written)."""
+
+    index: int
