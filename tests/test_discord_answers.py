@@ -273,6 +273,7 @@ async def test_an_edit_whose_offer_cannot_be_posted_is_logged_not_raised(
         raise discord.Forbidden(FakeRequest(403, "Missing Permissions"), "Missing Permissions")
 
     monkeypatch.setattr(FakeHttp, "send_message", forbidden)
+    llm.add(parse_answer("Hi there"), zero_state())  # the edit's new labels and feelings
     with caplog.at_level(logging.INFO):
         edit_by_author(line, "Hi there")
         await dpytest.run_all_events()

@@ -237,6 +237,8 @@ async def test_editing_the_latest_line_changes_the_story_and_offers_to_regenerat
     older, _ = await turn(world, llm, "Hi", "BotA waves.")
     line, old_reply = await turn(world, llm, "I sya hello", "BotA tilts her head.")
 
+    # each edit labels the new words and updates the beat's feelings from them again
+    llm.add(parse_answer("Hi there"), feeling(), parse_answer("I say hello"), feeling())
     edit_by_author(older, "Hi there")
     edit_by_author(line, "I say hello")
     await dpytest.run_all_events()

@@ -39,6 +39,14 @@ async def _play(
     return result.assistant_turn_id
 
 
+async def _edit(
+    engine: Engine, mock: MockLLMClient, chat_id: str, old: str, new: str, *, affinity: int = 0
+) -> bool:
+    """Edit the line ``old``: its labels and its beat's state update are asked again."""
+    mock.add(parse_answer(new), _state(affinity))
+    return await engine.edit_message(chat_id, hash(old) % 10**9, new)
+
+
 def _prompt_texts(mock: MockLLMClient) -> list[str]:
     return ["\n".join(m.content for m in call.messages) for call in mock.calls]
 
@@ -135,12 +143,17 @@ async def test_deleting_the_latest_line_takes_the_beat_back(db: Database) -> Non
 async def test_editing_a_line_changes_the_story_text(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    await _play(engine, mock, chat_id, "I sya hello", "REPLY")
+    await _play(engine, mock, chat_id, "I sya hello", "REPLY", affinity=5)
+    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 55
 
-    latest = await engine.edit_message(chat_id, hash("I sya hello") % 10**9, "I say hello")
+    latest = await _edit(engine, mock, chat_id, "I sya hello", "I say hello", affinity=-3)
 
     assert latest is True
     assert "I say hello" in [b.text for b in await engine.views.beats(chat_id)]
+    # the feeling the old words moved is undone, and the new words move it instead
+    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 47
+    memories = await engine.memories(chat_id, HOST)
+    assert [m.text for m in memories if "hello" in m.text] == ["Me: I say hello\nBotA: REPLY"]
     await _assert_replay_equals_incremental(db)
     await _play(engine, mock, chat_id, "next", "REPLY-2")
     assert "I sya hello" not in _prompt_texts(mock)[-2]
@@ -153,8 +166,8 @@ async def test_an_edited_line_keeps_its_new_words_when_its_reply_is_regenerated(
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "first", "REPLY-ONE")
     await _play(engine, mock, chat_id, "I sya hello", "REPLY-OLD")
-    await engine.edit_message(chat_id, hash("first") % 10**9, "first, edited")
-    await engine.edit_message(chat_id, hash("I sya hello") % 10**9, "I say hello")
+    await _edit(engine, mock, chat_id, "first", "first, edited")
+    await _edit(engine, mock, chat_id, "I sya hello", "I say hello")
     mock.add("REPLY-NEW", _state(0))
 
     await engine.regenerate(chat_id, RecordingSink())

@@ -19,7 +19,7 @@ from typing import Literal
 
 from bot.cards import resolve_placeholders
 from bot.config import Settings
-from bot.engine import export, history, scenes
+from bot.engine import edits, export, history, scenes
 from bot.engine.beat_events import turn_events
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import NotFoundError, StoryError
@@ -553,7 +553,7 @@ class Engine:
             beat = await self._beat_of_message(chat_id, message_id)
             if beat.text == text:
                 return False  # an update that is no edit (an embed or a link preview arrived)
-            await history.edit_player_line(self.ctx, chat_id, beat, text)
+            await edits.edit_player_line(self.ctx, chat_id, beat, text)
             return await history.is_latest_player_line(self.ctx, chat_id, beat)
 
     async def why(self, chat_id: str, source_id: str, target_id: str) -> list[FeelingChange]:

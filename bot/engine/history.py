@@ -7,13 +7,13 @@ always gives the state the player sees.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from bot.engine.context import StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.views import Beat
-from bot.store import EventSpec, append_and_apply, append_events
+from bot.store import EventSpec, append_events
+from bot.store.rewinds import carried_past
 
 TRAILING_KINDS = (
     "memory_written",
@@ -111,32 +111,10 @@ async def _rewind_after(ctx: StoryContext, chat_id: str, after: int, reason: str
         "beats_rewound",
         {"chat_id": chat_id, "after_event_id": after, "reason": reason},
     )
-    edits: list[EventSpec] = [
-        ("manual_edit", e) for e in await _edits_of_kept_lines(ctx, chat_id, after)
-    ]
-    await append_events(ctx.db, [rewind, *edits])
+    # edits of lines that stay, and what they derived again, would otherwise go with the range
+    carried = await carried_past(ctx.db, chat_id, after)
+    await append_events(ctx.db, [rewind, *carried])
     return Rewound(gone, after)
-
-
-async def _edits_of_kept_lines(
-    ctx: StoryContext, chat_id: str, after: int
-) -> list[dict[str, object]]:
-    """The latest edit of each line that stays, made after it (so inside the rewound range).
-
-    Without carrying them past the rewind, editing a line and then regenerating its reply
-    would bring the old words back.
-    """
-    rows = await ctx.db.fetchall(
-        "SELECT payload_json FROM event_log WHERE chat_id = ? AND id > ? AND kind = 'manual_edit' "
-        "ORDER BY id",
-        (chat_id, after),
-    )
-    latest: dict[int, dict[str, object]] = {}
-    for row in rows:
-        edit = json.loads(row[0])
-        if edit["target_kind"] == "user_turn_prose" and edit["target_id"] <= after:
-            latest[edit["target_id"]] = edit
-    return list(latest.values())
 
 
 async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
@@ -191,21 +169,6 @@ async def rewind_reply(
     else:
         after = await _before_start(ctx, reply)
     return await _rewind_after(ctx, chat_id, after, "regenerate")
-
-
-async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:
-    if beat.role != "user":
-        raise StoryError("only your own lines can be edited")
-    await append_and_apply(
-        ctx.db,
-        kind="manual_edit",
-        payload={
-            "target_kind": "user_turn_prose",
-            "target_id": beat.id,
-            "new_value": new_prose,
-            "chat_id": chat_id,
-        },
-    )
 
 
 async def why(

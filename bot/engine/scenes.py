@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.context import Cast, StoryContext
@@ -30,8 +31,18 @@ class SceneClose:
     thread_id: int = 0
 
 
-async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]:
+async def scene_names(ctx: StoryContext, cast: Cast, scene: Scene) -> dict[str, str]:
+    """Names of everyone in ``scene``, also of a guest who has since left the story's cast."""
     names = cast.names()
+    for entity in scene.participants:
+        if entity not in names:
+            character = await ctx.views.character(cast.chat.guild_id, entity)
+            names[entity] = character.name if character is not None else entity
+    return names
+
+
+async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]:
+    names = await scene_names(ctx, cast, scene)
     lines = []
     for beat in await ctx.views.scene_beats(scene.id):
         if not beat.text.strip():
@@ -40,12 +51,17 @@ async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]
     return lines
 
 
-async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> dict[str, str]:
-    """One summary per witness that has memories in ``scene``, from its own memories only."""
+async def write_pov_summaries(
+    ctx: StoryContext, cast: Cast, scene: Scene, *, first: Sequence[EventSpec] = ()
+) -> dict[str, str]:
+    """One summary per witness that has memories in ``scene``, from its own memories only.
+
+    Written in one batch after ``first`` (an edit's ``derivations_replaced`` of the scene).
+    """
     by_owner: dict[str, list[Memory]] = {}
     for memory in await ctx.views.scene_memories(scene.id):
         by_owner.setdefault(memory.owner_id, []).append(memory)
-    names = cast.names()
+    names = await scene_names(ctx, cast, scene)
     owners = [o for o in present_entities(scene) if o in by_owner]
     answers = await asyncio.gather(
         *(
@@ -57,7 +73,7 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
             for owner in owners
         )
     )
-    events: list[EventSpec] = []
+    events: list[EventSpec] = list(first)
     summaries: dict[str, str] = {}
     for owner, answer in zip(owners, answers, strict=True):
         text = answer.summary.strip() or " ".join(m.text for m in by_owner[owner])[:1500]
@@ -70,6 +86,7 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
                     "target_id": by_owner[owner][0].id,
                     "new_value": text,
                     "chat_id": cast.chat.id,
+                    "scene_id": scene.id,
                 },
             )
         )
@@ -86,6 +103,7 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
                         "chat_id": cast.chat.id,
                         "knowledge_facts": answer.knowledge_facts[:10],
                         "relationship_summary": answer.relationship_summary or None,
+                        "scene_id": scene.id,
                     },
                 )
             )
@@ -234,13 +252,34 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
     )
     summaries = await write_pov_summaries(ctx, cast, scene)
     lines = await _scene_lines(ctx, cast, scene)
+    digest = await _write_digest(ctx, cast, scene, lines)
+    threads = await record_threads(ctx, cast, scene, lines)
+    return SceneClose(scene.id, summaries, threads, digest=digest, thread_id=scene.thread_id)
+
+
+async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list[str]) -> str:
     answer = await write_digest(ctx.models, you_name=cast.you.name, lines=lines)
-    names = " and ".join(n for k, n in cast.names().items() if k in scene.participants)
+    names = " and ".join(
+        n for k, n in (await scene_names(ctx, cast, scene)).items() if k in scene.participants
+    )
     digest = answer.summary.strip() or f"While you were away, {names} spent some time together."
     await append_and_apply(
         ctx.db,
         kind="digest_written",
         payload={"chat_id": cast.chat.id, "meanwhile_scene_id": scene.id, "text": digest},
     )
-    threads = await record_threads(ctx, cast, scene, lines)
-    return SceneClose(scene.id, summaries, threads, digest=digest, thread_id=scene.thread_id)
+    return digest
+
+
+async def summarize_again(ctx: StoryContext, cast: Cast, scene: Scene) -> None:
+    """A closed scene's summaries, threads (and a meanwhile's digest) from its lines as they
+    read now: what they said before leaves the story first, so no old words remain."""
+    replaced: EventSpec = (
+        "derivations_replaced",
+        {"chat_id": cast.chat.id, "scene_id": scene.id, "reason": "edit"},
+    )
+    await write_pov_summaries(ctx, cast, scene, first=[replaced])
+    lines = await _scene_lines(ctx, cast, scene)
+    if scene.kind == "meanwhile":
+        await _write_digest(ctx, cast, scene, lines)
+    await record_threads(ctx, cast, scene, lines)

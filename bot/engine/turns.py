@@ -35,7 +35,7 @@ from bot.engine.views import (
     present_entities,
 )
 from bot.llm import LLMError, Message
-from bot.store import Database, EventSpec, append_and_apply, append_events
+from bot.store import YOU, Database, EventSpec, append_and_apply, append_events
 from bot.store.checkpoints import save_checkpoint
 from bot.store.events import TurnStarted
 
@@ -341,7 +341,15 @@ async def derive_world(
     requests: list[Awaitable[list[EventSpec]]] = []
     if line is not None:
         requests.append(_classified(ctx, cast.chat.id, *line))
-    for source in (c for c in (cast.character(e) for e in present) if c is not None):
+    sources = []
+    for entity in present:
+        character = cast.character(entity) or (
+            None if entity == YOU else await ctx.views.character(cast.chat.guild_id, entity)
+        )
+        if character is not None:
+            sources.append(character)
+            names.setdefault(character.id, character.name)
+    for source in sources:
         targets = [
             (t, names.get(t, t), await ctx.views.relationship(cast.chat.id, source.id, t))
             for t in present
@@ -365,12 +373,6 @@ async def derive_world(
 
 
 async def _classified(ctx: StoryContext, chat_id: str, turn_id: int, prose: str) -> list[EventSpec]:
-    try:
-        segments = await parse_turn(ctx.models, prose)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("classifying a turn failed; keeping the prose as one segment")
-        return []
-    labels = [s.model_dump() for s in segments]
+    """The line's labels; an LLM failure gives the plain labels it was written with."""
+    labels = [s.model_dump() for s in await parse_turn(ctx.models, prose)]
     return [("turn_classified", {"chat_id": chat_id, "turn_id": turn_id, "segments": labels})]

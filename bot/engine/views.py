@@ -410,6 +410,23 @@ class Views:
         )
         return None if row is None else _beat(row)
 
+    async def latest_reply_to(self, chat_id: str, turn_id: int) -> Beat | None:
+        """The reply in the story now that answers the player's line ``turn_id``."""
+        row = await self.db.fetchone(
+            "SELECT * FROM turns WHERE chat_id = ? AND answers_turn_id = ? AND role = 'assistant' "
+            "ORDER BY id DESC LIMIT 1",
+            (chat_id, turn_id),
+        )
+        return None if row is None else _beat(row)
+
+    async def witnesses(self, turn_id: int) -> tuple[str, ...]:
+        """Who witnessed a beat, "you" first when there."""
+        rows = await self.db.fetchall(
+            "SELECT entity_id FROM turn_witnesses WHERE turn_id = ?", (turn_id,)
+        )
+        found = {row[0] for row in rows}
+        return tuple(sorted(found, key=lambda e: (e != YOU, e)))
+
     async def last_beat(self, chat_id: str) -> Beat | None:
         row = await self.db.fetchone(
             "SELECT * FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1", (chat_id,)

@@ -241,7 +241,7 @@ MIGRATIONS: tuple[str, ...] = (
         attention TEXT NOT NULL,
         holding_json TEXT NOT NULL,
         status_json TEXT NOT NULL,
-        event_id INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL,
         PRIMARY KEY (chat_id, viewer_id, entity_id)
     );
     ALTER TABLE edges DROP COLUMN knowledge_facts_json;

@@ -104,12 +104,17 @@ def activity_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
         p.attention,
         json.dumps(p.holding, ensure_ascii=False),
         json.dumps(p.status, sort_keys=True, ensure_ascii=False),
-        event.id,
+        # story order: an activity derived again from an older beat (an edit) does not
+        # replace what a later beat showed
+        p.beat_id if p.beat_id is not None else event.id,
     )
     raw.executemany(
-        "INSERT OR REPLACE INTO activity_views (chat_id, viewer_id, entity_id, posture, "
-        "action_json, attention, holding_json, status_json, event_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO activity_views (chat_id, viewer_id, entity_id, posture, action_json, "
+        "attention, holding_json, status_json, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (chat_id, viewer_id, entity_id) DO UPDATE SET posture = excluded.posture, "
+        "action_json = excluded.action_json, attention = excluded.attention, "
+        "holding_json = excluded.holding_json, status_json = excluded.status_json, "
+        "seen_at = excluded.seen_at WHERE excluded.seen_at >= activity_views.seen_at",
         [(p.chat_id, viewer, p.entity_id, *row) for viewer in sorted(seen)],
     )
 

@@ -1,0 +1,90 @@
+"""An edited line changes what was learned from it.
+
+The line's words change, and everything derived from the old words leaves the story and is
+derived again from the new ones: the beat's memories (one per witness, as at first), each
+present character's feelings, facts and activity, the line's labels, and, when its scene has
+closed, that scene's summaries, threads and digest. The reply itself stays as the player saw
+it. Like a regenerate, nothing is erased from the log: ``derivations_replaced`` says what
+leaves, and a replay of the chat leaves it out.
+"""
+
+from __future__ import annotations
+
+from bot.engine.beat_events import memory_events
+from bot.engine.context import Cast, StoryContext, load_cast
+from bot.engine.errors import StoryError
+from bot.engine.scenes import summarize_again
+from bot.engine.turns import beat_lines, derive_world
+from bot.engine.views import Beat
+from bot.store import EventSpec, append_events
+
+
+async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:
+    """Give ``beat`` (a player's line) new words, and derive from them what the old ones gave."""
+    if beat.role != "user":
+        raise StoryError("only your own lines can be edited")
+    cast = await load_cast(ctx, chat_id)
+    edit: EventSpec = (
+        "manual_edit",
+        {
+            "target_kind": "user_turn_prose",
+            "target_id": beat.id,
+            "new_value": new_prose,
+            "chat_id": chat_id,
+        },
+    )
+    reply = await ctx.views.latest_reply_to(chat_id, beat.id)
+    if reply is None or reply.cancelled or reply.interrupted:
+        # nothing was remembered of a beat that did not finish: only the labels follow
+        await append_events(ctx.db, [edit])
+        await _derive_again(ctx, cast, beat, None, new_prose)
+        return
+    witnesses = await ctx.views.witnesses(reply.id)
+    lines = await _lines(ctx, cast, beat, reply, new_prose)
+    replaced: EventSpec = (
+        "derivations_replaced",
+        {"chat_id": chat_id, "beat_id": reply.id, "reason": "edit"},
+    )
+    memories = memory_events(
+        chat_id=chat_id,
+        scene_id=reply.meanwhile_scene_id or reply.scene_id,
+        witnesses=witnesses,
+        cast=(cast.host.id, cast.guest.id if cast.guest else None),
+        text="\n".join(lines),
+        beat=reply.id,
+    )
+    await append_events(ctx.db, [edit, replaced, *memories])
+    await _derive_again(ctx, cast, beat, (reply, witnesses, lines), new_prose)
+    scene = await ctx.views.scene(reply.meanwhile_scene_id or reply.scene_id)
+    if scene is not None and scene.status == "closed":
+        await summarize_again(ctx, cast, scene)
+
+
+async def _derive_again(
+    ctx: StoryContext,
+    cast: Cast,
+    line: Beat,
+    answered: tuple[Beat, tuple[str, ...], list[str]] | None,
+    new_prose: str,
+) -> None:
+    """Labels for the new words and, for an answered line, each witness's state again."""
+    if answered is None:
+        events = await derive_world(ctx, cast, (), [], line.id, line=(line.id, new_prose))
+    else:
+        reply, witnesses, lines = answered
+        events = await derive_world(
+            ctx, cast, witnesses, lines, reply.id, line=(line.id, new_prose)
+        )
+    if events:
+        await append_events(ctx.db, events)
+
+
+async def _lines(
+    ctx: StoryContext, cast: Cast, line: Beat, reply: Beat, new_prose: str
+) -> list[str]:
+    speaker = cast.character(reply.speaker_id) or await ctx.views.character(
+        cast.chat.guild_id, reply.speaker_id
+    )
+    if speaker is None:
+        raise StoryError("the character who answered that line was deleted")
+    return beat_lines(cast, new_prose, speaker, reply.text, line.meanwhile_scene_id is not None)

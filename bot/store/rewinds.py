@@ -1,0 +1,76 @@
+"""What a rewind must carry past itself: the steering of beats that stay.
+
+A rewind leaves out every event after a point. Some of those events belong to beats *before*
+the point: an edit of a line that stays, and what that edit derived again (memories, facts,
+feelings, labels, a closed scene's summaries). Left out, the old words would come back; so the
+rewind writes them again after itself, in their order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot.store.db import Database
+from bot.store.events import ManualEdit
+from bot.store.log import EventSpec
+from bot.store.projector import Exclusions
+from bot.store.provenance import Source, source_of
+from bot.store.record import StoredEvent, parse_row
+
+
+async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec]:
+    """The events after ``after`` that steer or re-derive beats at or before it."""
+
+    def read(raw: sqlite3.Connection) -> list[EventSpec]:
+        exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
+        closed = _closed_scenes(raw, chat_id, after, exclusions)
+        carried: list[EventSpec] = []
+        for row in raw.execute(
+            "SELECT * FROM event_log WHERE chat_id = ? AND id > ? "
+            "AND kind IN ('manual_edit', 'derivations_replaced', 'memory_written', "
+            "'edge_update', 'activity_change', 'turn_classified', 'story_thread_detected', "
+            "'digest_written') ORDER BY id",
+            (chat_id, after),
+        ):
+            if exclusions.rewound(row["id"]):
+                continue
+            event = parse_row(row)
+            if _steers_kept(event, after, closed):
+                carried.append((event.kind, event.payload))
+        return carried
+
+    return await db.read(read)
+
+
+def _steers_kept(event: StoredEvent, after: int, closed: frozenset[int]) -> bool:
+    payload = event.payload
+    if isinstance(payload, ManualEdit) and payload.target_kind == "user_turn_prose":
+        return payload.target_id <= after
+    if event.kind == "derivations_replaced":
+        beat, scene = getattr(payload, "beat_id", None), getattr(payload, "scene_id", None)
+        return _kept(Source(beat_id=beat, scene_id=scene), after, closed)
+    source = source_of(payload)
+    return source is not None and _kept(source, after, closed)
+
+
+def _kept(source: Source, after: int, closed: frozenset[int]) -> bool:
+    """A beat stays if it was written at or before the point; a scene's summaries stay if the
+    scene had closed by then."""
+    if source.beat_id is not None:
+        return source.beat_id <= after
+    return source.scene_id in closed
+
+
+def _closed_scenes(
+    raw: sqlite3.Connection, chat_id: str, after: int, exclusions: Exclusions
+) -> frozenset[int]:
+    """Scenes whose close is in the story at ``after`` (a rewound close closed nothing)."""
+    rows = raw.execute(
+        "SELECT id, payload_json FROM event_log WHERE chat_id = ? AND id <= ? "
+        "AND kind IN ('scene_closed', 'meanwhile_scene_closed')",
+        (chat_id, after),
+    ).fetchall()
+    return frozenset(
+        int(json.loads(row[1])["scene_id"]) for row in rows if not exclusions.rewound(row[0])
+    )
