@@ -239,8 +239,9 @@ class Console:
             raise UsageError("use /scene close, /scene join ID or /scene leave [ID]")
 
     def _show_close(self, closed: SceneClose) -> None:
-        if closed.digest:
+        if closed.digest:  # a meanwhile scene: you learn of it what the digest tells, no more
             self.say(closed.digest)
+            return
         else:
             self.say(f"(scene {closed.scene_id} closes; scene {closed.new_scene_id} begins)")
         for title in closed.threads:
