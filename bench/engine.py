@@ -41,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
+from bot.engine.beat_events import memory_events, reply_ref, turn_events
 from bot.engine.prompts import prompt_tokens
 from bot.llm import Message, Priority
-from bot.store import YOU, Database, EventSpec, append_events, open_db
+from bot.store import YOU, Database, EventSpec, append_and_apply, append_events, open_db
+from bot.store.events import Segment, TurnStarted
 
 OVERHEAD_TARGET_MS = 10.0
 FLATNESS = 0.10
@@ -200,62 +202,57 @@ async def _seed(engine: Engine) -> tuple[str, int]:
     return started.chat.id, started.scene_id
 
 
-def _direct_turn(scene_id: int, n: int) -> list[EventSpec]:
-    """The events one real you_host_guest turn writes, as one batch."""
+async def _direct_turn(db: Database, scene_id: int, n: int) -> None:
+    """The events one real you_host_guest turn writes, built by the pipeline's own functions:
+    its turn_started, then the beat (line, reply, a memory per witness) and its state updates."""
     prose = PROSES[n % len(PROSES)] + f" ({n})"
     speaker = GUEST if n % len(PROSES) == 1 else HOST
     present = [YOU, HOST, GUEST]
-    common = {"chat_id": CHAT, "scene_id": scene_id, "present_set_kind": "you_host_guest"}
+    started = TurnStarted(
+        chat_id=CHAT,
+        scene_id=scene_id,
+        speaker_id=speaker,
+        prose=prose,
+        present_set_kind="you_host_guest",
+        witnesses=present,
+    )
+    started_id = await append_and_apply(db, kind="turn_started", payload=started)
     text = f"Ash: {prose}\n{'Tomás Reyes' if speaker == GUEST else 'Mira Vale'}: {REPLY}"
-
-    def memory(owner: str) -> Any:
-        return lambda ids: {
-            "owner_id": owner,
-            "chat_id": CHAT,
-            "scene_id": scene_id,
-            "text": text,
-            "beat_id": ids[2],
-            "witness_you": 1,
-            "witness_host": 1,
-            "witness_guest": 1,
-        }
-
-    def edge(source: str, target: str) -> Any:
-        return lambda ids: {
-            "source_id": source,
-            "target_id": target,
-            "chat_id": CHAT,
-            "affinity_delta": (n % 3) - 1,
-            "trust_delta": (n % 5) - 2,
-            "knowledge_facts": [],
-            "beat_id": ids[2],
-        }
-
-    return [
-        ("turn_started", {**common, "speaker_id": speaker, "prose": prose}),
+    beat = turn_events(
+        started,
+        started_id,
+        text=REPLY,
+        status="done",
+        segments=[Segment(kind="action", text=prose)],
+    )
+    beat += memory_events(
+        chat_id=CHAT,
+        scene_id=scene_id,
+        witnesses=present,
+        cast=(HOST, GUEST),
+        text=text,
+        beat=reply_ref(started),
+    )
+    ids = await append_events(db, beat)
+    reply_id = ids[reply_ref(started).index]
+    updates: list[EventSpec] = [
         (
-            "user_turn",
-            lambda ids: {
-                **common,
-                "prose": prose,
-                "segments": [{"kind": "action", "text": prose}],
-                "witnesses": present,
-                "turn_started_id": ids[0],
+            "edge_update",
+            {
+                "source_id": source,
+                "target_id": target,
+                "chat_id": CHAT,
+                "affinity_delta": (n % 3) - 1,
+                "trust_delta": (n % 5) - 2,
+                "knowledge_facts": [],
+                "beat_id": reply_id,
             },
-        ),
-        (
-            "assistant_turn",
-            lambda ids: {
-                **common,
-                "speaker_id": speaker,
-                "text": REPLY,
-                "witnesses": present,
-                "turn_started_id": ids[0],
-            },
-        ),
-        *(("memory_written", memory(owner)) for owner in present),
-        *(("edge_update", edge(s, t)) for s in (HOST, GUEST) for t in present if t != s),
+        )
+        for source in (HOST, GUEST)
+        for target in present
+        if target != source
     ]
+    await append_events(db, updates)
 
 
 async def _close_and_open(db: Database, scene_id: int) -> int:
@@ -288,7 +285,7 @@ async def _build_history(engine: Engine, db: Database, turns: int, *, direct: bo
             else:
                 await engine.close_scene(chat_id)
         if direct:
-            await append_events(db, _direct_turn(scene_id, n))
+            await _direct_turn(db, scene_id, n)
         else:
             await engine.take_turn(chat_id, PROSES[n % len(PROSES)] + f" ({n})", sink)
 

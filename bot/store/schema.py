@@ -264,6 +264,7 @@ MIGRATIONS: tuple[str, ...] = (
         scene_id INTEGER
     );
     CREATE INDEX derived_replaced_chat ON derived_replaced (chat_id, event_id);
+    CREATE INDEX turn_witnesses_turn ON turn_witnesses (turn_id);
     CREATE TABLE stream_checkpoints (
         turn_started_id INTEGER PRIMARY KEY,
         chat_id TEXT NOT NULL,
