@@ -43,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         "database when stderr is the terminal it plays on)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("check-config", help="validate the settings and say what is wrong")
+    check = commands.add_parser("check-config", help="validate the settings and say what is wrong")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also ask the LLM server: its models, each configured model, JSON mode, streaming",
+    )
     commands.add_parser("rebuild", help="rebuild every projection table from the event log")
     events = commands.add_parser("events", help="print a chat's events as JSON lines")
     events.add_argument("chat_id", help="the chat whose log to print")
@@ -143,7 +148,41 @@ async def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         f"{settings.llm.narrative_model}, {settings.llm.max_concurrency} concurrent requests), "
         f"database {settings.storage.db_path}"
     )
-    return 0
+    if not args.probe:
+        return 0
+    return await _probe(settings)
+
+
+async def _probe(settings: Settings) -> int:
+    """One line per finding; non-zero when something the bot needs does not work."""
+    from bot.llm import OpenAICompatibleClient, Timeouts  # noqa: PLC0415 - only the probe talks
+    from bot.llm.probe import probe  # noqa: PLC0415
+
+    llm = settings.llm
+    timeouts = Timeouts(
+        llm.timeouts.connect,
+        llm.timeouts.first_token,
+        llm.timeouts.idle,
+        min(llm.timeouts.total, 60),
+    )
+    async with OpenAICompatibleClient.from_settings(
+        llm, max_retries=0, timeouts=timeouts
+    ) as client:
+        findings = await probe(
+            client,
+            narrative_model=llm.narrative_model,
+            classifier_model=llm.classifier_model,
+            use_response_format=llm.use_response_format,
+        )
+    for finding in findings:
+        print(finding)
+    failed = sum(f.verdict == "failed" for f in findings)
+    print(
+        f"probe: {failed} problem(s) found"
+        if failed
+        else "probe: the LLM server does all storybot needs"
+    )
+    return 1 if failed else 0
 
 
 async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:

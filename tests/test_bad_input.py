@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
 from pathlib import Path
 
 import discord.ext.test as dpytest
@@ -18,10 +17,10 @@ from bot.console import play
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database
+from tests.bot_process import ROOT, start_bot
 from tests.discord_fakes import StoryWorld, channel_texts
 from tests.engine_helpers import character, parse_answer, zero_state
 
-ROOT = Path(__file__).resolve().parents[1]
 BROKEN = "I pick up the \ud83d letter"  # half of an emoji's surrogate pair
 REFUSED = "holds a broken character (a lone surrogate, U+D83D, at position 15)"
 
@@ -62,19 +61,12 @@ async def test_the_console_answers_a_line_with_a_lone_surrogate(db: Database) ->
 
 
 async def _piped_console(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
+    process = await start_bot(
         "--db",
         str(tmp_path / "story.db"),
         "console",
         *argv,
-        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONPATH": str(ROOT)},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(data), 20)
     assert process.returncode is not None

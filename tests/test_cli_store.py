@@ -11,33 +11,20 @@ import os
 import re
 import resource
 import sqlite3
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot import cli
+from tests.bot_process import ROOT, start_bot
 
-ROOT = Path(__file__).resolve().parents[1]
 MIRA = ROOT / "examples" / "characters" / "mira.toml"
 BEGINS = re.compile(r"\(story (console-\w+) begins")
 
 
-async def _console(db: Path, *extra: str, **kwargs: object) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "--db",
-        str(db),
-        *extra,
-        "console",
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        **kwargs,  # type: ignore[arg-type]
-    )
+async def _console(db: Path, **kwargs: Any) -> asyncio.subprocess.Process:
+    return await start_bot("--db", str(db), "console", **kwargs)
 
 
 async def _line_matching(process: asyncio.subprocess.Process, pattern: re.Pattern[str]) -> str:

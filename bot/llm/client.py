@@ -198,6 +198,23 @@ class OpenAICompatibleClient:
                     raw += piece
         return raw.decode("utf-8", errors="replace")
 
+    async def models(self) -> list[str]:
+        """The model ids the server lists (``GET /models``); not every server offers the list."""
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._http.get(f"{self.base_url}/models")
+        except TimeoutError:
+            raise self._timeout("total") from None
+        except httpx.TransportError as exc:
+            raise LLMConnectionError(f"could not reach the LLM server at {self.base_url}") from exc
+        if response.status_code >= 400:
+            raise await self._status_error(response, deadline)
+        try:
+            return [str(m["id"]) for m in response.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            raise LLMProtocolError("the model list is not in the OpenAI format") from None
+
     async def stream(
         self,
         messages: Sequence[Message],
