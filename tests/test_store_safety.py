@@ -45,6 +45,14 @@ async def _seeded(path: Path, memories: int = 0) -> None:
             )
 
 
+def _overwrite_middle_page(path: Path) -> None:
+    """What a failing disk does: a page in the middle of the file turns to garbage."""
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as fh:
+        fh.seek((pages // 2) * 4096)
+        fh.write(b"\xa5" * 4096)
+
+
 async def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "story.db"
     async with open_db(path) as db:
@@ -127,10 +135,7 @@ async def test_a_database_removed_under_the_writer_stops_every_write(
 async def test_a_damaged_page_is_refused_at_start_with_how_to_restore(tmp_path: Path) -> None:
     path = tmp_path / "story.db"
     await _seeded(path, memories=300)
-    pages = path.stat().st_size // 4096
-    with path.open("r+b") as fh:  # overwrite a page in the middle, as a failing disk would
-        fh.seek((pages // 2) * 4096)
-        fh.write(b"\xa5" * 4096)
+    _overwrite_middle_page(path)
 
     with pytest.raises(DatabaseDamagedError) as refused:
         async with open_db(path):
@@ -139,6 +144,20 @@ async def test_a_damaged_page_is_refused_at_start_with_how_to_restore(tmp_path: 
     message = str(refused.value)
     assert "is damaged" in message
     assert "import-log" in message
+
+
+async def test_damage_the_start_check_did_not_reach_stops_with_the_same_advice(
+    tmp_path: Path,
+) -> None:
+    """Damage after the start (or where a big file was checked in part) is refused the same."""
+    path = tmp_path / "story.db"
+    await _seeded(path, memories=300)
+
+    async with open_db(path) as db:
+        _overwrite_middle_page(path)
+        await db.read(lambda raw: raw.execute("PRAGMA shrink_memory"))  # drop cached pages
+        with pytest.raises(DatabaseDamagedError, match="import-log"):
+            await db.fetchall("SELECT id, length(payload_json) FROM event_log")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a database, just some text\n" * 200])

@@ -71,18 +71,7 @@ class Database:
                 raise
             return result
 
-        try:
-            return await self._run(transaction)
-        except sqlite3.OperationalError as exc:
-            code = _error_code(exc)
-            if code not in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
-                raise
-            why = "the disk is full" if code == sqlite3.SQLITE_FULL else f"{exc}"
-            raise WriteFailedError(
-                f"could not write to database {self.path} ({why}; a full disk, a file size "
-                "limit or a failing disk): the last change was not saved and nothing is "
-                "half-written. Free some space or check the disk, then start again"
-            ) from exc
+        return await self._run(transaction)
 
     async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` against the connection on its thread (for reads of several queries)."""
@@ -116,8 +105,33 @@ class Database:
         def on_thread() -> T:
             return work(self._conn._conn)
 
-        result: T = await self._conn._execute(on_thread)  # type: ignore[no-untyped-call]
+        try:
+            result: T = await self._conn._execute(on_thread)  # type: ignore[no-untyped-call]
+        except sqlite3.DatabaseError as exc:
+            failure = _store_failure(exc, self.path)
+            if failure is None:
+                raise
+            raise failure from exc
         return result
+
+
+def _store_failure(exc: sqlite3.DatabaseError, path: str) -> StoreError | None:
+    """The end of this database's use, worded, or None for an error of one statement.
+
+    A full disk or an I/O error fails a write (rolled back whole); corrupt pages found after
+    the start-up check (which only samples a big file) are damage, as at the start.
+    """
+    code = _error_code(exc)
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        why = "the disk is full" if code == sqlite3.SQLITE_FULL else str(exc)
+        return WriteFailedError(
+            f"could not write to database {path} ({why}; a full disk, a file size limit or a "
+            "failing disk): the last change was not saved and nothing is half-written. Free "
+            "some space or check the disk, then start again"
+        )
+    if _is_damage(exc):
+        return damaged(path, str(exc))
+    return None
 
 
 def _migrate(raw: sqlite3.Connection) -> int:
@@ -189,16 +203,11 @@ async def open_db(
     conn.row_factory = sqlite3.Row
     db = Database(conn, target)
     try:
-        try:
-            await db.read(_configure_reader if read_only else _configure)
-            if not read_only:
-                await db.read(lambda raw: _check(raw, target, check_seconds))
-                version = await db.read(_migrate)
-                log.debug("store %s at schema version %d", target, version)
-        except sqlite3.DatabaseError as exc:
-            if _is_damage(exc):
-                raise damaged(target, str(exc)) from None
-            raise
+        await db.read(_configure_reader if read_only else _configure)  # damage: a StoreError
+        if not read_only:
+            await db.read(lambda raw: _check(raw, target, check_seconds))
+            version = await db.read(_migrate)
+            log.debug("store %s at schema version %d", target, version)
         if lock is not None:
             db.identity = FileIdentity.of(Path(target))
         yield db
