@@ -123,14 +123,17 @@ async def test_an_empty_database_file_is_reported_not_replaced(
     assert db.stat().st_size == 0
 
 
-def _limit_file_size() -> None:
-    """What a full disk does to a writer: files cannot grow past 300 kB (Python ignores SIGXFSZ)."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
-
-
 async def test_a_full_disk_ends_the_console_clearly_and_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "story.db"
-    console = await _console(db, preexec_fn=_limit_file_size)
+    assert await asyncio.to_thread(_main, "--db", str(db), "rebuild") == 0  # created, migrated
+    room = db.stat().st_size + 200_000
+
+    def limit_file_size() -> None:
+        """A full disk, as a writer sees it: no file may grow past ``room`` bytes (Python
+        ignores SIGXFSZ, so the write fails with EFBIG)."""
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+
+    console = await _console(db, preexec_fn=limit_file_size)
     script = "".join(f"/you set name=Ash{i} persona={'x' * 3000}\n" for i in range(200))
     out, err = await asyncio.wait_for(console.communicate(script.encode()), 60)
 
