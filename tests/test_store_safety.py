@@ -70,6 +70,19 @@ async def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> N
         assert await f.count_events(db) == 1
 
 
+async def test_two_spellings_of_one_file_meet_at_one_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "story.db"
+    (tmp_path / "link.db").symlink_to(path)
+    monkeypatch.chdir(tmp_path)
+    async with open_db(path):
+        for other in ("link.db", "./story.db"):
+            with pytest.raises(DatabaseLockedError):
+                async with open_db(other):
+                    pass
+
+
 async def test_a_reader_works_beside_the_writer_and_cannot_write(tmp_path: Path) -> None:
     path = tmp_path / "story.db"
     async with open_db(path) as db, open_db(path, read_only=True) as reader:

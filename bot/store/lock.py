@@ -25,7 +25,8 @@ class WriterLock:
     """The held lock; ``release()`` it (closing the file) when the database closes."""
 
     def __init__(self, db_path: Path) -> None:
-        self.path = lock_path(db_path)
+        # resolved: two spellings of one file (a symlink, ./x.db) must meet at one lock
+        self.path = lock_path(db_path.resolve())
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
