@@ -173,5 +173,8 @@ async def test_the_probe_cannot_reach_a_server(
     code, lines = await _probe(capsys, config)
 
     assert code == 1
-    assert all(x.startswith("failed: ") for x in lines[:-1])
-    assert "could not reach the LLM server" in lines[0]
+    assert lines == [
+        f"failed: could not reach the LLM server at {server.base_url}: check [llm] base_url "
+        "and that the server runs",
+        "probe: 1 problem(s) found",
+    ]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from bot.llm.base import Message, Priority
 from bot.llm.client import OpenAICompatibleClient
-from bot.llm.errors import LLMError, LLMHTTPError
+from bot.llm.errors import LLMConnectionError, LLMError, LLMHTTPError
 
 Verdict = Literal["ok", "warning", "failed"]
 _SAY_OK = [Message(role="user", content="Say OK.")]
@@ -40,7 +40,14 @@ async def probe(
     use_response_format: bool = True,
 ) -> list[Finding]:
     """Every finding, in the order a person would check them; the client is not closed."""
-    findings = [await _listing(client, (narrative_model, classifier_model))]
+    listed: list[str] | LLMError
+    try:
+        listed = await client.models()
+    except LLMConnectionError as exc:  # nothing else can work: one line says it
+        return [Finding("failed", f"{exc}: check [llm] base_url and that the server runs")]
+    except LLMError as exc:
+        listed = exc
+    findings = [_listing(client.base_url, listed, (narrative_model, classifier_model))]
     for model in dict.fromkeys((narrative_model, classifier_model)):
         findings.append(await _one_token(client, model))
     if use_response_format:
@@ -49,23 +56,19 @@ async def probe(
     return findings
 
 
-async def _listing(client: OpenAICompatibleClient, wanted: Sequence[str]) -> Finding:
-    try:
-        listed = await client.models()
-    except LLMHTTPError as exc:
-        if exc.status in (404, 405, 501):
-            return Finding("ok", f"{client.base_url} does not list its models (many do not)")
-        return Finding("failed", f"listing the models failed: {exc}")
-    except LLMError as exc:
-        return Finding("failed", f"listing the models failed: {exc}")
+def _listing(base_url: str, listed: list[str] | LLMError, wanted: Sequence[str]) -> Finding:
+    if isinstance(listed, LLMHTTPError) and listed.status in (404, 405, 501):
+        return Finding("ok", f"{base_url} does not list its models (many do not)")
+    if isinstance(listed, LLMError):
+        return Finding("failed", f"listing the models failed: {listed}")
     missing = [m for m in dict.fromkeys(wanted) if m not in listed]
     if missing:
         return Finding(
             "warning",
-            f"{client.base_url} lists {len(listed)} models, but not {', '.join(missing)}: "
+            f"{base_url} lists {len(listed)} models, but not {', '.join(missing)}: "
             "check the spelling of [llm] narrative_model / classifier_model",
         )
-    return Finding("ok", f"{client.base_url} lists {len(listed)} models, the configured among them")
+    return Finding("ok", f"{base_url} lists {len(listed)} models, the configured among them")
 
 
 async def _one_token(client: OpenAICompatibleClient, model: str) -> Finding:
