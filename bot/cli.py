@@ -107,7 +107,10 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
     if log_file is None and args.command == "console" and _stderr_is_stdout():
         log_file = Path(settings.storage.db_path).with_name("storybot.log")
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler()
+        # the default file appears only once there is something to log in it
+        logging.FileHandler(log_file, encoding="utf-8", delay=args.log_file is None)
+        if log_file
+        else logging.StreamHandler()
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
