@@ -11,10 +11,11 @@ import io
 from pathlib import Path
 
 import discord.ext.test as dpytest
+import pytest
 
 from bot.config import Settings
 from bot.console import play
-from bot.engine import Engine
+from bot.engine import Engine, StoryError
 from bot.llm import MockLLMClient
 from bot.store import Database
 from tests.bot_process import ROOT, start_bot
@@ -119,3 +120,10 @@ async def test_a_lone_surrogate_anywhere_in_a_command_is_refused_not_raised(db: 
     assert [x.startswith("error: ") for x in lines[1:4]] == [True] * 3, lines
     assert all("broken character" in x or "unicode" in x for x in lines[1:4]), lines
     assert lines[4].startswith("Day 1")  # and the story is as it was
+
+
+async def test_an_edit_with_a_lone_surrogate_is_refused_before_any_lookup(db: Database) -> None:
+    engine = Engine(db, MockLLMClient([]), Settings())
+
+    with pytest.raises(StoryError, match="the edited line holds a broken character"):
+        await engine.edit_message("any-chat", 1, BROKEN)
