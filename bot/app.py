@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 
 import aiohttp
@@ -21,7 +22,7 @@ from bot.cli import CommandError
 from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import OpenAICompatibleClient
-from bot.store import open_db
+from bot.store import StoreError, open_db
 from cogs._render import Renderer
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class StoryBot(commands.Bot):
         self.renderer = Renderer(engine, settings.discord)
         self.story_extensions = tuple(extensions)
         self.failed_extensions: list[str] = []
+        self.store_failure: StoreError | None = None
+        """Set when the database became unusable (deleted, full): the bot then stops."""
         self._turns: set[asyncio.Task[object]] = set()
 
     async def setup_hook(self) -> None:
@@ -128,6 +131,19 @@ class StoryBot(commands.Bot):
                 log.warning("could not sync commands to guild %d: %s", guild_id, exc)
             else:
                 log.info("synced %d commands to guild %d", len(synced), guild_id)
+
+    async def on_error(self, event_method: str, /, *args: object, **kwargs: object) -> None:
+        """A database that can no longer be written stops the bot; other errors are logged."""
+        failure = sys.exc_info()[1]
+        if not isinstance(failure, StoreError):
+            await super().on_error(event_method, *args, **kwargs)
+            return
+        if self.store_failure is None:
+            self.store_failure = failure
+            log.critical("%s; storybot stops", failure)
+            task = asyncio.create_task(self.close())
+            _shutdowns.add(task)
+            task.add_done_callback(_shutdowns.discard)
 
     async def is_owner(self, user: discord.abc.User, /) -> bool:
         if user.id in self.settings.discord.owner_ids:
@@ -211,6 +227,8 @@ async def run_discord(settings: Settings) -> int:
         async with bot:
             _close_on_sigterm(bot)
             await _start(bot, token)
+        if bot.store_failure is not None:
+            raise bot.store_failure
     return 0
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.store import EventError, dump_jsonl, events_of_chat, open_db, project
+from bot.store import EventError, StoreError, dump_jsonl, events_of_chat, open_db, project
 from bot.store.backup import import_log
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", type=Path, help="SQLite database; overrides [storage] db_path")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        help="write log lines here; default: stderr (the console: storybot.log beside the "
+        "database when stderr is the terminal it plays on)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("check-config", help="validate the settings and say what is wrong")
+    check = commands.add_parser("check-config", help="validate the settings and say what is wrong")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also ask the LLM server: its models, each configured model, JSON mode, streaming",
+    )
     commands.add_parser("rebuild", help="rebuild every projection table from the event log")
     events = commands.add_parser("events", help="print a chat's events as JSON lines")
     events.add_argument("chat_id", help="the chat whose log to print")
@@ -52,27 +65,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at INFO; one line per LLM call drowns the story in the console.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
+        settings = _settings(args)
+        setup_logging(args, settings)
+    except (ConfigError, OSError) as exc:  # OSError: a log file that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.db is not None:
-        settings = settings.model_copy(
-            update={"storage": settings.storage.model_copy(update={"db_path": args.db})}
-        )
     handler = _COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
     except KeyboardInterrupt:
         return 130
-    except CommandError as exc:
+    except (CommandError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except sqlite3.Error as exc:
@@ -82,6 +86,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # e.g. a database folder that cannot be created
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.db is None:
+        return settings
+    return settings.model_copy(
+        update={"storage": settings.storage.model_copy(update={"db_path": args.db})}
+    )
+
+
+def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
+    """WARNING and worse by default (``-v``: everything), on stderr or in ``--log-file``.
+
+    The console streams the story to stdout; where stderr is that same terminal (or file),
+    log lines would land inside the story's text, so they go to a file beside the database.
+    """
+    log_file: Path | None = args.log_file
+    if log_file is None and args.command == "console" and _stderr_is_stdout():
+        log_file = Path(settings.storage.db_path).with_name("storybot.log")
+    handler: logging.Handler = (
+        # the default file appears only once there is something to log in it
+        logging.FileHandler(log_file, encoding="utf-8", delay=args.log_file is None)
+        if log_file
+        else logging.StreamHandler()
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True
+    )
+    # httpx logs every request at INFO: only with -v.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+
+
+def _stderr_is_stdout() -> bool:
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
 
 
 class CommandError(Exception):
@@ -107,7 +151,41 @@ async def _check_config(settings: Settings, args: argparse.Namespace) -> int:
         f"{settings.llm.narrative_model}, {settings.llm.max_concurrency} concurrent requests), "
         f"database {settings.storage.db_path}"
     )
-    return 0
+    if not args.probe:
+        return 0
+    return await _probe(settings)
+
+
+async def _probe(settings: Settings) -> int:
+    """One line per finding; non-zero when something the bot needs does not work."""
+    from bot.llm import OpenAICompatibleClient, Timeouts  # noqa: PLC0415 - only the probe talks
+    from bot.llm.probe import probe  # noqa: PLC0415
+
+    llm = settings.llm
+    timeouts = Timeouts(
+        llm.timeouts.connect,
+        llm.timeouts.first_token,
+        llm.timeouts.idle,
+        min(llm.timeouts.total, 60),
+    )
+    async with OpenAICompatibleClient.from_settings(
+        llm, max_retries=0, timeouts=timeouts
+    ) as client:
+        findings = await probe(
+            client,
+            narrative_model=llm.narrative_model,
+            classifier_model=llm.classifier_model,
+            use_response_format=llm.use_response_format,
+        )
+    for finding in findings:
+        print(finding)
+    failed = sum(f.verdict == "failed" for f in findings)
+    print(
+        f"probe: {failed} problem(s) found"
+        if failed
+        else "probe: the LLM server does all storybot needs"
+    )
+    return 1 if failed else 0
 
 
 async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -118,9 +196,8 @@ async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _events(settings: Settings, args: argparse.Namespace) -> int:
-    if not await asyncio.to_thread(Path(settings.storage.db_path).exists):
-        raise CommandError(f"no database at {settings.storage.db_path}")
-    async with open_db(settings.storage.db_path) as db:
+    # read-only: works beside the process that owns the database
+    async with open_db(settings.storage.db_path, read_only=True) as db:
         events = await events_of_chat(db, args.chat_id, after_id=args.after)
     if not events:
         raise CommandError(f"no events for chat {args.chat_id!r} in {settings.storage.db_path}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 CONFIG_ENV = "STORYBOT_CONFIG"
 DISCORD_TOKEN_ENV = "STORYBOT_DISCORD_TOKEN"
@@ -20,6 +21,17 @@ LLM_API_KEY_ENV = "STORYBOT_LLM_API_KEY"
 DB_PATH_ENV = "STORYBOT_DB_PATH"
 FEATHERLESS_BASE_URL = "https://api.featherless.ai/v1"
 _SECRET_KEYS = frozenset({"token", "api_key"})
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host: anything else fails at the first turn, far from its cause."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "must be an http:// or https:// URL with a host, such as "
+            f"{FEATHERLESS_BASE_URL} or http://127.0.0.1:11434/v1"
+        )
+    return value.strip()
 
 
 class _Section(BaseModel):
@@ -49,7 +61,7 @@ class SamplingSettings(_Section):
 
 
 class LLMSettings(_Section):
-    base_url: str = FEATHERLESS_BASE_URL
+    base_url: Annotated[str, AfterValidator(_http_url)] = FEATHERLESS_BASE_URL
     api_key: SecretStr = SecretStr("")
     narrative_model: str = "mistralai/Mistral-Nemo-Instruct-2407"
     classifier_model: str = "mistralai/Mistral-Nemo-Instruct-2407"
@@ -116,6 +128,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"config file {path} not found: copy config.example.toml to {path} "
             f"or pass --config PATH (or set {CONFIG_ENV})"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config file {path} is a directory: pass the settings file itself, "
+            f"e.g. --config {path / 'config.toml'}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}): save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -144,6 +168,7 @@ def _explain(exc: ValidationError, source: Path | str | None) -> str:
         elif err["loc"][-1] in _SECRET_KEYS:
             hint = f"{err['msg']}; see config.example.toml"
         else:
-            hint = f"{err['msg']} (got {err.get('input')!r}); see config.example.toml"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            hint = f"{msg} (got {err.get('input')!r}); see config.example.toml"
         lines.append(f"config key [{key}]{where}: {hint}")
     return "\n".join(lines)

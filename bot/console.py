@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shlex
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -342,18 +344,60 @@ class Console:
         self.running = False
 
 
-async def _lines(source: TextIO) -> asyncio.Queue[str | None]:
-    """Read lines in a thread so the event loop (and Ctrl-C handling) never blocks on input."""
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An input line that is not UTF-8: refused with a message, and the session goes on."""
+
+    reason: str
+
+
+def decode_line(raw: bytes | str, number: int) -> str | Unreadable:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        return Unreadable(
+            f"line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position "
+            f"{exc.start + 1}); it was skipped: set your terminal or file to UTF-8"
+        )
+
+
+def fd_lines(fd: int) -> Iterator[bytes]:
+    """The lines of a file descriptor, read with ``os.read``.
+
+    Not ``sys.stdin.buffer``: a daemon thread blocked inside a buffered reader holds its lock,
+    and the interpreter aborts at exit when it cannot take that lock (after /quit).
+    """
+    pending = b""
+    while chunk := os.read(fd, 65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line + b"\n" for line in lines)
+    if pending:
+        yield pending
+
+
+async def _lines(source: Iterable[bytes | str]) -> asyncio.Queue[str | Unreadable | None]:
+    """Read lines in a thread so the event loop (and Ctrl-C handling) never blocks on input.
+
+    Bytes are decoded line by line, so one undecodable line is refused, never the session's end;
+    whatever stops the reading, the queue gets its end (None), so play never waits forever.
+    """
+    queue: asyncio.Queue[str | Unreadable | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
+
+    def put(item: str | Unreadable | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed (after /quit) meanwhile
+            loop.call_soon_threadsafe(queue.put_nowait, item)
 
     def reader() -> None:
         try:
-            for line in source:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-        except RuntimeError:  # the loop closed (after /quit) while we waited for a line
-            return
+            for number, raw in enumerate(source, start=1):
+                put(decode_line(raw, number))
+        except (OSError, ValueError) as exc:  # a text stream that cannot decode, a closed pipe
+            put(Unreadable(f"the input cannot be read any further: {exc}"))
+        finally:
+            put(None)
 
     # A daemon thread, not the loop's executor: after /quit, asyncio.run would otherwise wait
     # for this thread, which is blocked reading the terminal until the next line or Ctrl-D.
@@ -361,7 +405,9 @@ async def _lines(source: TextIO) -> asyncio.Queue[str | None]:
     return queue
 
 
-async def play(engine: Engine, source: TextIO, out: TextIO, *, interactive: bool) -> int:
+async def play(
+    engine: Engine, source: Iterable[bytes | str], out: TextIO, *, interactive: bool
+) -> int:
     console = Console(engine, out)
     await console.resume()
     if interactive:
@@ -378,6 +424,9 @@ async def play(engine: Engine, source: TextIO, out: TextIO, *, interactive: bool
             line = await lines.get()
             if line is None:
                 break
+            if isinstance(line, Unreadable):
+                console.say(f"error: {line.reason}")
+                continue
             await console.handle(line)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -401,6 +450,7 @@ async def run_console(settings: Settings, *, script: Path | None = None) -> int:
         engine = Engine(db, llm, settings)
         await engine.recover_interrupted()
         if script is not None:
-            with script.open(encoding="utf-8") as source:
+            with script.open("rb") as source:
                 return await play(engine, source, sys.stdout, interactive=False)
-        return await play(engine, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
+        stdin = fd_lines(sys.stdin.fileno())
+        return await play(engine, stdin, sys.stdout, interactive=sys.stdin.isatty())

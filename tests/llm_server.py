@@ -32,7 +32,13 @@ from bot.llm import OpenAICompatibleClient, Timeouts
 ReplyKind = Literal["text", "status", "cut", "malformed", "error", "hang"]
 TEST_API_KEY = "sk-loopback-test-key-0123456789"
 _WORDS = re.compile(r"\s+|\S+\s*")
-_REASONS = {200: "OK", 408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Error"}
+_REASONS = {
+    200: "OK",
+    404: "Not Found",
+    408: "Request Timeout",
+    429: "Too Many Requests",
+    500: "Internal Error",
+}
 
 
 class _Gone(Exception):
@@ -155,6 +161,8 @@ class LoopbackLLMServer:
 
     def __init__(self, default: Reply | Callable[[RecordedRequest], Reply] = echo_reply) -> None:
         self.default = default
+        self.models: list[str] | None = None
+        """What ``GET /v1/models`` lists; None answers it with 404, as some servers do."""
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -254,12 +262,14 @@ class LoopbackLLMServer:
         self.requests.append(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        if self._queue:
-            reply = self._queue.popleft()
-        else:
-            reply = self.default(request) if callable(self.default) else self.default
         out = _Out(self, reader, writer)
         try:
+            if request.method == "GET" and request.path.endswith("/models"):
+                return await out.models(self.models)
+            if self._queue:
+                reply = self._queue.popleft()
+            else:
+                reply = self.default(request) if callable(self.default) else self.default
             return await out.play(reply, request)
         finally:
             await out.finish()
@@ -334,6 +344,12 @@ class _Out:
         self.last_chunk()
         await self.flush()
         return True
+
+    async def models(self, models: list[str] | None) -> bool:
+        if models is None:
+            return await self.whole(404, {"error": {"message": "not found", "code": 404}})
+        listed = [{"id": m, "object": "model", "owned_by": "loopback"} for m in models]
+        return await self.whole(200, {"object": "list", "data": listed})
 
     async def play(self, reply: Reply, request: RecordedRequest) -> bool:
         model = str(request.json.get("model", "loopback"))

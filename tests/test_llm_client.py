@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from bot.llm import (
     Priority,
     Timeouts,
 )
+from bot.llm.retry import parse_retry_after
 from tests.llm_server import TEST_API_KEY, LoopbackLLMServer, Reply, loopback_client
 
 MSGS = [Message(role="system", content="be brief"), Message(role="user", content="hi")]
@@ -110,10 +112,40 @@ async def test_429_retry_after_is_honoured(
     assert len(llm_server.requests) == 2
 
 
-async def test_retry_after_is_capped(llm_server: LoopbackLLMServer) -> None:
-    llm_server.script(Reply.status(429, retry_after=3600), Reply.text("ok"))
-    async with loopback_client(llm_server, retry_after_cap=0.05) as client:
+@pytest.mark.parametrize(
+    ("retry_after", "cap", "words"), [(3600, 30.0, "1 h"), (300, 30.0, "5 min"), (20, 60.0, "20 s")]
+)
+async def test_a_wait_longer_than_we_may_wait_is_told_plainly_at_once(
+    llm_server: LoopbackLLMServer, retry_after: float, cap: float, words: str
+) -> None:
+    """Beyond the cap, or beyond the call's total deadline (10 s here): no sleep, no retry."""
+    llm_server.script(*[Reply.status(429, retry_after=retry_after)] * 2)
+    async with loopback_client(llm_server, retry_after_cap=cap) as client:
+        started = time.monotonic()
+        with pytest.raises(LLMRateLimitedError) as info:
+            await client.complete(MSGS, model="m")
+        with pytest.raises(LLMRateLimitedError):  # the stream the same way
+            await collect(client)
+    assert time.monotonic() - started < 1.0
+    asked = f"the LLM provider asks us to wait {words}; try again later"
+    assert info.value.public_reason == asked
+    assert str(info.value).startswith(asked)
+    assert len(llm_server.requests) == 2
+
+
+async def test_a_retry_after_within_reach_is_waited_out(llm_server: LoopbackLLMServer) -> None:
+    llm_server.script(Reply.status(503, retry_after=0.2), Reply.text("ok"))
+    async with loopback_client(llm_server) as client:
         assert await client.complete(MSGS, model="m") == "ok"
+    assert llm_server.requests[1].at - llm_server.requests[0].at >= 0.2
+
+
+def test_retry_after_as_an_http_date() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("Thu, 01 Jan 2026 13:00:00 GMT", now) == 3600
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after("120", now) == 120
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408])

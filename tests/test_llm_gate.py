@@ -92,7 +92,7 @@ def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("2", 2.0), (" 0.5 ", 0.5), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("", None), ("-1", None)],
+    [("2", 2.0), (" 0.5 ", 0.5), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("", None), ("-1", None)],
 )
 def test_parse_retry_after(header: str, expected: float | None) -> None:
     assert parse_retry_after(header) == expected

@@ -126,16 +126,27 @@ async def test_response_format_on_the_wire(
         assert "response_format" not in body
 
 
-@pytest.mark.parametrize("status", [400, 422, 500])
+@pytest.mark.parametrize(
+    ("refusal", "with_json"),
+    [
+        ((400, "response_format is not supported"), 1),  # says so: asked again at once
+        ((422, "Unknown field: json_schema"), 1),
+        ((400, "bad request"), 1),  # says nothing: its one retry goes without it
+        ((500, "scripted HTTP 500"), 3),  # llama.cpp: the last of 3 retries goes without it
+    ],
+)
 async def test_a_server_that_refuses_json_mode_is_asked_again_without_it(
     llm_server: LoopbackLLMServer,
     llm_client: OpenAICompatibleClient,
-    status: int,
+    refusal: tuple[int, str],
+    with_json: int,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    status, message = refusal
+
     def answer(request: RecordedRequest) -> Reply:
         if "response_format" in request.json:
-            return Reply.status(status, message="response_format is not supported")
+            return Reply.status(status, message=message)
         return Reply.text('{"mood": "calm", "intensity": 1}')
 
     llm_server.default = answer
@@ -144,7 +155,44 @@ async def test_a_server_that_refuses_json_mode_is_asked_again_without_it(
     second = await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT)
 
     assert first == second == Mood(mood="calm", intensity=1)
+    assert not llm_client.json_mode
     with_json_mode = [r for r in llm_server.requests if "response_format" in r.json]
-    assert len(with_json_mode) == (4 if status == 500 else 1)  # a 500 is retried first
-    assert "response_format" not in llm_server.requests[-1].json
-    assert caplog.text.count("refused response_format") == 1
+    assert len(with_json_mode) == with_json
+    assert len(llm_server.requests) == with_json + 2  # the second call went without at once
+    assert caplog.text.count("does not take response_format") == 1
+    assert llm_server.base_url in caplog.text
+
+
+async def test_a_500_storm_keeps_json_mode_and_costs_only_the_retries(
+    llm_server: LoopbackLLMServer, llm_client: OpenAICompatibleClient
+) -> None:
+    """Four 500s are a failing server, not a refusal: JSON mode stays on."""
+    llm_server.default = Reply.status(500)
+
+    for _ in range(3):  # e.g. the calls of one scene close
+        result = await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT)
+        assert result == DEFAULT
+
+    assert llm_client.json_mode
+    assert len(llm_server.requests) == 3 * (1 + 3)  # max_retries = 3
+    # the last try of each call went without response_format, and failed just the same
+    assert ["response_format" in r.json for r in llm_server.requests[:4]] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    llm_server.default = Reply.text('{"mood": "calm", "intensity": 1}')
+    await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT)
+    assert llm_server.requests[-1].json["response_format"] == {"type": "json_object"}
+
+
+async def test_a_400_that_is_not_about_json_is_not_a_refusal(
+    llm_server: LoopbackLLMServer, llm_client: OpenAICompatibleClient
+) -> None:
+    llm_server.default = Reply.status(400, message="max_tokens is too large")
+
+    assert await complete_json(llm_client, MSGS, Mood, model="c", default=DEFAULT) == DEFAULT
+
+    assert llm_client.json_mode
+    assert len(llm_server.requests) == 2  # the 400, and the same request without JSON mode

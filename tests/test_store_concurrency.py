@@ -1,4 +1,4 @@
-"""One writer under load: concurrent appenders, a second connection, migrations, cancellation."""
+"""One writer under load: concurrent appenders, a reader beside them, migrations, cancellation."""
 
 from __future__ import annotations
 
@@ -43,22 +43,21 @@ async def _appender(db: Database, task: int) -> list[int]:
 
 async def test_hundreds_of_concurrent_appenders_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "busy.db"
-    async with open_db(path) as db, open_db(path) as reader:
+    async with open_db(path) as db, open_db(path, read_only=True) as reader:
         await append_and_apply(db, kind="chat_created", payload=f.chat_created())
 
         async def second_connection() -> list[int]:
-            """Reads and writes through its own connection while the appenders run."""
+            """Reads through its own (read-only) connection while the appenders run."""
             seen: list[int] = []
-            for step in range(10):
+            for _ in range(10):
                 row = await reader.fetchone("SELECT COUNT(*) FROM event_log")
                 assert row is not None
                 seen.append(row[0])
-                await append_and_apply(reader, kind="edge_update", payload=_edge(-1, step))
                 await asyncio.sleep(0)
             return seen
 
         # When 300 tasks append 5 events each (half one by one, half as a batch) while a second
-        # connection reads and writes
+        # connection reads
         *results, seen = await asyncio.gather(
             *(_appender(db, task) for task in range(TASKS)), second_connection()
         )
@@ -71,17 +70,16 @@ async def test_hundreds_of_concurrent_appenders_lose_nothing(tmp_path: Path) -> 
             if task % 2:
                 assert ids == list(range(ids[0], ids[0] + PER_TASK)), task
         log = await db.fetchall("SELECT id, payload_json FROM event_log ORDER BY id")
-        assert [r["id"] for r in log] == list(range(1, 2 + TASKS * PER_TASK + 10))
+        assert [r["id"] for r in log] == list(range(1, 2 + TASKS * PER_TASK))
         assert seen == sorted(seen)
         # and the projections count every step of every task
         edges = await db.fetchall("SELECT source_id, affinity FROM edges")
         assert {r["source_id"]: r["affinity"] for r in edges} == {
-            **{f"bot{task}": 50 + PER_TASK for task in range(TASKS)},
-            "bot-1": 60,
+            f"bot{task}": 50 + PER_TASK for task in range(TASKS)
         }
         changes = await db.fetchone("SELECT COUNT(*) FROM edge_changes")
         assert changes is not None
-        assert changes[0] == TASKS * PER_TASK + 10
+        assert changes[0] == TASKS * PER_TASK
         mode = await reader.fetchone("PRAGMA journal_mode")
         assert mode is not None
         assert mode[0] == "wal"

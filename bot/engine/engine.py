@@ -26,6 +26,7 @@ from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.models import StoryModels
 from bot.engine.parse import fallback_segments
+from bot.engine.player_text import player_line, refuse_unwritable
 from bot.engine.recall import fts_query
 from bot.engine.scenes import SceneClose
 from bot.engine.sink import BeatSink, Speaker
@@ -429,15 +430,7 @@ class Engine:
         behind others): ``"you"`` for the story channel, a meanwhile scene's id for its thread.
         If that scene is no longer the one being played, the line is refused, not misplaced.
         """
-        text = prose.strip()
-        if not text:
-            raise StoryError("there is nothing to say in that message")
-        limit = self.ctx.settings.max_turn_chars
-        if len(text) > limit:
-            raise StoryError(
-                f"that message is {len(text):,} characters; a turn can be at most {limit:,}. "
-                "Split it into several messages."
-            )
+        text = player_line(prose, self.ctx.settings.max_turn_chars)
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             _check_scene(cast, scene)
@@ -549,6 +542,7 @@ class Engine:
         text = new_prose.strip()
         if not text or len(text) > self.ctx.settings.max_turn_chars:
             raise StoryError("an edited line must be between 1 and the turn limit of characters")
+        refuse_unwritable(text, "the edited line")
         async with self._turn(chat_id):
             beat = await self._beat_of_message(chat_id, message_id)
             if beat.text == text:
@@ -582,6 +576,7 @@ class Engine:
             )
 
     async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
+        refuse_unwritable(premise, "the premise")
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             return await scenes.start_meanwhile(

@@ -16,7 +16,7 @@ from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
 from bot.engine.views import Memory, Scene, present_entities, speaker_label
-from bot.store import YOU, EventSpec, append_and_apply, append_events
+from bot.store import YOU, EventSpec, StoreError, append_and_apply, append_events
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ async def record_threads(
                 ],
             )
         return tuple(t.title for t in threads)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, StoreError):
         raise
     except Exception:
         log.warning(

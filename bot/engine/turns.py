@@ -35,7 +35,7 @@ from bot.engine.views import (
     present_entities,
 )
 from bot.llm import LLMError, Message
-from bot.store import YOU, Database, EventSpec, append_and_apply, append_events
+from bot.store import YOU, Database, EventSpec, StoreError, append_and_apply, append_events
 from bot.store.checkpoints import save_checkpoint
 from bot.store.events import TurnStarted
 
@@ -174,6 +174,8 @@ async def _write_beat(
         )
     try:
         return await append_events(ctx.db, events)
+    except StoreError:
+        raise  # the store is unusable (gone, full): stop; the next start closes the beat
     except Exception:
         log.exception(
             "could not write the beat of chat %s; closing it as interrupted", cast.chat.id

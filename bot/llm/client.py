@@ -31,6 +31,7 @@ from bot.llm.errors import (
     TimeoutPhase,
 )
 from bot.llm.gate import PriorityGate
+from bot.llm.json_mode import JsonMode
 from bot.llm.retry import RetryPolicy, parse_retry_after
 from bot.llm.sse import ChatStreamDecoder, error_text, parse_json
 
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DETAIL_CHARS = 300
 DEFAULT_BASE_URL = "https://api.featherless.ai/v1"
-_JSON_MODE_REFUSALS = frozenset({400, 415, 422, 500, 501})
-"""Statuses with which servers refuse ``response_format`` (llama.cpp: 500; others: 400/422)."""
 
 
 def _gen(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
@@ -85,8 +84,7 @@ class OpenAICompatibleClient:
         self.timeouts = timeouts or Timeouts()
         self.retry = RetryPolicy(max_retries, backoff_base, backoff_cap, retry_after_cap)
         self.gate = gate or PriorityGate(max_concurrency)
-        self.json_mode = True
-        """False once the server refused ``response_format``: JSON is then asked in words only."""
+        self._json_mode = JsonMode(self.base_url)
         headers = {"User-Agent": "storybot", "Accept": "application/json, text/event-stream"}
         if self._key.get_secret_value():
             headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
@@ -120,6 +118,11 @@ class OpenAICompatibleClient:
         kwargs.update(overrides)
         return cls(**kwargs)
 
+    @property
+    def json_mode(self) -> bool:
+        """False once the server refused ``response_format``: JSON is then asked in words only."""
+        return self._json_mode.on
+
     def __repr__(self) -> str:
         return f"OpenAICompatibleClient(base_url={self.base_url!r}, limit={self.gate.limit})"
 
@@ -147,48 +150,70 @@ class OpenAICompatibleClient:
     ) -> str:
         """The whole answer at once (``stream: false``); retried as a unit.
 
-        A server that refuses ``response_format`` (many self-hosted ones answer 400, 422 or
-        500) is asked again without it, and never with it again by this client.
+        A server that refuses ``response_format`` (see ``bot.llm.json_mode``) is asked again
+        without it, and never with it again by this client; that try is one of the retries.
         """
-        if "response_format" in params and not self.json_mode:
-            params = {k: v for k, v in params.items() if k != "response_format"}
-        try:
-            return await self._complete(messages, model, priority, params)
-        except LLMHTTPError as exc:
-            if "response_format" not in params or exc.status not in _JSON_MODE_REFUSALS:
-                raise
-            log.warning(
-                "the LLM server refused response_format (HTTP %d); asking for JSON in the "
-                "prompt only from now on (set [llm] use_response_format = false to skip this)",
-                exc.status,
-            )
-            self.json_mode = False
-            plain = {k: v for k, v in params.items() if k != "response_format"}
-            return await self._complete(messages, model, priority, plain)
-
-    async def _complete(
-        self, messages: Sequence[Message], model: str, priority: Priority, params: dict[str, Any]
-    ) -> str:
-        payload = self._payload(messages, model, params, stream=False)
+        plain = {k: v for k, v in params.items() if k != "response_format"}
+        json_mode = self.json_mode and plain != params
+        with_json = self._payload(messages, model, params if json_mode else plain, stream=False)
+        without = self._payload(messages, model, plain, stream=False) if json_mode else with_json
+        payload = with_json
         deadline = asyncio.get_running_loop().time() + self.timeouts.total
         attempt = 0
+        failure: LLMError | None = None
         while True:
             try:
-                async with (
-                    self.gate.slot(priority),
-                    self._open(payload, deadline) as (response, _),
-                ):
-                    raw = bytearray()
-                    async with aclosing(_gen(response.aiter_bytes())) as body:
-                        while (piece := await self._read(body, "idle", deadline)) is not None:
-                            raw += piece
-                return self._content(raw.decode("utf-8", errors="replace"))
+                answer = self._content(await self._whole(payload, priority, deadline))
             except LLMError as exc:
-                delay = self._retry_delay(exc, attempt, deadline)
+                if payload is not without and JsonMode.named_refusal(exc):
+                    self._json_mode.refused(f"HTTP {exc.status}: {exc.detail}")
+                    payload = with_json = without
+                    continue
+                if failure is None and payload is not without and self._probe_now(exc, attempt):
+                    failure, payload = exc, without  # one of the retries goes without it
+                    delay = self._retry_delay(exc, attempt, deadline) if exc.retryable else 0.0
+                else:
+                    payload = with_json
+                    delay = self._retry_delay(exc, attempt, deadline)
                 if delay is None:
                     raise
-            attempt += 1
-            await asyncio.sleep(delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            if payload is without and failure is not None:
+                self._json_mode.refused(f"{failure}; the same request without it succeeded")
+            return answer
+
+    def _probe_now(self, exc: LLMError, attempt: int) -> bool:
+        """Should the next try, the last this call may make, go without ``response_format``?"""
+        if not JsonMode.maybe_refusal(exc) or attempt >= self.retry.max_retries:
+            return False
+        return not exc.retryable or attempt + 1 == self.retry.max_retries
+
+    async def _whole(self, payload: bytes, priority: Priority, deadline: float) -> str:
+        async with self.gate.slot(priority), self._open(payload, deadline) as (response, _):
+            raw = bytearray()
+            async with aclosing(_gen(response.aiter_bytes())) as body:
+                while (piece := await self._read(body, "idle", deadline)) is not None:
+                    raw += piece
+        return raw.decode("utf-8", errors="replace")
+
+    async def models(self) -> list[str]:
+        """The model ids the server lists (``GET /models``); not every server offers the list."""
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._http.get(f"{self.base_url}/models")
+        except TimeoutError:
+            raise self._timeout("total") from None
+        except httpx.TransportError as exc:
+            raise LLMConnectionError(f"could not reach the LLM server at {self.base_url}") from exc
+        if response.status_code >= 400:
+            raise await self._status_error(response, deadline)
+        try:
+            return [str(m["id"]) for m in response.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            raise LLMProtocolError("the model list is not in the OpenAI format") from None
 
     async def stream(
         self,
@@ -329,11 +354,25 @@ class OpenAICompatibleClient:
         return content
 
     def _retry_delay(self, exc: LLMError, attempt: int, deadline: float) -> float | None:
-        """Seconds to wait before another try, or None to give up with ``exc``."""
-        if not exc.retryable or attempt >= self.retry.max_retries:
+        """Seconds to wait before another try, or None to give up with ``exc``.
+
+        A ``Retry-After`` longer than we may wait (the cap, or what is left of the call's total
+        deadline) is not slept on at all: the call fails at once, saying how long was asked.
+        """
+        if not exc.retryable:
+            return None
+        now = asyncio.get_running_loop().time()
+        wait = exc.retry_after
+        if (
+            isinstance(exc, LLMHTTPError)
+            and wait is not None
+            and (wait > self.retry.retry_after_cap or now + wait >= deadline)
+        ):
+            raise exc.refusing_the_wait() from None
+        if attempt >= self.retry.max_retries:
             return None
         delay = self.retry.delay(attempt, exc.retry_after)
-        if asyncio.get_running_loop().time() + delay >= deadline:
+        if now + delay >= deadline:
             return None
         log.warning(
             "LLM call failed (%s); retry %d of %d in %.2f s",

@@ -16,6 +16,15 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def wait_words(seconds: float) -> str:
+    """A server's wait hint as a person says it: "40 s", "5 min", "1 h", "1.5 h"."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds / 3600, 1):g} h"
+
+
 class LLMError(Exception):
     """Base of every failure the LLM layer raises; callers catch this one."""
 
@@ -69,15 +78,40 @@ class LLMTimeoutError(LLMError):
 class LLMHTTPError(LLMError):
     """The server answered with an HTTP error status."""
 
-    def __init__(self, status: int, detail: str = "", *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str = "",
+        *,
+        retry_after: float | None = None,
+        wait_refused: bool = False,
+    ) -> None:
         self.status = status
         self.detail = detail
         self.retry_after = retry_after
+        self.wait_refused = wait_refused and retry_after is not None
+        """The server asked for a wait longer than the call may last: it was not waited out."""
         self.retryable = status in {408, 429} or status >= 500
-        super().__init__(self._describe(status, detail))
+        message = self._describe(status, detail)
+        if self.wait_refused and retry_after is not None:
+            message = f"{self._asks_to_wait()} ({message})"
+        super().__init__(message)
+
+    def refusing_the_wait(self) -> LLMHTTPError:
+        """The same failure, given up at once because its ``Retry-After`` is too long."""
+        return LLMHTTPError(
+            self.status, self.detail, retry_after=self.retry_after, wait_refused=True
+        )
+
+    def _asks_to_wait(self) -> str:
+        return (
+            f"the LLM provider asks us to wait {wait_words(self.retry_after or 0)}; try again later"
+        )
 
     @property
     def public_reason(self) -> str:
+        if self.wait_refused:
+            return self._asks_to_wait()
         if self.status == 429:
             return "the model server is busy; try again in a moment"
         if self.status in (401, 403):
@@ -107,8 +141,13 @@ class LLMHTTPError(LLMError):
 class LLMRateLimitedError(LLMHTTPError):
     """HTTP 429: too many requests or too many concurrent ones for the plan."""
 
-    def __init__(self, detail: str = "", *, retry_after: float | None = None) -> None:
-        super().__init__(429, detail, retry_after=retry_after)
+    def __init__(
+        self, detail: str = "", *, retry_after: float | None = None, wait_refused: bool = False
+    ) -> None:
+        super().__init__(429, detail, retry_after=retry_after, wait_refused=wait_refused)
+
+    def refusing_the_wait(self) -> LLMRateLimitedError:
+        return LLMRateLimitedError(self.detail, retry_after=self.retry_after, wait_refused=True)
 
 
 class LLMStreamError(LLMError):

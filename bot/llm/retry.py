@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +29,19 @@ class RetryPolicy:
         return max(min(retry_after, self.retry_after_cap), jitter)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """The seconds form of ``Retry-After``; the HTTP-date form falls back to backoff."""
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds, from either form (seconds, or an HTTP date); None if absent."""
     if not value:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        return max(seconds, 0.0)
     return seconds if seconds >= 0 else None

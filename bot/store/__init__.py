@@ -2,6 +2,13 @@
 
 from bot.store import projections as _projections  # registers every projection handler
 from bot.store.db import Database, open_db
+from bot.store.errors import (
+    DatabaseDamagedError,
+    DatabaseGoneError,
+    DatabaseLockedError,
+    StoreError,
+    WriteFailedError,
+)
 from bot.store.events import PAYLOAD_MODELS, YOU, Payload
 from bot.store.log import (
     EventError,
@@ -22,10 +29,15 @@ __all__ = [
     "PAYLOAD_MODELS",
     "YOU",
     "Database",
+    "DatabaseDamagedError",
+    "DatabaseGoneError",
+    "DatabaseLockedError",
     "EventError",
     "EventSpec",
     "Payload",
+    "StoreError",
     "StoredEvent",
+    "WriteFailedError",
     "append_and_apply",
     "append_event",
     "append_events",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.store.db import Database
-from bot.store.log import EventError, validate
+from bot.store.log import EventError, payload_json, validate
 from bot.store.projector import rebuild_all
 
 
@@ -33,13 +33,14 @@ def _parse(lines: Iterable[str]) -> list[tuple[int, str, str, str | None, str]]:
             event_id, kind, created_at = record["id"], record["kind"], record["created_at"]
             chat_id = record.get("chat_id")
             payload = validate(kind, record["payload"])
+            stored = payload_json(kind, payload)
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise EventError(f"line {number}: not an exported event ({exc})") from None
         except EventError as exc:
             raise EventError(f"line {number}: {exc}") from None
         if not isinstance(event_id, int) or event_id < 1 or not isinstance(created_at, str):
             raise EventError(f"line {number}: the event id must be a positive integer")
-        rows.append((event_id, kind, payload.model_dump_json(), chat_id, created_at))
+        rows.append((event_id, kind, stored, chat_id, created_at))
     if not rows:
         raise EventError("the file holds no events")
     ids = [row[0] for row in rows]

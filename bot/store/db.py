@@ -1,5 +1,9 @@
 """The SQLite database: one aiosqlite connection, WAL, numbered migrations, one writer.
 
+One writer per file, across processes too: opening for writing takes an OS lock beside the
+database (``bot.store.lock``), checks the file (``bot.store.health``), and every write first
+makes sure the path still names the file opened. Read-only opens take no lock.
+
 Every write is a plain function run *whole* on aiosqlite's worker thread between ``BEGIN
 IMMEDIATE`` and ``COMMIT``. Because the thread runs one call at a time, a transaction can never
 interleave with another task's writes, a cancelled task can never leave one half-done, and a
@@ -8,6 +12,8 @@ batch or a full rebuild costs one thread hop instead of one per statement.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -17,6 +23,16 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.store.errors import DatabaseGoneError, StoreError, WriteFailedError
+from bot.store.health import (
+    QUICK_CHECK_SECONDS,
+    FileIdentity,
+    damaged,
+    quick_check,
+    refuse_empty_file,
+    refuse_stranger,
+)
+from bot.store.lock import WriterLock
 from bot.store.projector import rebuild_all
 from bot.store.schema import MIGRATIONS, REBUILD_AFTER
 
@@ -31,18 +47,28 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
+        self.identity: FileIdentity | None = None
+        """Set once open: each write first checks the path still names this file."""
+        self._gone: DatabaseGoneError | None = None
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one IMMEDIATE transaction: all of it commits, or none of it."""
+        """Run ``work`` in one IMMEDIATE transaction: all of it commits, or none of it.
+
+        Refused (``DatabaseGoneError``) once the file was removed or replaced under us: SQLite
+        would go on writing into the unlinked file and every later turn would be lost unseen.
+        """
 
         def transaction(raw: sqlite3.Connection) -> T:
+            self._confirm_file()
             raw.execute("BEGIN IMMEDIATE")
             try:
                 result = work(raw)
+                raw.execute("COMMIT")  # may fail too (a full disk): then roll back as well
             except BaseException:
-                raw.execute("ROLLBACK")
+                if raw.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        raw.execute("ROLLBACK")
                 raise
-            raw.execute("COMMIT")
             return result
 
         return await self._run(transaction)
@@ -63,14 +89,49 @@ class Database:
     async def close(self) -> None:
         await self._conn.close()
 
+    def _confirm_file(self) -> None:
+        if self._gone is None and self.identity is not None:
+            try:
+                self.identity.confirm()
+            except DatabaseGoneError as exc:
+                log.critical("%s", exc)
+                self._gone = exc
+        if self._gone is not None:
+            raise self._gone
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         # aiosqlite has no public "run this function on the connection's thread"; _execute is
         # exactly that, and the one place we lean on it.
         def on_thread() -> T:
             return work(self._conn._conn)
 
-        result: T = await self._conn._execute(on_thread)  # type: ignore[no-untyped-call]
+        try:
+            result: T = await self._conn._execute(on_thread)  # type: ignore[no-untyped-call]
+        except sqlite3.DatabaseError as exc:
+            failure = _store_failure(exc, self.path)
+            if failure is None:
+                raise
+            raise failure from exc
         return result
+
+
+def _store_failure(exc: sqlite3.DatabaseError, path: str) -> StoreError | None:
+    """The end of this database's use, worded, or None for an error of one statement.
+
+    A full disk or an I/O error fails a write (rolled back whole); corrupt pages found after
+    the start-up check (which only samples a big file) are damage, as at the start.
+    """
+    code = _error_code(exc)
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        why = "the disk is full" if code == sqlite3.SQLITE_FULL else str(exc)
+        return WriteFailedError(
+            f"could not write to database {path} ({why}; a full disk, a file size limit or a "
+            "failing disk): the last change was not saved and nothing is half-written. Free "
+            "some space or check the disk, then start again"
+        )
+    if _is_damage(exc):
+        return damaged(path, str(exc))
+    return None
 
 
 def _migrate(raw: sqlite3.Connection) -> int:
@@ -119,21 +180,74 @@ def _split_statements(script: str) -> list[str]:
 
 
 @asynccontextmanager
-async def open_db(path: Path | str) -> AsyncIterator[Database]:
-    """Open (creating and migrating as needed) the store at ``path``; ``":memory:"`` works."""
+async def open_db(
+    path: Path | str, *, read_only: bool = False, check_seconds: float = QUICK_CHECK_SECONDS
+) -> AsyncIterator[Database]:
+    """Open (creating and migrating as needed) the store at ``path``; ``":memory:"`` works.
+
+    For writing (the default) the process must own the file (``DatabaseLockedError`` names
+    the owner) and the file must pass ``PRAGMA quick_check`` within ``check_seconds``.
+    ``read_only`` opens an existing file beside its owner: no lock, no migration, no writes.
+    """
     target = str(path)
+    lock: WriterLock | None = None
+    uri = target
     if target != ":memory:":
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    conn = await aiosqlite.connect(target, isolation_level=None)
+        lock, uri = await asyncio.to_thread(_prepare, Path(target), read_only)
+    try:
+        conn = await aiosqlite.connect(uri, isolation_level=None, uri=read_only)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     conn.row_factory = sqlite3.Row
     db = Database(conn, target)
     try:
-        await db.read(_configure)
-        version = await db.read(_migrate)
-        log.debug("store %s at schema version %d", target, version)
+        await db.read(_configure_reader if read_only else _configure)  # damage: a StoreError
+        if not read_only:
+            await db.read(lambda raw: _check(raw, target, check_seconds))
+            version = await db.read(_migrate)
+            log.debug("store %s at schema version %d", target, version)
+        if lock is not None:
+            db.identity = FileIdentity.of(Path(target))
         yield db
     finally:
         await conn.close()
+        if lock is not None:
+            lock.release()
+
+
+def _prepare(file: Path, read_only: bool) -> tuple[WriterLock | None, str]:
+    """Refuse what must not be opened; take the writer's lock. Returns it and what to connect to.
+
+    A reader connects with ``mode=rw`` so a mistyped path is an error, not a new empty file.
+    """
+    if read_only and not file.exists():
+        raise StoreError(f"no database at {file}")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    refuse_empty_file(file)
+    if read_only:
+        return None, f"{file.resolve().as_uri()}?mode=rw"
+    return WriterLock(file), str(file)
+
+
+def _check(raw: sqlite3.Connection, path: str, seconds: float) -> None:
+    refuse_stranger(raw, path)
+    quick_check(raw, path, seconds)
+
+
+def _error_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code (``SQLITE_FULL``, ``SQLITE_CORRUPT``, ...), if known."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Corrupt pages or a file that is no database (not a full disk or a busy lock)."""
+    code = _error_code(exc)
+    if code is None:
+        return type(exc) is sqlite3.DatabaseError
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def _configure(raw: sqlite3.Connection) -> None:
@@ -143,3 +257,8 @@ def _configure(raw: sqlite3.Connection) -> None:
     # 64 MiB of page cache: rebuilds of large logs stay at ~50k events/s instead of ~30k.
     raw.execute("PRAGMA cache_size = -65536")
     raw.execute("PRAGMA foreign_keys = OFF")
+
+
+def _configure_reader(raw: sqlite3.Connection) -> None:
+    raw.execute("PRAGMA query_only = ON")
+    raw.execute("PRAGMA busy_timeout = 5000")

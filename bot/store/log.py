@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
@@ -47,6 +48,17 @@ def validate(kind: str, payload: PayloadLike) -> Payload:
         raise EventError(f"invalid {kind} payload: {problems}") from None
 
 
+def payload_json(kind: str, payload: Payload) -> str:
+    """The payload as stored; text that is not valid Unicode (a lone surrogate) is refused."""
+    try:
+        return payload.model_dump_json()
+    except PydanticSerializationError:
+        raise EventError(
+            f"invalid {kind} payload: some text holds a broken character (a lone surrogate) "
+            "that cannot be saved"
+        ) from None
+
+
 def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | None:
     if kind == "chat_created":
         return str(payload.id)  # type: ignore[attr-defined]
@@ -71,7 +83,7 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
     chat_id = _chat_id_of(raw, kind, payload)
     cursor = raw.execute(
         "INSERT INTO event_log (kind, payload_json, chat_id, created_at) VALUES (?, ?, ?, ?)",
-        (kind, payload.model_dump_json(), chat_id, created_at),
+        (kind, payload_json(kind, payload), chat_id, created_at),
     )
     event_id = cursor.lastrowid
     assert event_id is not None

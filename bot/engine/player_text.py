@@ -1,0 +1,39 @@
+"""A player's line as the story can take it, or a ``StoryError`` that says what is wrong.
+
+Discord (and a terminal decoding bytes with ``surrogateescape``) can deliver text holding lone
+UTF-16 surrogates; such text cannot be stored as UTF-8, so it is refused here with a reason
+instead of failing deep in the store with an error no adapter answers.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.engine.errors import StoryError
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def refuse_unwritable(text: str, what: str = "that message") -> None:
+    """Refuse text with a lone surrogate: a character that is not valid text in any encoding."""
+    found = _LONE_SURROGATE.search(text)
+    if found:
+        raise StoryError(
+            f"{what} holds a broken character (a lone surrogate, U+{ord(found[0]):04X}, at "
+            f"position {found.start() + 1}) that cannot be saved; retype that part and send it "
+            "again"
+        )
+
+
+def player_line(prose: str, limit: int) -> str:
+    """The stripped line, refused when empty, longer than ``limit`` or not valid text."""
+    text = prose.strip()
+    if not text:
+        raise StoryError("there is nothing to say in that message")
+    if len(text) > limit:
+        raise StoryError(
+            f"that message is {len(text):,} characters; a turn can be at most {limit:,}. "
+            "Split it into several messages."
+        )
+    refuse_unwritable(text)
+    return text
