@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
+from bot.engine.macros import Names
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
 from bot.engine.views import Memory, Scene, present_entities, speaker_label
 from bot.store import YOU, EventSpec, append_and_apply, append_events
@@ -68,6 +69,7 @@ async def write_pov_summaries(
             summarize_pov(
                 ctx.models,
                 owner_name=names.get(owner, owner),
+                you_name=cast.you.name,
                 lines=[m.text for m in by_owner[owner]],
             )
             for owner in owners
@@ -117,7 +119,7 @@ async def record_threads(
 ) -> tuple[str, ...]:
     """Detect story threads; any failure is logged and swallowed."""
     try:
-        threads = await detect_threads(ctx.models, lines=lines)
+        threads = await detect_threads(ctx.models, names=_names(cast), lines=lines)
         if threads:
             await append_events(
                 ctx.db,
@@ -142,6 +144,11 @@ async def record_threads(
             "story thread detection failed for scene %d; the close goes on", scene.id, exc_info=True
         )
         return ()
+
+
+def _names(cast: Cast) -> Names:
+    """Whole-scene prompts (digest, threads) read ``{{char}}`` as the host, whose story it is."""
+    return Names(char=cast.host.name, user=cast.you.name)
 
 
 def _no_meanwhile(cast: Cast) -> None:
@@ -258,7 +265,7 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
 
 
 async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list[str]) -> str:
-    answer = await write_digest(ctx.models, you_name=cast.you.name, lines=lines)
+    answer = await write_digest(ctx.models, names=_names(cast), lines=lines)
     names = " and ".join(
         n for k, n in (await scene_names(ctx, cast, scene)).items() if k in scene.participants
     )

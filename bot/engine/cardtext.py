@@ -1,0 +1,67 @@
+"""What of a Tavern card reaches a prompt beyond the persona: personality, the character note at
+depth (``extensions.depth_prompt``), and the card's own lorebook. Read from the stored card at
+prompt time, so a card edited or re-imported takes effect on the next beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from bot.cards.lorebook import Lorebook, read_character_book
+from bot.llm import Message
+from bot.store.events import BotAuthored
+
+Role = Literal["system", "user", "assistant"]
+_ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+DEFAULT_DEPTH = 4
+"""SillyTavern's default depth for a character note."""
+
+
+@dataclass(frozen=True, slots=True)
+class DepthPrompt:
+    text: str
+    depth: int
+    role: Role
+
+
+def persona_text(card: BotAuthored) -> str:
+    """The persona with the card's personality after it, as SillyTavern sends both."""
+    if not card.personality.strip():
+        return card.persona
+    return f"{card.persona}\n\nPersonality: {card.personality}".strip()
+
+
+def depth_prompt(card: BotAuthored) -> DepthPrompt | None:
+    """``extensions.depth_prompt`` as SillyTavern writes it, or None when empty or malformed."""
+    raw = card.extensions.get("depth_prompt")
+    if not isinstance(raw, dict):
+        return None
+    text = raw.get("prompt")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    depth = raw.get("depth", DEFAULT_DEPTH)
+    if isinstance(depth, str) and depth.strip().isdigit():
+        depth = int(depth)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        depth = DEFAULT_DEPTH
+    role = raw.get("role", "system")
+    return DepthPrompt(text, min(depth, 1000), role if role in _ROLES else "system")
+
+
+def insert_at_depth(chat: list[Message], note: DepthPrompt | None) -> list[Message]:
+    """``chat`` with the note ``depth`` messages from its end (0: after the last one)."""
+    if note is None:
+        return chat
+    at = max(0, len(chat) - note.depth)
+    return [*chat[:at], Message(role=note.role, content=note.text), *chat[at:]]
+
+
+def card_lorebook(card: BotAuthored) -> Lorebook | None:
+    """The card's own lorebook, read from the book it carries."""
+    if not card.character_book:
+        return None
+    book = read_character_book(card.character_book)
+    if not book.entries:
+        return None
+    return replace(book, name=book.name or f"{card.name}'s lorebook")
