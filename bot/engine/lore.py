@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from bot.cards.lorebook import Lorebook
+from pydantic import ValidationError
+
+from bot.cards import CardError
+from bot.cards.card_json import decode_card_json
+from bot.cards.lorebook import Lorebook, read_world_info
 from bot.engine.cardtext import card_lorebook
 from bot.engine.context import Cast, StoryContext
+from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.macros import Names, resolve_text
 from bot.engine.views import Beat, Character, speaker_label
 from bot.engine.worldinfo import Activation, Scanned, activate
+from bot.store import append_and_apply
 from bot.store.events import LoreEntry
 
 log = logging.getLogger(__name__)
@@ -53,18 +59,17 @@ def books_for(speaker: Character, chat_book: Lorebook) -> list[Lorebook]:
 
 
 def scanned_beats(cast: Cast, transcript: Sequence[Beat]) -> list[Scanned]:
-    """The witnessed transcript as scan text, oldest first, each saying whose line it was."""
+    """The witnessed transcript as scan text, oldest first, each line with its speaker."""
     names = cast.names()
     shown = [beat for beat in transcript if beat.text.strip()]
     count = len(shown)
-    return [
-        Scanned(
-            f"{speaker_label(beat, cast.you.name, names)}'s line "
-            + ("(the latest)" if i == count - 1 else f"({count - 1 - i} before the latest)"),
-            beat.text,
-        )
-        for i, beat in enumerate(shown)
-    ]
+    scanned = []
+    for i, beat in enumerate(shown):
+        label = speaker_label(beat, cast.you.name, names)
+        age = "(the latest)" if i == count - 1 else f"({count - 1 - i} before the latest)"
+        # names included, as SillyTavern scans by default: a key may be someone's name
+        scanned.append(Scanned(f"{label}'s line {age}", f"{label}: {beat.text}"))
+    return scanned
 
 
 async def lore_for(
@@ -88,3 +93,73 @@ async def lore_for(
     )
     log.debug("world info for %s in chat %s: %s", speaker.name, cast.chat.id, activation.describe())
     return activation
+
+
+async def lore_now(ctx: StoryContext, cast: Cast, speaker: Character, line: str) -> Activation:
+    """What would fire for ``speaker``'s next prompt, from the same transcript a turn reads."""
+    transcript = await ctx.views.witnessed_beats(
+        cast.chat.id, speaker.id, ctx.settings.transcript_beats
+    )
+    return await lore_for(ctx, cast, speaker, transcript, line)
+
+
+async def import_world_book(
+    ctx: StoryContext, chat_id: str, data: bytes, filename: str
+) -> Lorebook:
+    """Replace the chat's world book with a SillyTavern world-info file (or a card's book)."""
+    try:
+        raw = decode_card_json(data, filename)
+        data_part = raw.get("data")
+        if isinstance(data_part, dict) and isinstance(data_part.get("character_book"), dict):
+            raw = data_part["character_book"]  # a whole card: take its lorebook
+        book = read_world_info(raw, filename)
+    except CardError as exc:
+        raise StoryError(exc.message) from None
+    if not book.entries:
+        raise StoryError(f"{filename} has no world-info entries that could be read")
+    await append_and_apply(
+        ctx.db,
+        kind="world_book_imported",
+        payload={
+            "chat_id": chat_id,
+            "name": book.name[:500],
+            "scan_depth": book.scan_depth,
+            "token_budget": book.token_budget,
+            "recursive_scanning": book.recursive_scanning,
+            "entries": [entry.model_dump() for entry in book.entries],
+        },
+    )
+    return book
+
+
+async def add_entry(ctx: StoryContext, chat_id: str, fields: Mapping[str, object]) -> int:
+    """Add an entry to the chat's world book; its number is the next free one."""
+    try:
+        entry = LoreEntry.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "entry"
+        raise StoryError(f"that world-info entry does not fit: {where}: {first['msg']}") from None
+    if not entry.content.strip():
+        raise StoryError("a world-info entry needs some content")
+    if not entry.constant and not any(key.strip() for key in entry.keys):
+        raise StoryError("a world-info entry needs keys (words that make it fire) or constant")
+    event_id = await append_and_apply(
+        ctx.db, kind="lore_entry_added", payload={"chat_id": chat_id, "entry": entry}
+    )
+    row = await ctx.db.fetchone(
+        "SELECT number FROM lore_entries WHERE chat_id = ? AND event_id = ?", (chat_id, event_id)
+    )
+    assert row is not None
+    return int(row[0])
+
+
+async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
+    row = await ctx.db.fetchone(
+        "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
+    )
+    if row is None:
+        raise NotFoundError(f"the world book has no entry {number} (see /lore list)")
+    await append_and_apply(
+        ctx.db, kind="lore_entry_removed", payload={"chat_id": chat_id, "number": number}
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.macros import Names
+from bot.engine.opening import relationship_seeds
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
 from bot.engine.views import Memory, Scene, present_entities, speaker_label
 from bot.store import YOU, EventSpec, append_and_apply, append_events
@@ -164,6 +165,7 @@ async def close_you_scene(
     *,
     participants: list[str] | None = None,
     cast_change: str | None = None,
+    seeds: list[EventSpec] | None = None,
 ) -> SceneClose:
     """Close the open you-scene and open the next one (with ``participants``, default the same).
 
@@ -192,10 +194,12 @@ async def close_you_scene(
             },
         ),
     ]
+    opened_at = len(events) - 1
+    events += seeds or []
     ids = await append_events(ctx.db, events)
     summaries = await write_pov_summaries(ctx, cast, scene)
     threads = await record_threads(ctx, cast, scene, await _scene_lines(ctx, cast, scene))
-    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[-1])
+    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[opened_at])
 
 
 async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
@@ -206,13 +210,17 @@ async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> Sc
         raise StoryError("the host is already here")
     if chosen in cast.scene.participants:
         raise StoryError(f"{chosen} is already in the scene")
-    if await ctx.views.character(cast.chat.guild_id, chosen) is None:
+    guest = await ctx.views.character(cast.chat.guild_id, chosen)
+    if guest is None:
         raise StoryError(f"no character {chosen!r} in this server")
+    seen = await ctx.views.relationship(cast.chat.id, chosen, YOU)
+    first_meeting = not seen.summary and not seen.knowledge_facts
     return await close_you_scene(
         ctx,
         cast,
         participants=[YOU, cast.host.id, chosen],
         cast_change=chosen if chosen != cast.chat.guest_id else None,
+        seeds=relationship_seeds(cast.chat.id, [guest], cast.you.name) if first_meeting else [],
     )
 
 

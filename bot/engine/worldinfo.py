@@ -229,11 +229,9 @@ def _pattern(entry: LoreEntry, key: str) -> regex.Pattern[str] | None:
     flags = 0 if entry.case_sensitive else regex.IGNORECASE
     literal = _REGEX_KEY.match(key)
     try:
-        if literal is not None:
+        if literal is not None:  # SillyTavern's /pattern/flags: its own flags decide the case
             body, extra = literal.groups()
-            if "i" in extra:
-                flags |= regex.IGNORECASE
-            return regex.compile(body, flags)
+            return regex.compile(body, regex.IGNORECASE if "i" in extra else 0)
         if entry.use_regex:
             return regex.compile(key, flags)
     except regex.error:

@@ -385,6 +385,10 @@ class LoreEntryRemoved(Payload):
     number: int = Field(ge=1)
 
 
+WORLD_BOOK_KINDS = ("world_book_imported", "lore_entry_added", "lore_entry_removed")
+"""Changes to a chat's world book: not beats, so a rewind carries them past itself."""
+
+
 PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "bot_authored": BotAuthored,
     "character_deleted": CharacterDeleted,
