@@ -34,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.meanwhile",
     "cogs.history",
     "cogs.insight",
+    "cogs.lore",
     "cogs.admin",
 )
 

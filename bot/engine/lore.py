@@ -163,3 +163,53 @@ async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
     await append_and_apply(
         ctx.db, kind="lore_entry_removed", payload={"chat_id": chat_id, "number": number}
     )
+
+
+def entry_fields(
+    *,
+    keys: str,
+    content: str,
+    secondary_keys: str = "",
+    logic: str = "and_any",
+    constant: bool = False,
+    position: str = "before_char",
+    order: int = 100,
+    case_sensitive: bool = False,
+) -> dict[str, object]:
+    """A world-info entry from a command's options (keys as comma-separated words)."""
+    secondary = _words(secondary_keys)
+    return {
+        "keys": _words(keys),
+        "content": content.strip(),
+        "secondary_keys": secondary,
+        "selective": bool(secondary),
+        "selective_logic": logic,
+        "constant": constant,
+        "position": position,
+        "insertion_order": order,
+        "case_sensitive": case_sensitive,
+    }
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
+def describe_entry(number: int | None, entry: LoreEntry, *, width: int = 80) -> str:
+    """One line for /lore list: number, when it fires, and the start of its content."""
+    if entry.constant:
+        when = "always"
+    else:
+        when = "keys: " + ", ".join(entry.keys)
+        if entry.selective and entry.secondary_keys:
+            logic = entry.selective_logic.replace("_", " ")
+            when += f" ({logic}: {', '.join(entry.secondary_keys)})"
+    flags = [when] + ([] if entry.enabled else ["off"])
+    if entry.position == "after_char":
+        flags.append("after char")
+    content = " ".join(entry.content.split())
+    if len(content) > width:
+        content = content[: width - 1] + "…"
+    label = f"#{number} " if number is not None else ""
+    title = f"{entry.comment}: " if entry.comment else ""
+    return f"{label}{title}{content} ({'; '.join(flags)})"
