@@ -11,10 +11,10 @@ from bot.engine.lore import describe_entry, entry_fields
 
 USAGE = (
     'use /lore import PATH, /lore add keys=a,b content="…" [secondary=…] [logic=and_any] '
-    "[constant=yes] [position=after_char] [order=N], /lore list, /lore remove N, "
-    "/lore why [ID] [line…]"
+    "[constant=yes] [position=after_char|at_depth] [depth=N] [order=N], /lore list, "
+    "/lore remove N, /lore why [ID] [line…]"
 )
-ADD_OPTIONS = {"keys", "content", "secondary", "logic", "constant", "position", "order"}
+ADD_OPTIONS = {"keys", "content", "secondary", "logic", "constant", "position", "order", "depth"}
 MAX_BOOK_BYTES = 2 * 1024 * 1024
 
 
@@ -78,9 +78,9 @@ class _LoreCommands:
         options = self.parse_options(rest, ADD_OPTIONS)
         if "content" not in options:
             raise LoreUsageError(USAGE)
-        order = options.get("order", "100")
-        if not order.lstrip("-").isdigit():
-            raise LoreUsageError("order must be a whole number")
+        order, depth = options.get("order", "100"), options.get("depth", "4")
+        if not order.lstrip("-").isdigit() or not depth.isdigit():
+            raise LoreUsageError("order and depth must be whole numbers")
         fields = entry_fields(
             keys=options.get("keys", ""),
             content=options["content"],
@@ -89,6 +89,7 @@ class _LoreCommands:
             constant=options.get("constant", "no").lower() in {"yes", "true", "1"},
             position=options.get("position", "before_char"),
             order=int(order),
+            depth=int(depth),
         )
         number = await self.engine.add_lore(self.chat_id, fields)
         self.say(f"(world-book entry #{number} added)")

@@ -50,7 +50,8 @@ class Lore(StoryCog):
         secondary="more words, comma-separated, checked by 'logic'",
         logic="how the secondary words decide",
         constant="always sent, whatever is said",
-        position="before or after the character's description",
+        position="before or after the character's description, or at a depth in the transcript",
+        depth="with position at_depth: how many messages from the end",
         order="lower comes first among entries that fire",
     )
     async def add(
@@ -62,8 +63,9 @@ class Lore(StoryCog):
         secondary: str = "",
         logic: Literal["and_any", "and_all", "not_any", "not_all"] = "and_any",
         constant: bool = False,
-        position: Literal["before_char", "after_char"] = "before_char",
+        position: Literal["before_char", "after_char", "at_depth"] = "before_char",
         order: int = 100,
+        depth: int = 4,
     ) -> None:
         place = await steered_story(interaction, "change its world book")
         fields = entry_fields(
@@ -74,6 +76,7 @@ class Lore(StoryCog):
             constant=constant,
             position=position,
             order=order,
+            depth=depth,
         )
         number = await self.engine.add_lore(place.chat.id, fields)
         await answer(interaction, f"World-book entry #{number} added.")

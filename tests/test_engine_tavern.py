@@ -179,6 +179,20 @@ async def test_depth_zero_puts_the_note_after_the_line_and_roles_are_kept(db: Da
 # --- 2. world info in play ------------------------------------------------------------------
 
 
+async def test_an_at_depth_entry_goes_into_the_transcript(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False, character_book=None, extensions={})
+    entry = {"keys": ["storm"], "content": "Thunder, {{user}}.", "position": "at_depth"}
+    await engine.add_lore(chat_id, {**entry, "depth": 0, "role": "user"})
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "A storm comes.", RecordingSink())
+    prompt = narrative_prompts(mock)[0]
+    at = prompt.index(Message(role="user", content="Thunder, Sam."))
+    assert prompt[at - 1] == Message(role="user", content="Sam: A storm comes.")
+    assert prompt[at + 1 :] == [Message(role="system", content="Keep Mira brief with Sam.")]
+    assert not any(m.content.startswith("World info:") for m in prompt)
+
+
 async def test_a_cards_lorebook_reaches_only_its_own_characters_prompts(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine)

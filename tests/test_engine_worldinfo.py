@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from bot.cards.lorebook import Lorebook, read_character_book, read_world_info
+from bot.engine.cardtext import DepthPrompt, insert_at_depth
 from bot.engine.worldinfo import Activation, Scanned, activate, lore_tokens
+from bot.llm import Message
 from bot.store.events import LoreEntry
 
 
@@ -349,3 +351,30 @@ def test_a_sillytavern_world_info_file_is_read() -> None:
     storms = lorebook.entries[1]
     assert storms.selective_logic == "not_any" and storms.position == "after_char"
     assert storms.scan_depth == 5 and storms.selective and storms.enabled
+
+
+def test_sillytavern_at_depth_entries_keep_their_depth_and_role() -> None:
+    raw = {
+        "entries": {
+            "0": {"key": ["a"], "content": "deep", "position": 4, "depth": 0, "role": 2},
+            "1": {"key": ["a"], "content": "note", "position": 2},
+        }
+    }
+    deep, note = read_world_info(raw, "w.json").entries
+    assert (deep.position, deep.depth, deep.role) == ("at_depth", 0, "assistant")
+    assert (note.position, note.depth, note.role) == ("after_char", 4, "system")
+    activation = fire(book(deep, note), current="a")
+    assert [e.content for e in activation.at_depth()] == ["deep"]
+    assert activation.texts("after_char") == ["note"]
+
+
+def test_notes_go_in_at_their_depths_in_order() -> None:
+    chat = [Message(role="user", content=str(i)) for i in range(3)]
+    notes = [
+        DepthPrompt("a", 1, "system"),
+        DepthPrompt("b", 1, "user"),
+        DepthPrompt("c", 9, "system"),
+    ]
+    placed = insert_at_depth(chat, notes)
+    assert [m.content for m in placed] == ["c", "0", "1", "a", "b", "2"]
+    assert insert_at_depth(chat, []) == chat

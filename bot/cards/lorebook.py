@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from bot.cards.errors import CardError
-from bot.store.events import LoreEntry, LorePosition, SelectiveLogic
+from bot.store.events import LoreEntry, LorePosition, LoreRole, SelectiveLogic
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,11 @@ SELECTIVE_LOGIC: dict[int, SelectiveLogic] = {
     3: "and_all",
 }
 """SillyTavern's ``selectiveLogic`` numbers."""
-BEFORE_CHAR = 0
-"""SillyTavern's ``position`` 0 is before the character; every other position is read as after."""
+BEFORE_CHAR, AT_DEPTH = 0, 4
+"""SillyTavern's ``position`` numbers: 0 before the character, 4 at a depth in the chat; the
+others (after the character, around the author's note or the examples) are read as after."""
+ROLES: dict[int, LoreRole] = {0: "system", 1: "user", 2: "assistant"}
+DEFAULT_DEPTH = 4
 MAX_ENTRIES = 2000
 BUDGET_LIMIT = 1_000_000
 
@@ -103,6 +106,8 @@ def _card_entry(raw: Mapping[str, object]) -> dict[str, object]:
         "insertion_order": _int(raw.get("insertion_order"), 100),
         "priority": _int(raw.get("priority"), 10),
         "position": _position(raw.get("position"), st.get("position")),
+        "depth": _depth(st.get("depth")),
+        "role": ROLES.get(_int(st.get("role"), 0), "system"),
         "case_sensitive": (raw.get("case_sensitive") or st.get("case_sensitive")) is True,
         "use_regex": raw.get("use_regex") is True,
         "match_whole_words": st.get("match_whole_words") is True,
@@ -126,6 +131,8 @@ def _st_entry(raw: Mapping[str, object]) -> dict[str, object]:
         "insertion_order": _int(raw.get("order"), 100),
         "priority": _int(raw.get("priority"), 10),
         "position": _position(None, raw.get("position")),
+        "depth": _depth(raw.get("depth")),
+        "role": ROLES.get(_int(raw.get("role"), 0), "system"),
         "case_sensitive": raw.get("caseSensitive") is True,
         "use_regex": raw.get("useRegex") is True,
         "match_whole_words": raw.get("matchWholeWords") is True,
@@ -145,8 +152,15 @@ def _entry(fields: dict[str, object]) -> LoreEntry | None:
 
 def _position(spec: object, st: object) -> LorePosition:
     if isinstance(st, int) and not isinstance(st, bool):
-        return "before_char" if st == BEFORE_CHAR else "after_char"
+        positions: dict[int, LorePosition] = {BEFORE_CHAR: "before_char", AT_DEPTH: "at_depth"}
+        return positions.get(st, "after_char")
     return "after_char" if spec == "after_char" else "before_char"
+
+
+def _depth(value: object) -> int:
+    """An at-depth entry's depth; SillyTavern's default is 4."""
+    depth = _count(value)
+    return DEFAULT_DEPTH if depth is None else depth
 
 
 def _text(value: object) -> str:

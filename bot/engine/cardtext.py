@@ -5,10 +5,12 @@ prompt time, so a card edited or re-imported takes effect on the next beat.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.cards.lorebook import Lorebook, read_character_book
+from bot.engine.worldinfo import Activation
 from bot.llm import Message
 from bot.store.events import BotAuthored
 
@@ -49,12 +51,19 @@ def depth_prompt(card: BotAuthored) -> DepthPrompt | None:
     return DepthPrompt(text, min(depth, 1000), role if role in _ROLES else "system")
 
 
-def insert_at_depth(chat: list[Message], note: DepthPrompt | None) -> list[Message]:
-    """``chat`` with the note ``depth`` messages from its end (0: after the last one)."""
-    if note is None:
-        return chat
-    at = max(0, len(chat) - note.depth)
-    return [*chat[:at], Message(role=note.role, content=note.text), *chat[at:]]
+def insert_at_depth(chat: list[Message], notes: Sequence[DepthPrompt]) -> list[Message]:
+    """``chat`` with each note ``depth`` messages from its end (0: after the last one), counted
+    in ``chat`` as given; notes of the same depth keep their order."""
+    placed: dict[int, list[Message]] = {}
+    for note in notes:
+        at = max(0, len(chat) - note.depth)
+        placed.setdefault(at, []).append(Message(role=note.role, content=note.text))
+    merged: list[Message] = []
+    for index in range(len(chat) + 1):
+        merged.extend(placed.get(index, ()))
+        if index < len(chat):
+            merged.append(chat[index])
+    return merged
 
 
 def card_lorebook(card: BotAuthored) -> Lorebook | None:
@@ -65,3 +74,11 @@ def card_lorebook(card: BotAuthored) -> Lorebook | None:
     if not book.entries:
         return None
     return replace(book, name=book.name or f"{card.name}'s lorebook")
+
+
+def depth_notes(card: BotAuthored, lore: Activation) -> list[DepthPrompt]:
+    """What goes into the transcript at a depth: world-info entries placed there (in their
+    order), then the card's own character note."""
+    notes = [DepthPrompt(e.content, e.depth, e.role) for e in lore.at_depth() if e.content.strip()]
+    own = depth_prompt(card)
+    return [*notes, own] if own is not None else notes

@@ -174,6 +174,7 @@ def entry_fields(
     constant: bool = False,
     position: str = "before_char",
     order: int = 100,
+    depth: int = 4,
     case_sensitive: bool = False,
 ) -> dict[str, object]:
     """A world-info entry from a command's options (keys as comma-separated words)."""
@@ -187,6 +188,7 @@ def entry_fields(
         "constant": constant,
         "position": position,
         "insertion_order": order,
+        "depth": depth,
         "case_sensitive": case_sensitive,
     }
 
@@ -207,6 +209,8 @@ def describe_entry(number: int | None, entry: LoreEntry, *, width: int = 80) -> 
     flags = [when] + ([] if entry.enabled else ["off"])
     if entry.position == "after_char":
         flags.append("after char")
+    elif entry.position == "at_depth":
+        flags.append(f"at depth {entry.depth}")
     content = " ".join(entry.content.split())
     if len(content) > width:
         content = content[: width - 1] + "…"

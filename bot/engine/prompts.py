@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.engine.cardtext import depth_prompt, insert_at_depth, persona_text
+from bot.engine.cardtext import depth_notes, insert_at_depth, persona_text
 from bot.engine.macros import Names, replacing, resolve_prompt
 from bot.engine.views import (
     Activity,
@@ -162,8 +162,8 @@ def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) ->
     )
     instructions = replacing(card.post_history_instructions, "")
     after = [Message(role="system", content=instructions)] if instructions.strip() else []
-    note = depth_prompt(card)
-    extra = [Message(role="system", content=note.text)] if note else []
+    notes = depth_notes(card, pov.lore)
+    extra = [Message(role=n.role, content=n.text) for n in notes]
     room = budget_tokens - prompt_tokens([*head, *lore, cue_message, *after, *extra])
     history: list[Message] = []
     for beat in reversed(pov.transcript):
@@ -176,7 +176,7 @@ def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) ->
         history.append(message)
         room -= cost
     history.reverse()
-    chat = insert_at_depth([*history, cue_message], note)
+    chat = insert_at_depth([*history, cue_message], notes)
     cue_at = max(i for i, m in enumerate(chat) if m is cue_message)
     messages = [*head, *chat[:cue_at], *lore, *chat[cue_at:], *after]
     return resolve_prompt(messages, Names(char=pov.speaker.name, user=pov.you.name))

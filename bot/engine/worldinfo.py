@@ -75,6 +75,10 @@ class Activation:
     def texts(self, position: str) -> list[str]:
         return [f.entry.content for f in self.fired if f.entry.position == position]
 
+    def at_depth(self) -> list[LoreEntry]:
+        """Fired entries that go into the transcript at a depth, in insertion order."""
+        return [f.entry for f in self.fired if f.entry.position == "at_depth"]
+
     def describe(self) -> str:
         """One line: each entry that fired and why, then what the budget left out."""
         parts = [f"{f.title} ({f.reason})" for f in self.fired]

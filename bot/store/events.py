@@ -335,7 +335,8 @@ class DerivationsReplaced(Payload):
 
 
 SelectiveLogic = Literal["and_any", "not_all", "not_any", "and_all"]
-LorePosition = Literal["before_char", "after_char"]
+LorePosition = Literal["before_char", "after_char", "at_depth"]
+LoreRole = Literal["system", "user", "assistant"]
 
 
 class LoreEntry(Payload):
@@ -354,6 +355,9 @@ class LoreEntry(Payload):
     insertion_order: int = 100
     priority: int = 10
     position: LorePosition = "before_char"
+    depth: int = Field(default=4, ge=0, le=1000)
+    """With ``at_depth``: how many messages from the end of the transcript it goes."""
+    role: LoreRole = "system"
     case_sensitive: bool = False
     use_regex: bool = False
     match_whole_words: bool = False
