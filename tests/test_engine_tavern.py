@@ -224,6 +224,20 @@ async def test_the_world_book_reaches_every_character(db: Database) -> None:
     assert mira.index(lore_message) == len(mira) - 3  # just before the cue (and the PHI)
 
 
+async def test_world_info_stays_within_its_share_of_the_prompt_budget(db: Database) -> None:
+    engine, mock = make_engine(db, engine={"prompt_token_budget": 1000})
+    chat_id = await start(engine, guest=False, character_book=None)
+    for word, priority in (("lamp", 1), ("storm", 9)):
+        entry = {"keys": [word], "content": f"{word} " * 90, "priority": priority}
+        await engine.add_lore(chat_id, entry)  # about 135 tokens each; the share is 150
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "The lamp in the storm.", RecordingSink())
+    lore = next(m for m in narrative_prompts(mock)[0] if m.content.startswith("World info:"))
+    assert "storm" in lore.content and "lamp" not in lore.content
+    _, now = await engine.lore_why(chat_id, HOST, "The lamp in the storm.")
+    assert [f.entry.priority for f in now.over_budget] == [1]
+
+
 async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Database) -> None:
     """Tomas was not there when the letter came up: its entry fires for Mira, never for him."""
     engine, mock = make_engine(db)
