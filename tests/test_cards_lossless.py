@@ -146,6 +146,15 @@ def test_v3_png_card_exports_as_it_was_imported() -> None:
     assert ccv3["data"] == card["data"]
 
 
+def test_nulls_stay_and_a_missing_spec_field_is_added_empty() -> None:
+    card = v2_card()
+    card["data"].update(extensions=None, tags=None, creator_notes=None)
+    del card["data"]["personality"], card["data"]["character_book"]
+    character = stored(json.dumps(card).encode(), "mira.json")
+    # personality is required by the V2 spec: the export is a valid card; the lorebook is not
+    assert exported_data(character, "v2") == {**card["data"], "personality": ""}
+
+
 def test_charx_card_exports_as_it_was_imported() -> None:
     icon = [{"type": "icon", "uri": "embeded://assets/icon/main.png", "name": "main", "ext": "png"}]
     card = v3_card(assets=icon)

@@ -123,13 +123,21 @@ def _read_data(data: dict[str, object], version: CardVersion) -> CardFields:
         "tags": texts("tags"),
         "creator_notes": text("creator_notes"),
         "extensions": extensions,
-        "card_source": {**data, "extensions": dict(extensions)} if "extensions" in data else data,
+        "card_source": _without_ours(data, extensions),
     }
     if version == "v3":
         fields["nickname"] = text("nickname")
     fields.update(_read_storybot(ours))
     fields.setdefault("id", slugify(str(fields["name"])))
     return CardFields(fields, version, _losses(data))
+
+
+def _without_ours(data: dict[str, object], extensions: dict[str, object]) -> dict[str, object]:
+    """The card's data as written, minus our own extension (read into fields instead)."""
+    written = data.get("extensions")
+    if isinstance(written, dict) and STORYBOT_EXTENSION in written:
+        return {**data, "extensions": extensions}
+    return data
 
 
 def _read_storybot(ours: dict[str, object]) -> dict[str, object]:
