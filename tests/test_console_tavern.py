@@ -16,6 +16,8 @@ from bot.llm import MockLLMClient
 from bot.store import Database
 from tests.engine_helpers import parse_answer, zero_state
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
 
 def write_card(tmp_path: Path) -> Path:
     card = {
@@ -102,3 +104,17 @@ async def test_a_greeting_that_is_not_a_number_is_a_usage_error(
         engine, f"/character import {write_card(tmp_path)}\n/chat start host=mira greeting=x\n"
     )
     assert "error: greeting=N takes a number" in out
+
+
+async def test_the_example_world_book_imports(db: Database) -> None:
+    engine = Engine(db, MockLLMClient(), Settings())
+    out = await play_script(
+        engine,
+        f"/character import {EXAMPLES / 'characters' / 'mira.toml'}\n"
+        "/chat start host=mira\n"
+        f"/lore import {EXAMPLES / 'world' / 'harbour.json'}\n"
+        "/lore why mira the torn ledger page\n",
+    )
+    assert "(the world book is now The harbour district: 3 entries)" in out
+    assert "  weather (the story's world book): constant" in out
+    assert "  the ledger (the story's world book): key 'ledger' in the line being answered" in out
