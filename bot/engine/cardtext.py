@@ -5,6 +5,8 @@ prompt time, so a card edited or re-imported takes effect on the next beat.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -67,13 +69,19 @@ def insert_at_depth(chat: list[Message], notes: Sequence[DepthPrompt]) -> list[M
 
 
 def card_lorebook(card: BotAuthored) -> Lorebook | None:
-    """The card's own lorebook, read from the book it carries."""
+    """The card's own lorebook, read from the book it carries (once per book and name: a big
+    book costs milliseconds to read, and the same card speaks turn after turn)."""
     if not card.character_book:
         return None
-    book = read_character_book(card.character_book)
+    return _read_book(json.dumps(card.character_book, ensure_ascii=False), card.name)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_book(book_json: str, owner: str) -> Lorebook | None:
+    book = read_character_book(json.loads(book_json))
     if not book.entries:
         return None
-    return replace(book, name=book.name or f"{card.name}'s lorebook")
+    return replace(book, name=book.name or f"{owner}'s lorebook")
 
 
 def depth_notes(card: BotAuthored, lore: Activation) -> list[DepthPrompt]:
