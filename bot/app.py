@@ -35,6 +35,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.meanwhile",
     "cogs.history",
     "cogs.insight",
+    "cogs.lore",
     "cogs.admin",
 )
 

@@ -23,7 +23,9 @@ from typing import TextIO
 
 from bot.cards import CardError, load_character_file
 from bot.config import Settings
+from bot.console_lore import LoreUsageError, lore_command
 from bot.engine import BeatEnd, Engine, SceneClose, Speaker, StoryError
+from bot.engine.views import Character
 from bot.llm import OpenAICompatibleClient
 from bot.store import open_db
 
@@ -33,8 +35,10 @@ HELP = """\
 Commands:
   /character import PATH        import a character (our TOML, a Tavern card JSON/PNG, CHARX)
   /character list               the characters you can cast
+  /character show ID            a character's card (creator, version, greetings, lorebook)
   /you set name=… pronouns=… persona=…
-  /chat start host=ID [guest=ID] [place="…"] [time=…] [weather=…]
+  /chat start host=ID [guest=ID] [place="…"] [time=…] [weather=…] [greeting=N]
+                                greeting: 0 the first message, 1… an alternate greeting
   /chat set [time=…] [place="…"] [weather=…] [anchor="Day 2"]   move the world on
   /chat end
   /scene close | /scene join ID | /scene leave [ID]
@@ -44,6 +48,8 @@ Commands:
   /regenerate                   replace the latest reply with a new one
   /rewind [N]                   take back your last N lines (default 1) and what followed
   /why A B                      the beats that moved A's feelings toward B
+  /lore import PATH | add keys=… content="…" | list | remove N | why [ID] [line]
+                                the story's world book (SillyTavern world info)
   /export PATH                  write the story to PATH.md and its log to PATH.jsonl
   /status  /memories ID [query]  /relationship A B  /help  /quit
 Any other line is your turn. Ctrl-C stops a reply that is streaming."""
@@ -109,6 +115,7 @@ class Console:
             "regenerate": self._regenerate,
             "rewind": self._rewind,
             "why": self._why,
+            "lore": self._lore,
             "export": self._export,
             "help": self._help,
             "quit": self._quit,
@@ -170,8 +177,28 @@ class Console:
         elif args == ["list"]:
             characters = await self.engine.characters(0)
             self.say("\n".join(f"{c.id}: {c.name}" for c in characters) or "(no characters yet)")
+        elif args[:1] == ["show"] and len(args) == 2:
+            self._show_character(args[1], await self.engine.character(0, args[1]))
         else:
-            raise UsageError("use /character import PATH or /character list")
+            raise UsageError("use /character import PATH, /character list or /character show ID")
+
+    def _show_character(self, character_id: str, character: Character | None) -> None:
+        if character is None:
+            raise UsageError(f"no character {character_id!r}; /character list shows them")
+        card = character.card
+        self.say(f"{card.name} ({card.id})")
+        for label, value in (("creator", card.creator), ("version", card.character_version)):
+            if value:
+                self.say(f"  {label}: {value}")
+        self.say(f"  persona: {card.persona[:300]}")
+        if card.personality:
+            self.say(f"  personality: {card.personality[:300]}")
+        for number, text in enumerate([card.kickoff_prose, *card.alternate_greetings]):
+            if text.strip():
+                self.say(f"  greeting={number}: {' '.join(text.split())[:100]}")
+        entries = (card.character_book or {}).get("entries")
+        if isinstance(entries, list) and entries:
+            self.say(f"  lorebook: {len(entries)} entries")
 
     async def _you(self, args: list[str]) -> None:
         if args[:1] != ["set"]:
@@ -188,10 +215,13 @@ class Console:
     async def _chat(self, args: list[str]) -> None:
         if args[:1] == ["start"]:
             options = parse_options(
-                args[1:], {"host", "guest", "place", "time", "weather", "anchor"}
+                args[1:], {"host", "guest", "place", "time", "weather", "anchor", "greeting"}
             )
             if "host" not in options:
                 raise UsageError("/chat start needs host=ID")
+            greeting = options.get("greeting", "0")
+            if not greeting.isdigit():
+                raise UsageError("greeting=N takes a number: 0 the first message, 1… alternates")
             started = await self.engine.start_chat(
                 host_id=options["host"],
                 guest_id=options.get("guest") or None,
@@ -199,6 +229,7 @@ class Console:
                 time=options.get("time", ""),
                 weather=options.get("weather", ""),
                 narrative_anchor=options.get("anchor", "Day 1"),
+                greeting=int(greeting),
             )
             self.chat_id = started.chat.id
             self.say(f"(story {started.chat.id} begins at {started.chat.place or 'somewhere'})")
@@ -322,6 +353,12 @@ class Console:
             )
         if not changes:
             self.say("(nothing has moved those feelings yet)")
+
+    async def _lore(self, args: list[str]) -> None:
+        try:
+            await lore_command(self.engine, self._chat_id(), args, self.say, parse_options)
+        except LoreUsageError as exc:
+            raise UsageError(str(exc)) from None
 
     async def _export(self, args: list[str]) -> None:
         if len(args) != 1:

@@ -92,12 +92,24 @@ def character_embed(character: Character) -> discord.Embed:
         title=card.name, description=clip(card.persona, DESCRIPTION_LIMIT), colour=COLOUR
     )
     embed.add_field(name="id", value=f"`{card.id}`")
+    if card.creator:
+        embed.add_field(name="creator", value=clip(card.creator))
+    if card.character_version:
+        embed.add_field(name="version", value=clip(card.character_version))
+    if card.personality:
+        embed.add_field(name="personality", value=clip(card.personality), inline=False)
     if card.traits:
         embed.add_field(name="traits", value=clip(", ".join(card.traits)))
     if card.voice_samples:
         embed.add_field(name="voice", value=clip("\n".join(card.voice_samples)), inline=False)
     if card.kickoff_prose:
         embed.add_field(name="kickoff", value=clip(card.kickoff_prose), inline=False)
+    if card.alternate_greetings:
+        count = len(card.alternate_greetings)
+        embed.add_field(name="greetings", value=f"{count} more (/chat start greeting:)")
+    entries = (card.character_book or {}).get("entries")
+    if isinstance(entries, list) and entries:
+        embed.add_field(name="lorebook", value=f"{len(entries)} entries")
     if card.creator_id:
         embed.set_footer(text=f"created by user {card.creator_id}")
     return fit(embed)

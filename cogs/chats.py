@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.engine import SceneClose
 from cogs._base import Interaction, Refusal, StoryCog, answer, defer
-from cogs._choices import character_choices
+from cogs._choices import character_choices, greeting_choices
 from cogs._closing import archive_thread, scene_closed_note, show_meanwhile_closed
 from cogs._embeds import status_embed
 from cogs._files import story_files
@@ -22,8 +22,10 @@ class Chats(StoryCog):
 
     @chat.command(name="start", description="Start a story in this channel")
     @app_commands.autocomplete(host=character_choices, guest=character_choices)
+    @app_commands.autocomplete(greeting=greeting_choices)
     @app_commands.describe(
         host="the character whose story it is",
+        greeting="how the host opens: its first message (0) or an alternate greeting",
         guest="a second character, who can join, leave and go on without you",
         place="where it opens",
         time="in-world time it opens at, e.g. 2026-04-26T20:00",
@@ -38,6 +40,7 @@ class Chats(StoryCog):
         place: str = "",
         time: str = "",
         weather: str = "",
+        greeting: int = 0,
     ) -> None:
         guild_id = guild_of(interaction)
         channel = interaction.channel
@@ -53,6 +56,7 @@ class Chats(StoryCog):
             place=place,
             time=time,
             weather=weather,
+            greeting=greeting,
         )
         note = f"A story begins with {started.kickoff.name}. Write here to play."
         if missing:

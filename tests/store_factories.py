@@ -299,6 +299,23 @@ def derivations_replaced(beat_id: int = 1, chat_id: str = CHAT, **overrides: Any
     return _merge({"chat_id": chat_id, "beat_id": beat_id}, overrides)
 
 
+def lore_entry(key: str = "lighthouse", **overrides: Any) -> dict[str, Any]:
+    return {"keys": [key], "content": f"About the {key}.", **overrides}
+
+
+def world_book_imported(chat_id: str = CHAT, **overrides: Any) -> Payload:
+    base = {"chat_id": chat_id, "name": "Vale", "entries": [lore_entry(), lore_entry("storm")]}
+    return _merge(base, overrides)
+
+
+def lore_entry_added(chat_id: str = CHAT, key: str = "letter", **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "entry": lore_entry(key)}, overrides)
+
+
+def lore_entry_removed(chat_id: str = CHAT, number: int = 1, **overrides: Any) -> Payload:
+    return _merge({"chat_id": chat_id, "number": number}, overrides)
+
+
 PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
     "bot_authored": bot_authored,
     "character_deleted": character_deleted,
@@ -326,6 +343,9 @@ PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
     "beats_rewound": beats_rewound,
     "turn_classified": turn_classified,
     "derivations_replaced": derivations_replaced,
+    "world_book_imported": world_book_imported,
+    "lore_entry_added": lore_entry_added,
+    "lore_entry_removed": lore_entry_removed,
 }
 """Every event kind to a builder of a valid payload with the seed's defaults."""
 

@@ -129,7 +129,12 @@ def full_character(**overrides: Any) -> BotAuthored:
 
 
 def expected_fields(character: BotAuthored) -> dict[str, object]:
-    return character.model_dump(exclude=set(CALLER_FIELDS))
+    """What importing an export of ``character`` gives (the card it came from aside)."""
+    return character.model_dump(exclude={*CALLER_FIELDS, "card_source"})
+
+
+def without_source(fields: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in fields.items() if k != "card_source"}
 
 
 def error_of(data: bytes, filename: str = "card.png") -> str:
@@ -150,8 +155,9 @@ def test_v2_json_maps_every_field_and_keeps_placeholders() -> None:
     assert fields["name"] == "Mira Vale"
     assert fields["persona"] == (
         "{{char}} is a lighthouse keeper who talks to {{user}} about storms."
-        "\n\nPersonality: wry, patient"
     )
+    assert fields["personality"] == "wry, patient"
+    assert fields["creator"] == "someone" and fields["character_version"] == "1.2"
     assert fields["scenario"] == "A stormy night at the lighthouse."
     assert fields["kickoff_prose"] == "*{{char}} looks up.* You're soaked, {{user}}."
     assert fields["voice_samples"] == ["{{user}}: Hi\n{{char}}: Hello.", "{{char}}: Bye."]
@@ -172,15 +178,14 @@ def test_extensions_are_passed_through_untouched() -> None:
     assert result.fields["extensions"] == extensions
 
 
-def test_v3_json_reads_nickname_and_warns_about_dropped_content() -> None:
-    card = v3_card(
-        group_only_greetings=["hi all"],
-        character_book={"entries": [{"keys": ["x"], "content": "y"}]},
-    )
+def test_v3_json_reads_nickname_and_lorebook_and_notes_unused_content() -> None:
+    book = {"entries": [{"keys": ["x"], "content": "y"}]}
+    card = v3_card(group_only_greetings=["hi all"], character_book=book)
     result = load_character(json.dumps(card).encode(), "mira.json")
     assert result.source_format == "v3-json"
     assert result.fields["nickname"] == "Mimi"
-    assert any("lorebook" in warning for warning in result.warnings)
+    assert result.fields["character_book"] == book
+    assert not any("lorebook" in warning for warning in result.warnings)
     assert any("group-only" in warning for warning in result.warnings)
 
 
@@ -448,7 +453,7 @@ def test_export_toml_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "mira.toml"
     path.write_text(export_toml(character, avatar_path="mira.png"), encoding="utf-8")
     result = load_character_file(path)
-    assert result.fields == expected_fields(character)
+    assert without_source(result.fields) == expected_fields(character)
     assert result.avatar_bytes == make_png()
 
 
@@ -538,12 +543,9 @@ def test_huge_field_is_refused() -> None:
     assert "'description' is too long" in message and "20,000" in message
 
 
-def test_combined_persona_over_the_limit_is_refused() -> None:
-    half = MAX_FIELD_CHARS // 2 + 10
-    card = v2_card(description="x" * half, personality="y" * half)
-    assert "persona (the card's description and personality) is too long" in error_of(
-        json.dumps(card).encode(), "a.json"
-    )
+def test_personality_over_the_limit_is_refused() -> None:
+    card = v2_card(personality="y" * (MAX_FIELD_CHARS + 1))
+    assert "'personality' is too long" in error_of(json.dumps(card).encode(), "a.json")
 
 
 def test_card_that_maps_to_an_invalid_character() -> None:
@@ -583,7 +585,7 @@ def test_export_import_round_trip_json(version: str) -> None:
     expected = expected_fields(character)
     if version == "v2":  # V2 has no nickname slot
         expected["nickname"] = ""
-    assert result.fields == expected
+    assert without_source(result.fields) == expected
 
 
 @pytest.mark.parametrize("version", ["v2", "v3"])
@@ -599,7 +601,7 @@ def test_export_import_round_trip_png(version: str) -> None:
     expected = expected_fields(character)
     if version == "v2":
         expected["nickname"] = ""
-    assert result.fields == expected
+    assert without_source(result.fields) == expected
     assert result.avatar_bytes == make_png()
 
 

@@ -280,8 +280,8 @@ async def test_chat_start_without_a_host_is_a_usage_error(db: Database) -> None:
 
     assert out.splitlines() == [
         "error: /chat start needs host=ID",
-        "error: expected key=value with key one of anchor, guest, host, place, time, weather; "
-        "got 'host'",
+        "error: expected key=value with key one of anchor, greeting, guest, host, place, time, "
+        "weather; got 'host'",
     ]
     assert await engine.chat_in_channel(0) is None
 

@@ -45,6 +45,9 @@ OPS = (
     "classify",
     "rederive",
     "end_chat",
+    "lore_import",
+    "lore_add",
+    "lore_remove",
 )
 
 # the story's bread and butter comes up more often than the bookkeeping
@@ -279,6 +282,17 @@ class Story:
         scene = self._any_scene(chat, b, delta, word)
         payload = f.story_thread_detected(scene, chat.id, title=WORDS[word])
         self.emit("story_thread_detected", payload, chat)
+
+    def _lore_import(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
+        entries = [f.lore_entry(WORDS[(word + i) % len(WORDS)]) for i in range(b % 3)]
+        payload = f.world_book_imported(chat.id, entries=entries, scan_depth=b % 4 or None)
+        self.emit("world_book_imported", payload, chat)
+
+    def _lore_add(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
+        self.emit("lore_entry_added", f.lore_entry_added(chat.id, WORDS[word]), chat)
+
+    def _lore_remove(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
+        self.emit("lore_entry_removed", f.lore_entry_removed(chat.id, 1 + b % 3), chat)
 
     def _rewind(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
         # after any event of this chat, or (b % 5 == 0) before the whole chat

@@ -169,8 +169,10 @@ async def test_damage_the_start_check_did_not_reach_stops_with_the_same_advice(
     async with open_db(path) as db:
         _overwrite_middle_page(path)
         await db.read(lambda raw: raw.execute("PRAGMA shrink_memory"))  # drop cached pages
-        with pytest.raises(DatabaseDamagedError, match="import-log"):
+        with pytest.raises(DatabaseDamagedError, match="import-log"):  # wherever the page was
             await db.fetchall("SELECT id, length(payload_json) FROM event_log")
+            await db.fetchall("SELECT id, length(text) FROM memories")
+            await db.fetchall("SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'ledger'")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a database, just some text\n" * 200])

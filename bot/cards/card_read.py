@@ -1,9 +1,9 @@
 """Mapping a Tavern card (V1 flat, V2 or V3 JSON object) onto ``BotAuthored`` fields.
 
-Text is kept as written, ``{{char}}``/``{{user}}`` included (see ``placeholders``). Fields with no
-home in our model (lorebook, group-only greetings, creator, version) are dropped with a warning
-where the loss matters. Our own exports carry the fields Tavern has no slot for under
-``extensions.storybot``; that key is read back and removed, so a round trip is exact.
+Text is kept as written, ``{{char}}``/``{{user}}`` included (see ``placeholders``). The card's
+``data`` is also kept whole as ``card_source``, so an export gives back every field it had,
+unknown ones included, except those changed here. Our own exports carry the fields Tavern has
+no slot for under ``extensions.storybot``; that key is read back and removed.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ CardVersion = Literal["v1", "v2", "v3"]
 SPEC_V2 = "chara_card_v2"
 SPEC_V3 = "chara_card_v3"
 STORYBOT_EXTENSION = "storybot"
-PERSONALITY_HEADING = "Personality: "
 EXAMPLE_MARKER = "<START>"
 _EXAMPLE_SPLIT = re.compile(re.escape(EXAMPLE_MARKER), re.IGNORECASE)
 
 CARD_LABELS: dict[str, str] = {
     "id": "the character id",
     "name": "the card's name",
-    "persona": "the persona (the card's description and personality)",
+    "persona": "the persona (the card's description)",
+    "personality": "the card's personality",
+    "creator": "the card's creator",
+    "character_version": "the card's character_version",
     "nickname": "the card's nickname",
     "kickoff_prose": "the card's first message (first_mes)",
     "voice_samples": "the card's example messages (mes_example)",
@@ -84,10 +86,12 @@ def _read_v1(card: dict[str, object]) -> CardFields:
     text = _texts(card)
     fields: dict[str, object] = {
         "name": text("name"),
-        "persona": _persona(text("description"), text("personality")),
+        "persona": text("description"),
+        "personality": text("personality"),
         "scenario": text("scenario"),
         "kickoff_prose": text("first_mes"),
         "voice_samples": split_examples(text("mes_example")),
+        "card_source": dict(card),
     }
     fields["id"] = slugify(str(fields["name"]))
     return CardFields(fields, "v1", ())
@@ -102,9 +106,14 @@ def _read_data(data: dict[str, object], version: CardVersion) -> CardFields:
         "the card's 'extensions.storybot'",
         allow_none=True,
     )
+    book = data.get("character_book")
     fields: dict[str, object] = {
         "name": text("name"),
-        "persona": _persona(text("description"), text("personality")),
+        "persona": text("description"),
+        "personality": text("personality"),
+        "creator": text("creator"),
+        "character_version": text("character_version"),
+        "character_book": None if book is None else as_object(book, "the card's 'character_book'"),
         "scenario": text("scenario"),
         "kickoff_prose": text("first_mes"),
         "voice_samples": split_examples(text("mes_example")),
@@ -114,12 +123,21 @@ def _read_data(data: dict[str, object], version: CardVersion) -> CardFields:
         "tags": texts("tags"),
         "creator_notes": text("creator_notes"),
         "extensions": extensions,
+        "card_source": _without_ours(data, extensions),
     }
     if version == "v3":
         fields["nickname"] = text("nickname")
     fields.update(_read_storybot(ours))
     fields.setdefault("id", slugify(str(fields["name"])))
     return CardFields(fields, version, _losses(data))
+
+
+def _without_ours(data: dict[str, object], extensions: dict[str, object]) -> dict[str, object]:
+    """The card's data as written, minus our own extension (read into fields instead)."""
+    written = data.get("extensions")
+    if isinstance(written, dict) and STORYBOT_EXTENSION in written:
+        return {**data, "extensions": extensions}
+    return data
 
 
 def _read_storybot(ours: dict[str, object]) -> dict[str, object]:
@@ -135,24 +153,15 @@ def _read_storybot(ours: dict[str, object]) -> dict[str, object]:
 
 
 def _losses(data: dict[str, object]) -> tuple[str, ...]:
-    """Warnings for card content that has no place in a storybot character."""
+    """Notes for card content kept on the card but not used in play."""
     warnings: list[str] = []
-    book = data.get("character_book")
-    if isinstance(book, dict) and book.get("entries"):
-        warnings.append("the card's lorebook (character_book) was not imported.")
     group_only = data.get("group_only_greetings")
     if isinstance(group_only, list) and group_only:
-        warnings.append(f"{len(group_only)} group-only greeting(s) were not imported.")
+        warnings.append(
+            f"{len(group_only)} group-only greeting(s) are kept on the card but not used "
+            "(storybot has no group chats)."
+        )
     return tuple(warnings)
-
-
-def _persona(description: str, personality: str) -> str:
-    """The description, with the personality appended under a heading when the card has one."""
-    if not personality.strip():
-        return description
-    if not description.strip():
-        return f"{PERSONALITY_HEADING}{personality}"
-    return f"{description}\n\n{PERSONALITY_HEADING}{personality}"
 
 
 def _texts(source: dict[str, object]) -> Callable[[str], str]:

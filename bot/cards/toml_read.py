@@ -19,6 +19,7 @@ TEXT_KEYS = (
     "name",
     "nickname",
     "persona",
+    "personality",
     "backstory",
     "initial_relationship_to_you",
     "scenario",
@@ -26,6 +27,8 @@ TEXT_KEYS = (
     "system_prompt",
     "post_history_instructions",
     "creator_notes",
+    "creator",
+    "character_version",
 )
 LIST_KEYS = ("voice_samples", "traits", "alternate_greetings", "tags")
 AVATAR_KEY = "avatar"

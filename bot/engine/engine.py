@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bot.cards import resolve_placeholders
+from bot.cards.lorebook import Lorebook
 from bot.config import Settings
-from bot.engine import edits, export, history, scenes
+from bot.engine import edits, export, history, lore, opening, scenes
 from bot.engine.beat_events import turn_events
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import NotFoundError, StoryError
@@ -44,6 +44,7 @@ from bot.engine.views import (
     You,
 )
 from bot.engine.views import present_entities as _present
+from bot.engine.worldinfo import Activation
 from bot.llm import LLMClient
 from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
 from bot.store.checkpoints import checkpoint_text
@@ -258,8 +259,12 @@ class Engine:
         channel_id: int = 0,
         owner_id: int = 0,
         chat_id: str | None = None,
+        greeting: int = 0,
     ) -> ChatStart:
-        """Open a story: the chat, its first place and scene, and the host's kickoff beat."""
+        """Open a story: the chat, its first place and scene, and the host's kickoff beat.
+
+        ``greeting`` picks the host's opening: 0 the card's first message, 1… its alternates.
+        """
         if channel_id and await self.views.chat_in_channel(channel_id) is not None:
             raise StoryError("this channel already has a story: end it first (/chat end)")
         host = await self._character(guild_id, host_id)
@@ -268,7 +273,7 @@ class Engine:
         guest = await self._character(guild_id, guest_id) if guest_id else None
         new_id = chat_id or f"{channel_id or 'console'}-{secrets.token_hex(3)}"
         you = await self.views.you(guild_id, owner_id)
-        kickoff = resolve_placeholders(host.card.kickoff_prose, char=host.name, user=you.name)
+        kickoff = opening.chosen_greeting(host, you.name, greeting)
         participants = [YOU, host.id] + ([guest.id] if guest else [])
         world_time = time.strip() or self.ctx.now()
         events: list[EventSpec] = [
@@ -301,6 +306,9 @@ class Engine:
                 },
             ),
         ]
+        cast = [host] if guest is None else [host, guest]
+        events += opening.relationship_seeds(new_id, cast, you.name)
+        kickoff_at = len(events)
         if kickoff.strip():
             events.append(
                 (
@@ -326,8 +334,14 @@ class Engine:
             scene_id=ids[2],
             kickoff=speaker_of(host),
             kickoff_text=kickoff,
-            kickoff_turn_id=ids[3] if len(ids) > 3 else None,
+            kickoff_turn_id=ids[kickoff_at] if len(ids) > kickoff_at else None,
         )
+
+    async def greetings(self, guild_id: int, owner_id: int, host_id: str) -> list[str]:
+        """The host's greetings as this player would see them (0: the card's first message)."""
+        host = await self._character(guild_id, host_id)
+        you = await self.views.you(guild_id, owner_id)
+        return opening.greetings(host, you.name)
 
     async def end_chat(self, chat_id: str) -> ChatEnd:
         """End the story: a reply streaming now stops, an open meanwhile scene closes with it."""
@@ -503,7 +517,12 @@ class Engine:
         """
         async with self._turn(chat_id):
             reply, player = await history.latest_reply(self.ctx, chat_id)
+            cast = await load_cast(self.ctx, chat_id)
+            greeting = await opening.next_greeting(self.ctx, cast, reply)
             rewound = await history.rewind_reply(self.ctx, chat_id, reply, player)
+            if greeting is not None:  # the opening, before the player's first line
+                shown = await opening.show_greeting(self.ctx, cast, cast.scene, greeting, sink)
+                return rewound, shown
             cast = await load_cast(self.ctx, chat_id)
             speaker = cast.character(reply.speaker_id) or cast.host
             result = await play_beat(self.ctx, cast, speaker, None, sink, answering=player)
@@ -552,6 +571,38 @@ class Engine:
 
     async def why(self, chat_id: str, source_id: str, target_id: str) -> list[FeelingChange]:
         return await history.why(self.ctx, chat_id, source_id, target_id)
+
+    # -- world info ---------------------------------------------------------------------------
+
+    async def import_world_book(self, chat_id: str, data: bytes, filename: str) -> Lorebook:
+        """Replace the story's world book with a SillyTavern world-info file's entries."""
+        async with self._turn(chat_id):
+            await load_cast(self.ctx, chat_id)
+            return await lore.import_world_book(self.ctx, chat_id, data, filename)
+
+    async def add_lore(self, chat_id: str, fields: Mapping[str, object]) -> int:
+        """Add an entry to the story's world book; returns its number."""
+        async with self._turn(chat_id):
+            await load_cast(self.ctx, chat_id)
+            return await lore.add_entry(self.ctx, chat_id, fields)
+
+    async def remove_lore(self, chat_id: str, number: int) -> None:
+        async with self._turn(chat_id):
+            await load_cast(self.ctx, chat_id)
+            await lore.remove_entry(self.ctx, chat_id, number)
+
+    async def world_book(self, chat_id: str) -> Lorebook:
+        return await lore.world_book(self.ctx, chat_id)
+
+    async def lore_why(
+        self, chat_id: str, character_id: str | None = None, line: str = ""
+    ) -> tuple[Character, Activation]:
+        """What world info would fire for a character's next prompt (default: the host)."""
+        cast = await load_cast(self.ctx, chat_id)
+        speaker = cast.character(character_id) if character_id else cast.host
+        if speaker is None:
+            raise StoryError(f"{character_id} is not in this story")
+        return speaker, await lore.lore_now(self.ctx, cast, speaker, line)
 
     # -- scenes -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from bot.engine.context import StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.views import Beat
 from bot.store import EventSpec, append_events
+from bot.store.events import WORLD_BOOK_KINDS
 from bot.store.rewinds import carried_past
 
 TRAILING_KINDS = (
@@ -69,7 +70,13 @@ async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | 
     ranges = await ctx.db.fetchall(
         "SELECT after_event_id, event_id FROM rewound_ranges WHERE chat_id = ?", (chat_id,)
     )
-    quiet = (*TRAILING_KINDS, "beats_rewound", "manual_edit", "derivations_replaced")
+    quiet = (
+        *TRAILING_KINDS,
+        *WORLD_BOOK_KINDS,
+        "beats_rewound",
+        "manual_edit",
+        "derivations_replaced",
+    )
     marks = ",".join("?" * len(quiet))
     rows = await ctx.db.fetchall(
         f"SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks}) "

@@ -11,6 +11,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.engine.lenient import usable_items
+from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
 from bot.llm import Message
 from bot.store.events import Segment, SegmentKind
@@ -58,10 +59,17 @@ def fallback_segments(prose: str) -> list[Segment]:
     return [Segment(kind=kind, text=prose)]
 
 
-async def parse_turn(models: StoryModels, prose: str) -> list[Segment]:
-    """Classify ``prose``; a malformed or failed answer falls back to one segment."""
+async def parse_turn(models: StoryModels, prose: str, names: Names) -> list[Segment]:
+    """Classify ``prose``; a malformed or failed answer falls back to one segment.
+
+    The player may write ``{{char}}`` as SillyTavern users do; the model sees the name.
+    """
+    messages = [
+        Message(role="system", content=CLASSIFY_SYSTEM),
+        Message(role="user", content=prose),
+    ]
     parsed = await models.ask_json(
-        [Message(role="system", content=CLASSIFY_SYSTEM), Message(role="user", content=prose)],
+        resolve_prompt(messages, names),
         ParsedTurn,
         default=ParsedTurn(),
     )

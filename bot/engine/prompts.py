@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.cards import resolve_placeholders
+from bot.engine.cardtext import depth_notes, insert_at_depth, persona_text
+from bot.engine.macros import Names, replacing, resolve_prompt
 from bot.engine.views import (
     Activity,
     Beat,
@@ -20,6 +21,7 @@ from bot.engine.views import (
     You,
     speaker_label,
 )
+from bot.engine.worldinfo import Activation
 from bot.llm import Message
 from bot.store import YOU
 
@@ -56,6 +58,7 @@ class PointOfView:
     recalled: list[Memory] = field(default_factory=list)
     transcript: list[Beat] = field(default_factory=list)
     premise: str = ""
+    lore: Activation = field(default_factory=Activation)
 
 
 def _name(pov: PointOfView, entity_id: str) -> str:
@@ -67,13 +70,13 @@ def _name(pov: PointOfView, entity_id: str) -> str:
 def _system_text(pov: PointOfView) -> str:
     card = pov.speaker.card
     others = [_name(pov, e) for e in pov.present if e != card.id]
-    lines = [
+    instruction = (
         f"You are {card.name}, a character in an ongoing role-play story. Write only as "
         f"{card.name}: speech, actions and thoughts in character, in prose, one to three short "
         "paragraphs. Never write words or actions for anyone else"
-        + (f", and never for {pov.you.name}." if YOU in pov.present else "."),
-        f"Persona: {card.persona}",
-    ]
+        + (f", and never for {pov.you.name}." if YOU in pov.present else ".")
+    )
+    lines = [replacing(card.system_prompt, instruction), f"Persona: {persona_text(card)}"]
     if card.traits:
         lines.append("Traits: " + ", ".join(card.traits))
     if card.backstory:
@@ -88,8 +91,6 @@ def _system_text(pov: PointOfView) -> str:
             f"{you.name} ({you.pronouns}) is the player's character."
             + (f" {you.persona}" if you.persona else "")
         )
-    if card.system_prompt:
-        lines.append(card.system_prompt)
     return "\n".join(lines) + "\n" + _world_text(pov, others)
 
 
@@ -141,16 +142,29 @@ def _beat_message(pov: PointOfView, beat: Beat) -> Message:
     return Message(role="user", content=f"{label}: {beat.text}")
 
 
+def _lore_message(lore: Activation) -> list[Message]:
+    """Activated world info, as changing context just before the cue (before-char first)."""
+    texts = [t for t in (*lore.texts("before_char"), *lore.texts("after_char")) if t.strip()]
+    if not texts:
+        return []
+    return [Message(role="system", content="World info:\n" + "\n".join(texts))]
+
+
 def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) -> list[Message]:
     """Messages for ``pov.speaker``'s next beat: system, what it witnessed, then the cue."""
-    resolve = {"char": pov.speaker.name, "user": pov.you.name}
+    card = pov.speaker.card
     system = _clip(_system_text(pov), int(budget_tokens * SYSTEM_SHARE))
     memories = _memory_text(pov, int(budget_tokens * MEMORY_SHARE))
     head = [Message(role="system", content=system + ("\n\n" + memories if memories else ""))]
-    tail = [Message(role="user", content=cue or f"(Continue the scene as {pov.speaker.name}.)")]
-    if pov.speaker.card.post_history_instructions:
-        tail.append(Message(role="system", content=pov.speaker.card.post_history_instructions))
-    room = budget_tokens - prompt_tokens(head) - prompt_tokens(tail)
+    lore = _lore_message(pov.lore)
+    cue_message = Message(
+        role="user", content=cue or f"(Continue the scene as {pov.speaker.name}.)"
+    )
+    instructions = replacing(card.post_history_instructions, "")
+    after = [Message(role="system", content=instructions)] if instructions.strip() else []
+    notes = depth_notes(card, pov.lore)
+    extra = [Message(role=n.role, content=n.text) for n in notes]
+    room = budget_tokens - prompt_tokens([*head, *lore, cue_message, *after, *extra])
     history: list[Message] = []
     for beat in reversed(pov.transcript):
         if not beat.text.strip():
@@ -162,7 +176,7 @@ def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) ->
         history.append(message)
         room -= cost
     history.reverse()
-    return [
-        Message(role=m.role, content=resolve_placeholders(m.content, **resolve))
-        for m in head + history + tail
-    ]
+    chat = insert_at_depth([*history, cue_message], notes)
+    cue_at = max(i for i, m in enumerate(chat) if m is cue_message)
+    messages = [*head, *chat[:cue_at], *lore, *chat[cue_at:], *after]
+    return resolve_prompt(messages, Names(char=pov.speaker.name, user=pov.you.name))

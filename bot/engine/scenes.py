@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
+from bot.engine.macros import Names
+from bot.engine.opening import relationship_seeds
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
 from bot.engine.views import Memory, Scene, present_entities, speaker_label
 from bot.store import YOU, EventSpec, StoreError, append_and_apply, append_events
@@ -68,6 +70,7 @@ async def write_pov_summaries(
             summarize_pov(
                 ctx.models,
                 owner_name=names.get(owner, owner),
+                you_name=cast.you.name,
                 lines=[m.text for m in by_owner[owner]],
             )
             for owner in owners
@@ -117,7 +120,7 @@ async def record_threads(
 ) -> tuple[str, ...]:
     """Detect story threads; any failure is logged and swallowed."""
     try:
-        threads = await detect_threads(ctx.models, lines=lines)
+        threads = await detect_threads(ctx.models, names=_names(cast), lines=lines)
         if threads:
             await append_events(
                 ctx.db,
@@ -144,6 +147,11 @@ async def record_threads(
         return ()
 
 
+def _names(cast: Cast) -> Names:
+    """Whole-scene prompts (digest, threads) read ``{{char}}`` as the host, whose story it is."""
+    return Names(char=cast.host.name, user=cast.you.name)
+
+
 def _no_meanwhile(cast: Cast) -> None:
     if cast.meanwhile is not None:
         raise StoryError(
@@ -157,6 +165,7 @@ async def close_you_scene(
     *,
     participants: list[str] | None = None,
     cast_change: str | None = None,
+    seeds: list[EventSpec] | None = None,
 ) -> SceneClose:
     """Close the open you-scene and open the next one (with ``participants``, default the same).
 
@@ -185,10 +194,12 @@ async def close_you_scene(
             },
         ),
     ]
+    opened_at = len(events) - 1
+    events += seeds or []
     ids = await append_events(ctx.db, events)
     summaries = await write_pov_summaries(ctx, cast, scene)
     threads = await record_threads(ctx, cast, scene, await _scene_lines(ctx, cast, scene))
-    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[-1])
+    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[opened_at])
 
 
 async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
@@ -199,13 +210,17 @@ async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> Sc
         raise StoryError("the host is already here")
     if chosen in cast.scene.participants:
         raise StoryError(f"{chosen} is already in the scene")
-    if await ctx.views.character(cast.chat.guild_id, chosen) is None:
+    guest = await ctx.views.character(cast.chat.guild_id, chosen)
+    if guest is None:
         raise StoryError(f"no character {chosen!r} in this server")
+    seen = await ctx.views.relationship(cast.chat.id, chosen, YOU)
+    first_meeting = not seen.summary and not seen.knowledge_facts
     return await close_you_scene(
         ctx,
         cast,
         participants=[YOU, cast.host.id, chosen],
         cast_change=chosen if chosen != cast.chat.guest_id else None,
+        seeds=relationship_seeds(cast.chat.id, [guest], cast.you.name) if first_meeting else [],
     )
 
 
@@ -258,7 +273,7 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
 
 
 async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list[str]) -> str:
-    answer = await write_digest(ctx.models, you_name=cast.you.name, lines=lines)
+    answer = await write_digest(ctx.models, names=_names(cast), lines=lines)
     names = " and ".join(
         n for k, n in (await scene_names(ctx, cast, scene)).items() if k in scene.participants
     )

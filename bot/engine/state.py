@@ -12,6 +12,7 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.engine.lenient import usable_items
+from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
 from bot.engine.views import Activity, Relationship
 from bot.llm import Message
@@ -95,6 +96,7 @@ def _step(delta: int) -> int:
 def state_prompt(
     *,
     source_name: str,
+    user_name: str,
     persona: str,
     beat_text: str,
     targets: list[tuple[str, str, Relationship]],
@@ -121,12 +123,13 @@ def state_prompt(
         '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
         '"attention": "...", "holding": []}} (activity only if it changed).'
     )
-    return [
+    messages = [
         Message(
             role="system", content=f"You track the inner life of {source_name}. {persona}"[:2000]
         ),
         Message(role="user", content="\n".join(lines)),
     ]
+    return resolve_prompt(messages, Names(char=source_name, user=user_name))
 
 
 async def ask_state_update(
@@ -135,6 +138,7 @@ async def ask_state_update(
     chat_id: str,
     source_id: str,
     source_name: str,
+    user_name: str,
     persona: str,
     beat_text: str,
     targets: list[tuple[str, str, Relationship]],
@@ -145,6 +149,7 @@ async def ask_state_update(
     answer = await models.ask_json(
         state_prompt(
             source_name=source_name,
+            user_name=user_name,
             persona=persona,
             beat_text=beat_text,
             targets=targets,

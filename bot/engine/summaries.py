@@ -7,6 +7,7 @@ import logging
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.engine.lenient import usable_items
+from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
 from bot.llm import Message
 
@@ -57,7 +58,9 @@ class StoryThreads(BaseModel):
         return usable_items(value, StoryThread)[:10]
 
 
-async def summarize_pov(models: StoryModels, *, owner_name: str, lines: list[str]) -> SceneSummary:
+async def summarize_pov(
+    models: StoryModels, *, owner_name: str, you_name: str, lines: list[str]
+) -> SceneSummary:
     """What ``owner_name`` makes of a scene it witnessed, from its own lines only."""
     prompt = [
         Message(
@@ -71,26 +74,33 @@ async def summarize_pov(models: StoryModels, *, owner_name: str, lines: list[str
         ),
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
-    return await models.ask_json(prompt, SceneSummary, default=SceneSummary())
+    names = Names(char=owner_name, user=you_name)
+    return await models.ask_json(
+        resolve_prompt(prompt, names), SceneSummary, default=SceneSummary()
+    )
 
 
-async def write_digest(models: StoryModels, *, you_name: str, lines: list[str]) -> SceneSummary:
+async def write_digest(models: StoryModels, *, names: Names, lines: list[str]) -> SceneSummary:
     """The "While you were away…" digest of a meanwhile scene, for the player."""
     prompt = [
         Message(
             role="system",
             content=(
-                f"Summarize, in two to four sentences of prose for {you_name} (who was not there), "
-                "what happened in this scene. Start with 'While you were away'. Answer with JSON "
-                'only: {"summary": "..."}'
+                f"Summarize, in two to four sentences of prose for {names.user} (who was not "
+                "there), what happened in this scene. Start with 'While you were away'. Answer "
+                'with JSON only: {"summary": "..."}'
             ),
         ),
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
-    return await models.ask_json(prompt, SceneSummary, default=SceneSummary())
+    return await models.ask_json(
+        resolve_prompt(prompt, names), SceneSummary, default=SceneSummary()
+    )
 
 
-async def detect_threads(models: StoryModels, *, lines: list[str]) -> list[StoryThread]:
+async def detect_threads(
+    models: StoryModels, *, names: Names, lines: list[str]
+) -> list[StoryThread]:
     """Plot threads a scene opened or moved on; never fails a close (the caller swallows)."""
     prompt = [
         Message(
@@ -102,5 +112,7 @@ async def detect_threads(models: StoryModels, *, lines: list[str]) -> list[Story
         ),
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
-    answer = await models.ask_json(prompt, StoryThreads, default=StoryThreads())
+    answer = await models.ask_json(
+        resolve_prompt(prompt, names), StoryThreads, default=StoryThreads()
+    )
     return answer.threads

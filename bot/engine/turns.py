@@ -18,9 +18,12 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
+from bot.engine.cardtext import persona_text
 from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
+from bot.engine.lore import lore_for
+from bot.engine.macros import Names
 from bot.engine.parse import fallback_segments, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt
 from bot.engine.recall import recall
@@ -309,6 +312,7 @@ async def _point_of_view(
         recalled=memories,
         transcript=transcript,
         premise=scene.premise,
+        lore=await lore_for(ctx, cast, speaker, transcript, prose),
     )
 
 
@@ -342,7 +346,8 @@ async def derive_world(
     names = cast.names()
     requests: list[Awaitable[list[EventSpec]]] = []
     if line is not None:
-        requests.append(_classified(ctx, cast.chat.id, *line))
+        macros = Names(char=cast.host.name, user=cast.you.name)
+        requests.append(_classified(ctx, cast.chat.id, *line, macros))
     sources = []
     for entity in present:
         character = cast.character(entity) or (
@@ -364,7 +369,8 @@ async def derive_world(
                 chat_id=cast.chat.id,
                 source_id=source.id,
                 source_name=source.name,
-                persona=source.card.persona,
+                user_name=cast.you.name,
+                persona=persona_text(source.card),
                 beat_text="\n".join(lines),
                 targets=targets,
                 activity=own.get(source.id),
@@ -374,7 +380,9 @@ async def derive_world(
     return [event for events in await asyncio.gather(*requests) for event in events]
 
 
-async def _classified(ctx: StoryContext, chat_id: str, turn_id: int, prose: str) -> list[EventSpec]:
+async def _classified(
+    ctx: StoryContext, chat_id: str, turn_id: int, prose: str, names: Names
+) -> list[EventSpec]:
     """The line's labels; an LLM failure gives the plain labels it was written with."""
-    labels = [s.model_dump() for s in await parse_turn(ctx.models, prose)]
+    labels = [s.model_dump() for s in await parse_turn(ctx.models, prose, names)]
     return [("turn_classified", {"chat_id": chat_id, "turn_id": turn_id, "segments": labels})]

@@ -53,6 +53,14 @@ class BotAuthored(Payload):
     tags: list[str] = Field(default_factory=list, max_length=100)
     creator_notes: str = Field(default="", max_length=MAX_TEXT)
     extensions: dict[str, object] = Field(default_factory=dict)
+    personality: str = Field(default="", max_length=MAX_TEXT)
+    creator: str = Field(default="", max_length=MAX_SHORT)
+    character_version: str = Field(default="", max_length=MAX_SHORT)
+    character_book: dict[str, object] | None = None
+    """The card's lorebook as the card wrote it (V2/V3 ``character_book``), read at prompt time."""
+    card_source: dict[str, object] = Field(default_factory=dict)
+    """The imported card's ``data`` as written, so an export gives back every field (unknown
+    ones included) that was not changed here."""
 
 
 class CharacterDeleted(Payload):
@@ -326,6 +334,65 @@ class DerivationsReplaced(Payload):
     reason: Literal["edit"] = "edit"
 
 
+SelectiveLogic = Literal["and_any", "not_all", "not_any", "and_all"]
+LorePosition = Literal["before_char", "after_char", "at_depth"]
+LoreRole = Literal["system", "user", "assistant"]
+
+
+class LoreEntry(Payload):
+    """One world-info entry, normalized from a card's ``character_book`` or a SillyTavern
+    world-info file (see ``bot.cards.lorebook``); ``bot.engine.worldinfo`` decides when it fires.
+    """
+
+    keys: list[str] = Field(default_factory=list, max_length=100)
+    secondary_keys: list[str] = Field(default_factory=list, max_length=100)
+    selective: bool = False
+    selective_logic: SelectiveLogic = "and_any"
+    content: str = Field(default="", max_length=MAX_TEXT)
+    comment: str = Field(default="", max_length=MAX_SHORT)
+    constant: bool = False
+    enabled: bool = True
+    insertion_order: int = 100
+    priority: int = 10
+    position: LorePosition = "before_char"
+    depth: int = Field(default=4, ge=0, le=1000)
+    """With ``at_depth``: how many messages from the end of the transcript it goes."""
+    role: LoreRole = "system"
+    case_sensitive: bool = False
+    use_regex: bool = False
+    match_whole_words: bool = False
+    scan_depth: int | None = Field(default=None, ge=0, le=1000)
+    exclude_recursion: bool = False
+    prevent_recursion: bool = False
+
+
+class WorldBookImported(Payload):
+    """A chat's world book was replaced by an imported one (entries and book settings)."""
+
+    chat_id: str
+    name: str = Field(default="", max_length=MAX_SHORT)
+    scan_depth: int | None = Field(default=None, ge=0, le=1000)
+    token_budget: int | None = Field(default=None, ge=0, le=1_000_000)
+    recursive_scanning: bool = False
+    entries: list[LoreEntry] = Field(default_factory=list, max_length=2000)
+
+
+class LoreEntryAdded(Payload):
+    """An entry was added to a chat's world book; it takes the chat's next entry number."""
+
+    chat_id: str
+    entry: LoreEntry
+
+
+class LoreEntryRemoved(Payload):
+    chat_id: str
+    number: int = Field(ge=1)
+
+
+WORLD_BOOK_KINDS = ("world_book_imported", "lore_entry_added", "lore_entry_removed")
+"""Changes to a chat's world book: not beats, so a rewind carries them past itself."""
+
+
 PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "bot_authored": BotAuthored,
     "character_deleted": CharacterDeleted,
@@ -353,4 +420,7 @@ PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "story_thread_detected": StoryThreadDetected,
     "beats_rewound": BeatsRewound,
     "derivations_replaced": DerivationsReplaced,
+    "world_book_imported": WorldBookImported,
+    "lore_entry_added": LoreEntryAdded,
+    "lore_entry_removed": LoreEntryRemoved,
 }

@@ -68,6 +68,9 @@ NOT_DERIVED_KINDS = frozenset(
         "turn_messages_linked",
         "beats_rewound",
         "derivations_replaced",
+        "world_book_imported",
+        "lore_entry_added",
+        "lore_entry_removed",
     }
 )
 """Kinds that are facts of the story itself (what someone did or said), not derived from one."""

@@ -3,7 +3,8 @@
 A rewind leaves out every event after a point. Some of those events belong to beats *before*
 the point: an edit of a line that stays, and what that edit derived again (memories, facts,
 feelings, labels, a closed scene's summaries). Left out, the old words would come back; so the
-rewind writes them again after itself, in their order.
+rewind writes them again after itself, in their order. Changes to the world book are no beat's:
+they are always carried (adding lore, then regenerating a reply, keeps the lore).
 """
 
 from __future__ import annotations
@@ -12,11 +13,24 @@ import json
 import sqlite3
 
 from bot.store.db import Database
-from bot.store.events import ManualEdit
+from bot.store.events import WORLD_BOOK_KINDS, ManualEdit
 from bot.store.log import EventSpec
 from bot.store.projector import Exclusions
 from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
+
+CARRIED_KINDS = (
+    "manual_edit",
+    "derivations_replaced",
+    "memory_written",
+    "edge_update",
+    "activity_change",
+    "turn_classified",
+    "story_thread_detected",
+    "digest_written",
+    *WORLD_BOOK_KINDS,
+)
+"""The kinds that may steer a beat that stays (each is checked by ``_steers_kept``)."""
 
 
 async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec]:
@@ -26,12 +40,11 @@ async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
         closed = _closed_scenes(raw, chat_id, after, exclusions)
         carried: list[EventSpec] = []
+        marks = ",".join("?" * len(CARRIED_KINDS))
         for row in raw.execute(
-            "SELECT * FROM event_log WHERE chat_id = ? AND id > ? "
-            "AND kind IN ('manual_edit', 'derivations_replaced', 'memory_written', "
-            "'edge_update', 'activity_change', 'turn_classified', 'story_thread_detected', "
-            "'digest_written') ORDER BY id",
-            (chat_id, after),
+            f"SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND kind IN ({marks}) "
+            "ORDER BY id",
+            (chat_id, after, *CARRIED_KINDS),
         ):
             if exclusions.rewound(row["id"]):
                 continue
@@ -45,6 +58,8 @@ async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec
 
 def _steers_kept(event: StoredEvent, after: int, closed: frozenset[int]) -> bool:
     payload = event.payload
+    if event.kind in WORLD_BOOK_KINDS:
+        return True
     if isinstance(payload, ManualEdit) and payload.target_kind == "user_turn_prose":
         return payload.target_id <= after
     if event.kind == "derivations_replaced":

@@ -271,6 +271,21 @@ MIGRATIONS: tuple[str, ...] = (
         text TEXT NOT NULL
     );
     """,
+    # 5: a chat's world book (world info shared by every character of the chat).
+    """
+    CREATE TABLE world_books (
+        chat_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        settings_json TEXT NOT NULL
+    );
+    CREATE TABLE lore_entries (
+        chat_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        entry_json TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, number)
+    );
+    """,
 )
 
 REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4})
@@ -295,6 +310,8 @@ PROJECTION_TABLES: tuple[str, ...] = (
     "story_threads",
     "rewound_ranges",
     "derived_replaced",
+    "world_books",
+    "lore_entries",
 )
 """Every table ``project()`` rebuilds, in an order safe to clear."""
 
@@ -312,5 +329,7 @@ CHAT_SCOPED_TABLES: tuple[str, ...] = (
     "open_turns",
     "digests",
     "story_threads",
+    "world_books",
+    "lore_entries",
 )
 """Tables whose rows belong to one chat (column ``chat_id``, or ``id`` for ``chats``)."""

@@ -3,10 +3,11 @@
 from bot.store.projections import (
     characters,
     chats,
+    lore,
     relationships,
     scenes,
     story,
     turns,
 )
 
-__all__ = ["characters", "chats", "relationships", "scenes", "story", "turns"]
+__all__ = ["characters", "chats", "lore", "relationships", "scenes", "story", "turns"]

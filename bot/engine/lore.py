@@ -1,0 +1,219 @@
+"""World info for one speaker's prompt: which books it may read, and what they fire now.
+
+A card's own lorebook reaches that character's prompts only; the chat's world book reaches
+every character's. Keys are scanned in the beats the speaker witnessed (the same transcript its
+prompt carries) and in the line being answered, never in anything the speaker did not see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+
+from pydantic import ValidationError
+
+from bot.cards import CardError
+from bot.cards.card_json import decode_card_json
+from bot.cards.lorebook import Lorebook, read_world_info
+from bot.engine.cardtext import card_lorebook
+from bot.engine.context import Cast, StoryContext
+from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.macros import Names, resolve_text
+from bot.engine.views import Beat, Character, speaker_label
+from bot.engine.worldinfo import Activation, Scanned, activate
+from bot.store import append_and_apply
+from bot.store.events import LoreEntry
+
+log = logging.getLogger(__name__)
+
+LORE_SHARE = 0.15
+"""The most of ``prompt_token_budget`` world info may take, whatever the books allow."""
+CHAT_BOOK = "the story's world book"
+
+
+async def world_book(ctx: StoryContext, chat_id: str) -> Lorebook:
+    """The chat's world book as projected (entries numbered as /lore list shows them)."""
+    settings_row = await ctx.db.fetchone(
+        "SELECT name, settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
+    )
+    rows = await ctx.db.fetchall(
+        "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
+        (chat_id,),
+    )
+    settings = json.loads(settings_row[1]) if settings_row is not None else {}
+    return Lorebook(
+        name=CHAT_BOOK,
+        scan_depth=settings.get("scan_depth"),
+        token_budget=settings.get("token_budget"),
+        recursive_scanning=bool(settings.get("recursive_scanning", False)),
+        entries=tuple(LoreEntry.model_validate_json(r[1]) for r in rows),
+        numbers=tuple(int(r[0]) for r in rows),
+    )
+
+
+def books_for(speaker: Character, chat_book: Lorebook) -> list[Lorebook]:
+    """The speaker's own lorebook (if its card has one), then the chat's world book."""
+    own = card_lorebook(speaker.card)
+    return [book for book in (own, chat_book) if book is not None and book.entries]
+
+
+def scanned_beats(cast: Cast, transcript: Sequence[Beat]) -> list[Scanned]:
+    """The witnessed transcript as scan text, oldest first, each line with its speaker."""
+    names = cast.names()
+    shown = [beat for beat in transcript if beat.text.strip()]
+    count = len(shown)
+    scanned = []
+    for i, beat in enumerate(shown):
+        label = speaker_label(beat, cast.you.name, names)
+        age = "(the latest)" if i == count - 1 else f"({count - 1 - i} before the latest)"
+        # names included, as SillyTavern scans by default: a key may be someone's name
+        scanned.append(Scanned(f"{label}'s line {age}", f"{label}: {beat.text}"))
+    return scanned
+
+
+async def lore_for(
+    ctx: StoryContext,
+    cast: Cast,
+    speaker: Character,
+    transcript: Sequence[Beat],
+    line: str,
+) -> Activation:
+    """What world info fires for ``speaker`` given what it witnessed and the line it answers."""
+    books = books_for(speaker, await world_book(ctx, cast.chat.id))
+    if not books:
+        return Activation()
+    names = Names(char=speaker.name, user=cast.you.name)
+    activation = activate(
+        books,
+        scanned_beats(cast, transcript),
+        Scanned("the line being answered", line) if line.strip() else None,
+        max_tokens=int(ctx.settings.prompt_token_budget * LORE_SHARE),
+        resolve=lambda text: resolve_text(text, names),
+    )
+    log.debug("world info for %s in chat %s: %s", speaker.name, cast.chat.id, activation.describe())
+    return activation
+
+
+async def lore_now(ctx: StoryContext, cast: Cast, speaker: Character, line: str) -> Activation:
+    """What would fire for ``speaker``'s next prompt, from the same transcript a turn reads."""
+    transcript = await ctx.views.witnessed_beats(
+        cast.chat.id, speaker.id, ctx.settings.transcript_beats
+    )
+    return await lore_for(ctx, cast, speaker, transcript, line)
+
+
+async def import_world_book(
+    ctx: StoryContext, chat_id: str, data: bytes, filename: str
+) -> Lorebook:
+    """Replace the chat's world book with a SillyTavern world-info file (or a card's book)."""
+    try:
+        raw = decode_card_json(data, filename)
+        data_part = raw.get("data")
+        if isinstance(data_part, dict) and isinstance(data_part.get("character_book"), dict):
+            raw = data_part["character_book"]  # a whole card: take its lorebook
+        book = read_world_info(raw, filename)
+    except CardError as exc:
+        raise StoryError(exc.message) from None
+    if not book.entries:
+        raise StoryError(f"{filename} has no world-info entries that could be read")
+    await append_and_apply(
+        ctx.db,
+        kind="world_book_imported",
+        payload={
+            "chat_id": chat_id,
+            "name": book.name[:500],
+            "scan_depth": book.scan_depth,
+            "token_budget": book.token_budget,
+            "recursive_scanning": book.recursive_scanning,
+            "entries": [entry.model_dump() for entry in book.entries],
+        },
+    )
+    return book
+
+
+async def add_entry(ctx: StoryContext, chat_id: str, fields: Mapping[str, object]) -> int:
+    """Add an entry to the chat's world book; its number is the next free one."""
+    try:
+        entry = LoreEntry.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "entry"
+        raise StoryError(f"that world-info entry does not fit: {where}: {first['msg']}") from None
+    if not entry.content.strip():
+        raise StoryError("a world-info entry needs some content")
+    if not entry.constant and not any(key.strip() for key in entry.keys):
+        raise StoryError("a world-info entry needs keys (words that make it fire) or constant")
+    event_id = await append_and_apply(
+        ctx.db, kind="lore_entry_added", payload={"chat_id": chat_id, "entry": entry}
+    )
+    row = await ctx.db.fetchone(
+        "SELECT number FROM lore_entries WHERE chat_id = ? AND event_id = ?", (chat_id, event_id)
+    )
+    assert row is not None
+    return int(row[0])
+
+
+async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
+    row = await ctx.db.fetchone(
+        "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
+    )
+    if row is None:
+        raise NotFoundError(f"the world book has no entry {number} (see /lore list)")
+    await append_and_apply(
+        ctx.db, kind="lore_entry_removed", payload={"chat_id": chat_id, "number": number}
+    )
+
+
+def entry_fields(
+    *,
+    keys: str,
+    content: str,
+    secondary_keys: str = "",
+    logic: str = "and_any",
+    constant: bool = False,
+    position: str = "before_char",
+    order: int = 100,
+    depth: int = 4,
+    case_sensitive: bool = False,
+) -> dict[str, object]:
+    """A world-info entry from a command's options (keys as comma-separated words)."""
+    secondary = _words(secondary_keys)
+    return {
+        "keys": _words(keys),
+        "content": content.strip(),
+        "secondary_keys": secondary,
+        "selective": bool(secondary),
+        "selective_logic": logic,
+        "constant": constant,
+        "position": position,
+        "insertion_order": order,
+        "depth": depth,
+        "case_sensitive": case_sensitive,
+    }
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip() for word in text.split(",") if word.strip()]
+
+
+def describe_entry(number: int | None, entry: LoreEntry, *, width: int = 80) -> str:
+    """One line for /lore list: number, when it fires, and the start of its content."""
+    if entry.constant:
+        when = "always"
+    else:
+        when = "keys: " + ", ".join(entry.keys)
+        if entry.selective and entry.secondary_keys:
+            logic = entry.selective_logic.replace("_", " ")
+            when += f" ({logic}: {', '.join(entry.secondary_keys)})"
+    flags = [when] + ([] if entry.enabled else ["off"])
+    if entry.position == "after_char":
+        flags.append("after char")
+    elif entry.position == "at_depth":
+        flags.append(f"at depth {entry.depth}")
+    content = " ".join(entry.content.split())
+    if len(content) > width:
+        content = content[: width - 1] + "…"
+    label = f"#{number} " if number is not None else ""
+    title = f"{entry.comment}: " if entry.comment else ""
+    return f"{label}{title}{content} ({'; '.join(flags)})"

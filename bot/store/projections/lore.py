@@ -1,0 +1,54 @@
+"""A chat's world book: its settings and numbered entries (a card's own book lives on the card)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from bot.store.events import LoreEntry, LoreEntryAdded, LoreEntryRemoved, WorldBookImported
+from bot.store.projector import handles
+from bot.store.record import StoredEvent
+
+
+def _insert(
+    raw: sqlite3.Connection, chat_id: str, number: int, entry: LoreEntry, event_id: int
+) -> None:
+    raw.execute(
+        "INSERT INTO lore_entries (chat_id, number, entry_json, event_id) VALUES (?, ?, ?, ?)",
+        (chat_id, number, entry.model_dump_json(), event_id),
+    )
+
+
+@handles("world_book_imported")
+def world_book_imported(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, WorldBookImported)
+    settings = {
+        "scan_depth": p.scan_depth,
+        "token_budget": p.token_budget,
+        "recursive_scanning": p.recursive_scanning,
+    }
+    raw.execute(
+        "INSERT OR REPLACE INTO world_books (chat_id, name, settings_json) VALUES (?, ?, ?)",
+        (p.chat_id, p.name, json.dumps(settings, sort_keys=True)),
+    )
+    raw.execute("DELETE FROM lore_entries WHERE chat_id = ?", (p.chat_id,))
+    for number, entry in enumerate(p.entries, start=1):
+        _insert(raw, p.chat_id, number, entry, event.id)
+
+
+@handles("lore_entry_added")
+def lore_entry_added(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, LoreEntryAdded)
+    row = raw.execute(
+        "SELECT COALESCE(MAX(number), 0) FROM lore_entries WHERE chat_id = ?", (p.chat_id,)
+    ).fetchone()
+    _insert(raw, p.chat_id, int(row[0]) + 1, p.entry, event.id)
+
+
+@handles("lore_entry_removed")
+def lore_entry_removed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    p = event.payload
+    assert isinstance(p, LoreEntryRemoved)
+    raw.execute("DELETE FROM lore_entries WHERE chat_id = ? AND number = ?", (p.chat_id, p.number))

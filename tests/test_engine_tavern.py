@@ -1,0 +1,401 @@
+"""The Tavern card features in play: macros in every prompt, world info, the character note at
+depth, greetings, and the starting relationship toward you. Given/when/then over the engine,
+with the scripted LLM recording every prompt it is sent."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bot.engine import Engine, StoryError
+from bot.llm import Message, MockLLMClient
+from bot.store import Database, project
+from tests.engine_helpers import (
+    GUEST,
+    HOST,
+    RecordingSink,
+    character,
+    make_engine,
+    parse_answer,
+    payloads,
+    summary_answer,
+    threads_answer,
+    zero_state,
+)
+from tests.store_factories import snapshot
+
+MACRO = re.compile(r"\{\{\s*(char|user|original)\s*\}\}|<(bot|user|char)>", re.IGNORECASE)
+CHAT = "tavern"
+
+
+def macro_card(bot_id: str, name: str, **extra: Any) -> dict[str, Any]:
+    """A character whose every text field is written with macros, as real cards are."""
+    fields: dict[str, Any] = {
+        "persona": "{{char}} keeps the light and teases {{User}}. <BOT> never sleeps.",
+        "personality": "{{CHAR}} is wry with <USER>.",
+        "scenario": "{{user}} arrives at {{char}}'s lighthouse.",
+        "backstory": "{{char}} met {{user}} once, years ago.",
+        "traits": ["fond of {{user}}"],
+        "voice_samples": ["{{char}}: Evening, {{user}}.", "<BOT>: Tea, <USER>?"],
+        "system_prompt": "{{original}} Stay with {{char}}'s voice.",
+        "post_history_instructions": "{{original}}Keep {{char}} brief with {{user}}.",
+        "kickoff_prose": "*{{char}} looks up.* You're soaked, {{user}}.",
+        "alternate_greetings": ["{{char}} waves at {{user}}.", "<BOT> nods to <USER>."],
+        "initial_relationship_to_you": "{{char}} owes {{user}} a favour.",
+        "extensions": {"depth_prompt": {"prompt": "{{char}} is tired.", "depth": 1}},
+        "character_book": {
+            "entries": [
+                {"keys": ["{{user}}"], "content": "{{char}} remembers {{user}}'s boat."},
+                {"keys": ["x"], "content": "<BOT> hums.", "constant": True},
+            ]
+        },
+    }
+    fields.update(extra)
+    return character(bot_id, name, **fields)
+
+
+async def start(engine: Engine, *, guest: bool = True, greeting: int = 0, **host: Any) -> str:
+    await engine.author_character(macro_card(HOST, "Mira", **host))
+    await engine.author_character(macro_card(GUEST, "Tomas"))
+    await engine.set_you(name="Sam", pronouns="they/them")
+    started = await engine.start_chat(
+        host_id=HOST,
+        guest_id=GUEST if guest else None,
+        place="the lighthouse",
+        time="21:40",
+        chat_id=CHAT,
+        greeting=greeting,
+    )
+    return started.chat.id
+
+
+def texts(messages: list[Message]) -> str:
+    return "\n".join(m.content for m in messages)
+
+
+def narrative_prompts(mock: MockLLMClient) -> list[list[Message]]:
+    return [call.messages for call in mock.calls if call.kind == "stream"]
+
+
+# --- 1. macros everywhere -------------------------------------------------------------------
+
+
+async def test_no_macro_reaches_the_llm_in_any_kind_of_prompt(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine)
+    mock.add("Mira smiles.", parse_answer("I wave."), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "I wave at {{char}} and <BOT>.", RecordingSink())
+    mock.add(*(summary_answer("A quiet evening.") for _ in range(3)), threads_answer("boat"))
+    await engine.close_scene(chat_id)
+    await engine.start_meanwhile(chat_id, premise="{{char}} and Tomas talk")
+    mock.add("Tomas shrugs.", parse_answer("They talk."), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "They talk about {{user}}.", RecordingSink())
+    mock.add(summary_answer("s"), summary_answer("s"), summary_answer("While…"), threads_answer())
+    await engine.end_meanwhile(chat_id)
+
+    kinds = {
+        "reply": [c for c in mock.calls if c.kind == "stream"],
+        "classification": [c for c in mock.calls if "split a role-play" in texts(c.messages)],
+        "state update": [c for c in mock.calls if "track the inner life" in texts(c.messages)],
+        "summary": [c for c in mock.calls if "own memory of a scene" in texts(c.messages)],
+        "digest": [c for c in mock.calls if "While you were away" in texts(c.messages)],
+        "threads": [c for c in mock.calls if "open plot threads" in texts(c.messages)],
+    }
+    assert {kind: len(calls) for kind, calls in kinds.items()} == {
+        "reply": 2,
+        "classification": 2,
+        "state update": 4,
+        "summary": 5,
+        "digest": 1,
+        "threads": 2,
+    }
+    for kind, calls in kinds.items():
+        for call in calls:
+            found = MACRO.search(texts(call.messages))
+            assert found is None, f"{found.group(0)!r} reached the LLM in a {kind} prompt"
+    reply = texts(kinds["reply"][0].messages)
+    assert "Mira keeps the light and teases Sam. Mira never sleeps." in reply
+    assert "I wave at Mira and Mira." in reply
+    state = texts(kinds["state update"][0].messages)
+    assert "Mira is wry with Sam." in state
+
+
+async def test_original_inserts_the_text_the_card_replaces(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    mock.add("Hello.", parse_answer("Hi"), zero_state())
+    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    system = narrative_prompts(mock)[0][0].content
+    assert system.startswith("You are Mira, a character in an ongoing role-play story.")
+    assert "never for Sam. Stay with Mira's voice." in system
+    assert narrative_prompts(mock)[0][-1] == Message(
+        role="system", content="Keep Mira brief with Sam."
+    )
+
+
+async def test_a_card_system_prompt_without_original_replaces_ours(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False, system_prompt="You are {{char}}. Be terse.")
+    mock.add("Hello.", parse_answer("Hi"), zero_state())
+    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    system = narrative_prompts(mock)[0][0].content
+    assert system.startswith("You are Mira. Be terse.\nPersona:")
+    assert "ongoing role-play story" not in system
+
+
+# --- 3. depth prompt ------------------------------------------------------------------------
+
+
+async def test_the_character_note_sits_at_its_depth_in_the_transcript(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    mock.add("First reply.", parse_answer("One"), zero_state())
+    await engine.take_turn(chat_id, "One", RecordingSink())
+    mock.add("Second reply.", parse_answer("Two"), zero_state())
+    await engine.take_turn(chat_id, "Two", RecordingSink())
+    prompt = narrative_prompts(mock)[1]
+    note = prompt.index(Message(role="system", content="Mira is tired."))
+    # depth 1: one message of the chat (the line being answered) comes after it
+    assert [m.content for m in prompt[note + 1 :]] == [
+        "World info:\nMira remembers Sam's boat.\nMira hums.",
+        "Sam: Two",
+        "Keep Mira brief with Sam.",
+    ]
+    assert prompt[note - 1] == Message(role="assistant", content="First reply.")
+
+
+async def test_depth_zero_puts_the_note_after_the_line_and_roles_are_kept(db: Database) -> None:
+    engine, mock = make_engine(db)
+    note = {"prompt": "OOC: slow down.", "depth": 0, "role": "user"}
+    chat_id = await start(engine, guest=False, extensions={"depth_prompt": note})
+    mock.add("Reply.", parse_answer("Go"), zero_state())
+    await engine.take_turn(chat_id, "Go", RecordingSink())
+    prompt = narrative_prompts(mock)[0]
+    at = prompt.index(Message(role="user", content="OOC: slow down."))
+    assert prompt[at - 1].content == "Sam: Go"
+
+
+# --- 2. world info in play ------------------------------------------------------------------
+
+
+async def test_an_at_depth_entry_goes_into_the_transcript(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False, character_book=None, extensions={})
+    entry = {"keys": ["storm"], "content": "Thunder, {{user}}.", "position": "at_depth"}
+    await engine.add_lore(chat_id, {**entry, "depth": 0, "role": "user"})
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "A storm comes.", RecordingSink())
+    prompt = narrative_prompts(mock)[0]
+    at = prompt.index(Message(role="user", content="Thunder, Sam."))
+    assert prompt[at - 1] == Message(role="user", content="Sam: A storm comes.")
+    assert prompt[at + 1 :] == [Message(role="system", content="Keep Mira brief with Sam.")]
+    assert not any(m.content.startswith("World info:") for m in prompt)
+
+
+async def test_a_cards_lorebook_reaches_only_its_own_characters_prompts(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine)
+    mock.add("Mira replies.", parse_answer("Hi"), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "Hi Sam here", RecordingSink())
+    mock.add("Tomas replies.", parse_answer("Tomas?"), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "Tomas, Sam again", RecordingSink())
+    mira, tomas = narrative_prompts(mock)
+    assert "Mira remembers Sam's boat." in texts(mira) and "Mira hums." in texts(mira)
+    assert "Tomas remembers Sam's boat." in texts(tomas)
+    assert "Mira remembers" not in texts(tomas) and "Mira hums" not in texts(tomas)
+
+
+async def test_the_world_book_reaches_every_character(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, character_book=None)
+    number = await engine.add_lore(
+        chat_id, {"keys": ["lantern"], "content": "The lantern is {{char}}'s."}
+    )
+    assert number == 1
+    mock.add("Mira.", parse_answer("x"), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "the lantern", RecordingSink())
+    mock.add("Tomas.", parse_answer("x"), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "Tomas, the lantern", RecordingSink())
+    mira, tomas = narrative_prompts(mock)
+    assert "The lantern is Mira's." in texts(mira)
+    assert "The lantern is Tomas's." in texts(tomas)
+    lore_message = next(m for m in mira if m.content.startswith("World info:"))
+    assert mira.index(lore_message) == len(mira) - 3  # just before the cue (and the PHI)
+
+
+async def test_world_info_stays_within_its_share_of_the_prompt_budget(db: Database) -> None:
+    engine, mock = make_engine(db, engine={"prompt_token_budget": 1000})
+    chat_id = await start(engine, guest=False, character_book=None)
+    for word, priority in (("lamp", 1), ("storm", 9)):
+        entry = {"keys": [word], "content": f"{word} " * 90, "priority": priority}
+        await engine.add_lore(chat_id, entry)  # about 135 tokens each; the share is 150
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "The lamp in the storm.", RecordingSink())
+    lore = next(m for m in narrative_prompts(mock)[0] if m.content.startswith("World info:"))
+    assert "storm" in lore.content and "lamp" not in lore.content
+    _, now = await engine.lore_why(chat_id, HOST, "The lamp in the storm.")
+    assert [f.entry.priority for f in now.over_budget] == [1]
+
+
+async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Database) -> None:
+    """Tomas was not there when the letter came up: its entry fires for Mira, never for him."""
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False, character_book=None)
+    await engine.import_world_book(
+        chat_id,
+        json.dumps(
+            {"scanDepth": 50, "entries": {"0": {"key": ["letter"], "content": "The letter."}}}
+        ).encode(),
+        "vale.json",
+    )
+    mock.add("Mira reads it.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "I hand you the letter.", RecordingSink())
+    mock.add(summary_answer("s"), summary_answer("s"), threads_answer())
+    await engine.guest_join(chat_id, GUEST)
+    mock.add("Tomas hello.", parse_answer("x"), zero_state(), zero_state())
+    await engine.take_turn(chat_id, "Tomas, hello.", RecordingSink())
+
+    _, tomas = narrative_prompts(mock)
+    assert "The letter." not in texts(tomas)
+    speaker, now = await engine.lore_why(chat_id, GUEST)
+    assert speaker.id == GUEST
+    assert {f.book for f in now.fired} == {"Tomas's lorebook"}  # its own book only
+    speaker, now = await engine.lore_why(chat_id, HOST)
+    assert [f.reason for f in now.fired if f.book == "the story's world book"] == [
+        "key 'letter' in Sam's line (3 before the latest)"
+    ]
+
+
+async def test_world_book_changes_are_events_and_survive_a_regenerate(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False, character_book=None)
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "the lantern", RecordingSink())
+    book = {"entries": {"0": {"key": ["a"], "content": "A."}, "1": {"key": ["b"], "content": "B"}}}
+    await engine.import_world_book(chat_id, json.dumps(book).encode(), "w.json")
+    await engine.add_lore(chat_id, {"keys": ["lantern"], "content": "The lantern glows."})
+    await engine.remove_lore(chat_id, 1)
+    mock.add("Again.", zero_state())
+    await engine.regenerate(chat_id, RecordingSink())
+
+    assert "The lantern glows." in texts(narrative_prompts(mock)[1])
+    listed = await engine.world_book(chat_id)
+    assert [(n, e.content) for n, e in zip(listed.numbers, listed.entries, strict=True)] == [
+        (2, "B"),
+        (3, "The lantern glows."),
+    ]
+    before = await snapshot(db)
+    await project(db)
+    assert await snapshot(db) == before
+
+
+async def test_bad_lore_is_refused_with_a_reason(db: Database) -> None:
+    engine, _ = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    for fields, words in [
+        ({"keys": ["a"], "content": " "}, "needs some content"),
+        ({"keys": [], "content": "x"}, "needs keys"),
+        ({"keys": ["a"], "content": "x", "priority": "high"}, "priority"),
+    ]:
+        try:
+            await engine.add_lore(chat_id, fields)
+        except StoryError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"{fields} was accepted")
+    for data, words in [(b"[1]", "should be a JSON object"), (b'{"x": 1}', "no 'entries'")]:
+        try:
+            await engine.import_world_book(chat_id, data, "w.json")
+        except StoryError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"{data!r} was accepted")
+    try:
+        await engine.remove_lore(chat_id, 9)
+    except StoryError as exc:
+        assert "no entry 9" in str(exc)
+    assert await payloads(db, "lore_entry_added") == []
+
+
+# --- 4. greetings ---------------------------------------------------------------------------
+
+
+async def test_a_story_opens_with_the_chosen_greeting(db: Database) -> None:
+    engine, _ = make_engine(db)
+    await start(engine, guest=False, greeting=2)
+    [opening] = await payloads(db, "assistant_turn")
+    assert opening["text"] == "Mira nods to Sam."
+    assert await engine.greetings(0, 0, HOST) == [
+        "*Mira looks up.* You're soaked, Sam.",
+        "Mira waves at Sam.",
+        "Mira nods to Sam.",
+    ]
+
+
+async def test_a_greeting_that_does_not_exist_is_refused(db: Database) -> None:
+    engine, _ = make_engine(db)
+    try:
+        await start(engine, guest=False, greeting=3)
+    except StoryError as exc:
+        assert "greetings 0 to 2" in str(exc)
+    else:
+        raise AssertionError("greeting 3 was accepted")
+
+
+async def test_regenerating_the_opening_shows_the_next_greeting_without_the_llm(
+    db: Database,
+) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    shown = []
+    for _ in range(3):
+        sink = RecordingSink()
+        _, result = await engine.regenerate(chat_id, sink)
+        shown.append("".join(sink.chunks))
+        assert result.status == "done" and sink.ends[0].status == "done"
+    assert shown == [
+        "Mira waves at Sam.",
+        "Mira nods to Sam.",
+        "*Mira looks up.* You're soaked, Sam.",
+    ]
+    assert mock.calls == []
+    beats = await engine.views.beats(chat_id)
+    assert [b.text for b in beats] == [shown[-1]]
+
+
+async def test_after_the_first_line_regenerate_asks_the_llm_again(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    mock.add("Another reply.", zero_state())
+    _, result = await engine.regenerate(chat_id, RecordingSink())
+    assert result.text == "Another reply."
+
+
+# --- 5. the starting relationship toward you -------------------------------------------------
+
+
+async def test_initial_relationship_to_you_seeds_the_edge_and_reaches_the_prompt(
+    db: Database,
+) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    relationship = await engine.relationship(chat_id, HOST, "you")
+    assert relationship.summary == "Mira owes Sam a favour."
+    assert (relationship.affinity, relationship.trust) == (50, 50)
+    assert await engine.why(chat_id, HOST, "you") == []
+    mock.add("Reply.", parse_answer("x"), zero_state())
+    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    assert "Mira owes Sam a favour." in narrative_prompts(mock)[0][0].content
+
+
+async def test_a_guest_joining_later_brings_its_starting_view_of_you(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await start(engine, guest=False)
+    mock.add(summary_answer("s"), threads_answer())
+    await engine.guest_join(chat_id, GUEST)
+    assert (await engine.relationship(chat_id, GUEST, "you")).summary == (
+        "Tomas owes Sam a favour."
+    )
