@@ -60,6 +60,7 @@ class Reply:
     send_headers: bool = True
     finish_reason: str | None = "stop"
     done: bool = True
+    prompt_delay: float = 0.0
 
     @classmethod
     def text(
@@ -68,6 +69,7 @@ class Reply:
         *,
         chunks: Sequence[str] | None = None,
         chunk_delay: float = 0.0,
+        prompt_delay: float = 0.0,
         keepalive: bool = False,
         write_size: int | None = None,
         finish_reason: str | None = "stop",
@@ -77,12 +79,14 @@ class Reply:
 
         ``keepalive`` puts an SSE comment before every chunk; ``write_size`` re-cuts the raw
         SSE bytes into network writes of that many bytes (splitting lines and UTF-8);
-        ``finish_reason=None, done=False`` ends the body cleanly but without either marker.
+        ``finish_reason=None, done=False`` ends the body cleanly but without either marker;
+        ``prompt_delay`` is the time a server spends on the prompt before its first token.
         """
         return cls(
             "text",
             tuple(chunks) if chunks is not None else tuple(_WORDS.findall(text)),
             chunk_delay=chunk_delay,
+            prompt_delay=prompt_delay,
             keepalive=keepalive,
             write_size=write_size,
             finish_reason=finish_reason,
@@ -159,8 +163,22 @@ def echo_reply(request: RecordedRequest) -> Reply:
 class LoopbackLLMServer:
     """The server; ``async with`` starts it on 127.0.0.1 with a free port."""
 
-    def __init__(self, default: Reply | Callable[[RecordedRequest], Reply] = echo_reply) -> None:
+    def __init__(
+        self,
+        default: Reply | Callable[[RecordedRequest], Reply] = echo_reply,
+        *,
+        one_at_a_time: bool = False,
+    ) -> None:
         self.default = default
+        self.one_at_a_time = one_at_a_time
+        """Serve requests strictly one at a time, in arrival order, like a one-slot local server."""
+        self._serial = asyncio.Lock()
+        self._serving: RecordedRequest | None = None
+        self.queued_behind: list[tuple[RecordedRequest, RecordedRequest]] = []
+        """(request, the one being served when it arrived), for one_at_a_time servers."""
+        self.replies_waiting: set[int] = set()
+        self.json_while_a_reply_waited: list[RecordedRequest] = []
+        """JSON requests that arrived while a streamed reply had not had its first chunk."""
         self.models: list[str] | None = None
         """What ``GET /v1/models`` lists; None answers it with 404, as some servers do."""
         self.requests: list[RecordedRequest] = []
@@ -259,6 +277,24 @@ class LoopbackLLMServer:
         self, request: RecordedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Play one reply; True to keep the connection for another request."""
+        if request.stream:
+            self.replies_waiting.add(id(request))
+        elif self.replies_waiting:
+            self.json_while_a_reply_waited.append(request)
+        if not self.one_at_a_time:
+            return await self._play(request, reader, writer)
+        if self._serving is not None:
+            self.queued_behind.append((request, self._serving))
+        async with self._serial:
+            self._serving = request
+            try:
+                return await self._play(request, reader, writer)
+            finally:
+                self._serving = None
+
+    async def _play(
+        self, request: RecordedRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         self.requests.append(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -283,6 +319,7 @@ class _Out:
     ) -> None:
         self.server = server
         self.writer = writer
+        self.request: RecordedRequest | None = None
         self.active = True
         self.watcher = asyncio.create_task(self._watch(reader))
 
@@ -305,6 +342,8 @@ class _Out:
 
     async def finish(self) -> None:
         """Stop watching before the connection's next request is read."""
+        if self.request is not None:  # a reply that never sent a chunk waits no more
+            self.server.replies_waiting.discard(id(self.request))
         self.done()
         self.watcher.cancel()
         await asyncio.wait({self.watcher})
@@ -352,6 +391,7 @@ class _Out:
         return await self.whole(200, {"object": "list", "data": listed})
 
     async def play(self, reply: Reply, request: RecordedRequest) -> bool:
+        self.request = request
         model = str(request.json.get("model", "loopback"))
         if reply.kind == "status":
             extra = {}
@@ -383,12 +423,16 @@ class _Out:
         return False
 
     async def _sse(self, reply: Reply, model: str) -> bool:
+        if reply.prompt_delay:
+            await self.flush(reply.prompt_delay)
         self.head(200, "text/event-stream", {"Cache-Control": "no-cache"})
         delay = 0.0 if reply.kind == "hang" else reply.chunk_delay
         for data in sse_events(reply, model):
             if reply.keepalive:
                 self.chunk(b": keep-alive\n\n")
             self.chunk(data)
+            await self.writer.drain()
+            self.server.replies_waiting.discard(id(self.request))  # its first bytes are out
             await self.flush(delay)
         if reply.kind == "cut":
             self.done()

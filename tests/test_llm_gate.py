@@ -96,3 +96,26 @@ def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
 )
 def test_parse_retry_after(header: str, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
+
+
+async def test_no_background_call_goes_while_a_reply_waits_for_its_first_token() -> None:
+    """Even to a free slot: a one-slot server would run the JSON call first."""
+    gate = PriorityGate(2)
+    log: list[str] = []
+    async with gate.reply_waiting() as reply:
+        background = asyncio.create_task(_hold(gate, Priority.BACKGROUND, log, "json"))
+        await asyncio.sleep(0.01)
+        assert log == [] and gate.in_use == 0  # a slot is free, and still it waits
+        reply.arrived()
+        await asyncio.wait_for(background, 1)
+        assert log == ["json"]
+    assert gate.replies_waiting == 0
+
+
+async def test_a_reply_that_ends_without_a_token_releases_the_background_calls() -> None:
+    gate = PriorityGate(1)
+    with pytest.raises(RuntimeError):
+        async with gate.reply_waiting():
+            raise RuntimeError("the stream failed before its first token")
+    await asyncio.wait_for(gate.acquire(), 1)
+    gate.release()

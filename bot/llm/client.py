@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
@@ -30,7 +30,7 @@ from bot.llm.errors import (
     LLMTimeoutError,
     TimeoutPhase,
 )
-from bot.llm.gate import PriorityGate
+from bot.llm.gate import PriorityGate, ReplyWait
 from bot.llm.json_mode import JsonMode
 from bot.llm.retry import RetryPolicy, parse_retry_after
 from bot.llm.sse import ChatStreamDecoder, error_text, parse_json
@@ -234,6 +234,7 @@ class OpenAICompatibleClient:
             yielded = False
             try:
                 async with (
+                    self._first_token_wait(priority) as waiting,
                     self.gate.slot(priority),
                     self._open(payload, deadline) as (response, first_token_by),
                 ):
@@ -250,6 +251,7 @@ class OpenAICompatibleClient:
                                 break
                             for piece in decoder.feed(text):
                                 yielded = True
+                                waiting.arrived()
                                 yield piece
                     for piece in decoder.close():
                         yielded = True
@@ -261,6 +263,12 @@ class OpenAICompatibleClient:
                     raise
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _first_token_wait(self, priority: Priority) -> AbstractAsyncContextManager[ReplyWait]:
+        """A reply holds background calls back until its first token; other streams do not."""
+        if priority is Priority.NARRATIVE:
+            return self.gate.reply_waiting()
+        return nullcontext(ReplyWait(None))
 
     @asynccontextmanager
     async def _open(

@@ -3,6 +3,10 @@
 LLM plans cap concurrent requests (Featherless counts them per key), so every request holds a
 slot for its whole life. A freed slot is handed straight to the next waiter - narrative before
 background, first come first served within a priority - so nobody can barge past the queue.
+
+The reply owns the critical path: while any reply is waiting for its first token, no background
+(JSON) request is sent, even to a free slot. A local server that serves one request at a time
+would otherwise often run the JSON call first and keep the player waiting for it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class PriorityGate:
         self.in_use = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self.replies_waiting = 0
+        """Replies sent (or about to be) whose first token has not arrived yet."""
+        self._no_reply_waiting = asyncio.Event()
+        self._no_reply_waiting.set()
 
     @property
     def waiting(self) -> int:
@@ -40,7 +48,26 @@ class PriorityGate:
         finally:
             self.release()
 
+    @asynccontextmanager
+    async def reply_waiting(self) -> AsyncIterator[ReplyWait]:
+        """Mark a reply as waiting for its first token until ``arrived()`` or the block ends."""
+        wait = ReplyWait(self)
+        self.replies_waiting += 1
+        self._no_reply_waiting.clear()
+        try:
+            yield wait
+        finally:
+            wait.arrived()
+
+    def _reply_arrived(self) -> None:
+        self.replies_waiting -= 1
+        if not self.replies_waiting:
+            self._no_reply_waiting.set()
+
     async def acquire(self, priority: Priority = Priority.BACKGROUND) -> None:
+        if priority is not Priority.NARRATIVE:
+            while self.replies_waiting:
+                await self._no_reply_waiting.wait()
         if self.in_use < self.limit and not self.waiting:
             self.in_use += 1
             return
@@ -61,3 +88,16 @@ class PriorityGate:
                 fut.set_result(None)
                 return
         self.in_use -= 1
+
+
+class ReplyWait:
+    """One reply's wait for its first token (see ``PriorityGate.reply_waiting``)."""
+
+    def __init__(self, gate: PriorityGate | None) -> None:
+        self._gate = gate
+
+    def arrived(self) -> None:
+        """The first token is here (or the reply ended): background calls may go. Idempotent."""
+        if self._gate is not None:
+            self._gate._reply_arrived()
+            self._gate = None
