@@ -95,6 +95,9 @@ def parse_options(words: list[str], allowed: set[str]) -> dict[str, str]:
     return options
 
 
+BUSY_LINE = "(the story moves on…)"
+
+
 class Console:
     """The console's state (the chat it plays) and its commands."""
 
@@ -103,6 +106,7 @@ class Console:
         self.out = out
         self.chat_id: str | None = None
         self.running = True
+        engine.on_busy(self._busy)
         self._commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
             "character": self._character,
             "you": self._you,
@@ -120,6 +124,14 @@ class Console:
             "help": self._help,
             "quit": self._quit,
         }
+
+    async def _busy(self, chat_id: str, where: int, busy: bool) -> None:
+        """A status line while the world moves on after a reply; it clears when done. Only on
+        a terminal: piped output stays the story alone."""
+        if not self.out.isatty():
+            return
+        self.out.write(BUSY_LINE if busy else "\r\033[K")
+        self.out.flush()
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")

@@ -19,12 +19,30 @@ from bot.engine import SceneChoice, StoryError
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
 from cogs._render import QUIET, STOP_EMOJI, StoryChannel
+from cogs._render._typing import TypingIndicator
 from cogs._steering import take_reaction_back
 
 log = logging.getLogger(__name__)
 
 
 class Story(StoryCog):
+    def __init__(self, bot: StoryBot) -> None:
+        super().__init__(bot)
+        self._busy_typing: dict[str, TypingIndicator] = {}
+
+    async def cog_load(self) -> None:
+        self.engine.on_busy(self._show_busy)
+
+    async def _show_busy(self, chat_id: str, where: int, busy: bool) -> None:
+        """Typing in the story's channel (or thread) while the world moves on after a reply."""
+        shown = self._busy_typing.pop(chat_id, None)
+        if shown is not None:
+            await shown.close()
+        channel = self.bot.get_channel(where) if busy else None
+        if isinstance(channel, discord.abc.Messageable):
+            self._busy_typing[chat_id] = indicator = TypingIndicator(channel)
+            indicator.start()
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None or message.guild is None:

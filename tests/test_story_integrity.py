@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 from collections.abc import Sequence
 from typing import Any
 
+from bot.console import BUSY_LINE, Console
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
@@ -243,3 +245,43 @@ async def test_a_huge_reply_to_a_long_line_keeps_its_beat(db: Database) -> None:
     memories = await payloads(db, "memory_written")
     assert len(memories) == 2 and all(len(m["text"]) <= 20_000 for m in memories)
     await _rebuild_agrees(db)
+
+
+async def test_the_player_hears_the_story_is_busy_while_the_world_moves_on(db: Database) -> None:
+    """Issue 13, never silent: from the reply's end until its world update is written."""
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    heard: list[tuple[str, int, bool, int]] = []
+
+    async def listener(chat: str, where: int, busy: bool) -> None:
+        updates = len(await payloads(db, "edge_update"))
+        heard.append((chat, where, busy, updates))
+
+    engine.on_busy(listener)
+    sink = RecordingSink()
+    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    await engine.take_turn(chat_id, "hello", sink)
+    # busy once the reply had ended, quiet once its state update was written
+    assert heard == [(chat_id, 0, True, 0), (chat_id, 0, False, 1)]
+    assert sink.ends
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_the_console_shows_a_status_line_that_clears(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    out = _Terminal()
+    console = Console(engine, out)
+    console.chat_id = chat_id
+    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    await engine.take_turn(chat_id, "hello", RecordingSink())
+    assert out.getvalue() == BUSY_LINE + "\r\033[K"
+    piped = io.StringIO()
+    Console(engine, piped)
+    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    await engine.take_turn(chat_id, "hello", RecordingSink())
+    assert piped.getvalue() == ""  # piped output is the story alone

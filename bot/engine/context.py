@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.config import EngineSettings
+from bot.engine.busy import BusyNotice
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.inflight import ChatQueues, InFlight
 from bot.engine.models import StoryModels
@@ -26,6 +27,7 @@ class StoryContext:
     settings: EngineSettings
     queues: ChatQueues = field(default_factory=ChatQueues)
     in_flight: InFlight = field(default_factory=InFlight)
+    busy: BusyNotice = field(default_factory=BusyNotice)
     clock: Callable[[], datetime] = _utc_now
     closing: bool = False
 

@@ -21,6 +21,7 @@ from bot.cards.lorebook import Lorebook
 from bot.config import Settings
 from bot.engine import edits, export, history, lore, opening, scenes
 from bot.engine.beat_events import turn_events
+from bot.engine.busy import BusyListener
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.history import FeelingChange, Rewound
@@ -31,7 +32,7 @@ from bot.engine.recall import fts_query
 from bot.engine.scenes import SceneClose
 from bot.engine.sink import BeatSink, Speaker
 from bot.engine.speakers import choose_speaker, next_meanwhile_speaker
-from bot.engine.turns import TurnResult, play_beat, speaker_of
+from bot.engine.turns import TurnResult, play_beat, showing_place, speaker_of
 from bot.engine.views import (
     Beat,
     Character,
@@ -606,25 +607,32 @@ class Engine:
 
     # -- scenes -------------------------------------------------------------------------------
 
-    async def close_scene(self, chat_id: str) -> SceneClose:
-        """Close the open scene (the meanwhile one if open) and, for a you-scene, open the next."""
+    def on_busy(self, listener: BusyListener) -> None:
+        """Hear when a story is busy after a reply or on a scene's close (to show it)."""
+        self.ctx.busy.subscribe(listener)
+
+    @contextlib.asynccontextmanager
+    async def _scene_change(self, chat_id: str) -> AsyncIterator[Cast]:
+        """The chat's turn, told as busy: a close writes summaries, which takes a while."""
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
+            async with self.ctx.busy.during(chat_id, showing_place(cast)):
+                yield cast
+
+    async def close_scene(self, chat_id: str) -> SceneClose:
+        """Close the open scene (the meanwhile one if open) and, for a you-scene, open the next."""
+        async with self._scene_change(chat_id) as cast:
             if cast.meanwhile is not None:
                 return await scenes.end_meanwhile(self.ctx, cast)
             return await scenes.close_you_scene(self.ctx, cast)
 
     async def guest_join(self, chat_id: str, character_id: str | None = None) -> SceneClose:
-        async with self._turn(chat_id):
-            return await scenes.guest_joins(
-                self.ctx, await load_cast(self.ctx, chat_id), character_id
-            )
+        async with self._scene_change(chat_id) as cast:
+            return await scenes.guest_joins(self.ctx, cast, character_id)
 
     async def guest_leave(self, chat_id: str, character_id: str | None = None) -> SceneClose:
-        async with self._turn(chat_id):
-            return await scenes.guest_leaves(
-                self.ctx, await load_cast(self.ctx, chat_id), character_id
-            )
+        async with self._scene_change(chat_id) as cast:
+            return await scenes.guest_leaves(self.ctx, cast, character_id)
 
     async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
         refuse_unwritable(premise, "the premise")
@@ -635,8 +643,8 @@ class Engine:
             )
 
     async def end_meanwhile(self, chat_id: str) -> SceneClose:
-        async with self._turn(chat_id):
-            return await scenes.end_meanwhile(self.ctx, await load_cast(self.ctx, chat_id))
+        async with self._scene_change(chat_id) as cast:
+            return await scenes.end_meanwhile(self.ctx, cast)
 
     # -- read models --------------------------------------------------------------------------
 

@@ -326,9 +326,15 @@ async def _after_beat(
     line: tuple[int, str] | None,
 ) -> None:
     """The world after a written beat: the line classified, every present character's state."""
-    events = await derive_world(ctx, cast, pov.present, lines, beat_id, line=line)
-    if events:
-        await append_events(ctx.db, events)
+    async with ctx.busy.during(cast.chat.id, showing_place(cast)):
+        events = await derive_world(ctx, cast, pov.present, lines, beat_id, line=line)
+        if events:
+            await append_events(ctx.db, events)
+
+
+def showing_place(cast: Cast) -> int:
+    """Where the scene being played shows: the meanwhile thread, or the story's channel."""
+    return cast.meanwhile.thread_id if cast.meanwhile is not None else cast.chat.channel_id
 
 
 async def derive_world(
