@@ -1,4 +1,8 @@
-"""What the characters remember and feel, and why: memories, relationships, read-only."""
+"""What the characters remember and feel, and why: memories, relationships, read-only.
+
+The story owner's look behind the scenes: these show what the *characters* know, so only the
+owner (or someone who manages the channel) may ask, and every answer is private (ephemeral).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from bot.store import YOU
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._choices import character_choices, someone_choices
 from cogs._embeds import memories_embed, relationship_embed, why_embed
-from cogs._guards import StoryPlace, story_here
+from cogs._guards import StoryPlace, steered_story
+
+BEHIND_THE_SCENES = "look behind the scenes"
 
 
 class Insight(StoryCog):
@@ -18,7 +24,7 @@ class Insight(StoryCog):
     @app_commands.autocomplete(character=character_choices)
     @app_commands.guild_only()
     async def memories(self, interaction: Interaction, character: str, query: str = "") -> None:
-        place = await story_here(interaction)
+        place = await steered_story(interaction, BEHIND_THE_SCENES)
         if character == YOU:
             raise Refusal("you keep your own memories; ask about a character of this story")
         names = await self._in_story(place, character)
@@ -30,7 +36,7 @@ class Insight(StoryCog):
     @app_commands.describe(a="who feels", b="about whom ('you' for you)")
     @app_commands.guild_only()
     async def relationship(self, interaction: Interaction, a: str, b: str) -> None:
-        place = await story_here(interaction)
+        place = await steered_story(interaction, BEHIND_THE_SCENES)
         names = await self._in_story(place, a, b)
         relationship = await self.engine.relationship(place.chat.id, a, b)
         await answer(interaction, embed=relationship_embed(relationship, names[a], names[b]))
@@ -40,7 +46,7 @@ class Insight(StoryCog):
     @app_commands.describe(a="who feels", b="about whom ('you' for you)")
     @app_commands.guild_only()
     async def why(self, interaction: Interaction, a: str, b: str) -> None:
-        place = await story_here(interaction)
+        place = await steered_story(interaction, BEHIND_THE_SCENES)
         names = await self._in_story(place, a, b)
         changes = await self.engine.why(place.chat.id, a, b)
         await answer(interaction, embed=why_embed(changes, names[a], names[b]))

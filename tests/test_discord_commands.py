@@ -162,7 +162,7 @@ async def test_relationship_shows_affinity_and_trust_as_bars(world: StoryWorld) 
 
     (shown,) = await slash(world, "Insight", "relationship", world.owner, a=HOST, b="you")
 
-    assert shown.embed is not None
+    assert shown.ephemeral and shown.embed is not None
     fields = {field.name: field.value for field in shown.embed.fields}
     assert fields["affinity"] == "`█████░░░░░ 50`"
     assert fields["trust"] == "`█████░░░░░ 50`"
@@ -311,14 +311,19 @@ async def test_memories_shows_what_the_character_remembers(
     llm.add("BotA takes the tea gratefully.", parse_answer("I brought you tea"), zero_state())
     await dpytest.message("I brought you tea", channel=world.channel, member=world.owner)
 
-    (shown,) = await slash(world, "Insight", "memories", world.stranger, character=HOST)
+    (refused,) = await slash(world, "Insight", "memories", world.stranger, character=HOST)
+    (shown,) = await slash(world, "Insight", "memories", world.owner, character=HOST)
     (searched,) = await slash(
-        world, "Insight", "memories", world.stranger, character=HOST, query="tea"
+        world, "Insight", "memories", world.owner, character=HOST, query="tea"
     )
     (nothing,) = await slash(
-        world, "Insight", "memories", world.stranger, character=HOST, query="volcano"
+        world, "Insight", "memories", world.owner, character=HOST, query="volcano"
     )
 
+    # what the characters know is the owner's to see, and only the owner sees the answer
+    assert refused.ephemeral and refused.embed is None
+    assert refused.content == "only the owner of this story can look behind the scenes"
+    assert shown.ephemeral and searched.ephemeral and nothing.ephemeral
     assert shown.embed is not None and shown.embed.title == "BotA remembers"
     (memory,) = shown.embed.fields
     assert "tea" in str(memory.value)
