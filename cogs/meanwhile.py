@@ -103,7 +103,7 @@ class Meanwhile(StoryCog):
             await thread.delete()
             await starter.delete()
             raise
-        await thread.send(THREAD_INTRO, view=EndMeanwhileView())
+        await self.renderer.announce(thread, THREAD_INTRO, view=EndMeanwhileView())
         return thread
 
     async def _play_beats(self, chat: Chat, thread: discord.Thread, beats: int) -> None:

@@ -94,6 +94,7 @@ class FakeDiscord:
         self.deleted_webhooks: set[int] = set()
         self.rate_limited = 0
         self.fail_edits = 0  # the next N edits answer 500
+        self.fail_sends = 0  # the next N new messages answer 500 (after discord.py's own tries)
         self.fail_reactions = False
         self.me = create_autospec(discord.Member, instance=True)
         self.me.id = BOT_ID
@@ -196,6 +197,12 @@ class FakeDiscord:
             self._log("429", channel_id)
             raise http_error(discord.HTTPException, 429, 0, "You are being rate limited.")
 
+    def _check_send(self, channel_id: int) -> None:
+        if self.fail_sends:
+            self.fail_sends -= 1
+            self._log("500", channel_id)
+            raise http_error(discord.DiscordServerError, 500, 0, "Internal Server Error")
+
     async def _network(self) -> None:
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -221,6 +228,7 @@ class FakeDiscord:
             assert kwargs.get("allowed_mentions") is not None
             thread = kwargs.get("thread", discord.utils.MISSING)
             target = channel_id if thread is discord.utils.MISSING else thread.id
+            self._check_send(target)
             await self._network()
             message = self._message(target, content, kwargs["username"], webhook.id)
             self._log("send", target, message.id, content)
@@ -266,6 +274,7 @@ class FakeDiscord:
 
         async def send(content: str, **kwargs: Any) -> Any:
             assert kwargs.get("allowed_mentions") is not None
+            fake._check_send(place_id)
             await fake._network()
             shown = fake._message(place_id, content, "storybot", None)
             fake._log("send", place_id, shown.id, content)

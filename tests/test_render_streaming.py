@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 
+import discord
 import pytest
 
 from bot.engine import BeatEnd, Speaker
@@ -293,3 +294,35 @@ async def test_a_failed_reply_shows_a_short_reason_and_never_the_raw_error(
     for leak in ("http", "LLM", "secret", "api_key", "Errno", "10.0.0.7"):
         assert leak not in message.content
     assert str(error) in caplog.text  # the details are in the log
+
+
+async def test_the_opening_line_and_the_digest_survive_a_server_error() -> None:
+    """A 500 on a story message (the host's opening, a digest) is tried again, not lost."""
+    fake, renderer, _ = world()
+    channel = fake.channel()
+    fake.fail_sends = 1
+    ids = await renderer.post(channel, MIRA, "The inn is warm tonight.", owner_id=7)
+    assert [fake.messages[i].content for i in ids] == ["The inn is warm tonight."]
+    fake.fail_sends = 1
+    digest = await renderer.announce(channel, "While you were away…")
+    assert [fake.messages[i].content for i in digest] == ["While you were away…"]
+    assert fake.verbs(channel.id).count("500") == 2
+
+
+async def test_a_story_message_is_not_sent_a_third_time() -> None:
+    fake, renderer, _ = world()
+    channel = fake.channel()
+    fake.fail_sends = 2
+    with pytest.raises(discord.DiscordServerError):
+        await renderer.post(channel, MIRA, "The inn is warm tonight.", owner_id=7)
+    assert fake.shown(channel.id) == []
+
+
+async def test_a_reply_whose_last_piece_fails_once_still_shows_whole() -> None:
+    fake, renderer, _ = world()
+    channel = fake.channel()
+    sink = renderer.sink(channel, chat_id="c1", owner_id=7)
+    await sink.begin(MIRA)
+    fake.fail_sends = 1
+    ids = await sink.end(BeatEnd("Quick and done.", "done"))
+    assert [fake.messages[i].content for i in ids] == ["Quick and done."]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -14,6 +15,7 @@ from bot.engine import BeatSink, Engine, Speaker
 from cogs._render._limiter import EditLimiters
 from cogs._render._registry import StreamingMessages
 from cogs._render._retire import RetireMode, retire_message
+from cogs._render._sending import send_paced
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
 from cogs._render._types import StoryChannel
@@ -76,16 +78,24 @@ class Renderer:
         limiter = self._limiters.of(channel.id)
         ids = []
         for piece in split_for_discord(text.strip(), MESSAGE_LIMIT - len(voice.prefix)):
-            limiter.note()
-            ids.append(await voice.send(voice.prefix + piece))
+            send = functools.partial(voice.send, voice.prefix + piece)
+            ids.append(await send_paced(limiter, send, channel_id=channel.id))
         return ids
 
-    async def announce(self, channel: discord.abc.Messageable, text: str) -> list[int]:
-        """The bot's own words (the "While you were away…" digest), split at Discord's limit."""
+    async def announce(
+        self, channel: StoryChannel, text: str, *, view: discord.ui.View | None = None
+    ) -> list[int]:
+        """The bot's own words for the story (a digest, a thread's intro), split at the limit.
+
+        ``view`` (buttons) goes with the last piece.
+        """
+        limiter = self._limiters.of(channel.id)
+        pieces = split_for_discord(text.strip())
         ids = []
-        for piece in split_for_discord(text.strip()):
-            message = await channel.send(piece, allowed_mentions=QUIET)
-            ids.append(message.id)
+        for index, piece in enumerate(pieces):
+            with_view = view if index == len(pieces) - 1 else None
+            send = functools.partial(_say, channel, piece, with_view)
+            ids.append(await send_paced(limiter, send, channel_id=channel.id))
         return ids
 
     async def retire(
@@ -146,3 +156,11 @@ class Renderer:
             )
         except discord.HTTPException as exc:
             log.warning("could not tell the owner of channel %d why: %s", home.id, exc)
+
+
+async def _say(channel: StoryChannel, text: str, view: discord.ui.View | None) -> int:
+    if view is None:
+        message = await channel.send(text, allowed_mentions=QUIET)
+    else:
+        message = await channel.send(text, allowed_mentions=QUIET, view=view)
+    return message.id

@@ -18,6 +18,7 @@ from bot.engine import BeatEnd, Speaker
 from cogs._render._limiter import EditLimiter
 from cogs._render._reactions import add_stop, delete_quietly, remove_stop
 from cogs._render._registry import StreamingMessages
+from cogs._render._sending import SERVER_TROUBLE, STORY_SEND_TRIES, send_paced
 from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._types import StoryChannel
 from cogs._render._typing import TypingIndicator
@@ -155,27 +156,25 @@ class StreamingReply:
 
     async def _send(self, voice: Voice, content: str, *, final: bool) -> bool:
         """Post a new message now (new words should not wait); the final one is tried twice."""
-        for attempt in range(2 if final else 1):
-            self._limiter.note()
-            try:
-                message_id = await voice.send(content)
-            except (discord.HTTPException, NoWebhook) as exc:
-                log.warning(
-                    "sending a reply in channel %d failed (try %d): %s",
-                    self._place.id,
-                    attempt + 1,
-                    exc,
-                )
-                continue
-            self._ids.append(message_id)
-            self._shown.append(content)
-            self._registry.add(message_id, self._chat_id)
-            if len(self._ids) == 1:
-                self._typing.stop()
-                self._stop_on = message_id
-                self._stop_offer = asyncio.create_task(add_stop(self._place, message_id))
-            return True
-        return False
+        try:
+            message_id = await send_paced(
+                self._limiter,
+                lambda: voice.send(content),
+                channel_id=self._place.id,
+                tries=STORY_SEND_TRIES if final else 1,
+                retry_on=(discord.HTTPException, NoWebhook, *SERVER_TROUBLE),
+            )
+        except (discord.HTTPException, NoWebhook, *SERVER_TROUBLE) as exc:
+            log.warning("sending a reply in channel %d failed: %s", self._place.id, exc)
+            return False
+        self._ids.append(message_id)
+        self._shown.append(content)
+        self._registry.add(message_id, self._chat_id)
+        if len(self._ids) == 1:
+            self._typing.stop()
+            self._stop_on = message_id
+            self._stop_offer = asyncio.create_task(add_stop(self._place, message_id))
+        return True
 
     async def _edit(self, voice: Voice, index: int, content: str, *, final: bool) -> None:
         """Edit one message; an error is logged and the next edit catches up (final: retried)."""
@@ -183,7 +182,8 @@ class StreamingReply:
             if attempt:
                 await self._limiter.acquire()
             try:
-                await voice.edit(self._ids[index], content)
+                async with self._limiter.request():
+                    await voice.edit(self._ids[index], content)
             except MessageGone:
                 await self._replace(voice, index, content, final=final)
                 return
