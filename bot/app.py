@@ -16,13 +16,15 @@ from collections.abc import Iterator, Sequence
 
 import aiohttp
 import discord
+from discord.backoff import ExponentialBackoff
 from discord.ext import commands
 
+from bot import server
 from bot.cli import CommandError
-from bot.config import Settings
+from bot.config import DISCORD_API_BASE, Settings
 from bot.engine import Engine
 from bot.llm import OpenAICompatibleClient
-from bot.store import StoreError, open_db
+from bot.store import Database, StoreError, open_db
 from cogs._render import Renderer
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,10 @@ PERMISSIONS = discord.Permissions(
     manage_threads=True,
 )
 
+# Seconds of the first wait before reconnecting after a gateway payload discord.py could not
+# read: a random wait up to 2 s, doubling per failure in a row up to about 17 minutes.
+GATEWAY_RETRY_BASE = 1
+
 # How long shutdown waits for stopped replies to be marked and written before closing.
 SHUTDOWN_GRACE_SECONDS = 5.0
 # How long turns cancelled after the grace get to unwind before the store closes.
@@ -72,10 +78,8 @@ def story_intents() -> discord.Intents:
     return intents
 
 
-def invite_url(application_id: int) -> str:
-    return discord.utils.oauth_url(
-        application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands")
-    )
+def invite_url(application_id: int, api_base: str = DISCORD_API_BASE) -> str:
+    return server.invite_url(api_base, application_id, PERMISSIONS)
 
 
 class StoryBot(commands.Bot):
@@ -110,8 +114,48 @@ class StoryBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.load_story_extensions()
         if self.application_id is not None:
-            log.info("invite storybot with %s", invite_url(self.application_id))
+            api_base = self.settings.discord.api_base
+            log.info("invite storybot with %s", invite_url(self.application_id, api_base))
             await self.sync_guild_commands()
+
+    async def login(self, token: str) -> None:
+        """Log in; a server other than Discord is asked where its gateway is."""
+        await super().login(token)
+        discord_settings = self.settings.discord
+        if not server.is_discord(discord_settings.api_base) and not discord_settings.gateway_url:
+            _, url, _ = await self.http.get_bot_gateway()
+            server.use_gateway(url)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """Stay connected through gateway payloads discord.py cannot read.
+
+        discord.py reconnects after network trouble, but an event it fails to parse (bad JSON,
+        a missing key) escapes ``connect`` and would end the process, and the store with it.
+        Such a failure is logged and the gateway is opened again, with a growing wait; the
+        store and the engine stay as they are. discord.py's own fatal errors (a refused
+        token, a missing intent) still end the run.
+        """
+        backoff: ExponentialBackoff[bool] = ExponentialBackoff(base=GATEWAY_RETRY_BASE)
+        while not self.is_closed():
+            try:
+                await super().connect(reconnect=reconnect)
+                return
+            except Exception as exc:
+                if isinstance(exc, discord.DiscordException) or not reconnect or self.is_closed():
+                    raise
+                retry = backoff.delay()
+                log.exception("could not read a gateway event; reconnecting in %.1f s", retry)
+                await self._drop_socket()
+                await asyncio.sleep(retry)
+
+    async def _drop_socket(self) -> None:
+        """Close the websocket a failed event left open, so its heartbeat stops."""
+        ws = self.ws
+        if ws is not None and ws.open:
+            try:
+                await ws.close(code=4000)
+            except (OSError, aiohttp.ClientError) as exc:
+                log.info("the old gateway connection did not close cleanly: %s", exc)
 
     async def load_story_extensions(self) -> None:
         for name in self.story_extensions:
@@ -220,16 +264,21 @@ async def run_discord(settings: Settings) -> int:
         open_db(settings.storage.db_path) as db,
         OpenAICompatibleClient.from_settings(settings.llm) as llm,
     ):
-        engine = Engine(db, llm, settings)
-        recovered = await engine.recover_interrupted()
-        if recovered:
-            log.info("closed %d turns cut off by the last shutdown", recovered)
-        bot = build_bot(settings, engine)
-        async with bot:
-            _close_on_sigterm(bot)
-            await _start(bot, token)
-        if bot.store_failure is not None:
-            raise bot.store_failure
+        with server.talking_to(settings.discord.api_base, settings.discord.gateway_url):
+            return await _serve(settings, db, llm, token)
+
+
+async def _serve(settings: Settings, db: Database, llm: OpenAICompatibleClient, token: str) -> int:
+    engine = Engine(db, llm, settings)
+    recovered = await engine.recover_interrupted()
+    if recovered:
+        log.info("closed %d turns cut off by the last shutdown", recovered)
+    bot = build_bot(settings, engine)
+    async with bot:
+        _close_on_sigterm(bot)
+        await _start(bot, token)
+    if bot.store_failure is not None:
+        raise bot.store_failure
     return 0
 
 
@@ -247,8 +296,10 @@ async def _start(bot: StoryBot, token: str) -> None:
             "(Bot > Privileged Gateway Intents > Message Content Intent), then run again"
         ) from None
     except (aiohttp.ClientError, OSError) as exc:
+        api_base = bot.settings.discord.api_base
+        where = "Discord" if server.is_discord(api_base) else f"the server at {api_base}"
         raise CommandError(
-            f"cannot reach Discord ({exc}); check this machine's network, then run again"
+            f"cannot reach {where} ({exc}); check this machine's network, then run again"
         ) from None
 
 

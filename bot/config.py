@@ -20,6 +20,7 @@ DISCORD_TOKEN_ENV = "STORYBOT_DISCORD_TOKEN"
 LLM_API_KEY_ENV = "STORYBOT_LLM_API_KEY"
 DB_PATH_ENV = "STORYBOT_DB_PATH"
 FEATHERLESS_BASE_URL = "https://api.featherless.ai/v1"
+DISCORD_API_BASE = "https://discord.com/api/v10"
 _SECRET_KEYS = frozenset({"token", "api_key"})
 
 
@@ -45,6 +46,10 @@ class DiscordSettings(_Section):
     edit_interval_seconds: float = Field(default=1.0, ge=0.2, le=10.0)
     stream_marker: str = " ▌"
     rewound_messages: Literal["delete", "strike"] = "strike"
+    # A Discord-compatible server (say, a self-hosted Spacebar) instead of Discord itself.
+    api_base: str = Field(default=DISCORD_API_BASE, pattern=r"^https?://[^/\s]+(/\S*)?$")
+    # Empty: the gateway the server announces (GET /gateway/bot), or Discord's own.
+    gateway_url: str = Field(default="", pattern=r"^(wss?://[^/\s]+(/\S*)?)?$")
 
 
 class TimeoutSettings(_Section):

@@ -1,0 +1,126 @@
+"""The gateway connection: any Discord-compatible server by setting, and surviving bad payloads.
+
+A real server (Spacebar) once sent payloads discord.py could not parse; each one ended the
+process. The bot must log it, reconnect with backoff and keep its store open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from bot import app, server
+from bot.app import StoryBot, build_bot
+from bot.config import ConfigError, Settings, load_settings
+from bot.engine import Engine
+from bot.llm import MockLLMClient
+from bot.store import Database, open_db
+from tests.fake_gateway import FakeDiscordServer
+
+
+class NoWait:
+    """A backoff that never waits, so reconnect tests take milliseconds."""
+
+    def __init__(self, base: int = 1) -> None:
+        self.delays = 0
+
+    def delay(self) -> float:
+        self.delays += 1
+        return 0.0
+
+
+@pytest.fixture
+async def discord_server() -> AsyncIterator[FakeDiscordServer]:
+    async with FakeDiscordServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Database]:
+    async with open_db(":memory:") as database:
+        yield database
+
+
+def bot_for(fake: FakeDiscordServer, store: Database) -> StoryBot:
+    settings = Settings.model_validate({"discord": {"api_base": fake.api_base}})
+    return build_bot(settings, Engine(store, MockLLMClient(), settings), extensions=())
+
+
+async def run_until(bot: StoryBot, fake: FakeDiscordServer, connections: int) -> None:
+    """Start the bot like ``run`` does, wait for ``connections`` READYs, then close it."""
+    with server.talking_to(bot.settings.discord.api_base):
+        task = asyncio.create_task(bot.start("a-token"))
+        try:
+            await fake.wait_for_connections(connections)
+            assert not task.done(), task.exception() if task.done() else None
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.parametrize(
+    "bad_frame",
+    [
+        "{this is not json",
+        '{"op": 0, "t": "CHANNEL_CREATE", "s": 2, "d": {"id": "5"}}',  # no "type": KeyError
+        '{"op": 0, "t": "MESSAGE_UPDATE", "s": 2, "d": {"channel_id": "5"}}',
+    ],
+    ids=["not-json", "channel-without-type", "update-without-id"],
+)
+async def test_an_unreadable_gateway_payload_reconnects_and_keeps_the_store_open(
+    discord_server: FakeDiscordServer,
+    store: Database,
+    bad_frame: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backoff = NoWait()
+    monkeypatch.setattr(app, "ExponentialBackoff", lambda base: backoff)
+    discord_server.script(bad_frame)
+    bot = bot_for(discord_server, store)
+    with caplog.at_level(logging.ERROR, logger="bot.app"):
+        await run_until(bot, discord_server, connections=2)
+    assert backoff.delays == 1
+    assert "could not read a gateway event" in caplog.text
+    assert len(discord_server.identifies) == 2
+    # the store is still open under the engine: the bot can go on writing the story
+    assert await bot.engine.characters(0) == []
+
+
+async def test_the_bot_logs_in_and_connects_where_api_base_says(
+    discord_server: FakeDiscordServer, store: Database
+) -> None:
+    before = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    bot = bot_for(discord_server, store)
+    await run_until(bot, discord_server, connections=1)
+    assert discord_server.identifies[0]["d"]["token"] == "a-token"
+    assert before == (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)  # put back afterwards
+
+
+def test_discord_is_the_default_server() -> None:
+    settings = load_settings(env={})
+    assert settings.discord.api_base == "https://discord.com/api/v10"
+    assert settings.discord.gateway_url == ""
+    assert app.invite_url(1).startswith("https://discord.com/oauth2/authorize?")
+
+
+def test_a_self_hosted_server_gets_its_own_invite_link() -> None:
+    url = app.invite_url(1, "http://127.0.0.1:3001/api/v9")
+    assert url.startswith("http://127.0.0.1:3001/oauth2/authorize?client_id=1")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("api_base", "discord.com/api"), ("gateway_url", "http://x")]
+)
+def test_a_bad_server_address_is_a_clear_config_error(
+    tmp_path: pytest.TempPathFactory, key: str, value: str
+) -> None:
+    path = tmp_path / "c.toml"  # type: ignore[operator]
+    path.write_text(f'[discord]\n{key} = "{value}"\n')
+    with pytest.raises(ConfigError, match=rf"\[discord\.{key}\]"):
+        load_settings(path, env={})
