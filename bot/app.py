@@ -190,6 +190,11 @@ class StoryBot(commands.Bot):
             _shutdowns.add(task)
             task.add_done_callback(_shutdowns.discard)
 
+    async def process_commands(self, message: discord.Message, /) -> None:
+        """Prefix commands (``@storybot sync``); a message whose payload had no author is none."""
+        if getattr(message, "author", None) is not None:
+            await super().process_commands(message)
+
     async def is_owner(self, user: discord.abc.User, /) -> bool:
         if user.id in self.settings.discord.owner_ids:
             return True

@@ -26,6 +26,7 @@ from cogs._base import (
     refuse_while_closing,
 )
 from cogs._guards import may_steer, steered_story, story_place
+from cogs._partial import author_of, by_a_person
 from cogs._regenerate import RegenerateOffer
 from cogs._render import StoryChannel
 from cogs._steering import (
@@ -108,14 +109,18 @@ class History(StoryCog):
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message
         before = payload.cached_message
-        if message.author.bot or message.webhook_id is not None or message.guild is None:
-            return
-        if self.engine.closing:
+        if self.engine.closing or "content" not in payload.data:
             return
         if before is not None and before.content == message.content:
             return  # an embed unfurled, or a pin: the words did not change
         place = await story_place(self.engine, payload.channel_id)
-        if place is None or message.author.id != place.chat.owner_id:
+        if place is None:
+            return
+        if author_of(message) is None:  # a partial update: ask who wrote it
+            message = await self._whole(message)
+            if message is None:
+                return
+        if not by_a_person(message) or message.author.id != place.chat.owner_id:
             return
         try:
             latest = await self.engine.edit_message(place.chat.id, message.id, message.content)
@@ -127,6 +132,14 @@ class History(StoryCog):
                 await RegenerateOffer.post(message, place.chat, self.offers)
             except discord.HTTPException as exc:  # the line was deleted, or we may not reply
                 log.info("could not offer to regenerate under message %d: %s", message.id, exc)
+
+    async def _whole(self, partial: discord.Message) -> discord.Message | None:
+        """The whole message behind a partial update (None if it is gone or out of reach)."""
+        try:
+            return await partial.channel.fetch_message(partial.id)
+        except discord.HTTPException as exc:
+            log.info("could not read edited message %d: %s", partial.id, exc)
+            return None
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:

@@ -18,6 +18,7 @@ from bot.app import StoryBot
 from bot.engine import SceneChoice, StoryError
 from cogs._base import Interaction, Refusal, StoryCog, answer
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
+from cogs._partial import by_a_person
 from cogs._render import QUIET, STOP_EMOJI, StoryChannel
 from cogs._render._typing import TypingIndicator
 from cogs._steering import take_reaction_back
@@ -45,7 +46,7 @@ class Story(StoryCog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.webhook_id is not None or message.guild is None:
+        if not by_a_person(message):
             return
         if self.engine.closing or not isinstance(message.channel, StoryChannel):
             return
