@@ -117,9 +117,10 @@ class History(StoryCog):
         if place is None:
             return
         if author_of(message) is None:  # a partial update: ask who wrote it
-            message = await self._whole(message)
-            if message is None:
+            whole = await self._whole(message)
+            if whole is None:
                 return
+            message = whole
         if not by_a_person(message) or message.author.id != place.chat.owner_id:
             return
         try:

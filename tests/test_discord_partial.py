@@ -38,6 +38,19 @@ def state() -> Any:
     return dpytest_backend.get_state()
 
 
+def update_without_author(world: StoryWorld, message_id: int | str, content: str) -> None:
+    """MESSAGE_UPDATE carrying only what changed: no author, no member."""
+    state().parse_message_update(
+        {
+            "id": str(message_id),
+            "channel_id": str(world.channel.id),
+            "guild_id": str(world.channel.guild.id),
+            "content": content,
+            "type": 0,
+        }
+    )
+
+
 async def test_an_update_without_author_still_edits_the_owners_line(
     world: StoryWorld, llm: MockLLMClient, listener_errors: list[BaseException]
 ) -> None:
@@ -47,15 +60,7 @@ async def test_an_update_without_author_still_edits_the_owners_line(
     # Not in discord.py's cache (as on the real server): a cached one fails inside discord.py's
     # own parser, which the gateway guard turns into a reconnect (tests/test_discord_gateway.py).
     state()._messages.remove(world.bot._connection._get_message(line.id))
-    state().parse_message_update(
-        {
-            "id": str(line.id),
-            "channel_id": str(world.channel.id),
-            "guild_id": str(world.channel.guild.id),
-            "content": "I say hello",
-            "type": 0,
-        }
-    )
+    update_without_author(world, line.id, "I say hello")
     await dpytest.run_all_events()
     assert listener_errors == []
     assert (await texts(world, chat_id))[-2:] == ["I say hello", "BotA tilts her head."]
@@ -64,15 +69,7 @@ async def test_an_update_without_author_still_edits_the_owners_line(
 async def test_a_partial_update_outside_a_story_is_ignored(
     world: StoryWorld, listener_errors: list[BaseException]
 ) -> None:
-    state().parse_message_update(
-        {
-            "id": "123456",
-            "channel_id": str(world.channel.id),
-            "guild_id": str(world.channel.guild.id),
-            "content": "an embed unfurled",
-            "type": 0,
-        }
-    )
+    update_without_author(world, 123456, "an embed unfurled")
     await dpytest.run_all_events()
     assert listener_errors == []
 
