@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the Discord bot")
     console = commands.add_parser("console", help="play a story in this terminal")
     console.add_argument("--script", type=Path, help="play the lines of this file, then exit")
+    console.add_argument(
+        "--guild",
+        type=int,
+        default=0,
+        metavar="SERVER_ID",
+        help="make characters and stories for this Discord server (default: the console's own)",
+    )
     return parser
 
 
@@ -231,7 +238,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 async def _console(settings: Settings, args: argparse.Namespace) -> int:
     from bot.console import run_console  # noqa: PLC0415 - keeps other commands light
 
-    return await run_console(settings, script=args.script)
+    return await run_console(settings, script=args.script, guild_id=args.guild)
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {

@@ -54,6 +54,11 @@ Commands:
   /status  /memories ID [query]  /relationship A B  /help  /quit
 Any other line is your turn. Ctrl-C stops a reply that is streaming."""
 
+OWN_CHARACTERS = (
+    "characters made here are the console's own: no Discord server sees them. To make them "
+    "for a server, start the console with --guild SERVER_ID (and the bot's database)."
+)
+
 
 class ConsoleSink:
     """Streams a beat to a text stream, prefixed with the speaker's name."""
@@ -101,9 +106,10 @@ BUSY_LINE = "(the story moves on…)"
 class Console:
     """The console's state (the chat it plays) and its commands."""
 
-    def __init__(self, engine: Engine, out: TextIO) -> None:
+    def __init__(self, engine: Engine, out: TextIO, *, guild_id: int = 0) -> None:
         self.engine = engine
         self.out = out
+        self.guild_id = guild_id  # 0: the console's own characters, seen by no server
         self.chat_id: str | None = None
         self.running = True
         engine.on_busy(self._busy)
@@ -140,7 +146,7 @@ class Console:
     async def resume(self) -> None:
         """Pick up the console's open story, if there is one."""
         chat = await self.engine.chat_in_channel(0)
-        if chat is not None:
+        if chat is not None and chat.guild_id == self.guild_id:
             self.chat_id = chat.id
             self.say(f"(resuming story {chat.id} at {chat.place or 'somewhere'})")
 
@@ -182,15 +188,19 @@ class Console:
             avatar = None
             if imported.avatar_bytes and imported.avatar_content_type:
                 avatar = (imported.avatar_bytes, imported.avatar_content_type)
-            character = await self.engine.author_character(imported.fields, avatar=avatar)
+            character = await self.engine.author_character(
+                imported.fields, avatar=avatar, guild_id=self.guild_id
+            )
             self.say(f"imported {character.name} as {character.id}")
+            if not self.guild_id:
+                self.say(f"note: {OWN_CHARACTERS}")
             for warning in imported.warnings:
                 self.say(f"note: {warning}")
         elif args == ["list"]:
-            characters = await self.engine.characters(0)
+            characters = await self.engine.characters(self.guild_id)
             self.say("\n".join(f"{c.id}: {c.name}" for c in characters) or "(no characters yet)")
         elif args[:1] == ["show"] and len(args) == 2:
-            self._show_character(args[1], await self.engine.character(0, args[1]))
+            self._show_character(args[1], await self.engine.character(self.guild_id, args[1]))
         else:
             raise UsageError("use /character import PATH, /character list or /character show ID")
 
@@ -216,8 +226,9 @@ class Console:
         if args[:1] != ["set"]:
             raise UsageError("use /you set name=… pronouns=… persona=…")
         options = parse_options(args[1:], {"name", "pronouns", "persona"})
-        current = await self.engine.you(0, 0)
+        current = await self.engine.you(self.guild_id, 0)
         you = await self.engine.set_you(
+            guild_id=self.guild_id,
             name=options.get("name", current.name),
             pronouns=options.get("pronouns", current.pronouns),
             persona=options.get("persona", current.persona),
@@ -235,6 +246,7 @@ class Console:
             if not greeting.isdigit():
                 raise UsageError("greeting=N takes a number: 0 the first message, 1… alternates")
             started = await self.engine.start_chat(
+                guild_id=self.guild_id,
                 host_id=options["host"],
                 guest_id=options.get("guest") or None,
                 place=options.get("place", ""),
@@ -455,12 +467,18 @@ async def _lines(source: Iterable[bytes | str]) -> asyncio.Queue[str | Unreadabl
 
 
 async def play(
-    engine: Engine, source: Iterable[bytes | str], out: TextIO, *, interactive: bool
+    engine: Engine,
+    source: Iterable[bytes | str],
+    out: TextIO,
+    *,
+    interactive: bool,
+    guild_id: int = 0,
 ) -> int:
-    console = Console(engine, out)
+    console = Console(engine, out, guild_id=guild_id)
     await console.resume()
     if interactive:
         console.say("storybot console — /help for commands, Ctrl-C stops a reply, /quit leaves")
+        console.say(f"(characters here are for server {guild_id})" if guild_id else OWN_CHARACTERS)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, lambda: _interrupt(console))
@@ -491,7 +509,7 @@ def _interrupt(console: Console) -> None:
     raise KeyboardInterrupt
 
 
-async def run_console(settings: Settings, *, script: Path | None = None) -> int:
+async def run_console(settings: Settings, *, script: Path | None = None, guild_id: int = 0) -> int:
     async with (
         open_db(settings.storage.db_path) as db,
         OpenAICompatibleClient.from_settings(settings.llm) as llm,
@@ -500,6 +518,8 @@ async def run_console(settings: Settings, *, script: Path | None = None) -> int:
         await engine.recover_interrupted()
         if script is not None:
             with script.open("rb") as source:
-                return await play(engine, source, sys.stdout, interactive=False)
+                return await play(engine, source, sys.stdout, interactive=False, guild_id=guild_id)
         stdin = fd_lines(sys.stdin.fileno())
-        return await play(engine, stdin, sys.stdout, interactive=sys.stdin.isatty())
+        return await play(
+            engine, stdin, sys.stdout, interactive=sys.stdin.isatty(), guild_id=guild_id
+        )

@@ -328,3 +328,34 @@ async def test_an_interactive_console_greets_prompts_and_resumes_its_story(db: D
     assert re.fullmatch(r"\(resuming story console-\w+ at somewhere\)", first)
     assert second.startswith("storybot console")
     assert out.endswith("> ")
+
+
+# -- whose characters: the console's own, or a server's ----------------------------------------
+
+
+async def test_console_characters_are_its_own_and_it_says_so(db: Database) -> None:
+    engine = Engine(db, MockLLMClient(), Settings())
+
+    out = await _play(engine, f"/character import {CHARACTERS / 'mira.toml'}\n")
+
+    assert "the console's own: no Discord server sees them" in out
+    assert "--guild SERVER_ID" in out
+    assert [c.id for c in await engine.characters(0)] == ["mira"]
+
+
+def test_console_guild_prepares_characters_for_that_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "prepare.txt"
+    script.write_text(
+        f"/character import {CHARACTERS / 'mira.toml'}\n/you set name=Ash\n/character list\n"
+    )
+    db_path = tmp_path / "story.db"
+    code = cli.main(["--db", str(db_path), "console", "--guild", "4242", "--script", str(script)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "console's own" not in out
+    assert out.splitlines()[-1] == "mira: Mira Vale"
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT guild_id, id FROM characters").fetchall()
+    assert rows == [(4242, "mira")]
