@@ -97,14 +97,13 @@ async def test_a_whole_story(
     await sees(owner, channel, text_has("*(stopped)*"), since=mark)
 
     # /regenerate: a new reply streams in, the old one is struck through
-    old = await say(owner, channel, "Sorry. Go on.", narration.then('"Where was I?"'))
+    await say(owner, channel, "Sorry. Go on.", narration.then('"Where was I?"'))
     mark = owner.mark()
     new_reply = narration.then('"Ah, yes. The ghosts."')
     await owner.slash(channel, "regenerate")
     await sees(owner, channel, both(by_webhook(MIRA), text_is(new_reply)), since=mark)
     await sees(owner, channel, text_is('~~"Where was I?"~~ *(rewound)*'), since=mark)
     await sees(owner, channel, text_has("the latest reply was regenerated"), since=mark)
-    del old
 
     # 🔄 on the latest reply: the same, without a command
     latest = (await owner.messages(channel))[-1]
@@ -123,7 +122,7 @@ async def test_a_whole_story(
     assert offer["components"], "the offer carries a Regenerate button"
 
     # deleting the latest line takes it back: its reply is struck through
-    oops, oops_reply = await say(owner, channel, "Oops, wrong window.", narration.then('"What?"'))
+    oops, _ = await say(owner, channel, "Oops, wrong window.", narration.then('"What?"'))
     mark = owner.mark()
     await owner.delete(channel, oops["id"])
     await sees(owner, channel, text_is('~~"What?"~~ *(rewound)*'), since=mark)
