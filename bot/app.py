@@ -13,16 +13,19 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any, Self
 
 import aiohttp
 import discord
 from discord.backoff import ExponentialBackoff
 from discord.ext import commands
+from discord.state import ConnectionState
 
 from bot import server
 from bot.cli import CommandError
 from bot.config import DISCORD_API_BASE, Settings
 from bot.engine import Engine
+from bot.gateway import guard_parsers
 from bot.llm import OpenAICompatibleClient
 from bot.store import Database, StoreError, open_db
 from cogs._render import Renderer
@@ -111,6 +114,12 @@ class StoryBot(commands.Bot):
         """Set when the database became unusable (deleted, full): the bot then stops."""
         self._turns: set[asyncio.Task[object]] = set()
 
+    def _get_state(self, **options: Any) -> ConnectionState[Self]:
+        """discord.py's connection state, with every event parser guarded (bot/gateway.py)."""
+        state = super()._get_state(**options)
+        guard_parsers(state.parsers)
+        return state
+
     async def setup_hook(self) -> None:
         await self.load_story_extensions()
         if self.application_id is not None:
@@ -127,13 +136,13 @@ class StoryBot(commands.Bot):
             server.use_gateway(url)
 
     async def connect(self, *, reconnect: bool = True) -> None:
-        """Stay connected through gateway payloads discord.py cannot read.
+        """Stay connected through gateway frames discord.py cannot read (bot/gateway.py).
 
-        discord.py reconnects after network trouble, but an event it fails to parse (bad JSON,
-        a missing key) escapes ``connect`` and would end the process, and the store with it.
-        Such a failure is logged and the gateway is opened again, with a growing wait; the
-        store and the engine stay as they are. discord.py's own fatal errors (a refused
-        token, a missing intent) still end the run.
+        discord.py reconnects after network trouble, but a frame it cannot decode escapes
+        ``connect`` and would end the process, and the store with it. Such a failure is
+        logged and the gateway is opened again, with a growing wait; the store and the engine
+        stay as they are. discord.py's own fatal errors (a refused token, a missing intent)
+        still end the run.
         """
         backoff: ExponentialBackoff[bool] = ExponentialBackoff(base=GATEWAY_RETRY_BASE)
         while not self.is_closed():

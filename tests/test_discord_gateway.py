@@ -1,12 +1,14 @@
 """The gateway connection: any Discord-compatible server by setting, and surviving bad payloads.
 
 A real server (Spacebar) once sent payloads discord.py could not parse; each one ended the
-process. The bot must log it, reconnect with backoff and keep its store open.
+process. Now an event that cannot be parsed is dropped (logged) and the connection stays; a
+frame that cannot be read at all reconnects with backoff; the store stays open throughout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,7 +22,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database, open_db
-from tests.fake_gateway import FakeDiscordServer
+from tests.fake_gateway import BOT_USER, FakeDiscordServer
 
 
 class NoWait:
@@ -63,25 +65,15 @@ async def run_until(bot: StoryBot, fake: FakeDiscordServer, connections: int) ->
             await asyncio.wait_for(task, 10)
 
 
-@pytest.mark.parametrize(
-    "bad_frame",
-    [
-        "{this is not json",
-        '{"op": 0, "t": "CHANNEL_CREATE", "s": 2, "d": {"id": "5"}}',  # no "type": KeyError
-        '{"op": 0, "t": "MESSAGE_UPDATE", "s": 2, "d": {"channel_id": "5"}}',
-    ],
-    ids=["not-json", "channel-without-type", "update-without-id"],
-)
-async def test_an_unreadable_gateway_payload_reconnects_and_keeps_the_store_open(
+async def test_a_frame_that_is_not_json_reconnects_and_keeps_the_store_open(
     discord_server: FakeDiscordServer,
     store: Database,
-    bad_frame: str,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     backoff = NoWait()
     monkeypatch.setattr(app, "ExponentialBackoff", lambda base: backoff)
-    discord_server.script(bad_frame)
+    discord_server.script("{this is not json")
     bot = bot_for(discord_server, store)
     with caplog.at_level(logging.ERROR, logger="bot.app"):
         await run_until(bot, discord_server, connections=2)
@@ -90,6 +82,50 @@ async def test_an_unreadable_gateway_payload_reconnects_and_keeps_the_store_open
     assert len(discord_server.identifies) == 2
     # the store is still open under the engine: the bot can go on writing the story
     assert await bot.engine.characters(0) == []
+
+
+RENAMED = json.dumps(
+    {"op": 0, "t": "USER_UPDATE", "s": 3, "d": {**BOT_USER, "username": "storybot-renamed"}}
+)
+
+
+@pytest.mark.parametrize(
+    "bad_event",
+    [
+        {"t": "CHANNEL_CREATE", "d": {"id": "5"}},  # no "type"
+        {"t": "MESSAGE_UPDATE", "d": {"channel_id": "5"}},  # no "id"
+        {"t": "MESSAGE_REACTION_ADD", "d": {"channel_id": "5"}},
+    ],
+    ids=lambda event: str(event["t"]),
+)
+async def test_an_event_that_cannot_be_parsed_is_dropped_and_the_connection_stays(
+    discord_server: FakeDiscordServer,
+    store: Database,
+    bad_event: dict[str, object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    discord_server.script(json.dumps({"op": 0, "s": 2, **bad_event}), RENAMED)
+    bot = bot_for(discord_server, store)
+    renamed = asyncio.Event()
+
+    async def on_socket_event_type(kind: str) -> None:
+        if kind == "USER_UPDATE":  # dispatched as the event arrives; its parser runs first
+            renamed.set()
+
+    bot.add_listener(on_socket_event_type)
+    with (
+        caplog.at_level(logging.ERROR, logger="bot.gateway"),
+        server.talking_to(bot.settings.discord.api_base),
+    ):
+        task = asyncio.create_task(bot.start("a-token"))
+        try:
+            await asyncio.wait_for(renamed.wait(), 10)
+        finally:
+            await bot.close()
+            await asyncio.wait_for(task, 10)
+    assert bot.user is not None and bot.user.name == "storybot-renamed"  # read the next event
+    assert f"dropped a {bad_event['t']} event" in caplog.text
+    assert len(discord_server.identifies) == 1  # never reconnected: no event was lost
 
 
 async def test_the_bot_logs_in_and_connects_where_api_base_says(
