@@ -192,6 +192,13 @@ class BotProcess:
     def logged(self) -> str:
         return self.log.read_text()
 
+    async def wait_logged(self, text: str, *, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while text not in self.logged():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"storybot never logged {text!r}:\n{_tail(self.log, 30)}")
+            await asyncio.sleep(0.1)
+
 
 def _write_config(path: Path, server: dict[str, Any], llm: LoopbackLLMServer, db: Path) -> None:
     path.write_text(
@@ -319,11 +326,18 @@ async def stranger(server: dict[str, Any], owner: Player) -> AsyncIterator[Playe
         await player.close()
 
 
+async def new_channel(owner: Player, name: str, *, deny_bot: int = 0, bot_id: str = "") -> str:
+    """A new text channel of the guild; ``deny_bot`` permissions are taken from the bot there."""
+    body: Payload = {"name": name[:90], "type": 0}
+    if deny_bot:
+        body["permission_overwrites"] = [
+            {"id": bot_id, "type": 1, "allow": "0", "deny": str(deny_bot)}
+        ]
+    created: Payload = await owner.call("POST", f"/guilds/{owner.guild_id}/channels", json=body)
+    return str(created["id"])
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def channel(owner: Player, request: pytest.FixtureRequest) -> str:
     """A fresh text channel for one test, so every story starts on a clean page."""
-    name = request.node.name.replace("test_", "")[:90]
-    created: Payload = await owner.call(
-        "POST", f"/guilds/{owner.guild_id}/channels", json={"name": name, "type": 0}
-    )
-    return str(created["id"])
+    return await new_channel(owner, request.node.name.replace("test_", ""))
