@@ -65,3 +65,4 @@ async def test_a_crash_mid_reply_is_closed_at_the_next_start(
     [interrupted] = interrupted_turns(bot, channel)
     assert interrupted["speaker_id"] == "mira"
     await say(owner, channel, "Are you all right?", narration.then('"I lost my thread."'))
+    assert bot.errors() == []
