@@ -17,7 +17,8 @@ import pytest
 
 from bot.llm import MockLLMClient
 from tests.discord_fakes import StoryWorld, stored_message
-from tests.test_discord_history import texts, turn
+from tests.engine_helpers import parse_answer
+from tests.test_discord_history import feeling, texts, turn
 
 
 @pytest.fixture
@@ -60,6 +61,7 @@ async def test_an_update_without_author_still_edits_the_owners_line(
     # Not in discord.py's cache (as on the real server): a cached one fails inside discord.py's
     # own parser, which the gateway guard turns into a reconnect (tests/test_discord_gateway.py).
     state()._messages.remove(world.bot._connection._get_message(line.id))
+    llm.add(parse_answer("I say hello"), feeling())  # the edit labels the new words again
     update_without_author(world, line.id, "I say hello")
     await dpytest.run_all_events()
     assert listener_errors == []
