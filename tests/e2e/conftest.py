@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from cogs._guards import NO_STORY_HERE
 from tests.e2e.player import Payload, Player
 from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 from tests.test_console import story_reply
@@ -160,6 +161,7 @@ class BotProcess:
 
     config: Path
     log: Path
+    answers: Callable[[], Awaitable[bool]]
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
@@ -182,11 +184,12 @@ class BotProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        # Ready when it answers a player (its log shows only warnings, so it cannot tell us).
         deadline = time.monotonic() + 60
-        while "has connected to Gateway" not in self.log.read_text().rsplit(marker, 1)[-1]:
+        while not await self.answers():
             if self.process.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"storybot did not connect:\n{_tail(self.log, 30)}")
-            await asyncio.sleep(0.1)
+                raise AssertionError(f"storybot did not come up:\n{_tail(self.log, 30)}")
+            await asyncio.sleep(0.5)
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         """Stop the bot with ``sig`` (SIGTERM: a clean shutdown; SIGKILL: a crash)."""
@@ -244,10 +247,26 @@ db_path = "{db}"
     )
 
 
+async def answers_in(player: Player, channel_id: str) -> bool:
+    """Whether the bot answers ``/chat status`` in a channel without a story, within 3 s."""
+    try:
+        mark = await player.slash(channel_id, "chat status")
+        await player.wait_for(
+            ("MESSAGE_CREATE", "MESSAGE_UPDATE"),
+            lambda d: NO_STORY_HERE in (d.get("content") or ""),
+            since=mark,
+            within=3,
+        )
+    except (AssertionError, KeyError):  # not connected, or its commands not synced yet
+        return False
+    return True
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def bot(
     server: dict[str, Any],
     llm: tuple[LoopbackLLMServer, Narration],
+    owner: Player,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[BotProcess]:
     """storybot connected to the server, with Mira and Tomás prepared for its guild."""
@@ -277,7 +296,9 @@ async def bot(
     )
     out, _ = await prepare.communicate()
     assert prepare.returncode == 0, out.decode()
-    process = BotProcess(config, folder / "bot.log")
+    process = BotProcess(
+        config, folder / "bot.log", lambda: answers_in(owner, str(server["channel_id"]))
+    )
     await process.start()
     try:
         yield process
@@ -301,7 +322,7 @@ def _player(server: dict[str, Any], token: str, user_id: str) -> Player:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def owner(server: dict[str, Any], bot: BotProcess) -> AsyncIterator[Player]:
+async def owner(server: dict[str, Any]) -> AsyncIterator[Player]:
     """The provisioned player: owns the guild, and every story the tests start."""
     player = _player(server, server["player_token"], server["player_id"])
     await player.connect()
