@@ -105,7 +105,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
-    """WARNING and worse by default (``-v``: everything), on stderr or in ``--log-file``.
+    """WARNING and worse by default (``-v``: everything), on stderr or in ``--log-file``;
+    ``run`` logs INFO too (the invite link, commands synced, the connection), since a bot that
+    runs for months is read through its log.
 
     The console streams the story to stdout; where stderr is that same terminal (or file),
     log lines would land inside the story's text, so they go to a file beside the database.
@@ -120,9 +122,12 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
         else logging.StreamHandler()
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    quiet = logging.INFO if args.command == "run" else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler], force=True
+        level=logging.DEBUG if args.verbose else quiet, handlers=[handler], force=True
     )
+    # a migration applied is news once; the store says so at INFO, which run shows
+    logging.getLogger("bot.store").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     # httpx logs every request at INFO: only with -v.
     logging.getLogger("httpx").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
 
