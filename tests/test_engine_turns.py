@@ -126,11 +126,14 @@ async def test_a_malformed_classifier_and_state_answer_never_crash_a_turn(db: Da
     chat_id = await seed_story(engine, guest=False)
     mock._canned.extend(["The reply.", "not json", "still not json", "{broken", "{broken again"])
 
-    result = await engine.take_turn(chat_id, "(( brb, ooc ))", RecordingSink())
+    result = await engine.take_turn(chat_id, '*I wave.* "Hello?"', RecordingSink())
 
     assert result.status == "done" and result.text == "The reply."
     user_turn = (await payloads(db, "user_turn"))[0]
-    assert user_turn["segments"] == [{"kind": "ooc", "text": "(( brb, ooc ))"}]
+    assert user_turn["segments"] == [
+        {"kind": "action", "text": "*I wave.*"},
+        {"kind": "dialogue", "text": '"Hello?"'},
+    ]
     assert (await engine.relationship(chat_id, HOST, "you")).affinity == 50
     assert mock._canned == []
 
