@@ -241,8 +241,9 @@ async def test_the_world_moves_on_and_the_next_prompt_says_so(db: Database) -> N
         "Day 2",
         "office",
     )
-    system = next(c for c in mock.calls if c.kind == "stream").messages[0].content
-    assert "Day 2, 23:10" in system and "fog rolling in" in system
+    # the world changes turn to turn, so it is in the context message just before the cue
+    context = next(c for c in mock.calls if c.kind == "stream").messages[-2].content
+    assert "Day 2, 23:10" in context and "fog rolling in" in context
     with pytest.raises(StoryError, match="say what changes"):
         await engine.set_world(chat_id)
 

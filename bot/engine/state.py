@@ -93,6 +93,14 @@ def _step(delta: int) -> int:
     return max(-MAX_STEP, min(MAX_STEP, delta))
 
 
+STATE_ANSWER = (
+    "Answer with JSON only: "
+    '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
+    '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
+    '"attention": "...", "holding": []}} (activity only if it changed).'
+)
+
+
 def state_prompt(
     *,
     source_name: str,
@@ -102,31 +110,33 @@ def state_prompt(
     targets: list[tuple[str, str, Relationship]],
     activity: Activity | None,
 ) -> list[Message]:
-    """The state-update request for one character: its own view, nobody else's."""
+    """The state-update request for one character: its own view, nobody else's.
+
+    What stays the same for this character (who it is, the rules, the answer's shape) comes
+    first, so a server's prefix cache reuses it; the beat and today's numbers come last.
+    """
+    stable = (
+        f"You track the inner life of {source_name}. {persona}"[:2000]
+        + f"\nAfter each moment of the story, say from {source_name}'s point of view only how "
+        f"their feelings moved toward each person named. Deltas are small integers from "
+        f"-{MAX_STEP} to {MAX_STEP}, 0 when nothing changed. knowledge_facts are new facts "
+        f"{source_name} learned about that person.\n" + STATE_ANSWER
+    )
     lines = [
         f"{source_name} just lived this moment of a story:",
         beat_text,
         "",
-        f"From {source_name}'s point of view only, say how their feelings moved toward each of: "
+        "Feelings now toward: "
         + "; ".join(
             f"{name} (id {tid}, affinity {rel.affinity}/100, trust {rel.trust}/100)"
             for tid, name, rel in targets
         )
-        + f". Deltas are small integers from -{MAX_STEP} to {MAX_STEP}, 0 when nothing changed. "
-        f"knowledge_facts are new facts {source_name} learned about that person.",
+        + ".",
     ]
     if activity is not None:
         lines.append(f"{source_name} was {activity.posture} {activity.verb}".rstrip() + ".")
-    lines.append(
-        "Answer with JSON only: "
-        '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
-        '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
-        '"attention": "...", "holding": []}} (activity only if it changed).'
-    )
     messages = [
-        Message(
-            role="system", content=f"You track the inner life of {source_name}. {persona}"[:2000]
-        ),
+        Message(role="system", content=stable),
         Message(role="user", content="\n".join(lines)),
     ]
     return resolve_prompt(messages, Names(char=source_name, user=user_name))

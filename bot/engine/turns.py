@@ -15,17 +15,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
 from bot.engine.cardtext import persona_text
 from bot.engine.clean import LeadingLabel, speaker_labels
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
-from bot.engine.lore import lore_for
+from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
 from bot.engine.macros import Names
 from bot.engine.parse import fallback_segments, parse_turn
-from bot.engine.prompts import PointOfView, build_narrative_prompt
+from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcript
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
@@ -37,6 +37,7 @@ from bot.engine.views import (
     player_label,
     present_entities,
 )
+from bot.engine.window import witnessed_window
 from bot.llm import LLMError, Message
 from bot.store import YOU, Database, EventSpec, StoreError, append_and_apply, append_events
 from bot.store.checkpoints import save_checkpoint
@@ -281,27 +282,18 @@ async def _point_of_view(
     ctx: StoryContext, cast: Cast, scene: Scene, speaker: Character, prose: str
 ) -> PointOfView:
     """Gather only what ``speaker`` witnessed: its beats, its memories, its own edges, and what
-    it last saw the others doing."""
+    it last saw the others doing.
+
+    The transcript is a window that only grows between jumps (window.py); memories repeat
+    nothing the prompt's transcript shows.
+    """
     present = present_entities(scene)
-    transcript = await ctx.views.witnessed_beats(
-        cast.chat.id, speaker.id, ctx.settings.transcript_beats
-    )
-    shown = {beat.id for beat in transcript}
-    memories = await recall(
-        ctx.views,
-        cast.chat.id,
-        speaker.id,
-        query=prose,
-        limit=ctx.settings.recalled_memories,
-        exclude_beats=shown,
-        names=list(cast.names().values()),
-    )
     relationships = [
         await ctx.views.relationship(cast.chat.id, speaker.id, other, about=prose)
         for other in present
         if other != speaker.id
     ]
-    return PointOfView(
+    pov = PointOfView(
         speaker=speaker,
         you=cast.you,
         chat=cast.chat,
@@ -309,11 +301,26 @@ async def _point_of_view(
         names=cast.names(),
         relationships=relationships,
         activities=await ctx.views.activities_seen(cast.chat.id, speaker.id, present),
-        recalled=memories,
-        transcript=transcript,
         premise=scene.premise,
-        lore=await lore_for(ctx, cast, speaker, transcript, prose),
     )
+    budget = ctx.settings.prompt_token_budget
+    if books_for(speaker, await world_book(ctx, cast.chat.id)):
+        pov = replace(pov, lore_reserve=int(budget * LORE_SHARE))
+    window = await witnessed_window(
+        ctx.views, pov, budget_tokens=budget, max_beats=ctx.settings.transcript_beats
+    )
+    pov = replace(pov, transcript=window, lore=await lore_for(ctx, cast, speaker, window, prose))
+    shown = fit_transcript(pov, _cue(cast, prose or None, speaker), budget_tokens=budget)
+    memories = await recall(
+        ctx.views,
+        cast.chat.id,
+        speaker.id,
+        query=prose,
+        limit=ctx.settings.recalled_memories,
+        shown=shown,
+        names=list(cast.names().values()),
+    )
+    return replace(pov, earlier=memories.earlier, recalled=memories.relevant)
 
 
 async def _after_beat(
