@@ -115,9 +115,10 @@ async def test_the_stored_line_is_the_players_and_ooc_costs_no_classifier_call(
 
     stored = await payloads(db, "user_turn")
     assert [t["prose"] for t in stored] == ["I shrug.", "(( OOC: brb ))"]
-    assert [t["segments"] for t in stored] == [
-        [{"kind": "narration", "text": "I shrug."}],
-        [{"kind": "ooc", "text": "(( OOC: brb ))"}],
+    rows = await db.fetchall("SELECT text, segments_json FROM turns WHERE role = 'user'")
+    assert [(text, json.loads(labels)) for text, labels in rows] == [
+        ("I shrug.", [{"kind": "narration", "text": "I shrug."}]),
+        ("(( OOC: brb ))", [{"kind": "ooc", "text": "(( OOC: brb ))"}]),
     ]
     classify = [c for c in mock.calls if c.messages[0].content.startswith("You split")]
     assert len(classify) == 1

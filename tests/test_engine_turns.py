@@ -38,9 +38,10 @@ async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Databa
     }
     updates = await payloads(db, "edge_update", after=result.assistant_turn_id)
     assert [(u["source_id"], u["target_id"]) for u in updates] == [(HOST, "you")]
-    # the line is written with plain labels at once; the classifier's come as a later event
+    # the line is written with the rules' labels at once (quotes are dialogue); the
+    # classifier's come as a later event
     user_turn = (await payloads(db, "user_turn"))[0]
-    assert user_turn["segments"] == [{"kind": "narration", "text": '"Hello."'}]
+    assert user_turn["segments"] == [{"kind": "dialogue", "text": '"Hello."'}]
     [classified] = await payloads(db, "turn_classified")
     assert classified["turn_id"] == result.user_turn_id
     assert classified["segments"] == [{"kind": "dialogue", "text": '"Hello."'}]
