@@ -369,6 +369,7 @@ async def derive_world(
         if character is not None:
             sources.append(character)
             names.setdefault(character.id, character.name)
+    nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
     for source in sources:
         targets = [
             (t, names.get(t, t), await ctx.views.relationship(cast.chat.id, source.id, t))
@@ -388,6 +389,7 @@ async def derive_world(
                 targets=targets,
                 activity=own.get(source.id),
                 beat_id=beat_id,
+                aliases=nicknames,
             )
         )
     return [event for events in await asyncio.gather(*requests) for event in events]
