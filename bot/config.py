@@ -73,6 +73,7 @@ class LLMSettings(_Section):
     max_concurrency: int = Field(default=2, ge=1, le=64)
     max_retries: int = Field(default=3, ge=0, le=10)
     use_response_format: bool = True
+    max_stop_sequences: int = Field(default=4, ge=0, le=64)
     app_url: str = "https://github.com/storybot/storybot"
     app_title: str = "storybot"
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass, replace
 
 from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
 from bot.engine.cardtext import persona_text
-from bot.engine.clean import LeadingLabel, speaker_labels
+from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels, stop_sequences
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
@@ -115,7 +115,11 @@ async def play_beat(
     )
     await guarded.begin(speaker_of(speaker))
     checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
-    stream = _ReplyStream(ctx, cast.chat.id, speaker, guarded, checkpoint)
+    cleaner = ReplyCleaner(
+        speaker_labels(name_forms(speaker.name, speaker.card.nickname)),
+        [label for names in _others(cast, present, speaker) for label in speaker_labels(names)],
+    )
+    stream = _ReplyStream(ctx, cast.chat.id, cleaner, guarded, checkpoint)
     stream.start(messages, stop=_stop_sequences(cast, present, speaker))
     text, status, failure = await stream.finished()
     lines = beat_lines(
@@ -189,9 +193,22 @@ async def _write_beat(
 
 
 def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[str]:
-    """A model that starts speaking for someone else present stops there."""
-    names = cast.names()
-    return [f"\n{names[e]}:" for e in present if e != speaker.id and e in names][:4]
+    """A model that starts speaking for someone else stops there: everyone else, present or
+    not, by every name (StoryModels keeps as many as the server takes)."""
+    return stop_sequences(_others(cast, present, speaker))
+
+
+def _others(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[list[str]]:
+    """The name forms of everyone a reply must not speak for: those present first, then the
+    player, then the rest of the cast; the player's lines read "Narration" in a meanwhile."""
+    people: dict[str, list[str]] = {}
+    for entity in (*present, YOU, cast.host.id, cast.guest.id if cast.guest else ""):
+        character = cast.character(entity)
+        if entity == YOU:
+            people[YOU] = name_forms(cast.you.name)
+        elif character is not None and entity != speaker.id:
+            people[entity] = name_forms(character.name, character.card.nickname)
+    return [*people.values(), [NARRATION]]
 
 
 async def _close_unwritten(
@@ -226,7 +243,7 @@ class _ReplyStream:
         self,
         ctx: StoryContext,
         chat_id: str,
-        speaker: Character,
+        cleaner: ReplyCleaner,
         sink: BeatSink,
         checkpoint: Checkpoint,
     ) -> None:
@@ -235,7 +252,7 @@ class _ReplyStream:
         self.sink = sink
         self.checkpoint = checkpoint
         self.parts: list[str] = []
-        self.label = LeadingLabel(speaker_labels(speaker.name))
+        self.label = cleaner
         self.task: asyncio.Task[None] | None = None
 
     def start(self, messages: Sequence[Message], *, stop: list[str]) -> None:
@@ -248,8 +265,15 @@ class _ReplyStream:
             await self.checkpoint.maybe_save("".join(self.parts))
 
     async def _run(self, messages: Sequence[Message], stop: list[str]) -> None:
-        async for chunk in self.ctx.models.narrate(messages, stop=stop):
-            await self._show(self.label.feed(chunk))
+        chunks = self.ctx.models.narrate(messages, stop=stop)
+        try:
+            async for chunk in chunks:
+                await self._show(self.label.feed(chunk))
+                if self.label.cut:
+                    break  # it started writing for someone else (a stop the server ignored)
+        finally:
+            if isinstance(chunks, AsyncGenerator):
+                await chunks.aclose()  # closing the request stops generation on the server
         await self._show(self.label.flush())
 
     async def finished(self) -> tuple[str, BeatStatus, LLMError | None]:
