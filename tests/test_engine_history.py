@@ -273,15 +273,19 @@ async def _play_with_guest(
     await engine.take_turn(chat_id, prose, RecordingSink())
 
 
-async def _story_with_a_meanwhile(db: Database) -> tuple[Engine, MockLLMClient, str]:
-    """A line, a meanwhile scene of one beat, then the world moves on: the next line is the
-    first after the meanwhile's end."""
+async def _story_with_a_meanwhile(
+    db: Database, *, end: bool = True
+) -> tuple[Engine, MockLLMClient, str]:
+    """A line, a meanwhile scene of one beat, then (``end``) the meanwhile ends and the world
+    moves on: the next line is the first after the meanwhile's end."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
     await _play_with_guest(engine, mock, chat_id, "before the meanwhile", "REPLY-BEFORE")
     await engine.start_meanwhile(chat_id)
     mock.add("REPLY-MEANWHILE", parse_answer("they whisper"), "{}", "{}")
     await engine.take_turn(chat_id, "they whisper", RecordingSink())
+    if not end:
+        return engine, mock, chat_id
     mock.add(summary_answer("host"), summary_answer("guest"), summary_answer("While away"))
     mock.add(json.dumps({"threads": []}))
     await engine.end_meanwhile(chat_id)
@@ -341,12 +345,7 @@ async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
 async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_beat(
     db: Database,
 ) -> None:
-    engine, mock = make_engine(db)
-    chat_id = await seed_story(engine)
-    await _play_with_guest(engine, mock, chat_id, "before", "REPLY-BEFORE")
-    await engine.start_meanwhile(chat_id)
-    mock.add("REPLY-MEANWHILE", parse_answer("they whisper"), "{}", "{}")
-    await engine.take_turn(chat_id, "they whisper", RecordingSink())
+    engine, _mock, chat_id = await _story_with_a_meanwhile(db, end=False)
     before = next(b for b in await engine.views.beats(chat_id) if b.text == "REPLY-BEFORE")
 
     with pytest.raises(StoryError, match="open meanwhile scene's thread") as refused:
