@@ -912,7 +912,7 @@ async def test_the_narrative_prompt_stays_within_budget_after_300_beats() -> Non
             cue = call.messages[-1].content
             assert prompt_tokens(call.messages) <= budget + estimate_tokens(cue) + 4
         # and the budget is used, not starved, and memories are still recalled. The transcript
-        # window only grows between jumps (issue 13): after one it holds half its room, and
+        # window only grows between jumps (issue 13): after one it holds 60% of its room, and
         # with replies this long (a quarter of that room each) a prompt can be a third of it.
         late = [prompt_tokens(call.messages) for call in narrative[-24:]]
         assert min(late) >= budget * 0.3 and statistics.median(late) >= budget * 0.6

@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 
 from bot.config import Settings
 from bot.engine import Engine, NullSink
-from bot.engine.prompts import EARLIER_HEADER, RECALLED_HEADER, settle_window
+from bot.engine.prompts import (
+    EARLIER_HEADER,
+    KEEP_AFTER_JUMP,
+    RECALLED_HEADER,
+    settle_window,
+)
 from bot.engine.state import state_prompt
 from bot.engine.views import Relationship
 from bot.llm import Message, MockLLMClient
@@ -105,7 +110,7 @@ async def test_between_jumps_each_prompt_is_the_last_one_with_new_beats_appended
     db: Database,
 ) -> None:
     llm = MarkingLLM(reply_words=40)
-    engine, chat_id = await _story(db, llm, prompt_token_budget=1500, transcript_beats=12)
+    engine, chat_id = await _story(db, llm, prompt_token_budget=1500, transcript_beats=20)
     for n in range(40):
         await engine.take_turn(chat_id, f"line {n}, quietly", NullSink())
 
@@ -117,9 +122,9 @@ async def test_between_jumps_each_prompt_is_the_last_one_with_new_beats_appended
             assert after[len(kept)].content == before[-1].content  # the cue, now a beat
         else:
             jumps += 1
-    # the window moves by half of itself at a time (budget or beat count), not every turn
-    assert 0 < jumps <= 10
-    assert all(len(_transcript(p)) <= 12 for p in prompts)
+    # the window moves by a chunk at a time (budget or beat count), not every turn
+    assert 0 < jumps <= len(prompts) // 3
+    assert all(len(_transcript(p)) <= 20 for p in prompts)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=60), max_size=80))
@@ -133,7 +138,8 @@ def test_the_window_start_only_moves_forward_and_only_when_it_overflows(
         assert start >= previous
         assert sum(costs[start:n]) <= room and n - start <= max_beats
         if start != previous:  # a jump: it leaves room for the next beats
-            assert sum(costs[start:n]) <= room / 2 and n - start <= max_beats // 2
+            assert sum(costs[start:n]) <= room * KEEP_AFTER_JUMP
+            assert n - start <= int(max_beats * KEEP_AFTER_JUMP)
         previous = start
 
 
