@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from bot.engine.prompts import (
     EARLIER_HEADER,
     KEEP_AFTER_JUMP,
     RECALLED_HEADER,
+    prompt_tokens,
     settle_window,
 )
 from bot.engine.state import state_prompt
@@ -30,7 +32,7 @@ from bot.engine.views import Relationship
 from bot.llm import Message, MockLLMClient
 from bot.llm.mock import RecordedCall
 from bot.store import Database
-from tests.engine_helpers import seed_story
+from tests.engine_helpers import HOST, character, seed_story
 
 REPLY = re.compile(r"\bR\d+\b")
 
@@ -106,25 +108,33 @@ async def test_a_reply_prompt_goes_from_stable_to_changing(db: Database) -> None
     assert last_two == ["Me:", "R3"]
 
 
+@pytest.mark.parametrize("post_history", ["", "Stay in character, in the present tense. " * 30])
 async def test_between_jumps_each_prompt_is_the_last_one_with_new_beats_appended(
-    db: Database,
+    db: Database, post_history: str
 ) -> None:
     llm = MarkingLLM(reply_words=40)
     engine, chat_id = await _story(db, llm, prompt_token_budget=1500, transcript_beats=20)
+    if post_history:  # long instructions after the cue must not make the window slide
+        await engine.author_character(
+            character(HOST, "BotA", post_history_instructions=post_history)
+        )
     for n in range(40):
         await engine.take_turn(chat_id, f"line {n}, quietly", NullSink())
 
     prompts = llm.prompts()
+    after_beats = 3 if post_history else 2  # the changing context, the cue, the instructions
     jumps = 0
     for before, after in itertools.pairwise(prompts):
-        kept = before[:-2]  # all but the changing context and the cue
+        kept = before[:-after_beats]
         if after[: len(kept)] == kept:
-            assert after[len(kept)].content == before[-1].content  # the cue, now a beat
+            cue = before[-after_beats + 1]
+            assert after[len(kept)].content == cue.content  # the cue, now a beat
         else:
             jumps += 1
     # the window moves by a chunk at a time (budget or beat count), not every turn
     assert 0 < jumps <= len(prompts) // 3
-    assert all(len(_transcript(p)) <= 20 for p in prompts)
+    assert all(len(prompt) - 1 - after_beats <= 20 for prompt in prompts)
+    assert max(prompt_tokens(prompt) for prompt in prompts) <= 1500
 
 
 @given(st.lists(st.integers(min_value=0, max_value=60), max_size=80))
