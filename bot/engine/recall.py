@@ -73,14 +73,19 @@ class Recalled:
     relevant: list[Memory] = field(default_factory=list)
 
 
-def repeats_transcript(memory: Memory, shown: Sequence[Beat]) -> bool:
-    """A memory of a beat in the transcript, or a scene summary of a scene the transcript
-    is still showing beats of, would say again what the prompt already says."""
-    if memory.beat_id is not None and any(b.id == memory.beat_id for b in shown):
-        return True
-    return bool(memory.pov_summary) and any(
-        (b.meanwhile_scene_id or b.scene_id) == memory.scene_id for b in shown
-    )
+class Shown:
+    """What a prompt's transcript shows: its beats, and the scenes they belong to."""
+
+    def __init__(self, beats: Sequence[Beat]) -> None:
+        self.beats = {b.id for b in beats}
+        self.scenes = {b.meanwhile_scene_id or b.scene_id for b in beats}
+
+    def repeated_by(self, memory: Memory) -> bool:
+        """A memory of a beat in the transcript, or a summary of a scene the transcript is
+        still showing beats of, would say again what the prompt already says."""
+        if memory.beat_id is not None and memory.beat_id in self.beats:
+            return True
+        return bool(memory.pov_summary) and memory.scene_id in self.scenes
 
 
 async def recall(
@@ -98,8 +103,9 @@ async def recall(
     if limit <= 0:
         return Recalled()
     recent_count = limit // 2
+    seen = Shown(shown)
     candidates = await views.memories(chat_id, owner_id, limit=recent_count + 2 * len(shown))
-    earlier = [m for m in candidates if not repeats_transcript(m, shown)][:recent_count]
+    earlier = [m for m in candidates if not seen.repeated_by(m)][:recent_count]
     taken = {m.id for m in earlier}
     words = cue_words(query, leave_out=name_words(list(names)))
     matches = await views.search_memories(
@@ -108,7 +114,7 @@ async def recall(
         any_of(words),
         (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
     )
-    fresh = [m for m in matches if m.id not in taken and not repeats_transcript(m, shown)]
+    fresh = [m for m in matches if m.id not in taken and not seen.repeated_by(m)]
     relevant = sorted(fresh, key=lambda m: (-_shared(m, words), -m.id))[: limit - recent_count]
     return Recalled(
         earlier=sorted(earlier, key=lambda m: m.id), relevant=sorted(relevant, key=lambda m: m.id)
