@@ -224,7 +224,7 @@ async def test_recovery_after_a_crash_during_a_regenerate_keeps_what_the_reply_a
     # the line stays in the story, and the new reply is asked to answer it
     assert [b.text for b in await restarted.views.beats(chat_id)][-2:] == ["tell me", "BotA again."]
     prompt = again.calls[0].messages
-    assert prompt[-2].content == "Me: tell me"
+    assert prompt[-3].content == "Me: tell me"  # the last beat; then the changing context, the cue
     await _rebuild_agrees(db)
 
 
