@@ -181,6 +181,7 @@ def test_a_state_prompt_puts_what_stays_the_same_first() -> None:
     def prompt(beat: str, affinity: int) -> list[Message]:
         return state_prompt(
             source_name="Mira",
+            user_name="Alex",
             persona="Runs the Lantern.",
             beat_text=beat,
             targets=[("you", "Alex", Relationship("mira", "you", affinity=affinity))],

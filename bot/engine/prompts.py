@@ -287,10 +287,11 @@ def _feeling_lines(pov: PointOfView) -> list[str]:
 RECALLED_HEADER = "This brings back:"
 
 
-def _lore_text(lore: Activation) -> str:
-    """World info that fired (before-char entries first), bounded by its own budget (lore.py)."""
+def _lore_message(lore: Activation) -> list[Message]:
+    """World info that fired (before-char entries first), bounded by its own budget (lore.py):
+    it changes turn to turn, so it goes with the changing context, just before it."""
     texts = [t for t in (*lore.texts("before_char"), *lore.texts("after_char")) if t.strip()]
-    return ("World info:\n" + "\n".join(texts) + "\n\n") if texts else ""
+    return [Message(role="system", content="World info:\n" + "\n".join(texts))] if texts else []
 
 
 def changing_context(pov: PointOfView, budget_tokens: int) -> str:
@@ -302,7 +303,7 @@ def changing_context(pov: PointOfView, budget_tokens: int) -> str:
     budget = int(budget_tokens * CONTEXT_SHARE) - 4
     recalled_budget = int(budget_tokens * RECALLED_SHARE)
     lines = _world_lines(pov) + _feeling_lines(pov)
-    text = _lore_text(pov.lore) + _clip("\n".join(lines), budget - recalled_budget)
+    text = _clip("\n".join(lines), budget - recalled_budget)
     left = min(recalled_budget, budget - estimate_tokens(text)) - estimate_tokens(RECALLED_HEADER)
     recalled = _memory_lines(pov.recalled, left, line_tokens=RECALLED_LINE_TOKENS)
     if recalled:
@@ -325,6 +326,7 @@ def build_narrative_prompt(pov: PointOfView, cue: str, *, budget_tokens: int) ->
     messages = [
         *_head(pov, budget_tokens),
         *chat[:cue_at],
+        *_lore_message(pov.lore),
         Message(role="system", content=changing_context(pov, budget_tokens)),
         *chat[cue_at:],
         *_after_cue(pov),
