@@ -121,7 +121,7 @@ async def test_an_edit_leaves_no_fact_or_activity_of_the_old_words(db: Database)
     await engine.take_turn(chat_id, "and you?", RecordingSink())
     later = _narrative_for(mock, "BotA")[-1]
     assert "ZOL1Q" not in later
-    assert "You know: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
+    assert "What you know of Me: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
     for memory in await engine.memories(chat_id, HOST, limit=50):
         assert "ZOL1Q" not in memory.text
     await _rebuild_agrees(db)

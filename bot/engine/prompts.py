@@ -268,20 +268,30 @@ def _doing(pov: PointOfView, entity_id: str) -> str:
     return f", {doing}" if doing else ""
 
 
-def _feeling_lines(pov: PointOfView) -> list[str]:
-    lines = []
+def _feeling_lines(pov: PointOfView, budget: int) -> list[str]:
+    """How the speaker feels toward each present person, then what it knows of each: the
+    facts share what ``budget`` leaves, so a long list never crowds out anyone's feelings."""
+    feelings = []
     for rel in pov.relationships:
         line = (
             f"You feel toward {_name(pov, rel.target_id)}: affinity {rel.affinity}/100, "
             f"trust {rel.trust}/100."
         )
-        if rel.summary:
-            line += " " + _clip(rel.summary, SUMMARY_TOKENS)
-        if rel.knowledge_facts:
-            facts = (_clip(f, FACT_TOKENS) for f in rel.knowledge_facts)
-            line += " You know: " + "; ".join(facts) + "."
-        lines.append(line)
-    return lines
+        feelings.append(line + (" " + _clip(rel.summary, SUMMARY_TOKENS) if rel.summary else ""))
+    knowing = [rel for rel in pov.relationships if rel.knowledge_facts]
+    left = budget - sum(estimate_tokens(line) for line in feelings)
+    each = left // max(1, len(knowing))
+    facts = [
+        _clip(
+            f"What you know of {_name(pov, rel.target_id)}: "
+            + "; ".join(_clip(f, FACT_TOKENS) for f in rel.knowledge_facts)
+            + ".",
+            each,
+        )
+        for rel in knowing
+        if each > 0
+    ]
+    return feelings + facts
 
 
 RECALLED_HEADER = "This brings back:"
@@ -302,8 +312,9 @@ def changing_context(pov: PointOfView, budget_tokens: int) -> str:
     """
     budget = int(budget_tokens * CONTEXT_SHARE) - 4
     recalled_budget = int(budget_tokens * RECALLED_SHARE)
-    lines = _world_lines(pov) + _feeling_lines(pov)
-    text = _clip("\n".join(lines), budget - recalled_budget)
+    world = _world_lines(pov)
+    room = budget - recalled_budget - sum(estimate_tokens(line) for line in world)
+    text = _clip("\n".join(world + _feeling_lines(pov, room)), budget - recalled_budget)
     left = min(recalled_budget, budget - estimate_tokens(text)) - estimate_tokens(RECALLED_HEADER)
     recalled = _memory_lines(pov.recalled, left, line_tokens=RECALLED_LINE_TOKENS)
     if recalled:
