@@ -73,6 +73,7 @@ class LLMSettings(_Section):
     max_concurrency: int = Field(default=2, ge=1, le=64)
     max_retries: int = Field(default=3, ge=0, le=10)
     use_response_format: bool = True
+    max_stop_sequences: int = Field(default=4, ge=0, le=64)
     app_url: str = "https://github.com/storybot/storybot"
     app_title: str = "storybot"
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
@@ -85,7 +86,7 @@ class LLMSettings(_Section):
 class EngineSettings(_Section):
     prompt_token_budget: int = Field(default=3000, ge=500)
     recalled_memories: int = Field(default=8, ge=0, le=50)
-    transcript_beats: int = Field(default=12, ge=1, le=100)
+    transcript_beats: int = Field(default=40, ge=2, le=200)
     meanwhile_max_beats: int = Field(default=6, ge=1, le=50)
     max_turn_chars: int = Field(default=4000, ge=100, le=20_000)
     checkpoint_seconds: float = Field(default=2.0, ge=0.1, le=60)

@@ -363,7 +363,7 @@ class Console:
         first_gone = lines[-count]
         if first_gone == 0:
             raise UsageError("cannot rewind past the start of the story")
-        rewound = await self.engine.rewind_to_turn(chat_id, beats[first_gone - 1].id)
+        rewound = await self.engine.rewind_from_turn(chat_id, beats[first_gone].id)
         self.say(f"(rewound {len(rewound.beats)} beats; the story goes on from here)")
 
     async def _why(self, args: list[str]) -> None:

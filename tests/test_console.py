@@ -359,3 +359,33 @@ def test_console_guild_prepares_characters_for_that_server(
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT guild_id, id FROM characters").fetchall()
     assert rows == [(4242, "mira")]
+
+
+def _readme_console_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The console", 1)[1]
+    return section.split("```text\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_readmes_console_example_plays_without_an_error(
+    story_server: LoopbackLLMServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: its /rewind, after a meanwhile scene, was refused."""
+    script = tmp_path / "readme.txt"
+    example = _readme_console_example()
+    script.write_text(example.replace("examples/", f"{ROOT}/examples/"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # /export writes beside the script
+    argv = ["--config", str(_config(tmp_path, story_server)), "--db", str(tmp_path / "s.db")]
+
+    code = await asyncio.wait_for(
+        asyncio.to_thread(cli.main, [*argv, "console", "--script", str(script)]), 60
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [line for line in out.splitlines() if line.startswith("error")] == []
+    assert "/rewind" in example and "(rewound " in out
+    assert (tmp_path / "my-story.md").exists()

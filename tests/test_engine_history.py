@@ -7,6 +7,7 @@ prompt contains text from a rewound or replaced beat.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -244,9 +245,9 @@ async def test_regenerate_and_rewind_never_cross_a_meanwhile_scene(db: Database)
     mock.add(summary_answer("a"), summary_answer("b"), summary_answer("While you were away…"), "{}")
     await engine.end_meanwhile(chat_id)
 
-    with pytest.raises(StoryError, match="meanwhile scene ended"):
+    with pytest.raises(StoryError, match="meanwhile scene that ended"):
         await engine.regenerate(chat_id, RecordingSink())
-    with pytest.raises(StoryError, match="meanwhile scene ended"):
+    with pytest.raises(StoryError, match="meanwhile scene that ended"):
         await engine.rewind_to_message(chat_id, 11)
     status = await engine.status(chat_id)
     assert status.meanwhile is None
@@ -263,3 +264,90 @@ async def test_an_update_that_changes_no_text_is_no_edit(db: Database) -> None:
 
     assert changed is False
     assert await payloads(db, "manual_edit") == before
+
+
+async def _play_with_guest(
+    engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str
+) -> None:
+    mock.add(reply, parse_answer(prose), _state(0), _state(0))
+    await engine.take_turn(chat_id, prose, RecordingSink())
+
+
+async def _story_with_a_meanwhile(
+    db: Database, *, end: bool = True
+) -> tuple[Engine, MockLLMClient, str]:
+    """A line, a meanwhile scene of one beat, then (``end``) the meanwhile ends and the world
+    moves on: the next line is the first after the meanwhile's end."""
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine)
+    await _play_with_guest(engine, mock, chat_id, "before the meanwhile", "REPLY-BEFORE")
+    await engine.start_meanwhile(chat_id)
+    mock.add("REPLY-MEANWHILE", parse_answer("they whisper"), "{}", "{}")
+    await engine.take_turn(chat_id, "they whisper", RecordingSink())
+    if not end:
+        return engine, mock, chat_id
+    mock.add(summary_answer("host"), summary_answer("guest"), summary_answer("While away"))
+    mock.add(json.dumps({"threads": []}))
+    await engine.end_meanwhile(chat_id)
+    await engine.set_world(chat_id, time="23:30")
+    return engine, mock, chat_id
+
+
+async def test_any_beat_after_a_meanwhiles_end_can_be_rewound_to_or_taken_back(
+    db: Database,
+) -> None:
+    engine, mock, chat_id = await _story_with_a_meanwhile(db)
+    await _play_with_guest(engine, mock, chat_id, "first after", "REPLY-AFTER-1")
+    await _play_with_guest(engine, mock, chat_id, "second after", "REPLY-AFTER-2")
+    first = next(b for b in await engine.views.beats(chat_id) if b.text == "first after")
+
+    to_it = await engine.rewind_to_turn(chat_id, first.id)
+    assert [b.text for b in to_it.beats] == ["second after", "REPLY-AFTER-2"]
+    await _play_with_guest(engine, mock, chat_id, "second again", "REPLY-AFTER-2B")
+    from_it = await engine.rewind_from_turn(chat_id, first.id)
+
+    assert [b.text for b in from_it.beats] == [
+        "first after",
+        "REPLY-AFTER-1",
+        "second again",
+        "REPLY-AFTER-2B",
+    ]
+    # what came before the line stays: the meanwhile's digest and the world's new time
+    assert await engine.views.digests(chat_id) != []
+    chat = await engine.chat(chat_id)
+    assert chat is not None and chat.world_time == "23:30"
+    await _assert_replay_equals_incremental(db)
+
+
+async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
+    db: Database,
+) -> None:
+    engine, mock, chat_id = await _story_with_a_meanwhile(db)
+    beats = await engine.views.beats(chat_id)
+    whisper = next(b for b in beats if b.text == "they whisper")
+    with pytest.raises(StoryError, match="nothing after it can be rewound yet"):
+        await engine.rewind_from_turn(chat_id, whisper.id)
+
+    await _play_with_guest(
+        engine, mock, chat_id, "what were you two whispering about?", "REPLY-AFTER"
+    )
+    events = await db.fetchone("SELECT COUNT(*) FROM event_log")
+    earliest = "the earliest you can rewind to is your line “what were you two whispering about?”"
+    with pytest.raises(StoryError, match="meanwhile scene that ended") as refused:
+        await engine.rewind_from_turn(chat_id, whisper.id)
+    assert earliest in str(refused.value)
+    before = next(b for b in beats if b.text == "REPLY-BEFORE")
+    with pytest.raises(StoryError, match=re.escape(earliest)):
+        await engine.rewind_to_turn(chat_id, before.id)
+    assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events
+
+
+async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_beat(
+    db: Database,
+) -> None:
+    engine, _mock, chat_id = await _story_with_a_meanwhile(db, end=False)
+    before = next(b for b in await engine.views.beats(chat_id) if b.text == "REPLY-BEFORE")
+
+    with pytest.raises(StoryError, match="open meanwhile scene's thread") as refused:
+        await engine.rewind_to_turn(chat_id, before.id)
+    assert "the earliest you can rewind to is your line “they whisper”" in str(refused.value)

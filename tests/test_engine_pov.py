@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -910,9 +911,12 @@ async def test_the_narrative_prompt_stays_within_budget_after_300_beats() -> Non
         for call in narrative:
             cue = call.messages[-1].content
             assert prompt_tokens(call.messages) <= budget + estimate_tokens(cue) + 4
-        # and the budget is used, not starved: late prompts are near it and still recall memories
-        for call in narrative[-10:]:
-            assert prompt_tokens(call.messages) >= budget * 0.8
+        # and the budget is used, not starved, and memories are still recalled. The transcript
+        # window only grows between jumps (issue 13): after one it holds 60% of its room, and
+        # with replies this long (a quarter of that room each) a prompt can be a third of it.
+        late = [prompt_tokens(call.messages) for call in narrative[-24:]]
+        assert min(late) >= budget * 0.3 and statistics.median(late) >= budget * 0.6
+        for call in narrative[-24:]:
             assert "Things you remember from earlier:" in call.messages[0].content
 
 

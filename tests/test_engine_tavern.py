@@ -156,12 +156,12 @@ async def test_the_character_note_sits_at_its_depth_in_the_transcript(db: Databa
     await engine.take_turn(chat_id, "Two", RecordingSink())
     prompt = narrative_prompts(mock)[1]
     note = prompt.index(Message(role="system", content="Mira is tired."))
-    # depth 1: one message of the chat (the line being answered) comes after it
-    assert [m.content for m in prompt[note + 1 :]] == [
-        "World info:\nMira remembers Sam's boat.\nMira hums.",
-        "Sam: Two",
-        "Keep Mira brief with Sam.",
-    ]
+    # depth 1: one message of the chat (the line being answered) comes after it; world info
+    # and the rest of what changes each turn sit just before that line
+    after = [m.content for m in prompt[note + 1 :]]
+    assert after[0] == "World info:\nMira remembers Sam's boat.\nMira hums."
+    assert after[1].startswith("Now: ")
+    assert after[2:] == ["Sam: Two", "Keep Mira brief with Sam."]
     assert prompt[note - 1] == Message(role="assistant", content="First reply.")
 
 
@@ -221,7 +221,8 @@ async def test_the_world_book_reaches_every_character(db: Database) -> None:
     assert "The lantern is Mira's." in texts(mira)
     assert "The lantern is Tomas's." in texts(tomas)
     lore_message = next(m for m in mira if m.content.startswith("World info:"))
-    assert mira.index(lore_message) == len(mira) - 3  # just before the cue (and the PHI)
+    # with what changes each turn, just before the cue (and the PHI)
+    assert mira.index(lore_message) == len(mira) - 4
 
 
 async def test_world_info_stays_within_its_share_of_the_prompt_budget(db: Database) -> None:
@@ -388,7 +389,9 @@ async def test_initial_relationship_to_you_seeds_the_edge_and_reaches_the_prompt
     assert await engine.why(chat_id, HOST, "you") == []
     mock.add("Reply.", parse_answer("x"), zero_state())
     await engine.take_turn(chat_id, "Hi", RecordingSink())
-    assert "Mira owes Sam a favour." in narrative_prompts(mock)[0][0].content
+    # the relationship's summary is part of how Mira feels now: the changing context
+    [context] = [m for m in narrative_prompts(mock)[0] if m.content.startswith("Now: ")]
+    assert "Mira owes Sam a favour." in context.content
 
 
 async def test_a_guest_joining_later_brings_its_starting_view_of_you(db: Database) -> None:

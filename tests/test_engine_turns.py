@@ -38,9 +38,10 @@ async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Databa
     }
     updates = await payloads(db, "edge_update", after=result.assistant_turn_id)
     assert [(u["source_id"], u["target_id"]) for u in updates] == [(HOST, "you")]
-    # the line is written with plain labels at once; the classifier's come as a later event
+    # the line is written with the rules' labels at once (quotes are dialogue); the
+    # classifier's come as a later event
     user_turn = (await payloads(db, "user_turn"))[0]
-    assert user_turn["segments"] == [{"kind": "narration", "text": '"Hello."'}]
+    assert user_turn["segments"] == [{"kind": "dialogue", "text": '"Hello."'}]
     [classified] = await payloads(db, "turn_classified")
     assert classified["turn_id"] == result.user_turn_id
     assert classified["segments"] == [{"kind": "dialogue", "text": '"Hello."'}]
@@ -126,11 +127,14 @@ async def test_a_malformed_classifier_and_state_answer_never_crash_a_turn(db: Da
     chat_id = await seed_story(engine, guest=False)
     mock._canned.extend(["The reply.", "not json", "still not json", "{broken", "{broken again"])
 
-    result = await engine.take_turn(chat_id, "(( brb, ooc ))", RecordingSink())
+    result = await engine.take_turn(chat_id, '*I wave.* "Hello?"', RecordingSink())
 
     assert result.status == "done" and result.text == "The reply."
     user_turn = (await payloads(db, "user_turn"))[0]
-    assert user_turn["segments"] == [{"kind": "ooc", "text": "(( brb, ooc ))"}]
+    assert user_turn["segments"] == [
+        {"kind": "action", "text": "*I wave.*"},
+        {"kind": "dialogue", "text": '"Hello?"'},
+    ]
     assert (await engine.relationship(chat_id, HOST, "you")).affinity == 50
     assert mock._canned == []
 
@@ -238,8 +242,9 @@ async def test_the_world_moves_on_and_the_next_prompt_says_so(db: Database) -> N
         "Day 2",
         "office",
     )
-    system = next(c for c in mock.calls if c.kind == "stream").messages[0].content
-    assert "Day 2, 23:10" in system and "fog rolling in" in system
+    # the world changes turn to turn, so it is in the context message just before the cue
+    context = next(c for c in mock.calls if c.kind == "stream").messages[-2].content
+    assert "Day 2, 23:10" in context and "fog rolling in" in context
     with pytest.raises(StoryError, match="say what changes"):
         await engine.set_world(chat_id)
 

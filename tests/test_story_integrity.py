@@ -121,7 +121,7 @@ async def test_an_edit_leaves_no_fact_or_activity_of_the_old_words(db: Database)
     await engine.take_turn(chat_id, "and you?", RecordingSink())
     later = _narrative_for(mock, "BotA")[-1]
     assert "ZOL1Q" not in later
-    assert "You know: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
+    assert "What you know of Me: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
     for memory in await engine.memories(chat_id, HOST, limit=50):
         assert "ZOL1Q" not in memory.text
     await _rebuild_agrees(db)
@@ -224,7 +224,7 @@ async def test_recovery_after_a_crash_during_a_regenerate_keeps_what_the_reply_a
     # the line stays in the story, and the new reply is asked to answer it
     assert [b.text for b in await restarted.views.beats(chat_id)][-2:] == ["tell me", "BotA again."]
     prompt = again.calls[0].messages
-    assert prompt[-2].content == "Me: tell me"
+    assert prompt[-3].content == "Me: tell me"  # the last beat; then the changing context, the cue
     await _rebuild_agrees(db)
 
 

@@ -548,6 +548,14 @@ class Engine:
                 raise StoryError(f"there is no beat {turn_id} in this story")
             return await history.rewind_to(self.ctx, chat_id, beat)
 
+    async def rewind_from_turn(self, chat_id: str, turn_id: int) -> Rewound:
+        """Take beat ``turn_id`` and everything after it out of the story."""
+        async with self._turn(chat_id):
+            beat = await history.beat_by_id(self.ctx, chat_id, turn_id)
+            if beat is None:
+                raise StoryError(f"there is no beat {turn_id} in this story")
+            return await history.rewind_from(self.ctx, chat_id, beat)
+
     async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
         """The player deleted their latest line: it and the reply to it leave the story."""
         async with self._turn(chat_id):

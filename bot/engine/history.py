@@ -93,26 +93,43 @@ BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")
 """Changes bound to Discord threads and digests that a rewind cannot take back with them."""
 
 
-async def _refuse_crossing_meanwhile(ctx: StoryContext, chat_id: str, after: int) -> None:
-    rows = await ctx.db.fetchall(
-        "SELECT DISTINCT kind FROM event_log WHERE chat_id = ? AND id > ? AND kind IN (?, ?)",
+async def _refuse_crossing_meanwhile(
+    ctx: StoryContext, chat_id: str, after: int, *, from_line: bool = False
+) -> None:
+    """A rewind may go back to any point after the latest meanwhile start or end; one that
+    would take either back is refused, naming the earliest line it may go back to (the first
+    beat after it, or with ``from_line`` the first of the player's lines)."""
+    boundary = await ctx.db.fetchone(
+        "SELECT id, kind FROM event_log WHERE chat_id = ? AND id > ? AND kind IN (?, ?) "
+        "ORDER BY id DESC LIMIT 1",
         (chat_id, after, *BOUNDARY_KINDS),
     )
-    kinds = {row[0] for row in rows}
-    if "meanwhile_scene_closed" in kinds:
-        raise StoryError(
-            "a meanwhile scene ended after that point and its digest was posted; "
-            "rewind only to a beat after it"
-        )
-    if "meanwhile_scene_started" in kinds:
-        raise StoryError(
-            "a meanwhile scene began after that point; rewinding would leave its thread "
-            "behind. Rewind within the meanwhile scene, or end it first"
-        )
+    if boundary is None:
+        return
+    if boundary[1] == "meanwhile_scene_closed":
+        why = "that would undo the meanwhile scene that ended there (its digest is posted)"
+    else:
+        why = "that would leave the open meanwhile scene's thread behind (end it first)"
+    role = " AND role = 'user'" if from_line else ""
+    first = await ctx.db.fetchone(
+        f"SELECT text, role FROM turns WHERE chat_id = ? AND id > ?{role} ORDER BY id LIMIT 1",
+        (chat_id, boundary[0]),
+    )
+    if first is None:
+        raise StoryError(f"{why}; nothing after it can be rewound yet")
+    whose = "your line" if first[1] == "user" else "the reply"
+    raise StoryError(f"{why}; the earliest you can rewind to is {whose} “{_excerpt(first[0])}”")
 
 
-async def _rewind_after(ctx: StoryContext, chat_id: str, after: int, reason: str) -> Rewound:
-    await _refuse_crossing_meanwhile(ctx, chat_id, after)
+def _excerpt(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+async def _rewind_after(
+    ctx: StoryContext, chat_id: str, after: int, reason: str, *, from_line: bool = False
+) -> Rewound:
+    await _refuse_crossing_meanwhile(ctx, chat_id, after, from_line=from_line)
     gone = tuple(await ctx.views.beats(chat_id, after_id=after))
     rewind: EventSpec = (
         "beats_rewound",
@@ -131,6 +148,14 @@ async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     if boundary is None:
         raise StoryError("that is already the latest beat: there is nothing after it to rewind")
     return await _rewind_after(ctx, chat_id, boundary - 1, "rewind")
+
+
+async def rewind_from(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
+    """Take ``beat`` and everything after it out of the story (what came before it stays,
+    a meanwhile's end and a world change included)."""
+    return await _rewind_after(
+        ctx, chat_id, await _before_start(ctx, beat), "rewind", from_line=beat.role == "user"
+    )
 
 
 async def _before_start(ctx: StoryContext, beat: Beat) -> int:

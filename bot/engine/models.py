@@ -27,10 +27,11 @@ class StoryModels:
     def narrate(
         self, messages: Sequence[Message], *, stop: list[str] | None = None
     ) -> AsyncIterator[str]:
-        """A streamed reply; ``stop`` ends it where the model starts speaking for another."""
+        """A streamed reply; ``stop`` (most important first) ends it where the model starts
+        speaking for another, as many of them as the server takes (``max_stop_sequences``)."""
         params = _sampling(self.settings.narrative_sampling)
-        if stop:
-            params["stop"] = stop
+        if stop and self.settings.max_stop_sequences:
+            params["stop"] = stop[: self.settings.max_stop_sequences]
         return self.llm.stream(
             messages, model=self.settings.narrative_model, priority=Priority.NARRATIVE, **params
         )

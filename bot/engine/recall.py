@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from bot.engine.views import Memory, Views
+from bot.engine.views import Beat, Memory, Views
 
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 _STOP = frozenset(
@@ -59,6 +60,34 @@ def _shared(memory: Memory, words: list[str]) -> int:
     return sum(word in found for word in words)
 
 
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """Memories for a prompt, in two groups placed apart (see prompts.py).
+
+    ``earlier``: the newest memories from before the transcript; between two jumps of the
+    transcript window they are the same every turn, so they sit in the cached prefix.
+    ``relevant``: what the cue brings back; they change every turn.
+    """
+
+    earlier: list[Memory] = field(default_factory=list)
+    relevant: list[Memory] = field(default_factory=list)
+
+
+class Shown:
+    """What a prompt's transcript shows: its beats, and the scenes they belong to."""
+
+    def __init__(self, beats: Sequence[Beat]) -> None:
+        self.beats = {b.id for b in beats}
+        self.scenes = {b.meanwhile_scene_id or b.scene_id for b in beats}
+
+    def repeated_by(self, memory: Memory) -> bool:
+        """A memory of a beat in the transcript, or a summary of a scene the transcript is
+        still showing beats of, would say again what the prompt already says."""
+        if memory.beat_id is not None and memory.beat_id in self.beats:
+            return True
+        return bool(memory.pov_summary) and memory.scene_id in self.scenes
+
+
 async def recall(
     views: Views,
     chat_id: str,
@@ -66,27 +95,27 @@ async def recall(
     *,
     query: str,
     limit: int,
-    exclude_beats: set[int],
+    shown: Sequence[Beat],
     names: Sequence[str] = (),
-) -> list[Memory]:
-    """Up to ``limit`` of the owner's memories not already shown, oldest first."""
+) -> Recalled:
+    """Up to ``limit`` of the owner's memories that repeat nothing in ``shown``, oldest first
+    in each group: half the newest (``earlier``), the rest by relevance to ``query``."""
     if limit <= 0:
-        return []
+        return Recalled()
+    recent_count = limit // 2
+    seen = Shown(shown)
+    candidates = await views.memories(chat_id, owner_id, limit=recent_count + 2 * len(shown))
+    earlier = [m for m in candidates if not seen.repeated_by(m)][:recent_count]
+    taken = {m.id for m in earlier}
     words = cue_words(query, leave_out=name_words(list(names)))
     matches = await views.search_memories(
         chat_id,
         owner_id,
         any_of(words),
-        limit * CANDIDATES_PER_MEMORY + len(exclude_beats),
+        (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
     )
-    fresh = [m for m in matches if m.beat_id not in exclude_beats]
-    relevant = sorted(fresh, key=lambda m: (-_shared(m, words), -m.id))[: (limit + 1) // 2]
-    recent = await views.memories(chat_id, owner_id, limit=limit + len(exclude_beats))
-    chosen: dict[int, Memory] = {}
-    for memory in relevant + recent:
-        if memory.beat_id in exclude_beats or memory.id in chosen:
-            continue
-        chosen[memory.id] = memory
-        if len(chosen) >= limit:
-            break
-    return sorted(chosen.values(), key=lambda m: m.id)
+    fresh = [m for m in matches if m.id not in taken and not seen.repeated_by(m)]
+    relevant = sorted(fresh, key=lambda m: (-_shared(m, words), -m.id))[: limit - recent_count]
+    return Recalled(
+        earlier=sorted(earlier, key=lambda m: m.id), relevant=sorted(relevant, key=lambda m: m.id)
+    )

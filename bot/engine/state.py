@@ -8,8 +8,11 @@ gets exactly one ``edge_update``, clamped here to a per-beat step and by the pro
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
@@ -77,6 +80,24 @@ class StateUpdate(BaseModel):
     def _number(cls, value: object) -> int | None:
         return None if value is None else _to_int(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _named_pairs(cls, value: object) -> object:
+        """Small models key pairs by name ({"MiraVale": {...}}), at the top level or under
+        "relationships"; both become the list form, the key as the target."""
+        if not isinstance(value, dict):
+            return value
+        data = dict(value)
+        pairs = data.get("relationships")
+        if isinstance(pairs, dict):
+            data["relationships"] = _keyed_pairs(pairs)
+        elif pairs is None:
+            known = set(cls.model_fields)
+            keyed = {k: v for k, v in data.items() if k not in known and isinstance(v, dict)}
+            if keyed:
+                data["relationships"] = _keyed_pairs(keyed)
+        return data
+
     @field_validator("relationships", mode="before")
     @classmethod
     def _usable(cls, value: object) -> list[PairUpdate]:
@@ -89,8 +110,23 @@ class StateUpdate(BaseModel):
         return usable[0] if usable else None
 
 
+def _keyed_pairs(pairs: Mapping[str, object]) -> list[object]:
+    return [
+        {"target": str(key), **value} if isinstance(value, dict) else value
+        for key, value in pairs.items()
+    ]
+
+
 def _step(delta: int) -> int:
     return max(-MAX_STEP, min(MAX_STEP, delta))
+
+
+STATE_ANSWER = (
+    "Answer with JSON only: "
+    '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
+    '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
+    '"attention": "...", "holding": []}} (activity only if it changed).'
+)
 
 
 def state_prompt(
@@ -102,31 +138,33 @@ def state_prompt(
     targets: list[tuple[str, str, Relationship]],
     activity: Activity | None,
 ) -> list[Message]:
-    """The state-update request for one character: its own view, nobody else's."""
+    """The state-update request for one character: its own view, nobody else's.
+
+    What stays the same for this character (who it is, the rules, the answer's shape) comes
+    first, so a server's prefix cache reuses it; the beat and today's numbers come last.
+    """
+    stable = (
+        f"You track the inner life of {source_name}. {persona}"[:2000]
+        + f"\nAfter each moment of the story, say from {source_name}'s point of view only how "
+        f"their feelings moved toward each person named. Deltas are small integers from "
+        f"-{MAX_STEP} to {MAX_STEP}, 0 when nothing changed. knowledge_facts are new facts "
+        f"{source_name} learned about that person.\n" + STATE_ANSWER
+    )
     lines = [
         f"{source_name} just lived this moment of a story:",
         beat_text,
         "",
-        f"From {source_name}'s point of view only, say how their feelings moved toward each of: "
+        "Feelings now toward: "
         + "; ".join(
             f"{name} (id {tid}, affinity {rel.affinity}/100, trust {rel.trust}/100)"
             for tid, name, rel in targets
         )
-        + f". Deltas are small integers from -{MAX_STEP} to {MAX_STEP}, 0 when nothing changed. "
-        f"knowledge_facts are new facts {source_name} learned about that person.",
+        + ".",
     ]
     if activity is not None:
         lines.append(f"{source_name} was {activity.posture} {activity.verb}".rstrip() + ".")
-    lines.append(
-        "Answer with JSON only: "
-        '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
-        '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
-        '"attention": "...", "holding": []}} (activity only if it changed).'
-    )
     messages = [
-        Message(
-            role="system", content=f"You track the inner life of {source_name}. {persona}"[:2000]
-        ),
+        Message(role="system", content=stable),
         Message(role="user", content="\n".join(lines)),
     ]
     return resolve_prompt(messages, Names(char=source_name, user=user_name))
@@ -144,6 +182,7 @@ async def ask_state_update(
     targets: list[tuple[str, str, Relationship]],
     activity: Activity | None,
     beat_id: int,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[EventSpec]:
     """One call for ``source_id``; returns one edge_update per target, plus an activity change."""
     answer = await models.ask_json(
@@ -158,7 +197,7 @@ async def ask_state_update(
         StateUpdate,
         default=StateUpdate(),
     )
-    by_target = _match_targets(answer, targets)
+    by_target = _match_targets(answer, targets, aliases)
     events: list[EventSpec] = []
     for target_id, _name, _rel in targets:
         pair = by_target.get(target_id, PairUpdate())
@@ -195,10 +234,30 @@ async def ask_state_update(
     return events
 
 
+_SUFFIXES = ("deltas", "delta", "updates", "update", "relationship", "feelings")
+"""Words small models glue to a name when they key an answer by it ("AlexDeltas")."""
+
+
+def entity_key(text: str) -> str:
+    """A reference to someone, folded: case, accents, spaces and punctuation do not count
+    ("Tomas_Reyes" is "Tomás Reyes")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "", plain.casefold())
+
+
+def _aliases(tid: str, name: str, extra: Sequence[str]) -> set[str]:
+    first = name.split(maxsplit=1)[0] if name.split() else name
+    return {k for k in map(entity_key, (tid, name, first, *extra)) if k}
+
+
 def _match_targets(
-    answer: StateUpdate, targets: list[tuple[str, str, Relationship]]
+    answer: StateUpdate,
+    targets: list[tuple[str, str, Relationship]],
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, PairUpdate]:
-    """Map the answer onto target ids, by id or by name; the flat form fits a lone target."""
+    """Map the answer onto target ids by id, name, first name or nickname, whatever the case
+    and spacing ("MiraVale", "mira vale"); the flat form fits a lone target. A pair naming
+    nobody present is logged and skipped."""
     if not answer.relationships and answer.affinity_delta is not None and len(targets) == 1:
         flat = PairUpdate(
             affinity_delta=answer.affinity_delta,
@@ -206,15 +265,29 @@ def _match_targets(
             knowledge_facts=answer.knowledge_facts,
         )
         return {targets[0][0]: flat}
-    keys = {}
+    keys: dict[str, str] = {}
     for tid, name, _rel in targets:
-        keys[tid.lower()] = tid
-        keys[name.lower()] = tid
+        for key in _aliases(tid, name, (aliases or {}).get(tid, ())):
+            keys.setdefault(key, tid)
     matched: dict[str, PairUpdate] = {}
     for pair in answer.relationships:
-        for key in (pair.target_id, pair.target):
-            found = keys.get(key.strip().lower())
-            if found and found not in matched:
-                matched[found] = pair
-                break
+        found = _find(keys, (pair.target_id, pair.target))
+        if found is None:
+            log.info(
+                "a state answer names %r, nobody in the scene; skipped",
+                pair.target_id or pair.target,
+            )
+        elif found not in matched:
+            matched[found] = pair
     return matched
+
+
+def _find(keys: Mapping[str, str], references: Sequence[str]) -> str | None:
+    for reference in references:
+        key = entity_key(reference)
+        if key in keys:
+            return keys[key]
+        for suffix in _SUFFIXES:
+            if key.endswith(suffix) and key[: -len(suffix)] in keys:
+                return keys[key[: -len(suffix)]]
+    return None

@@ -14,18 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Sequence
+from dataclasses import dataclass, replace
 
 from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
 from bot.engine.cardtext import persona_text
-from bot.engine.clean import LeadingLabel, speaker_labels
+from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels, stop_sequences
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
-from bot.engine.lore import lore_for
+from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
 from bot.engine.macros import Names
 from bot.engine.parse import fallback_segments, parse_turn
-from bot.engine.prompts import PointOfView, build_narrative_prompt
+from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcript
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
@@ -37,6 +37,7 @@ from bot.engine.views import (
     player_label,
     present_entities,
 )
+from bot.engine.window import witnessed_window
 from bot.llm import LLMError, Message
 from bot.store import YOU, Database, EventSpec, StoreError, append_and_apply, append_events
 from bot.store.checkpoints import save_checkpoint
@@ -114,7 +115,11 @@ async def play_beat(
     )
     await guarded.begin(speaker_of(speaker))
     checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
-    stream = _ReplyStream(ctx, cast.chat.id, speaker, guarded, checkpoint)
+    cleaner = ReplyCleaner(
+        speaker_labels(name_forms(speaker.name, speaker.card.nickname)),
+        [label for names in _others(cast, present, speaker) for label in speaker_labels(names)],
+    )
+    stream = _ReplyStream(ctx, cast.chat.id, cleaner, guarded, checkpoint)
     stream.start(messages, stop=_stop_sequences(cast, present, speaker))
     text, status, failure = await stream.finished()
     lines = beat_lines(
@@ -188,9 +193,22 @@ async def _write_beat(
 
 
 def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[str]:
-    """A model that starts speaking for someone else present stops there."""
-    names = cast.names()
-    return [f"\n{names[e]}:" for e in present if e != speaker.id and e in names][:4]
+    """A model that starts speaking for someone else stops there: everyone else, present or
+    not, by every name (StoryModels keeps as many as the server takes)."""
+    return stop_sequences(_others(cast, present, speaker))
+
+
+def _others(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[list[str]]:
+    """The name forms of everyone a reply must not speak for: those present first, then the
+    player, then the rest of the cast; the player's lines read "Narration" in a meanwhile."""
+    people: dict[str, list[str]] = {}
+    for entity in (*present, YOU, cast.host.id, cast.guest.id if cast.guest else ""):
+        character = cast.character(entity)
+        if entity == YOU:
+            people[YOU] = name_forms(cast.you.name)
+        elif character is not None and entity != speaker.id:
+            people[entity] = name_forms(character.name, character.card.nickname)
+    return [*people.values(), [NARRATION]]
 
 
 async def _close_unwritten(
@@ -225,7 +243,7 @@ class _ReplyStream:
         self,
         ctx: StoryContext,
         chat_id: str,
-        speaker: Character,
+        cleaner: ReplyCleaner,
         sink: BeatSink,
         checkpoint: Checkpoint,
     ) -> None:
@@ -234,7 +252,7 @@ class _ReplyStream:
         self.sink = sink
         self.checkpoint = checkpoint
         self.parts: list[str] = []
-        self.label = LeadingLabel(speaker_labels(speaker.name))
+        self.label = cleaner
         self.task: asyncio.Task[None] | None = None
 
     def start(self, messages: Sequence[Message], *, stop: list[str]) -> None:
@@ -247,8 +265,15 @@ class _ReplyStream:
             await self.checkpoint.maybe_save("".join(self.parts))
 
     async def _run(self, messages: Sequence[Message], stop: list[str]) -> None:
-        async for chunk in self.ctx.models.narrate(messages, stop=stop):
-            await self._show(self.label.feed(chunk))
+        chunks = self.ctx.models.narrate(messages, stop=stop)
+        try:
+            async for chunk in chunks:
+                await self._show(self.label.feed(chunk))
+                if self.label.cut:
+                    break  # it started writing for someone else (a stop the server ignored)
+        finally:
+            if isinstance(chunks, AsyncGenerator):
+                await chunks.aclose()  # closing the request stops generation on the server
         await self._show(self.label.flush())
 
     async def finished(self) -> tuple[str, BeatStatus, LLMError | None]:
@@ -281,27 +306,18 @@ async def _point_of_view(
     ctx: StoryContext, cast: Cast, scene: Scene, speaker: Character, prose: str
 ) -> PointOfView:
     """Gather only what ``speaker`` witnessed: its beats, its memories, its own edges, and what
-    it last saw the others doing."""
+    it last saw the others doing.
+
+    The transcript is a window that only grows between jumps (window.py); memories repeat
+    nothing the prompt's transcript shows.
+    """
     present = present_entities(scene)
-    transcript = await ctx.views.witnessed_beats(
-        cast.chat.id, speaker.id, ctx.settings.transcript_beats
-    )
-    shown = {beat.id for beat in transcript}
-    memories = await recall(
-        ctx.views,
-        cast.chat.id,
-        speaker.id,
-        query=prose,
-        limit=ctx.settings.recalled_memories,
-        exclude_beats=shown,
-        names=list(cast.names().values()),
-    )
     relationships = [
         await ctx.views.relationship(cast.chat.id, speaker.id, other, about=prose)
         for other in present
         if other != speaker.id
     ]
-    return PointOfView(
+    pov = PointOfView(
         speaker=speaker,
         you=cast.you,
         chat=cast.chat,
@@ -309,11 +325,26 @@ async def _point_of_view(
         names=cast.names(),
         relationships=relationships,
         activities=await ctx.views.activities_seen(cast.chat.id, speaker.id, present),
-        recalled=memories,
-        transcript=transcript,
         premise=scene.premise,
-        lore=await lore_for(ctx, cast, speaker, transcript, prose),
     )
+    budget = ctx.settings.prompt_token_budget
+    if books_for(speaker, await world_book(ctx, cast.chat.id)):
+        pov = replace(pov, lore_reserve=int(budget * LORE_SHARE))
+    window = await witnessed_window(
+        ctx.views, pov, budget_tokens=budget, max_beats=ctx.settings.transcript_beats
+    )
+    pov = replace(pov, transcript=window, lore=await lore_for(ctx, cast, speaker, window, prose))
+    shown = fit_transcript(pov, _cue(cast, prose or None, speaker), budget_tokens=budget)
+    memories = await recall(
+        ctx.views,
+        cast.chat.id,
+        speaker.id,
+        query=prose,
+        limit=ctx.settings.recalled_memories,
+        shown=shown,
+        names=list(cast.names().values()),
+    )
+    return replace(pov, earlier=memories.earlier, recalled=memories.relevant)
 
 
 async def _after_beat(
@@ -362,6 +393,7 @@ async def derive_world(
         if character is not None:
             sources.append(character)
             names.setdefault(character.id, character.name)
+    nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
     for source in sources:
         targets = [
             (t, names.get(t, t), await ctx.views.relationship(cast.chat.id, source.id, t))
@@ -381,6 +413,7 @@ async def derive_world(
                 targets=targets,
                 activity=own.get(source.id),
                 beat_id=beat_id,
+                aliases=nicknames,
             )
         )
     return [event for events in await asyncio.gather(*requests) for event in events]

@@ -387,6 +387,14 @@ class Views:
         )
         return [_beat(r) for r in reversed(rows)]
 
+    async def witnessed_count(self, chat_id: str, entity_id: str) -> int:
+        """How many beats ``entity_id`` was present for (a range count on the primary key)."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM turn_witnesses WHERE entity_id = ? AND chat_id = ?",
+            (entity_id, chat_id),
+        )
+        return int(row[0]) if row is not None else 0
+
     async def scene_beats(self, scene_id: int, limit: int = 200) -> list[Beat]:
         rows = await self.db.fetchall(
             "SELECT * FROM turns WHERE (scene_id = ? AND meanwhile_scene_id IS NULL) "

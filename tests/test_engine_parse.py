@@ -1,0 +1,124 @@
+"""The player's words are stored as written; the classifier only labels spans of them, and
+out-of-character text is recognised without it (issue 13, item 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.engine.parse import (
+    ParsedTurn,
+    fallback_segments,
+    in_character_text,
+    is_out_of_character,
+    label_spans,
+)
+from bot.store import Database
+from tests.engine_helpers import RecordingSink, make_engine, payloads, seed_story, zero_state
+
+
+def _spans(prose: str, *segments: tuple[str, str]) -> list[tuple[str, str]]:
+    answer = ParsedTurn.model_validate(
+        {"segments": [{"kind": kind, "text": text} for kind, text in segments]}
+    )
+    return [(s.kind, s.text) for s in label_spans(prose, answer)]
+
+
+def _words(prose: str) -> list[str]:
+    return prose.split()
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "(( brb, dinner ))",
+        "((sorry, I have to go))",
+        "OOC: can we skip to the morning?",
+        "ooc - typo above",
+        "(OOC: that was a typo)",
+        "[OOC] back in five",
+        "// pausing here",
+        "  (( unclosed aside",
+    ],
+)
+def test_out_of_character_lines_are_recognised_by_their_markers(prose: str) -> None:
+    assert is_out_of_character(prose)
+    assert [s.kind for s in fallback_segments(prose)] == ["ooc"]
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "I sit down by the window.",
+        'She said "OOC" and laughed.',
+        "The sign reads http://harbour.example",
+        "Ooc is the name of my dog.",
+        "*I wave.* (( back in 5 ))",
+    ],
+)
+def test_story_lines_are_not_out_of_character(prose: str) -> None:
+    assert not is_out_of_character(prose)
+
+
+def test_an_aside_inside_a_story_line_is_its_only_ooc_part() -> None:
+    prose = '*I wave.* "Hi, Mira!" (( back in 5 ))'
+    assert [(s.kind, s.text) for s in fallback_segments(prose)] == [
+        ("action", "*I wave.*"),
+        ("dialogue", '"Hi, Mira!"'),
+        ("ooc", "(( back in 5 ))"),
+    ]
+    assert in_character_text(prose) == '*I wave.* "Hi, Mira!"'
+
+
+def test_invented_or_reworded_segments_are_dropped_and_the_rules_label_the_rest() -> None:
+    prose = '*I lean in.* "Who tore the page out?" The rain gets louder.'
+    labelled = _spans(
+        prose,
+        ("action", "*I lean in.*"),
+        ("dialogue", "Who ripped out the page?"),  # reworded: not the player's words
+        ("narration", "Alex looks worried."),  # invented
+    )
+    assert labelled == [
+        ("action", "*I lean in.*"),
+        ("dialogue", '"Who tore the page out?"'),
+        ("narration", "The rain gets louder."),
+    ]
+    # whatever the answer, the segments spell out exactly what the player wrote
+    assert _words(" ".join(text for _kind, text in labelled)) == _words(prose)
+
+
+def test_the_classifier_labels_cannot_turn_an_ooc_aside_into_dialogue() -> None:
+    prose = "I nod. (( OOC: I have to leave soon ))"
+    labelled = _spans(prose, ("narration", "I nod."), ("dialogue", "OOC: I have to leave soon"))
+    assert labelled == [("narration", "I nod."), ("ooc", "(( OOC: I have to leave soon ))")]
+
+
+def test_a_segment_found_out_of_order_does_not_reorder_the_line() -> None:
+    prose = "I stand. I sit."
+    assert _spans(prose, ("action", "I sit."), ("action", "I stand.")) == [
+        ("narration", "I stand."),
+        ("action", "I sit."),
+    ]
+
+
+async def test_the_stored_line_is_the_players_and_ooc_costs_no_classifier_call(
+    db: Database,
+) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    invented = json.dumps({"segments": [{"kind": "dialogue", "text": "I never said this."}]})
+    mock.add("BotA nods.", invented, zero_state())
+    await engine.take_turn(chat_id, "I shrug.", RecordingSink())
+    mock.add("BotA smiles.", zero_state())  # no classification answer: none is asked for
+    await engine.take_turn(chat_id, "(( OOC: brb ))", RecordingSink())
+
+    stored = await payloads(db, "user_turn")
+    assert [t["prose"] for t in stored] == ["I shrug.", "(( OOC: brb ))"]
+    rows = await db.fetchall("SELECT text, segments_json FROM turns WHERE role = 'user'")
+    assert [(text, json.loads(labels)) for text, labels in rows] == [
+        ("I shrug.", [{"kind": "narration", "text": "I shrug."}]),
+        ("(( OOC: brb ))", [{"kind": "ooc", "text": "(( OOC: brb ))"}]),
+    ]
+    classify = [c for c in mock.calls if c.messages[0].content.startswith("You split")]
+    assert len(classify) == 1
