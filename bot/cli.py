@@ -71,6 +71,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; logging is set up for it and given back as it was afterwards (so a
+    caller in the same process, a test, keeps its own)."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers), logging.getLogger("bot.store").level)
+    try:
+        return _main(argv)
+    finally:
+        for handler in root.handlers:
+            if handler not in saved[1]:
+                handler.close()
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[0])
+        logging.getLogger("bot.store").setLevel(saved[2])
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
