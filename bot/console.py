@@ -24,7 +24,7 @@ from typing import TextIO
 from bot.cards import CardError, load_character_file
 from bot.config import Settings
 from bot.console_lore import LoreUsageError, lore_command
-from bot.engine import BeatEnd, Engine, SceneClose, Speaker, StoryError
+from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.engine.views import Character
 from bot.llm import OpenAICompatibleClient
 from bot.store import open_db
@@ -159,6 +159,8 @@ class Console:
                 await self._command(line[1:])
             else:
                 await self._turn(line)
+        except OutOfCharacter as aside:  # an acknowledgement, not an error
+            self.say(str(aside))
         except (StoryError, UsageError, CardError) as exc:
             self.say(f"error: {exc}")
 

@@ -101,6 +101,18 @@ async def test_a_story_error_is_answered_to_the_player(
     assert llm.calls == []
 
 
+async def test_an_out_of_character_line_is_acknowledged_not_played(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    chat_id = await world.story()
+
+    await dpytest.message("(( brb, phone ))", channel=world.channel, member=world.owner)
+
+    assert channel_texts(world.channel.id)[-1].startswith("(( out of character: noted.")
+    assert llm.calls == [] and await payloads(world.db, "turn_started") == []
+    assert [b.text for b in await world.engine.views.beats(chat_id)][-1] != "(( brb, phone ))"
+
+
 async def test_without_manage_webhooks_characters_speak_through_the_bot(
     world: StoryWorld, llm: MockLLMClient
 ) -> None:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bot.engine import OutOfCharacter
 from bot.engine.parse import (
     ParsedTurn,
     fallback_segments,
@@ -110,15 +111,14 @@ async def test_the_stored_line_is_the_players_and_ooc_costs_no_classifier_call(
     invented = json.dumps({"segments": [{"kind": "dialogue", "text": "I never said this."}]})
     mock.add("BotA nods.", invented, zero_state())
     await engine.take_turn(chat_id, "I shrug.", RecordingSink())
-    mock.add("BotA smiles.", zero_state())  # no classification answer: none is asked for
-    await engine.take_turn(chat_id, "(( OOC: brb ))", RecordingSink())
+    with pytest.raises(OutOfCharacter):  # no beat at all, so no classification either
+        await engine.take_turn(chat_id, "(( OOC: brb ))", RecordingSink())
 
     stored = await payloads(db, "user_turn")
-    assert [t["prose"] for t in stored] == ["I shrug.", "(( OOC: brb ))"]
+    assert [t["prose"] for t in stored] == ["I shrug."]
     rows = await db.fetchall("SELECT text, segments_json FROM turns WHERE role = 'user'")
     assert [(text, json.loads(labels)) for text, labels in rows] == [
         ("I shrug.", [{"kind": "narration", "text": "I shrug."}]),
-        ("(( OOC: brb ))", [{"kind": "ooc", "text": "(( OOC: brb ))"}]),
     ]
     classify = [c for c in mock.calls if c.messages[0].content.startswith("You split")]
     assert len(classify) == 1

@@ -4,7 +4,7 @@ Pure asyncio on the store and an LLMClient; no Discord here (a ruff rule keeps i
 """
 
 from bot.engine.engine import ChatEnd, ChatStart, Engine, SceneChoice
-from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.errors import NotFoundError, OutOfCharacter, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.scenes import SceneClose
 from bot.engine.sink import BeatEnd, BeatSink, NullSink, Speaker
@@ -19,6 +19,7 @@ __all__ = [
     "FeelingChange",
     "NotFoundError",
     "NullSink",
+    "OutOfCharacter",
     "Rewound",
     "SceneChoice",
     "SceneClose",

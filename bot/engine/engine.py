@@ -23,10 +23,10 @@ from bot.engine import edits, export, history, lore, opening, scenes
 from bot.engine.beat_events import turn_events
 from bot.engine.busy import BusyListener
 from bot.engine.context import Cast, StoryContext, load_cast
-from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.errors import NotFoundError, OutOfCharacter, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.models import StoryModels
-from bot.engine.parse import fallback_segments
+from bot.engine.parse import fallback_segments, is_out_of_character
 from bot.engine.player_text import player_line, refuse_unwritable
 from bot.engine.recall import fts_query
 from bot.engine.scenes import SceneClose
@@ -446,6 +446,8 @@ class Engine:
         If that scene is no longer the one being played, the line is refused, not misplaced.
         """
         text = player_line(prose, self.ctx.settings.max_turn_chars)
+        if is_out_of_character(text):
+            raise OutOfCharacter
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             _check_scene(cast, scene)

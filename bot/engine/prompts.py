@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from bot.engine.cardtext import depth_notes, depth_prompt, insert_at_depth, persona_text
 from bot.engine.macros import Names, replacing, resolve_prompt
+from bot.engine.parse import in_character_text
 from bot.engine.views import (
     Activity,
     Beat,
@@ -194,12 +195,18 @@ def _beat_message(pov: PointOfView, beat: Beat) -> Message:
     if beat.speaker_id == pov.speaker.id and beat.role == "assistant":
         return Message(role="assistant", content=beat.text)
     label = speaker_label(beat, pov.you.name, pov.names)
-    return Message(role="user", content=f"{label}: {beat.text}")
+    text = in_character_text(beat.text) if beat.role == "user" else beat.text
+    return Message(role="user", content=f"{label}: {text}")
 
 
 def beat_cost(pov: PointOfView, beat: Beat) -> int:
     """Tokens ``beat`` takes in ``pov.speaker``'s transcript (0 for a beat with no text)."""
-    return prompt_tokens([_beat_message(pov, beat)]) if beat.text.strip() else 0
+    return prompt_tokens([_beat_message(pov, beat)]) if _story_text(beat) else 0
+
+
+def _story_text(beat: Beat) -> str:
+    """What of a beat is in the story (a player's out-of-character asides are not)."""
+    return (in_character_text(beat.text) if beat.role == "user" else beat.text).strip()
 
 
 def _cue_message(pov: PointOfView, cue: str) -> Message:

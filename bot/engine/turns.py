@@ -24,7 +24,7 @@ from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import StoryError
 from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
 from bot.engine.macros import Names
-from bot.engine.parse import fallback_segments, parse_turn
+from bot.engine.parse import fallback_segments, in_character_text, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcript
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
@@ -65,10 +65,14 @@ def speaker_of(character: Character) -> Speaker:
 def beat_lines(
     cast: Cast, prose: str | None, speaker: Character, reply: str, meanwhile: bool
 ) -> list[str]:
-    """A beat as plain transcript lines, the raw material of memories and state updates."""
+    """A beat as plain transcript lines, the raw material of memories and state updates.
+
+    Out-of-character asides in the line are left out: no character heard them.
+    """
     lines = []
-    if prose:
-        lines.append(f"{player_label(cast.you.name, meanwhile=meanwhile)}: {prose}")
+    story = in_character_text(prose) if prose else ""
+    if story:
+        lines.append(f"{player_label(cast.you.name, meanwhile=meanwhile)}: {story}")
     lines.append(f"{speaker.name}: {reply}")
     return lines
 
@@ -295,7 +299,9 @@ class _ReplyStream:
 
 
 def _cue(cast: Cast, prose: str | None, speaker: Character) -> str:
-    if prose is None:
+    if prose is not None:
+        prose = in_character_text(prose)
+    if not prose:
         return f"(Continue the scene as {speaker.name}.)"
     if cast.meanwhile is not None:
         return f"{NARRATION}: {prose}"

@@ -1,0 +1,101 @@
+"""Out of character stays out of the story (issue 13, item 4).
+
+A line wholly out of character is no beat: nobody remembers it, no transcript shows it, the
+LLM is not asked; the player gets a short acknowledgement. An aside inside a story line is
+kept in the stored line (the player's words, verbatim) but no character hears it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.console import Console
+from bot.engine import OutOfCharacter
+from bot.llm.mock import RecordedCall
+from bot.store import Database
+from tests.engine_helpers import (
+    RecordingSink,
+    make_engine,
+    parse_answer,
+    payloads,
+    seed_story,
+    zero_state,
+)
+
+
+def _prompt(call: RecordedCall) -> str:
+    return "\n".join(m.content for m in call.messages)
+
+
+@pytest.mark.parametrize("line", ["(( brb, phone ))", "OOC: sorry, typo above", "// one sec"])
+async def test_a_line_wholly_out_of_character_is_no_beat(db: Database, line: str) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    events = len(await db.fetchall("SELECT id FROM event_log"))
+
+    with pytest.raises(OutOfCharacter, match="stays out of the story"):
+        await engine.take_turn(chat_id, line, RecordingSink())
+
+    assert mock.calls == []
+    assert len(await db.fetchall("SELECT id FROM event_log")) == events  # nothing written
+    mock.add("BotA smiles.", parse_answer("hello"), zero_state())
+    await engine.take_turn(chat_id, "hello", RecordingSink())
+    assert all(line not in _prompt(c) for c in mock.calls)
+
+
+async def test_an_aside_in_a_story_line_is_kept_but_heard_by_no_one(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    line = "I sit down by the fire. ((brb, doorbell))"
+    mock.add("BotA pours tea.", parse_answer(line), zero_state())
+
+    result = await engine.take_turn(chat_id, line, RecordingSink())
+
+    [stored] = await payloads(db, "user_turn")
+    assert stored["prose"] == line  # the player's words, verbatim
+    reply_prompt = _prompt(mock.calls[0])
+    assert "I sit down by the fire." in reply_prompt and "doorbell" not in reply_prompt
+    # no character's prompt (reply, state update) holds it; only the labeller sees the line
+    heard = [c for c in mock.calls if not c.messages[0].content.startswith("You split")]
+    assert len(heard) == 2 and all("doorbell" not in _prompt(c) for c in heard)
+    for memory in await payloads(db, "memory_written"):
+        assert "doorbell" not in memory["text"] and "I sit down by the fire." in memory["text"]
+    mock.add("BotA nods.", parse_answer("and?"), zero_state())
+    await engine.take_turn(chat_id, "and?", RecordingSink())
+    assert "doorbell" not in _prompt(mock.calls[-3])  # the next reply's transcript
+    assert result.status == "done"
+
+
+async def test_after_an_ooc_line_replies_and_regenerates_stay_in_character(
+    db: Database,
+) -> None:
+    """The measured failure: one OOC line, then ~15 replies of "(OOC: I'm sorry…)"."""
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    mock.add("BotA greets you.", parse_answer("hi"), zero_state())
+    await engine.take_turn(chat_id, "hi", RecordingSink())
+    with pytest.raises(OutOfCharacter):
+        await engine.take_turn(chat_id, "(( can you stop writing for me? ))", RecordingSink())
+    mock.add("BotA waves again.", zero_state())
+
+    await engine.regenerate(chat_id, RecordingSink())
+
+    assert "stop writing for me" not in _prompt(mock.calls[-2])
+    texts = [b.text for b in await engine.views.beats(chat_id)]
+    assert texts[-2:] == ["hi", "BotA waves again."]
+
+
+async def test_the_console_acknowledges_an_ooc_line_without_calling_it_an_error(
+    db: Database,
+) -> None:
+    engine, _ = make_engine(db)
+    out = io.StringIO()
+    console = Console(engine, out)
+    console.chat_id = await seed_story(engine, guest=False)
+
+    await console.handle("(( brb ))")
+
+    assert out.getvalue().startswith("(( out of character: noted.")
+    assert "error" not in out.getvalue()
