@@ -31,6 +31,7 @@ from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
 from bot.engine.views import (
     NARRATION,
+    Activity,
     Beat,
     Character,
     Scene,
@@ -406,7 +407,7 @@ async def derive_world(
             for t in present
             if t != source.id
         ]
-        own = await ctx.views.activities_seen(cast.chat.id, source.id, (source.id,))
+        doing = await activity_all_saw(ctx, cast.chat.id, source.id, present, before=beat_id)
         requests.append(
             ask_state_update(
                 ctx.models,
@@ -417,12 +418,29 @@ async def derive_world(
                 persona=persona_text(source.card),
                 beat_text="\n".join(lines),
                 targets=targets,
-                activity=own.get(source.id),
+                activity=doing,
                 beat_id=beat_id,
                 aliases=nicknames,
             )
         )
     return [event for events in await asyncio.gather(*requests) for event in events]
+
+
+async def activity_all_saw(
+    ctx: StoryContext, chat_id: str, entity: str, present: tuple[str, ...], *, before: int
+) -> Activity | None:
+    """What everyone present at beat ``before`` had last seen ``entity`` doing, if they all had
+    seen the same; else None.
+
+    A state update's answer is seen by every witness of its beat, and models carry on what
+    they are told ("still thinking about …"): told what the entity did where someone present
+    was not, or after the beat (an edit derives old beats again), they would show it to them.
+    """
+    seen = [
+        (await ctx.views.activities_seen(chat_id, viewer, (entity,), before=before)).get(entity)
+        for viewer in dict.fromkeys((entity, *present))
+    ]
+    return seen[0] if all(view == seen[0] for view in seen) else None
 
 
 async def _classified(

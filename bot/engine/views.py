@@ -323,16 +323,24 @@ class Views:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def activities_seen(
-        self, chat_id: str, viewer_id: str, entity_ids: tuple[str, ...]
+        self,
+        chat_id: str,
+        viewer_id: str,
+        entity_ids: tuple[str, ...],
+        *,
+        before: int | None = None,
     ) -> dict[str, Activity]:
-        """What ``viewer_id`` last saw each entity doing: only beats it witnessed tell it."""
+        """What ``viewer_id`` last saw each entity doing: only beats it witnessed tell it.
+
+        ``before`` (a beat id) leaves out what was seen at or after that beat: an old beat
+        derived again must not be told what came later, or its witnesses would learn it."""
         if not entity_ids:
             return {}
         marks = ",".join("?" * len(entity_ids))
         rows = await self.db.fetchall(
             "SELECT * FROM activity_views WHERE chat_id = ? AND viewer_id = ? "
-            f"AND entity_id IN ({marks})",
-            (chat_id, viewer_id, *entity_ids),
+            f"AND entity_id IN ({marks}) AND seen_at < ?",
+            (chat_id, viewer_id, *entity_ids, 2**62 if before is None else before),
         )
         found = {
             r["entity_id"]: Activity(
