@@ -112,21 +112,28 @@ async def play_beat(
         witnesses=list(present),
     )
     started_id = await append_and_apply(ctx.db, kind="turn_started", payload=started)
-    pov = await _point_of_view(ctx, cast, scene, speaker, prose or "")
-    messages = build_narrative_prompt(
-        pov,
-        _cue(cast, prose, speaker),
-        budget_tokens=ctx.settings.prompt_token_budget,
-    )
-    await guarded.begin(speaker_of(speaker))
     checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
     cleaner = ReplyCleaner(
         speaker_labels(name_forms(speaker.name, speaker.card.nickname)),
         [label for names in _others(cast, present, speaker) for label in speaker_labels(names)],
     )
     stream = _ReplyStream(ctx, cast.chat.id, cleaner, guarded, checkpoint)
-    stream.start(messages, stop=_stop_sequences(cast, present, speaker))
-    text, status, failure = await stream.finished()
+    try:
+        pov = await _point_of_view(ctx, cast, scene, speaker, prose or "")
+        messages = build_narrative_prompt(
+            pov,
+            _cue(cast, prose, speaker),
+            budget_tokens=ctx.settings.prompt_token_budget,
+        )
+        await guarded.begin(speaker_of(speaker))
+        stream.start(messages, stop=_stop_sequences(cast, present, speaker))
+        text, status, failure = await stream.finished()
+    except asyncio.CancelledError:
+        # the turn itself is cancelled (a shutdown past its grace): what was shown is the
+        # story's now, not an open turn a later restart would close after whatever came next
+        shown = "".join(stream.parts)
+        await asyncio.shield(_close_unwritten(ctx, started, started_id, shown))
+        raise
     lines = beat_lines(
         cast,
         prose or (answering.text if answering else None),
@@ -220,8 +227,10 @@ async def _close_unwritten(
     ctx: StoryContext, started: TurnStarted, started_id: int, text: str
 ) -> None:
     """Best effort: close a beat whose events could not be written, as the restart would."""
+    segments = fallback_segments(started.prose) if started.prose else []
+    events = turn_events(started, started_id, text=text, status="failed", segments=segments)
     try:
-        await append_events(ctx.db, turn_events(started, started_id, text=text, status="failed"))
+        await append_events(ctx.db, events)
     except Exception:
         log.exception("closing the unwritten beat failed too; the next start will close it")
 
