@@ -13,7 +13,7 @@ from __future__ import annotations
 from bot.engine.beat_events import memory_events
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import StoryError
-from bot.engine.scenes import summarize_again
+from bot.engine.scenes import scene_replaced, summarize_again
 from bot.engine.turns import beat_lines, derive_world
 from bot.engine.views import Beat
 from bot.store import EventSpec, append_events
@@ -34,10 +34,18 @@ async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_pros
         },
     )
     reply = await ctx.views.latest_reply_to(chat_id, beat.id)
+    scene = await ctx.views.scene(beat.meanwhile_scene_id or beat.scene_id)
+    closed = scene if scene is not None and scene.status == "closed" else None
+    # a closed scene's summaries, threads and digest leave with the old words at once: an
+    # edit cut short (Ctrl-C, a restart) while its LLM calls run must not leave them behind
+    again = [scene_replaced(chat_id, closed.id)] if closed is not None else []
     if reply is None or reply.cancelled or reply.interrupted:
-        # nothing was remembered of a beat that did not finish: only the labels follow
-        await append_events(ctx.db, [edit])
+        # nothing was remembered of a beat that did not finish: only the labels follow (and
+        # the closed scene's threads and digest, which read every line)
+        await append_events(ctx.db, [edit, *again])
         await _derive_again(ctx, cast, beat, None, new_prose)
+        if closed is not None:
+            await summarize_again(ctx, cast, closed)
         return
     witnesses = await ctx.views.witnesses(reply.id)
     lines = await _lines(ctx, cast, beat, reply, new_prose)
@@ -53,11 +61,10 @@ async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_pros
         text="\n".join(lines),
         beat=reply.id,
     )
-    await append_events(ctx.db, [edit, replaced, *memories])
+    await append_events(ctx.db, [edit, replaced, *again, *memories])
     await _derive_again(ctx, cast, beat, (reply, witnesses, lines), new_prose)
-    scene = await ctx.views.scene(reply.meanwhile_scene_id or reply.scene_id)
-    if scene is not None and scene.status == "closed":
-        await summarize_again(ctx, cast, scene)
+    if closed is not None:
+        await summarize_again(ctx, cast, closed)
 
 
 async def _derive_again(

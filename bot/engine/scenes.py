@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.context import Cast, StoryContext
@@ -53,13 +52,8 @@ async def _scene_lines(ctx: StoryContext, cast: Cast, scene: Scene) -> list[str]
     return lines
 
 
-async def write_pov_summaries(
-    ctx: StoryContext, cast: Cast, scene: Scene, *, first: Sequence[EventSpec] = ()
-) -> dict[str, str]:
-    """One summary per witness that has memories in ``scene``, from its own memories only.
-
-    Written in one batch after ``first`` (an edit's ``derivations_replaced`` of the scene).
-    """
+async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> dict[str, str]:
+    """One summary per witness that has memories in ``scene``, from its own memories only."""
     by_owner: dict[str, list[Memory]] = {}
     for memory in await ctx.views.scene_memories(scene.id):
         by_owner.setdefault(memory.owner_id, []).append(memory)
@@ -76,7 +70,7 @@ async def write_pov_summaries(
             for owner in owners
         )
     )
-    events: list[EventSpec] = list(first)
+    events: list[EventSpec] = []
     summaries: dict[str, str] = {}
     for owner, answer in zip(owners, answers, strict=True):
         text = answer.summary.strip() or " ".join(m.text for m in by_owner[owner])[:1500]
@@ -286,14 +280,16 @@ async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list
     return digest
 
 
+def scene_replaced(chat_id: str, scene_id: int) -> EventSpec:
+    """What a scene's close derived (summaries, threads, digest) leaves the story."""
+    return ("derivations_replaced", {"chat_id": chat_id, "scene_id": scene_id, "reason": "edit"})
+
+
 async def summarize_again(ctx: StoryContext, cast: Cast, scene: Scene) -> None:
     """A closed scene's summaries, threads (and a meanwhile's digest) from its lines as they
-    read now: what they said before leaves the story first, so no old words remain."""
-    replaced: EventSpec = (
-        "derivations_replaced",
-        {"chat_id": cast.chat.id, "scene_id": scene.id, "reason": "edit"},
-    )
-    await write_pov_summaries(ctx, cast, scene, first=[replaced])
+    read now. The caller has written ``scene_replaced`` first, in the edit's own batch, so no
+    old words remain even if this is cut short."""
+    await write_pov_summaries(ctx, cast, scene)
     lines = await _scene_lines(ctx, cast, scene)
     if scene.kind == "meanwhile":
         await _write_digest(ctx, cast, scene, lines)
