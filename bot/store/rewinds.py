@@ -33,13 +33,21 @@ CARRIED_KINDS = (
 """The kinds that may steer a beat that stays (each is checked by ``_steers_kept``)."""
 
 
-async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec]:
-    """The events after ``after`` that steer or re-derive beats at or before it."""
+async def carried_past(
+    db: Database, chat_id: str, after: int, *, placed_at: int = 1
+) -> list[EventSpec]:
+    """The events after ``after`` that steer or re-derive beats at or before it, to be written
+    at ``placed_at`` in a batch (after the rewind itself).
+
+    A carried memory is a copy with a new id; a scene summary written on it is pointed at the
+    copy, or it would land on nothing.
+    """
 
     def read(raw: sqlite3.Connection) -> list[EventSpec]:
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
         closed = _closed_scenes(raw, chat_id, after, exclusions)
         carried: list[EventSpec] = []
+        copies: dict[int, int] = {}  # a carried memory's event id -> where its copy stands
         marks = ",".join("?" * len(CARRIED_KINDS))
         for row in raw.execute(
             f"SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND kind IN ({marks}) "
@@ -50,10 +58,24 @@ async def carried_past(db: Database, chat_id: str, after: int) -> list[EventSpec
                 continue
             event = parse_row(row)
             if _steers_kept(event, after, closed):
-                carried.append((event.kind, event.payload))
+                if event.kind == "memory_written":
+                    copies[event.id] = placed_at + len(carried)
+                carried.append(_copy(event, copies))
         return carried
 
     return await db.read(read)
+
+
+def _copy(event: StoredEvent, copies: dict[int, int]) -> EventSpec:
+    payload = event.payload
+    if (
+        isinstance(payload, ManualEdit)
+        and payload.target_kind == "memory_pov_summary"
+        and payload.target_id in copies
+    ):
+        at, fields = copies[payload.target_id], payload.model_dump()
+        return (event.kind, lambda ids: {**fields, "target_id": ids[at]})
+    return (event.kind, payload)
 
 
 def _steers_kept(event: StoredEvent, after: int, closed: frozenset[int]) -> bool:
