@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from bot.llm.errors import LLMError
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 _decoder = json.JSONDecoder()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ECHO_CHARS = 2000
 _ERROR_CHARS = 800
 
@@ -40,13 +42,28 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _mended(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate (JSON may escape one: ``"\\ud800"``) made
+    U+FFFD and split pairs joined: such text cannot be stored, and the beat's derived events
+    would be refused whole."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_mended(item) for item in value]
+    if isinstance(value, dict):
+        return {_mended(key): _mended(item) for key, item in value.items()}
+    return value
+
+
 def _parse(text: str, schema: type[T]) -> tuple[T | None, str]:
     """(model, "") on success, else (None, a description of what is wrong for the LLM)."""
     obj = extract_json_object(text)
     if obj is None:
         return None, "the answer contained no JSON object"
     try:
-        return schema.model_validate(obj), ""
+        return schema.model_validate(_mended(obj)), ""
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
