@@ -308,3 +308,19 @@ async def test_a_rewind_past_an_edit_keeps_the_scene_summaries_it_wrote(db: Data
         summaries = [m.pov_summary for m in await engine.memories(chat_id, owner) if m.pov_summary]
         assert len(summaries) == 1 and "ZNW1Q" in summaries[0], (owner, summaries)
     await _rebuild_agrees(db)
+
+
+async def test_a_broken_character_in_the_reply_stream_loses_no_beat(db: Database) -> None:
+    """A server may send a lone surrogate in a stream chunk (JSON can escape one): the reply
+    the player read could not be checkpointed or written, and was lost."""
+    engine, mock = make_engine(db, engine={"checkpoint_seconds": 0.1})
+    chat_id = await seed_story(engine, guest=False)
+    mock.chunk_delay = 0.06  # a checkpoint falls due while it streams
+    mock.add("BotA says \ud83d and goes on.", parse_answer("hello"), _state("", ["you"]))
+
+    result = await engine.take_turn(chat_id, "hello", RecordingSink())
+
+    assert result.status == "done"
+    [line, reply] = (await engine.views.beats(chat_id))[-2:]
+    assert line.text == "hello" and reply.text == "BotA says \ufffd and goes on."
+    await _rebuild_agrees(db)

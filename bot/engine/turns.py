@@ -40,6 +40,7 @@ from bot.engine.views import (
 )
 from bot.engine.window import witnessed_window
 from bot.llm import LLMError, Message
+from bot.llm.structured import mended_text
 from bot.store import YOU, Database, EventSpec, StoreError, append_and_apply, append_events
 from bot.store.checkpoints import save_checkpoint
 from bot.store.events import TurnStarted
@@ -273,6 +274,7 @@ class _ReplyStream:
         self.task = asyncio.create_task(self._run(messages, stop), name=f"stream {self.chat_id}")
 
     async def _show(self, text: str) -> None:
+        text = mended_text(text)  # what is shown is what can be kept
         if text:
             self.parts.append(text)
             await self.sink.append(text)

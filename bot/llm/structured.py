@@ -42,14 +42,18 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def mended_text(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate (JSON may escape one: ``"\\ud800"``) made
+    U+FFFD and split pairs joined: such text cannot be stored, and the events holding it
+    (a reply, a beat's state update) would be refused whole."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _mended(value: Any) -> Any:
-    """``value`` with every lone UTF-16 surrogate (JSON may escape one: ``"\\ud800"``) made
-    U+FFFD and split pairs joined: such text cannot be stored, and the beat's derived events
-    would be refused whole."""
     if isinstance(value, str):
-        if _SURROGATE.search(value) is None:
-            return value
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return mended_text(value)
     if isinstance(value, list):
         return [_mended(item) for item in value]
     if isinstance(value, dict):
