@@ -324,3 +324,32 @@ async def test_a_broken_character_in_the_reply_stream_loses_no_beat(db: Database
     [line, reply] = (await engine.views.beats(chat_id))[-2:]
     assert line.text == "hello" and reply.text == "BotA says \ufffd and goes on."
     await _rebuild_agrees(db)
+
+
+def _summary_with_view(view: str) -> str:
+    return json.dumps({"summary": "a scene", "knowledge_facts": [], "relationship_summary": view})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an edge's relationship summary is the last one applied, in log order: an edit in "
+    "an old scene writes that scene's again after later scenes', so the character's view of "
+    "you goes back to an old one (activities are ordered by source beat; edges are not)",
+)
+async def test_an_edit_in_an_old_scene_keeps_the_latest_view_of_you(db: Database) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    mock.add("BotA listens.", parse_answer("I am a sailor"), _state("", ["you"]))
+    await engine.take_turn(chat_id, "I am a sailor", RecordingSink(), message_id=7)
+    mock.add(summary_answer("mine"), _summary_with_view("a sailor, it seems"), threads_answer())
+    await engine.close_scene(chat_id)
+    mock.add("BotA gasps.", parse_answer("I lied: I am a spy"), _state("", ["you"]))
+    await engine.take_turn(chat_id, "I lied: I am a spy", RecordingSink())
+    mock.add(summary_answer("mine"), _summary_with_view("a spy who lied to me"), threads_answer())
+    await engine.close_scene(chat_id)
+    mock.add(parse_answer("I am a sailor, yes"), _state("", ["you"]))
+    mock.add(summary_answer("mine"), _summary_with_view("a sailor, yes"), threads_answer())
+
+    await engine.edit_message(chat_id, 7, "I am a sailor, yes")
+
+    assert (await engine.relationship(chat_id, HOST, "you")).summary == "a spy who lied to me"
