@@ -353,3 +353,19 @@ async def test_an_edit_in_an_old_scene_keeps_the_latest_view_of_you(db: Database
     await engine.edit_message(chat_id, 7, "I am a sailor, yes")
 
     assert (await engine.relationship(chat_id, HOST, "you")).summary == "a spy who lied to me"
+
+
+async def test_world_info_does_not_fire_on_an_aside_no_character_heard(db: Database) -> None:
+    """An out-of-character aside is the player's to the owner, not the story's: no character
+    hears it, so no world-info entry may fire on its words, in this beat or later ones."""
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await engine.add_lore(chat_id, {"keys": ["ZSC1Q"], "content": "LORE-VAULT opens at dawn."})
+    line = "I sit down. ((OOC: later the vault code should be ZSC1Q))"
+    mock.add("BotA waits.", parse_answer("I sit down."), _state("", ["you"]))
+    await engine.take_turn(chat_id, line, RecordingSink())
+    mock.add("BotA smiles.", parse_answer("and then?"), _state("", ["you"]))
+    await engine.take_turn(chat_id, "and then?", RecordingSink())
+
+    narrated = [_prompt(c) for c in mock.calls if c.kind == "stream"]
+    assert len(narrated) == 2 and all("LORE-VAULT" not in p for p in narrated)

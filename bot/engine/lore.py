@@ -20,6 +20,7 @@ from bot.engine.cardtext import card_lorebook
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import NotFoundError, StoryError
 from bot.engine.macros import Names, resolve_text
+from bot.engine.parse import in_character_text
 from bot.engine.views import Beat, Character, speaker_label
 from bot.engine.worldinfo import Activation, Scanned, activate
 from bot.store import append_and_apply
@@ -61,15 +62,21 @@ def books_for(speaker: Character, chat_book: Lorebook) -> list[Lorebook]:
 def scanned_beats(cast: Cast, transcript: Sequence[Beat]) -> list[Scanned]:
     """The witnessed transcript as scan text, oldest first, each line with its speaker."""
     names = cast.names()
-    shown = [beat for beat in transcript if beat.text.strip()]
+    # an out-of-character aside is heard by no character: no key may fire on its words
+    heard = [(beat, _heard(beat)) for beat in transcript]
+    shown = [(beat, text) for beat, text in heard if text.strip()]
     count = len(shown)
     scanned = []
-    for i, beat in enumerate(shown):
+    for i, (beat, text) in enumerate(shown):
         label = speaker_label(beat, cast.you.name, names)
         age = "(the latest)" if i == count - 1 else f"({count - 1 - i} before the latest)"
         # names included, as SillyTavern scans by default: a key may be someone's name
-        scanned.append(Scanned(f"{label}'s line {age}", f"{label}: {beat.text}"))
+        scanned.append(Scanned(f"{label}'s line {age}", f"{label}: {text}"))
     return scanned
+
+
+def _heard(beat: Beat) -> str:
+    return in_character_text(beat.text) if beat.role == "user" else beat.text
 
 
 async def lore_for(
@@ -84,6 +91,7 @@ async def lore_for(
     if not books:
         return Activation()
     names = Names(char=speaker.name, user=cast.you.name)
+    line = in_character_text(line)
     activation = activate(
         books,
         scanned_beats(cast, transcript),
