@@ -11,8 +11,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
@@ -231,13 +229,6 @@ async def test_what_the_host_was_doing_alone_does_not_carry_on_before_the_guest(
     await _rebuild_agrees(db)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an edit re-derives only the edited beat: a later beat's state update that was told "
-    "the old activity ('thinking about ZOL1Q') and carried it on keeps the old words; fixing "
-    "it means re-deriving every later beat of that character (or state prompts that do not "
-    "carry text forward)",
-)
 async def test_an_edit_reaches_what_later_beats_carried_on_from_the_old_words(
     db: Database,
 ) -> None:
@@ -330,12 +321,6 @@ def _summary_with_view(view: str) -> str:
     return json.dumps({"summary": "a scene", "knowledge_facts": [], "relationship_summary": view})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an edge's relationship summary is the last one applied, in log order: an edit in "
-    "an old scene writes that scene's again after later scenes', so the character's view of "
-    "you goes back to an old one (activities are ordered by source beat; edges are not)",
-)
 async def test_an_edit_in_an_old_scene_keeps_the_latest_view_of_you(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)

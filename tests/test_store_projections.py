@@ -222,6 +222,7 @@ async def test_an_edge_update_with_only_facts_starts_at_schema_defaults(
             "affinity": 50,
             "trust": 50,
             "relationship_summary": "",
+            "summary_seen_at": 0,
         }
         for source, target in [(f.HOST, f.GUEST), (f.GUEST, f.HOST)]
     ]

@@ -125,7 +125,8 @@ STATE_ANSWER = (
     "Answer with JSON only: "
     '{"relationships": [{"target_id": "...", "affinity_delta": 0, "trust_delta": 0, '
     '"knowledge_facts": []}], "activity": null or {"posture": "...", "verb": "...", '
-    '"attention": "...", "holding": []}} (activity only if it changed).'
+    '"attention": "...", "holding": []}} (activity: what they are doing at the end of this '
+    "moment, or null if it does not show)."
 )
 
 
@@ -161,8 +162,8 @@ def state_prompt(
         )
         + ".",
     ]
-    if activity is not None:
-        lines.append(f"{source_name} was {activity.posture} {activity.verb}".rstrip() + ".")
+    # what the character was doing is not told: an answer drawn only from this beat can be
+    # derived again from it alone when its words are edited (nothing older is carried on)
     messages = [
         Message(role="system", content=stable),
         Message(role="user", content="\n".join(lines)),

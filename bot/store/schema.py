@@ -245,6 +245,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat_id, viewer_id, entity_id)
     );
     ALTER TABLE edges DROP COLUMN knowledge_facts_json;
+    ALTER TABLE edges ADD COLUMN summary_seen_at INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE edge_facts (
         chat_id TEXT NOT NULL,
         source_id TEXT NOT NULL,

@@ -39,27 +39,31 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
         return  # nobody learns from what they did not witness
     key = (p.chat_id, p.source_id, p.target_id)
     row = raw.execute(
-        "SELECT affinity, trust, relationship_summary FROM edges "
+        "SELECT affinity, trust, relationship_summary, summary_seen_at FROM edges "
         "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
         key,
     ).fetchone()
     affinity, trust = (50, 50) if row is None else (row[0], row[1])
     new_affinity = clamp(affinity + p.affinity_delta)
     new_trust = clamp(trust + p.trust_delta)
-    summary = p.relationship_summary
-    if summary is None:
-        summary = "" if row is None else row[2]
+    summary, seen_at = ("", 0) if row is None else (row[2], row[3])
+    # story order: a summary derived again from an older scene (an edit) does not replace the
+    # view a later scene gave; one of no scene (a card's first view of you, older logs) is
+    # replaced by the next, as always
+    source_at = p.scene_id or 0
+    if p.relationship_summary is not None and source_at >= seen_at:
+        summary, seen_at = p.relationship_summary, source_at
     if row is None:
         raw.execute(
             "INSERT INTO edges (chat_id, source_id, target_id, affinity, trust, "
-            "relationship_summary) VALUES (?, ?, ?, ?, ?, ?)",
-            (*key, new_affinity, new_trust, summary),
+            "relationship_summary, summary_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*key, new_affinity, new_trust, summary, seen_at),
         )
-    elif (new_affinity, new_trust, summary) != (affinity, trust, row[2]):
+    elif (new_affinity, new_trust, summary, seen_at) != (affinity, trust, row[2], row[3]):
         raw.execute(
-            "UPDATE edges SET affinity = ?, trust = ?, relationship_summary = ? "
-            "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
-            (new_affinity, new_trust, summary, *key),
+            "UPDATE edges SET affinity = ?, trust = ?, relationship_summary = ?, "
+            "summary_seen_at = ? WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            (new_affinity, new_trust, summary, seen_at, *key),
         )
     _learn(raw, event.id, p)
     if new_affinity != affinity or new_trust != trust:
