@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.llm.base import LLMClient, Message, Priority
 from bot.llm.errors import LLMError
+from bot.validation import all_problems
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -48,11 +49,7 @@ def _parse(text: str, schema: type[T]) -> tuple[T | None, str]:
     try:
         return schema.model_validate(obj), ""
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        return None, f"the JSON object does not match the expected fields: {problems}"
+        return None, f"the JSON object does not match the expected fields: {all_problems(exc)}"
 
 
 async def complete_json(
