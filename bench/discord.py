@@ -1,6 +1,6 @@
 """Bench: two characters stream long replies into one channel of a rate-limited fake Discord.
 
-Run: ``cd /work/main && .venv/bin/python bench/discord.py [--scale 0.1]``
+Run from the repository's root: ``.venv/bin/python bench/discord.py [--scale 0.1]``
 
 The fake answers 429 to a sixth edit within 5 s in one channel, and every request takes a network
 latency. Figures: 429s (target 0), edits and sends, how long after the model's first token the

@@ -22,9 +22,9 @@ from discord.ext import commands
 from discord.state import ConnectionState
 
 from bot import server
-from bot.cli import CommandError
 from bot.config import DISCORD_API_BASE, Settings
-from bot.engine import Engine
+from bot.engine import SHUTDOWN_GRACE_SECONDS, Engine
+from bot.errors import CommandError
 from bot.gateway import guard_parsers
 from bot.llm import OpenAICompatibleClient
 from bot.store import Database, StoreError, open_db
@@ -65,8 +65,6 @@ PERMISSIONS = discord.Permissions(
 # read: a random wait up to 2 s, doubling per failure in a row up to about 17 minutes.
 GATEWAY_RETRY_BASE = 1
 
-# How long shutdown waits for stopped replies to be marked and written before closing.
-SHUTDOWN_GRACE_SECONDS = 5.0
 # How long turns cancelled after the grace get to unwind before the store closes.
 SHUTDOWN_CANCEL_SECONDS = 1.0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.errors import CommandError
 from bot.store import EventError, StoreError, dump_jsonl, events_of_chat, open_db, project
 from bot.store.backup import import_log
 
@@ -154,10 +155,6 @@ def _stderr_is_stdout() -> bool:
     except (OSError, ValueError, io.UnsupportedOperation):
         return False
     return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
-
-
-class CommandError(Exception):
-    """A command failed for a reason the user can fix; the message says how."""
 
 
 async def _check_config(settings: Settings, args: argparse.Namespace) -> int:

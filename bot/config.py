@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from bot.validation import field_path
+
 CONFIG_ENV = "STORYBOT_CONFIG"
 DISCORD_TOKEN_ENV = "STORYBOT_DISCORD_TOKEN"
 LLM_API_KEY_ENV = "STORYBOT_LLM_API_KEY"
@@ -168,7 +170,7 @@ def _explain(exc: ValidationError, source: Path | str | None) -> str:
     where = f" in {source}" if source else ""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
+        key = field_path(err)
         if err["type"] == "extra_forbidden":
             hint = "unknown key: check its spelling against config.example.toml"
         elif err["loc"][-1] in _SECRET_KEYS:

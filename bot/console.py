@@ -23,6 +23,7 @@ from typing import TextIO
 
 from bot.cards import CardError, load_character_file
 from bot.config import Settings
+from bot.console_errors import describe
 from bot.console_lore import LoreUsageError, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.engine.views import Character
@@ -162,7 +163,7 @@ class Console:
         except OutOfCharacter as aside:  # an acknowledgement, not an error
             self.say(str(aside))
         except (StoryError, UsageError, CardError) as exc:
-            self.say(f"error: {exc}")
+            self.say(f"error: {describe(exc)}")
 
     async def _command(self, text: str) -> None:
         try:

@@ -1,8 +1,9 @@
 """What every story cog shares: the bot's engine and renderer, and errors answered privately.
 
 A cog is a doorway: it parses the interaction, calls the engine, renders the result. Anything a
-player can fix (a StoryError from the engine, a refusal from a guard, a bad card) is answered
-ephemerally to the one who asked; anything else is logged and answered with a short apology.
+player can fix (a StoryError from the engine, in the words of ``cogs/_errors.py``; a refusal
+from a guard; a bad card) is answered ephemerally to the one who asked; anything else is logged
+and answered with a short apology.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from discord.utils import MISSING
 
 from bot.cards import CardError
 from bot.engine import StoryError
+from cogs._errors import describe
 
 if TYPE_CHECKING:
     from bot.app import StoryBot
@@ -83,7 +85,9 @@ async def answer(
 def player_message(error: BaseException) -> str | None:
     """The message for an error the player can act on, or None for our own bugs."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, StoryError | CardError | Refusal):
+    if isinstance(cause, StoryError):
+        return describe(cause)
+    if isinstance(cause, CardError | Refusal):
         return str(cause)
     if isinstance(cause, app_commands.CheckFailure | app_commands.TransformerError):
         return str(cause) or "you can't use that here"
@@ -108,10 +112,16 @@ def refuse_while_closing(interaction: discord.Interaction[Any]) -> None:
 
 
 class StoryCog(commands.Cog):
-    """Base of the story cogs: access to the story, and private answers to failed commands."""
+    """Base of the story cogs: access to the story, and private answers to failed commands.
+
+    The command tree's error handler is ``answer_error``, the one handler of every failed slash
+    command and context menu (in a cog or not); the story cogs install it, so it is there
+    whichever of them load.
+    """
 
     def __init__(self, bot: StoryBot) -> None:
         self.bot = bot
+        bot.tree.error(answer_error)
 
     @property
     def engine(self) -> Engine:
@@ -126,8 +136,3 @@ class StoryCog(commands.Cog):
         refuse_while_closing(interaction)
         interaction.client.keep_until_done()
         return True
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-    ) -> None:
-        await answer_error(interaction, error)

@@ -21,7 +21,6 @@ from cogs._base import (
     Refusal,
     StoryCog,
     answer,
-    answer_error,
     defer,
     refuse_while_closing,
 )
@@ -49,7 +48,6 @@ class History(StoryCog):
         self.offers: dict[int, RegenerateOffer] = {}
         self.rewind_menu = app_commands.ContextMenu(name=REWIND_MENU, callback=self.rewind_here)
         self.rewind_menu.guild_only = True
-        self.rewind_menu.error(answer_error)
 
     async def cog_load(self) -> None:
         # A context menu cannot live inside a cog class; it is added to the tree by hand.

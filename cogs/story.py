@@ -17,6 +17,7 @@ from discord.ext import commands
 from bot.app import StoryBot
 from bot.engine import SceneChoice, StoryError
 from cogs._base import Interaction, Refusal, StoryCog, answer
+from cogs._errors import END_MEANWHILE, describe
 from cogs._guards import StoryPlace, may_steer, steered_story, story_place
 from cogs._partial import by_a_person
 from cogs._render import QUIET, STOP_EMOJI, StoryChannel
@@ -67,7 +68,7 @@ class Story(StoryCog):
         await _tell(
             message,
             f"Meanwhile… the story goes on in <#{meanwhile.thread_id}> for now; write there, "
-            "or end it with its button or /scene close",
+            f"or {END_MEANWHILE}",
         )
         return True
 
@@ -88,7 +89,7 @@ class Story(StoryCog):
                     scene=scene,
                 )
             except StoryError as exc:
-                await _tell(message, str(exc))
+                await _tell(message, describe(exc))
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -1,7 +1,7 @@
 """The one place that fills dpytest 0.7's gaps with discord.py 2.7, for the Discord-layer tests.
 
 dpytest (last released mid-2023) drives ``on_message`` and bot messages well, but with discord.py
-2.7 it lacks (see /work/shared/notes/discord-testing.md):
+2.7 it lacks:
 
 - reactions: its gateway payload has no ``type``/``burst``, so discord.py raises KeyError. We wrap
   ``FakeState.parse_message_reaction_add/remove`` to fill them in.
@@ -552,27 +552,27 @@ async def invoke(
     interaction: MagicMock,
     **options: Any,
 ) -> list[Answer]:
-    """Run a slash command's body; errors reach the cog's handler as discord.py routes them."""
+    """Run a slash command's body; errors reach the tree's handler as discord.py routes them."""
+    tree = interaction.client.tree
     try:
         await command.callback(cog, interaction, **options)  # type: ignore[arg-type]
     except app_commands.AppCommandError as error:
-        await cog.cog_app_command_error(interaction, error)
+        await tree.on_error(interaction, error)
     except Exception as error:
-        await cog.cog_app_command_error(
-            interaction, app_commands.CommandInvokeError(command, error)
-        )
+        await tree.on_error(interaction, app_commands.CommandInvokeError(command, error))
     return answers(interaction)
 
 
 async def invoke_menu(
     menu: app_commands.ContextMenu, interaction: MagicMock, target: Any
 ) -> list[Answer]:
-    """Run a context menu on ``target``; errors reach the menu's own handler."""
+    """Run a context menu on ``target``; errors reach the tree's handler, as in discord.py."""
     try:
         await menu.callback(interaction, target)
     except Exception as error:
-        assert menu.on_error is not None, menu.name
-        await menu.on_error(interaction, app_commands.CommandInvokeError(menu, error))
+        await interaction.client.tree.on_error(
+            interaction, app_commands.CommandInvokeError(menu, error)
+        )
     return answers(interaction)
 
 

@@ -34,7 +34,7 @@ def threads_answer(*titles: str) -> str:
 
 
 def character(bot_id: str, name: str, **extra: Any) -> dict[str, Any]:
-    """A character's fields as the seed writes them (the store's payload factory)."""
+    """A character's fields as the store's payload factory writes them."""
     return bot_authored(bot_id, name, **extra)
 
 
@@ -60,7 +60,7 @@ class RecordingSink:
 
 
 async def seed_story(engine: Engine, *, guest: bool = True, chat_id: str = "chat_bot_a") -> str:
-    """Two characters, you, and a chat with both wired in: the seed's world, through the API."""
+    """Two characters, you, and a chat with both wired in: the usual test world, via the API."""
     await engine.author_character(character(HOST, "BotA"))
     await engine.author_character(character(GUEST, "BotB"))
     await engine.set_you(name="Me", pronouns="they/them")

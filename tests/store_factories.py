@@ -1,9 +1,10 @@
-"""Payload builders for store events, shaped like the seed's payloads (seed/meanwhile_turns_test).
+"""Payload builders for store events, shaped like the payloads the log has always taken.
 
 One function per event kind returns a valid payload dict; keyword ``overrides`` replace or add
 fields, so a test states only what it cares about. ``PAYLOAD_FACTORIES`` maps every kind to a
-zero-argument builder, and ``seed_meanwhile_chat`` appends the seed's world (two characters, you,
-a chat, an office, an open you-scene with a meanwhile child, two edges, two activities).
+zero-argument builder, and ``seed_meanwhile_chat`` appends the usual meanwhile world (two
+characters, you, a chat, an office, an open you-scene with a meanwhile child, two edges, two
+activities).
 
 Ids: rows take the id of the event that created them, so a builder that points at a scene, a
 memory or a turn takes that event's id.
@@ -126,7 +127,7 @@ def scene_closed(scene_id: int = 1, **overrides: Any) -> Payload:
 def meanwhile_scene_started(
     chat_id: str = CHAT, parent_scene_id: int = 1, **overrides: Any
 ) -> Payload:
-    """The seed's payload; pass ``scene_id=...`` to carry the seed's own scene id too."""
+    """The first payload shape; pass ``scene_id=...`` to carry an older store's scene id too."""
     return _merge(
         {
             "chat_id": chat_id,
@@ -178,7 +179,7 @@ def memory_written(
     witness: tuple[int, int, int] = (0, 1, 1),
     **overrides: Any,
 ) -> Payload:
-    """``witness`` is (you, host, guest); the default is the meanwhile seed's [0, 1, 1]."""
+    """``witness`` is (you, host, guest); the default is a meanwhile beat's [0, 1, 1]."""
     return _merge(
         {
             "owner_id": owner_id,
@@ -256,7 +257,7 @@ def manual_edit(
     target_kind: str = "memory_pov_summary",
     **overrides: Any,
 ) -> Payload:
-    """The seed's per-POV summary rewrite (no chat_id: the store finds it from the target)."""
+    """A per-POV summary rewrite (no chat_id: the store finds it from the target)."""
     return _merge(
         {"target_kind": target_kind, "target_id": target_id, "new_value": new_value}, overrides
     )
@@ -347,7 +348,7 @@ PAYLOAD_FACTORIES: dict[str, Callable[[], Payload]] = {
     "lore_entry_added": lore_entry_added,
     "lore_entry_removed": lore_entry_removed,
 }
-"""Every event kind to a builder of a valid payload with the seed's defaults."""
+"""Every event kind to a builder of a valid payload with everyday defaults."""
 
 
 @dataclass(frozen=True)
@@ -363,8 +364,8 @@ class SeedIds:
 async def seed_meanwhile_chat(
     db: Database, *, chat_id: str = CHAT, apply: bool = True, with_characters: bool = True
 ) -> SeedIds:
-    """Append the seed's ``_seed_meanwhile_chat`` world; ``apply=False`` appends only (as the
-    seed does before calling ``project``). Characters and you are per guild, not per chat, so a
+    """Append the usual meanwhile world; ``apply=False`` appends only (``project`` applies them
+    later). Characters and you are per guild, not per chat, so a
     second seeded chat passes ``with_characters=False``."""
 
     async def add(kind: str, payload: Payload) -> int:

@@ -1,6 +1,6 @@
 """/meanwhile in Discord: a thread where host and guest go on without you, then the digest.
 
-The seed's behaviours (witness flags 0/1/1, exactly two state updates a beat, host then guest,
+The meanwhile rules (witness flags 0/1/1, exactly two state updates a beat, host then guest,
 per-POV summaries for host and guest only, a digest) checked end to end through Discord.
 """
 

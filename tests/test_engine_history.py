@@ -348,6 +348,6 @@ async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_bea
     engine, _mock, chat_id = await _story_with_a_meanwhile(db, end=False)
     before = next(b for b in await engine.views.beats(chat_id) if b.text == "REPLY-BEFORE")
 
-    with pytest.raises(StoryError, match="open meanwhile scene's thread") as refused:
+    with pytest.raises(StoryError, match="leave the open meanwhile scene behind") as refused:
         await engine.rewind_to_turn(chat_id, before.id)
     assert "the earliest you can rewind to is your line “they whisper”" in str(refused.value)

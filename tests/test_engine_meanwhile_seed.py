@@ -1,8 +1,8 @@
-"""The seed's five meanwhile behaviours, translated from the web app's routes to the engine API.
+"""Five meanwhile behaviours the story keeps, checked through the engine API.
 
 Each test pins the exact LLM calls a flow makes: the mock raises when its queue runs dry, and
-every test checks the queue ends empty. The web app classified first and then streamed; here
-the narrative stream asks first, so classification never delays the first token, and the
+every test checks the queue ends empty. The narrative stream asks first, so classification
+never delays the first token, and the
 canned queues are in that order: narrative, classification, state updates.
 """
 

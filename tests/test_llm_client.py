@@ -84,6 +84,16 @@ async def test_auth_and_attribution_headers(
     assert headers["content-type"] == "application/json"
 
 
+async def test_a_client_without_settings_has_the_settings_defaults() -> None:
+    """The defaults live in bot/config.py alone; a bare client (tests, bench) uses them."""
+    defaults = LLMSettings()
+    async with OpenAICompatibleClient() as client:
+        assert client.base_url == defaults.base_url
+        assert client.timeouts == Timeouts.of(defaults.timeouts) == Timeouts()
+        assert client.gate.limit == defaults.max_concurrency
+        assert client.retry.max_retries == defaults.max_retries
+
+
 async def test_from_settings(llm_server: LoopbackLLMServer) -> None:
     settings = LLMSettings(
         base_url=llm_server.base_url + "/",

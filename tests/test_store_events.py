@@ -53,7 +53,7 @@ def test_the_seeds_meanwhile_payload_with_its_own_scene_id_validates() -> None:
 @pytest.mark.parametrize("kind", sorted(PAYLOAD_MODELS))
 @pytest.mark.parametrize("apply", [True, False], ids=["applied", "appended"])
 async def test_every_kind_round_trips(db: Database, kind: str, apply: bool) -> None:
-    # Given a seeded chat (scene 1 = the you-scene, 2 = the meanwhile scene in the seed's terms)
+    # Given a seeded chat (scene 1 = the you-scene, 2 = the meanwhile scene, as first numbered)
     ids = await f.seed_meanwhile_chat(db, apply=apply)
     memory = await append_and_apply(
         db, kind="memory_written", payload=f.memory_written(scene_id=ids.meanwhile_scene_id)
@@ -75,7 +75,7 @@ async def test_every_kind_round_trips(db: Database, kind: str, apply: bool) -> N
     assert by_kind.payload == model.model_validate(payload)
     assert after == by_kind
     assert by_kind.kind == kind
-    # (the seed's activity_change carries no chat_id and names no scene)
+    # (an activity_change of the first shape carries no chat_id and names no scene)
     unscoped = {"bot_authored", "character_deleted", "you_authored", "asset_stored"}
     expected_chat = {"chat_created": "chat_new", "activity_change": None}.get(
         kind, None if kind in unscoped else ids.chat_id
@@ -96,7 +96,7 @@ async def test_scene_closed_and_manual_edit_find_their_chat_through_what_they_po
         kind="memory_written",
         payload=f.memory_written(chat_id="two", scene_id=second.meanwhile_scene_id),
     )
-    # When events that carry no chat_id are appended (without applying, as the seed does)
+    # When events that carry no chat_id are appended (without applying them)
     closed = await append_event(db, kind="scene_closed", payload=f.scene_closed(first.scene_id))
     mw_closed = await append_event(
         db, kind="meanwhile_scene_closed", payload=f.meanwhile_scene_closed(second.scene_id + 1)

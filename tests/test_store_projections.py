@@ -1,4 +1,4 @@
-"""Projection handlers, given the seed's events: then these rows."""
+"""Projection handlers, given the usual world's events: then these rows."""
 
 from __future__ import annotations
 
@@ -298,7 +298,7 @@ async def test_activities_keep_the_latest_per_entity(db: Database, seeded: f.See
 
 
 async def _meanwhile_turn(db: Database, ids: f.SeedIds, text: str) -> list[int]:
-    """The seed's meanwhile turn: the player's prose, the host's reply, a memory per witness."""
+    """A meanwhile turn: the player's prose, the host's reply, a memory per witness."""
     scene, chat = ids.meanwhile_scene_id, ids.chat_id
     return await append_events(
         db,

@@ -217,7 +217,7 @@ class Story:
         self.emit("edge_update", payload, chat)
 
     def _activity(self, chat: Chat, b: int, delta: tuple[int, int], word: int) -> None:
-        scoped = {"chat_id": chat.id} if b % 2 else {}  # the seed's activity carries no chat
+        scoped = {"chat_id": chat.id} if b % 2 else {}  # a first-shape activity: no chat
         beat = chat.assistant_turns[-1] if chat.assistant_turns and b % 3 else None
         payload = f.activity_change(
             CHARACTERS[b % 3], WORDS[word], holding=[WORDS[b % 4]], beat_id=beat, **scoped
@@ -257,7 +257,7 @@ class Story:
         if not ids:
             (self._memory if kind == "memory_pov_summary" else self._turn)(chat, 1, delta, word)
         if ids:
-            scoped = {"chat_id": chat.id} if b % 2 else {}  # the seed's edit carries no chat
+            scoped = {"chat_id": chat.id} if b % 2 else {}  # a first-shape edit: no chat
             payload = f.manual_edit(ids[b % len(ids)], f"edited {WORDS[word]}", kind, **scoped)
             self.emit("manual_edit", payload, chat)
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from bot.cards.errors import CardError
 from bot.store.events import LoreEntry, LorePosition, LoreRole, SelectiveLogic
+from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _entry(fields: dict[str, object]) -> LoreEntry | None:
     try:
         return LoreEntry.model_validate(fields)
     except ValidationError as exc:
-        log.info("skipped a lorebook entry that does not fit: %s", exc.errors()[0]["msg"])
+        log.info("skipped a lorebook entry that does not fit: %s", first_problem(exc, "entry"))
         return None
 
 

@@ -1,9 +1,10 @@
 """The story engine: turns, points of view, memories, relationships, scenes, meanwhile, cancel.
 
-Pure asyncio on the store and an LLMClient; no Discord here (a ruff rule keeps it out).
+Pure asyncio on the store and an LLMClient; no Discord here (an import-linter contract in
+pyproject.toml keeps it and the adapters out).
 """
 
-from bot.engine.engine import ChatEnd, ChatStart, Engine, SceneChoice
+from bot.engine.engine import SHUTDOWN_GRACE_SECONDS, ChatEnd, ChatStart, Engine, SceneChoice
 from bot.engine.errors import NotFoundError, OutOfCharacter, StoryError
 from bot.engine.history import FeelingChange, Rewound
 from bot.engine.scenes import SceneClose
@@ -11,6 +12,7 @@ from bot.engine.sink import BeatEnd, BeatSink, NullSink, Speaker
 from bot.engine.turns import TurnResult
 
 __all__ = [
+    "SHUTDOWN_GRACE_SECONDS",
     "BeatEnd",
     "BeatSink",
     "ChatEnd",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bot.config import EngineSettings
 from bot.engine.busy import BusyNotice
-from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.errors import HostDeleted, NoOpenScene, NoOpenStory
 from bot.engine.inflight import ChatQueues, InFlight
 from bot.engine.models import StoryModels
 from bot.engine.views import Character, Chat, Scene, Views, You
@@ -64,16 +64,16 @@ async def load_cast(ctx: StoryContext, chat_id: str) -> Cast:
     """Everything a turn needs about a chat, or a StoryError that says what is missing."""
     chat = await ctx.views.chat(chat_id)
     if chat is None or chat.status != "open":
-        raise NotFoundError(f"there is no open story with id {chat_id!r}")
+        raise NoOpenStory(chat_id)
     host = await ctx.views.character(chat.guild_id, chat.host_id)
     if host is None:
-        raise StoryError(f"the host character {chat.host_id!r} was deleted; end this story")
+        raise HostDeleted(chat.host_id)
     guest = None
     if chat.guest_id:
         guest = await ctx.views.character(chat.guild_id, chat.guest_id)
     scene = await ctx.views.open_scene(chat_id, "you")
     if scene is None:
-        raise StoryError("this story has no open scene")
+        raise NoOpenScene()
     meanwhile = await ctx.views.open_scene(chat_id, "meanwhile")
     you = await ctx.views.you(chat.guild_id, chat.owner_id)
     return Cast(chat, host, guest, you, scene, meanwhile)

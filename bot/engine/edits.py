@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bot.engine.beat_events import memory_events
 from bot.engine.context import Cast, StoryContext, load_cast
-from bot.engine.errors import StoryError
+from bot.engine.errors import AnswererDeleted, NotOwnLine
 from bot.engine.scenes import scene_replaced, summarize_again
 from bot.engine.turns import beat_lines, derive_world
 from bot.engine.views import Beat
@@ -22,7 +22,7 @@ from bot.store import EventSpec, append_events
 async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:
     """Give ``beat`` (a player's line) new words, and derive from them what the old ones gave."""
     if beat.role != "user":
-        raise StoryError("only your own lines can be edited")
+        raise NotOwnLine("edited")
     cast = await load_cast(ctx, chat_id)
     edit: EventSpec = (
         "manual_edit",
@@ -93,5 +93,5 @@ async def _lines(
         cast.chat.guild_id, reply.speaker_id
     )
     if speaker is None:
-        raise StoryError("the character who answered that line was deleted")
+        raise AnswererDeleted(reply.speaker_id)
     return beat_lines(cast, new_prose, speaker, reply.text, line.meanwhile_scene_id is not None)

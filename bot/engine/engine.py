@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import secrets
 from base64 import b64encode
@@ -17,19 +16,57 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from pydantic import ValidationError
+
 from bot.cards.lorebook import Lorebook
 from bot.config import Settings
-from bot.engine import edits, export, history, lore, opening, scenes
 from bot.engine.beat_events import turn_events
 from bot.engine.busy import BusyListener
 from bot.engine.context import Cast, StoryContext, load_cast
-from bot.engine.errors import NotFoundError, OutOfCharacter, StoryError
-from bot.engine.history import FeelingChange, Rewound
+from bot.engine.edits import edit_player_line
+from bot.engine.errors import (
+    AvatarTooLarge,
+    BadAvatarType,
+    ChannelHasStory,
+    CharacterInUse,
+    EditOutOfBounds,
+    GuestIsHost,
+    Invalid,
+    NoOpenStory,
+    NoSuchCharacter,
+    NotABeat,
+    NothingToChange,
+    NotInStory,
+    OutOfCharacter,
+    SceneMovedOn,
+    ShuttingDown,
+)
+from bot.engine.export import chat_log, story_markdown
+from bot.engine.history import (
+    FeelingChange,
+    Rewound,
+    beat_by_id,
+    beat_by_message,
+    is_latest_player_line,
+    latest_reply,
+    rewind_from,
+    rewind_reply,
+    rewind_to,
+    take_back,
+)
+from bot.engine.history import why as feeling_changes
+from bot.engine.lore import add_entry, lore_now, remove_entry
+from bot.engine.lore import import_world_book as replace_world_book
+from bot.engine.lore import world_book as chat_world_book
 from bot.engine.models import StoryModels
+from bot.engine.opening import chosen_greeting, next_greeting, relationship_seeds, show_greeting
+from bot.engine.opening import greetings as host_greetings
 from bot.engine.parse import fallback_segments, is_out_of_character
 from bot.engine.player_text import player_line, refuse_unwritable
 from bot.engine.recall import fts_query
-from bot.engine.scenes import SceneClose
+from bot.engine.scenes import SceneClose, close_you_scene, guest_joins, guest_leaves
+from bot.engine.scenes import end_meanwhile as close_meanwhile
+from bot.engine.scenes import start_meanwhile as open_meanwhile
 from bot.engine.sink import BeatSink, Speaker
 from bot.engine.speakers import choose_speaker, next_meanwhile_speaker
 from bot.engine.turns import TurnResult, play_beat, showing_place, speaker_of
@@ -50,9 +87,13 @@ from bot.llm import LLMClient
 from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
 from bot.store.checkpoints import checkpoint_text
 from bot.store.events import IMAGE_TYPES, MAX_IMAGE_BYTES, BotAuthored, TurnStarted
+from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
 
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+"""How long shutdown waits for stopped replies to be marked and written before closing."""
 
 SceneChoice = Literal["auto", "you"] | int
 """Where a player's line was written: anywhere, the story channel, or one meanwhile scene."""
@@ -62,12 +103,7 @@ def _check_scene(cast: Cast, scene: SceneChoice) -> None:
     playing = cast.meanwhile.id if cast.meanwhile is not None else "you"
     if scene in ("auto", playing):
         return
-    if scene == "you":
-        raise StoryError(
-            "a meanwhile scene started before your line was played, so it was left out: "
-            "write in the meanwhile thread, or end it first"
-        )
-    raise StoryError("that meanwhile scene ended before your line was played, so it was left out")
+    raise SceneMovedOn(cast.meanwhile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +149,7 @@ class Engine:
         """True once ``close`` was called: no new beat starts."""
         return self.ctx.closing
 
-    async def close(self, *, grace: float = 5.0) -> None:
+    async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop every reply now (each is written, marked stopped) and refuse new beats.
 
         Waits up to ``grace`` seconds for beats already past their stream to be written, so
@@ -128,7 +164,7 @@ class Engine:
         """This chat's turn (FIFO), refused once the engine is closing."""
         async with self.ctx.queues.turn(chat_id):
             if self.ctx.closing:
-                raise StoryError("storybot is shutting down; send that again when it is back")
+                raise ShuttingDown()
             yield
 
     def queued(self, chat_id: str) -> int:
@@ -162,21 +198,17 @@ class Engine:
             payload["avatar"] = hashlib.sha256(avatar[0]).hexdigest()
         try:
             card = BotAuthored.model_validate(payload)
-        except ValueError as exc:
-            raise StoryError(f"that character does not fit: {_first_error(exc)}") from None
+        except ValidationError as exc:
+            raise Invalid("character", first_problem(exc, root="character")) from None
         events.append(("bot_authored", card))
         await append_events(self.ctx.db, events)
         return Character(guild_id, card)
 
     def _asset_payload(self, data: bytes, content_type: str) -> dict[str, object]:
         if content_type not in IMAGE_TYPES:
-            raise StoryError(
-                f"an avatar must be a PNG, JPEG, GIF or WebP image, not {content_type}"
-            )
+            raise BadAvatarType(content_type)
         if len(data) > MAX_IMAGE_BYTES:
-            raise StoryError(
-                f"that avatar is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,} (2 MB)"
-            )
+            raise AvatarTooLarge(len(data), MAX_IMAGE_BYTES)
         return {
             "sha256": hashlib.sha256(data).hexdigest(),
             "content_type": content_type,
@@ -199,9 +231,7 @@ class Engine:
         await self._character(guild_id, character_id)
         for chat in await self.views.chats_of_guild(guild_id):
             if character_id in (chat.host_id, chat.guest_id):
-                raise StoryError(
-                    f"{character_id} is in the open story in <#{chat.channel_id}>: end it first"
-                )
+                raise CharacterInUse(character_id, chat)
         await append_and_apply(
             self.ctx.db,
             kind="character_deleted",
@@ -217,7 +247,7 @@ class Engine:
     async def _character(self, guild_id: int, character_id: str) -> Character:
         character = await self.views.character(guild_id, character_id)
         if character is None:
-            raise NotFoundError(f"no character {character_id!r} in this server")
+            raise NoSuchCharacter(character_id)
         return character
 
     async def set_you(
@@ -239,7 +269,7 @@ class Engine:
         try:
             await append_and_apply(self.ctx.db, kind="you_authored", payload=payload)
         except EventError as exc:
-            raise StoryError(str(exc).removeprefix("invalid you_authored payload: ")) from None
+            raise Invalid("you", str(exc).removeprefix("invalid you_authored payload: ")) from None
         return await self.views.you(guild_id, owner_id)
 
     async def you(self, guild_id: int, owner_id: int) -> You:
@@ -266,15 +296,16 @@ class Engine:
 
         ``greeting`` picks the host's opening: 0 the card's first message, 1… its alternates.
         """
-        if channel_id and await self.views.chat_in_channel(channel_id) is not None:
-            raise StoryError("this channel already has a story: end it first (/chat end)")
+        existing = await self.views.chat_in_channel(channel_id) if channel_id else None
+        if existing is not None:
+            raise ChannelHasStory(existing)
         host = await self._character(guild_id, host_id)
         if guest_id == host_id:
-            raise StoryError("the guest must be another character than the host")
+            raise GuestIsHost()
         guest = await self._character(guild_id, guest_id) if guest_id else None
         new_id = chat_id or f"{channel_id or 'console'}-{secrets.token_hex(3)}"
         you = await self.views.you(guild_id, owner_id)
-        kickoff = opening.chosen_greeting(host, you.name, greeting)
+        kickoff = chosen_greeting(host, you.name, greeting)
         participants = [YOU, host.id] + ([guest.id] if guest else [])
         world_time = time.strip() or self.ctx.now()
         events: list[EventSpec] = [
@@ -308,7 +339,7 @@ class Engine:
             ),
         ]
         cast = [host] if guest is None else [host, guest]
-        events += opening.relationship_seeds(new_id, cast, you.name)
+        events += relationship_seeds(new_id, cast, you.name)
         kickoff_at = len(events)
         if kickoff.strip():
             events.append(
@@ -327,7 +358,7 @@ class Engine:
         try:
             ids = await append_events(self.ctx.db, events)
         except EventError as exc:
-            raise StoryError(f"cannot start that story: {exc}") from None
+            raise Invalid("story", str(exc)) from None
         chat = await self.views.chat(new_id)
         assert chat is not None
         return ChatStart(
@@ -342,7 +373,7 @@ class Engine:
         """The host's greetings as this player would see them (0: the card's first message)."""
         host = await self._character(guild_id, host_id)
         you = await self.views.you(guild_id, owner_id)
-        return opening.greetings(host, you.name)
+        return host_greetings(host, you.name)
 
     async def end_chat(self, chat_id: str) -> ChatEnd:
         """End the story: a reply streaming now stops, an open meanwhile scene closes with it."""
@@ -350,7 +381,7 @@ class Engine:
         async with self._turn(chat_id):
             chat = await self.views.chat(chat_id)
             if chat is None or chat.status != "open":
-                raise NotFoundError("there is no open story here")
+                raise NoOpenStory(chat_id)
             meanwhile = await self.views.open_scene(chat_id, "meanwhile")
             events: list[EventSpec] = []
             if meanwhile is not None:
@@ -382,7 +413,7 @@ class Engine:
         }
         given = {key: value.strip() for key, value in changes.items() if value is not None}
         if not given:
-            raise StoryError("say what changes: time, place, weather or the day")
+            raise NothingToChange()
         async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
             try:
@@ -390,7 +421,7 @@ class Engine:
                     self.ctx.db, kind="world_changed", payload={"chat_id": chat_id, **given}
                 )
             except EventError as exc:
-                raise StoryError(f"cannot change the world that way: {exc}") from None
+                raise Invalid("world change", str(exc)) from None
         chat = await self.views.chat(chat_id)
         assert chat is not None
         return chat
@@ -447,7 +478,7 @@ class Engine:
         """
         text = player_line(prose, self.ctx.settings.max_turn_chars)
         if is_out_of_character(text):
-            raise OutOfCharacter
+            raise OutOfCharacter()
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             _check_scene(cast, scene)
@@ -519,12 +550,12 @@ class Engine:
         player's line it answered stays and is answered again.
         """
         async with self._turn(chat_id):
-            reply, player = await history.latest_reply(self.ctx, chat_id)
+            reply, player = await latest_reply(self.ctx, chat_id)
             cast = await load_cast(self.ctx, chat_id)
-            greeting = await opening.next_greeting(self.ctx, cast, reply)
-            rewound = await history.rewind_reply(self.ctx, chat_id, reply, player)
+            greeting = await next_greeting(self.ctx, cast, reply)
+            rewound = await rewind_reply(self.ctx, chat_id, reply, player)
             if greeting is not None:  # the opening, before the player's first line
-                shown = await opening.show_greeting(self.ctx, cast, cast.scene, greeting, sink)
+                shown = await show_greeting(self.ctx, cast, cast.scene, greeting, sink)
                 return rewound, shown
             cast = await load_cast(self.ctx, chat_id)
             speaker = cast.character(reply.speaker_id) or cast.host
@@ -532,37 +563,37 @@ class Engine:
             return rewound, result
 
     async def _beat_of_message(self, chat_id: str, message_id: int) -> Beat:
-        beat = await history.beat_by_message(self.ctx, chat_id, message_id)
+        beat = await beat_by_message(self.ctx, chat_id, message_id)
         if beat is None:
-            raise StoryError("that message is not a beat of this story")
+            raise NotABeat()
         return beat
 
     async def rewind_to_message(self, chat_id: str, message_id: int) -> Rewound:
         """Return the story to right after the beat this message shows."""
         async with self._turn(chat_id):
             beat = await self._beat_of_message(chat_id, message_id)
-            return await history.rewind_to(self.ctx, chat_id, beat)
+            return await rewind_to(self.ctx, chat_id, beat)
 
     async def rewind_to_turn(self, chat_id: str, turn_id: int) -> Rewound:
         async with self._turn(chat_id):
-            beat = await history.beat_by_id(self.ctx, chat_id, turn_id)
+            beat = await beat_by_id(self.ctx, chat_id, turn_id)
             if beat is None:
-                raise StoryError(f"there is no beat {turn_id} in this story")
-            return await history.rewind_to(self.ctx, chat_id, beat)
+                raise NotABeat(turn_id)
+            return await rewind_to(self.ctx, chat_id, beat)
 
     async def rewind_from_turn(self, chat_id: str, turn_id: int) -> Rewound:
         """Take beat ``turn_id`` and everything after it out of the story."""
         async with self._turn(chat_id):
-            beat = await history.beat_by_id(self.ctx, chat_id, turn_id)
+            beat = await beat_by_id(self.ctx, chat_id, turn_id)
             if beat is None:
-                raise StoryError(f"there is no beat {turn_id} in this story")
-            return await history.rewind_from(self.ctx, chat_id, beat)
+                raise NotABeat(turn_id)
+            return await rewind_from(self.ctx, chat_id, beat)
 
     async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
         """The player deleted their latest line: it and the reply to it leave the story."""
         async with self._turn(chat_id):
             beat = await self._beat_of_message(chat_id, message_id)
-            return await history.take_back(self.ctx, chat_id, beat)
+            return await take_back(self.ctx, chat_id, beat)
 
     async def edit_message(self, chat_id: str, message_id: int, new_prose: str) -> bool:
         """The player edited a line: the story's text follows.
@@ -571,17 +602,17 @@ class Engine:
         """
         text = new_prose.strip()
         if not text or len(text) > self.ctx.settings.max_turn_chars:
-            raise StoryError("an edited line must be between 1 and the turn limit of characters")
+            raise EditOutOfBounds(self.ctx.settings.max_turn_chars)
         refuse_unwritable(text, "the edited line")
         async with self._turn(chat_id):
             beat = await self._beat_of_message(chat_id, message_id)
             if beat.text == text:
                 return False  # an update that is no edit (an embed or a link preview arrived)
-            await edits.edit_player_line(self.ctx, chat_id, beat, text)
-            return await history.is_latest_player_line(self.ctx, chat_id, beat)
+            await edit_player_line(self.ctx, chat_id, beat, text)
+            return await is_latest_player_line(self.ctx, chat_id, beat)
 
     async def why(self, chat_id: str, source_id: str, target_id: str) -> list[FeelingChange]:
-        return await history.why(self.ctx, chat_id, source_id, target_id)
+        return await feeling_changes(self.ctx, chat_id, source_id, target_id)
 
     # -- world info ---------------------------------------------------------------------------
 
@@ -589,21 +620,21 @@ class Engine:
         """Replace the story's world book with a SillyTavern world-info file's entries."""
         async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
-            return await lore.import_world_book(self.ctx, chat_id, data, filename)
+            return await replace_world_book(self.ctx, chat_id, data, filename)
 
     async def add_lore(self, chat_id: str, fields: Mapping[str, object]) -> int:
         """Add an entry to the story's world book; returns its number."""
         async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
-            return await lore.add_entry(self.ctx, chat_id, fields)
+            return await add_entry(self.ctx, chat_id, fields)
 
     async def remove_lore(self, chat_id: str, number: int) -> None:
         async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
-            await lore.remove_entry(self.ctx, chat_id, number)
+            await remove_entry(self.ctx, chat_id, number)
 
     async def world_book(self, chat_id: str) -> Lorebook:
-        return await lore.world_book(self.ctx, chat_id)
+        return await chat_world_book(self.ctx, chat_id)
 
     async def lore_why(
         self, chat_id: str, character_id: str | None = None, line: str = ""
@@ -612,8 +643,8 @@ class Engine:
         cast = await load_cast(self.ctx, chat_id)
         speaker = cast.character(character_id) if character_id else cast.host
         if speaker is None:
-            raise StoryError(f"{character_id} is not in this story")
-        return speaker, await lore.lore_now(self.ctx, cast, speaker, line)
+            raise NotInStory(str(character_id))
+        return speaker, await lore_now(self.ctx, cast, speaker, line)
 
     # -- scenes -------------------------------------------------------------------------------
 
@@ -633,28 +664,26 @@ class Engine:
         """Close the open scene (the meanwhile one if open) and, for a you-scene, open the next."""
         async with self._scene_change(chat_id) as cast:
             if cast.meanwhile is not None:
-                return await scenes.end_meanwhile(self.ctx, cast)
-            return await scenes.close_you_scene(self.ctx, cast)
+                return await close_meanwhile(self.ctx, cast)
+            return await close_you_scene(self.ctx, cast)
 
     async def guest_join(self, chat_id: str, character_id: str | None = None) -> SceneClose:
         async with self._scene_change(chat_id) as cast:
-            return await scenes.guest_joins(self.ctx, cast, character_id)
+            return await guest_joins(self.ctx, cast, character_id)
 
     async def guest_leave(self, chat_id: str, character_id: str | None = None) -> SceneClose:
         async with self._scene_change(chat_id) as cast:
-            return await scenes.guest_leaves(self.ctx, cast, character_id)
+            return await guest_leaves(self.ctx, cast, character_id)
 
     async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
         refuse_unwritable(premise, "the premise")
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
-            return await scenes.start_meanwhile(
-                self.ctx, cast, thread_id=thread_id, premise=premise
-            )
+            return await open_meanwhile(self.ctx, cast, thread_id=thread_id, premise=premise)
 
     async def end_meanwhile(self, chat_id: str) -> SceneClose:
         async with self._scene_change(chat_id) as cast:
-            return await scenes.end_meanwhile(self.ctx, cast)
+            return await close_meanwhile(self.ctx, cast)
 
     # -- read models --------------------------------------------------------------------------
 
@@ -684,14 +713,4 @@ class Engine:
 
     async def export_chat(self, chat_id: str) -> tuple[str, str]:
         """The story as Markdown and the chat's log as JSON lines (restorable by import-log)."""
-        return await export.story_markdown(self.ctx, chat_id), await export.chat_log(
-            self.ctx, chat_id
-        )
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return json.dumps(str(exc))
+        return await story_markdown(self.ctx, chat_id), await chat_log(self.ctx, chat_id)

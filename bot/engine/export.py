@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.engine.context import StoryContext
-from bot.engine.errors import NotFoundError
+from bot.engine.errors import NoSuchStory
 from bot.engine.views import Chat, speaker_label
 from bot.store import StoredEvent, dump_jsonl, events_of_chat
 from bot.store.events import AssetStored, BotAuthored, CastChanged, YouAuthored
@@ -13,7 +13,7 @@ from bot.store.record import parse_row
 async def _chat(ctx: StoryContext, chat_id: str) -> Chat:
     chat = await ctx.views.chat(chat_id)
     if chat is None:
-        raise NotFoundError(f"there is no story {chat_id!r}")
+        raise NoSuchStory(chat_id)
     return chat
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.engine.context import StoryContext
-from bot.engine.errors import StoryError
+from bot.engine.errors import (
+    NothingToRegenerate,
+    NothingToRewind,
+    NotLatestLine,
+    NotOwnLine,
+    RewindCrossesMeanwhile,
+)
 from bot.engine.views import Beat
 from bot.store import EventSpec, append_events
 from bot.store.events import WORLD_BOOK_KINDS
@@ -106,19 +112,15 @@ async def _refuse_crossing_meanwhile(
     )
     if boundary is None:
         return
-    if boundary[1] == "meanwhile_scene_closed":
-        why = "that would undo the meanwhile scene that ended there (its digest is posted)"
-    else:
-        why = "that would leave the open meanwhile scene's thread behind (end it first)"
     role = " AND role = 'user'" if from_line else ""
     first = await ctx.db.fetchone(
         f"SELECT text, role FROM turns WHERE chat_id = ? AND id > ?{role} ORDER BY id LIMIT 1",
         (chat_id, boundary[0]),
     )
+    ended = boundary[1] == "meanwhile_scene_closed"
     if first is None:
-        raise StoryError(f"{why}; nothing after it can be rewound yet")
-    whose = "your line" if first[1] == "user" else "the reply"
-    raise StoryError(f"{why}; the earliest you can rewind to is {whose} “{_excerpt(first[0])}”")
+        raise RewindCrossesMeanwhile(ended, None)
+    raise RewindCrossesMeanwhile(ended, _excerpt(first[0]), players=first[1] == "user")
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
@@ -146,7 +148,7 @@ async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     reply_id = await _reply_of(ctx, beat)
     boundary = await _end_of_beat(ctx, chat_id, reply_id)
     if boundary is None:
-        raise StoryError("that is already the latest beat: there is nothing after it to rewind")
+        raise NothingToRewind()
     return await _rewind_after(ctx, chat_id, boundary - 1, "rewind")
 
 
@@ -176,9 +178,9 @@ async def is_latest_player_line(ctx: StoryContext, chat_id: str, beat: Beat) -> 
 async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     """Remove a player's latest beat and the reply to it, as if it was never sent."""
     if beat.role != "user":
-        raise StoryError("only your own lines can be taken back")
+        raise NotOwnLine("taken back")
     if not await is_latest_player_line(ctx, chat_id, beat):
-        raise StoryError("only your latest line can be taken back; rewind to an earlier one")
+        raise NotLatestLine()
     return await _rewind_after(ctx, chat_id, await _before_start(ctx, beat), "deleted")
 
 
@@ -186,7 +188,7 @@ async def latest_reply(ctx: StoryContext, chat_id: str) -> tuple[Beat, Beat | No
     """The latest character beat and the player's line it answered (if any)."""
     reply = await ctx.views.last_beat(chat_id)
     if reply is None or reply.role != "assistant":
-        raise StoryError("there is no reply to regenerate yet")
+        raise NothingToRegenerate()
     answered = reply.answers_turn_id
     player = None if answered is None else await beat_by_id(ctx, chat_id, answered)
     return reply, player

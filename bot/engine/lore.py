@@ -18,13 +18,20 @@ from bot.cards.card_json import decode_card_json
 from bot.cards.lorebook import Lorebook, read_world_info
 from bot.engine.cardtext import card_lorebook
 from bot.engine.context import Cast, StoryContext
-from bot.engine.errors import NotFoundError, StoryError
+from bot.engine.errors import (
+    Invalid,
+    LoreEntryIncomplete,
+    NoSuchLoreEntry,
+    NoWorldInfo,
+    UnreadableWorldBook,
+)
 from bot.engine.macros import Names, resolve_text
 from bot.engine.parse import in_character_text
 from bot.engine.views import Beat, Character, speaker_label
 from bot.engine.worldinfo import Activation, Scanned, activate
 from bot.store import append_and_apply
 from bot.store.events import LoreEntry
+from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +129,9 @@ async def import_world_book(
             raw = data_part["character_book"]  # a whole card: take its lorebook
         book = read_world_info(raw, filename)
     except CardError as exc:
-        raise StoryError(exc.message) from None
+        raise UnreadableWorldBook(filename, exc.message) from None
     if not book.entries:
-        raise StoryError(f"{filename} has no world-info entries that could be read")
+        raise NoWorldInfo(filename)
     await append_and_apply(
         ctx.db,
         kind="world_book_imported",
@@ -145,13 +152,11 @@ async def add_entry(ctx: StoryContext, chat_id: str, fields: Mapping[str, object
     try:
         entry = LoreEntry.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "entry"
-        raise StoryError(f"that world-info entry does not fit: {where}: {first['msg']}") from None
+        raise Invalid("world-info entry", first_problem(exc, root="entry")) from None
     if not entry.content.strip():
-        raise StoryError("a world-info entry needs some content")
+        raise LoreEntryIncomplete("content")
     if not entry.constant and not any(key.strip() for key in entry.keys):
-        raise StoryError("a world-info entry needs keys (words that make it fire) or constant")
+        raise LoreEntryIncomplete("keys")
     event_id = await append_and_apply(
         ctx.db, kind="lore_entry_added", payload={"chat_id": chat_id, "entry": entry}
     )
@@ -167,7 +172,7 @@ async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
         "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
     )
     if row is None:
-        raise NotFoundError(f"the world book has no entry {number} (see /lore list)")
+        raise NoSuchLoreEntry(number)
     await append_and_apply(
         ctx.db, kind="lore_entry_removed", payload={"chat_id": chat_id, "number": number}
     )

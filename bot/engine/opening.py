@@ -6,7 +6,7 @@ starting view of "you" (``initial_relationship_to_you``) seeded onto its edge.
 from __future__ import annotations
 
 from bot.engine.context import Cast, StoryContext
-from bot.engine.errors import StoryError
+from bot.engine.errors import NoSuchGreeting
 from bot.engine.macros import Names, resolve_text
 from bot.engine.sink import BeatEnd, BeatSink, GuardedSink
 from bot.engine.turns import TurnResult, speaker_of
@@ -22,12 +22,10 @@ def greetings(host: Character, you_name: str) -> list[str]:
 
 
 def chosen_greeting(host: Character, you_name: str, choice: int) -> str:
-    """Greeting ``choice`` (0: the first message), or a StoryError naming the choices."""
+    """Greeting ``choice`` (0: the first message), or ``NoSuchGreeting``."""
     options = greetings(host, you_name)
     if not 0 <= choice < len(options):
-        raise StoryError(
-            f"{host.name} has greetings 0 to {len(options) - 1} (0 is the first message)"
-        )
+        raise NoSuchGreeting(host.name, len(options))
     return options[choice]
 
 

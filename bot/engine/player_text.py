@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.engine.errors import StoryError
+from bot.engine.errors import EmptyTurn, TurnTooLong, UnwritableText
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -18,22 +18,15 @@ def refuse_unwritable(text: str, what: str = "that message") -> None:
     """Refuse text with a lone surrogate: a character that is not valid text in any encoding."""
     found = _LONE_SURROGATE.search(text)
     if found:
-        raise StoryError(
-            f"{what} holds a broken character (a lone surrogate, U+{ord(found[0]):04X}, at "
-            f"position {found.start() + 1}) that cannot be saved; retype that part and send it "
-            "again"
-        )
+        raise UnwritableText(what, ord(found[0]), found.start() + 1)
 
 
 def player_line(prose: str, limit: int) -> str:
     """The stripped line, refused when empty, longer than ``limit`` or not valid text."""
     text = prose.strip()
     if not text:
-        raise StoryError("there is nothing to say in that message")
+        raise EmptyTurn()
     if len(text) > limit:
-        raise StoryError(
-            f"that message is {len(text):,} characters; a turn can be at most {limit:,}. "
-            "Split it into several messages."
-        )
+        raise TurnTooLong(len(text), limit)
     refuse_unwritable(text)
     return text

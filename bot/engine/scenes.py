@@ -12,7 +12,17 @@ import logging
 from dataclasses import dataclass
 
 from bot.engine.context import Cast, StoryContext
-from bot.engine.errors import StoryError
+from bot.engine.errors import (
+    AlreadyInScene,
+    GuestNotInScene,
+    MeanwhileAlreadyOpen,
+    MeanwhileOpen,
+    NeedsGuest,
+    NoGuestToJoin,
+    NoMeanwhile,
+    NoSuchCharacter,
+    NotTheGuest,
+)
 from bot.engine.macros import Names
 from bot.engine.opening import relationship_seeds
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
@@ -148,9 +158,7 @@ def _names(cast: Cast) -> Names:
 
 def _no_meanwhile(cast: Cast) -> None:
     if cast.meanwhile is not None:
-        raise StoryError(
-            "a meanwhile scene is still open: end it first (its thread or /meanwhile end)"
-        )
+        raise MeanwhileOpen(cast.meanwhile)
 
 
 async def close_you_scene(
@@ -199,14 +207,14 @@ async def close_you_scene(
 async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
     chosen = guest_id or cast.chat.guest_id
     if not chosen:
-        raise StoryError("this story has no guest: name a character to join")
+        raise NoGuestToJoin()
     if chosen == cast.host.id:
-        raise StoryError("the host is already here")
+        raise AlreadyInScene(chosen, host=True)
     if chosen in cast.scene.participants:
-        raise StoryError(f"{chosen} is already in the scene")
+        raise AlreadyInScene(chosen)
     guest = await ctx.views.character(cast.chat.guild_id, chosen)
     if guest is None:
-        raise StoryError(f"no character {chosen!r} in this server")
+        raise NoSuchCharacter(chosen)
     seen = await ctx.views.relationship(cast.chat.id, chosen, YOU)
     first_meeting = not seen.summary and not seen.knowledge_facts
     return await close_you_scene(
@@ -221,19 +229,17 @@ async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> Sc
 async def guest_leaves(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
     guest = cast.guest
     if guest is None or guest.id not in cast.scene.participants:
-        raise StoryError("the guest is not in the scene")
+        raise GuestNotInScene()
     if guest_id and guest_id != guest.id:
-        raise StoryError(f"{guest_id} is not the guest here (only the guest can leave)")
+        raise NotTheGuest(guest_id)
     return await close_you_scene(ctx, cast, participants=[YOU, cast.host.id])
 
 
 async def start_meanwhile(ctx: StoryContext, cast: Cast, *, thread_id: int, premise: str) -> int:
     if cast.meanwhile is not None:
-        raise StoryError("a meanwhile scene is already open in this story")
+        raise MeanwhileAlreadyOpen(cast.meanwhile)
     if cast.guest is None:
-        raise StoryError(
-            "a meanwhile scene needs a guest: start the story with one, or /scene join"
-        )
+        raise NeedsGuest()
     return await append_and_apply(
         ctx.db,
         kind="meanwhile_scene_started",
@@ -253,7 +259,7 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
     """Close the meanwhile scene: summaries for host and guest only, then the player's digest."""
     scene = cast.meanwhile
     if scene is None:
-        raise StoryError("no meanwhile scene is open in this story")
+        raise NoMeanwhile()
     await append_and_apply(
         ctx.db,
         kind="meanwhile_scene_closed",

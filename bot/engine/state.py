@@ -66,7 +66,7 @@ class ActivityUpdate(BaseModel):
 
 
 class StateUpdate(BaseModel):
-    """Tolerant of extra keys and of the seed's flat one-pair form."""
+    """Tolerant of extra keys and of the flat form that names one pair (its deltas at the top)."""
 
     model_config = ConfigDict(extra="ignore")
     relationships: list[PairUpdate] = Field(default_factory=list)

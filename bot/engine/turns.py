@@ -21,7 +21,7 @@ from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
 from bot.engine.cardtext import persona_text
 from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels, stop_sequences
 from bot.engine.context import Cast, StoryContext
-from bot.engine.errors import StoryError
+from bot.engine.errors import BeatNotSaved
 from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
 from bot.engine.macros import Names
 from bot.engine.parse import fallback_segments, in_character_text, parse_turn
@@ -202,7 +202,7 @@ async def _write_beat(
             "could not write the beat of chat %s; closing it as interrupted", cast.chat.id
         )
         await _close_unwritten(ctx, started, started_id, text)
-        raise StoryError("that beat could not be saved; it is kept as interrupted") from None
+        raise BeatNotSaved() from None
 
 
 def _stop_sequences(cast: Cast, present: tuple[str, ...], speaker: Character) -> list[str]:

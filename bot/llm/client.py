@@ -14,11 +14,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import httpx
 from pydantic import SecretStr
 
+from bot.config import LLMSettings, TimeoutSettings
 from bot.llm.base import Message, Priority
 from bot.llm.errors import (
     LLMConnectionError,
@@ -35,13 +36,11 @@ from bot.llm.json_mode import JsonMode
 from bot.llm.retry import RetryPolicy, parse_retry_after
 from bot.llm.sse import ChatStreamDecoder, error_text, parse_json
 
-if TYPE_CHECKING:
-    from bot.config import LLMSettings
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DETAIL_CHARS = 300
-DEFAULT_BASE_URL = "https://api.featherless.ai/v1"
+_DEFAULTS = LLMSettings()
+"""The ``[llm]`` section's defaults: a client built without settings uses the same ones."""
 
 
 def _gen(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
@@ -53,10 +52,14 @@ def _gen(it: AsyncIterator[T]) -> AsyncGenerator[T, None]:
 class Timeouts:
     """Seconds allowed per phase of one call; ``total`` spans retries too."""
 
-    connect: float = 10.0
-    first_token: float = 60.0
-    idle: float = 30.0
-    total: float = 300.0
+    connect: float = _DEFAULTS.timeouts.connect
+    first_token: float = _DEFAULTS.timeouts.first_token
+    idle: float = _DEFAULTS.timeouts.idle
+    total: float = _DEFAULTS.timeouts.total
+
+    @classmethod
+    def of(cls, settings: TimeoutSettings) -> Self:
+        return cls(settings.connect, settings.first_token, settings.idle, settings.total)
 
 
 class OpenAICompatibleClient:
@@ -64,11 +67,11 @@ class OpenAICompatibleClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str = _DEFAULTS.base_url,
         api_key: str | SecretStr = "",
         *,
-        max_concurrency: int = 2,
-        max_retries: int = 3,
+        max_concurrency: int = _DEFAULTS.max_concurrency,
+        max_retries: int = _DEFAULTS.max_retries,
         timeouts: Timeouts | None = None,
         app_url: str | None = None,
         app_title: str | None = None,
@@ -105,13 +108,12 @@ class OpenAICompatibleClient:
     @classmethod
     def from_settings(cls, settings: LLMSettings, **overrides: Any) -> Self:
         """Build from the ``[llm]`` section; ``overrides`` win (tests, bench)."""
-        t = settings.timeouts
         kwargs: dict[str, Any] = {
             "base_url": settings.base_url,
             "api_key": settings.api_key,
             "max_concurrency": settings.max_concurrency,
             "max_retries": settings.max_retries,
-            "timeouts": Timeouts(t.connect, t.first_token, t.idle, t.total),
+            "timeouts": Timeouts.of(settings.timeouts),
             "app_url": settings.app_url,
             "app_title": settings.app_title,
         }

@@ -10,12 +10,13 @@ from email.utils import parsedate_to_datetime
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how long to wait; tests shrink ``base`` to milliseconds."""
+    """How often and how long to wait; the client passes every value (its defaults are the only
+    ones). Tests shrink ``base`` to milliseconds."""
 
-    max_retries: int = 3
-    base: float = 0.5
-    cap: float = 8.0
-    retry_after_cap: float = 30.0
+    max_retries: int
+    base: float
+    cap: float
+    retry_after_cap: float
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based).

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.llm.base import LLMClient, Message, Priority
 from bot.llm.errors import LLMError
+from bot.validation import all_problems
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -69,11 +70,7 @@ def _parse(text: str, schema: type[T]) -> tuple[T | None, str]:
     try:
         return schema.model_validate(_mended(obj)), ""
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        return None, f"the JSON object does not match the expected fields: {problems}"
+        return None, f"the JSON object does not match the expected fields: {all_problems(exc)}"
 
 
 async def complete_json(

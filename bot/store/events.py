@@ -1,8 +1,8 @@
 """Typed events: one pydantic model per kind, named in the past tense, immutable once written.
 
-The seed's payload fields are the contract; fields the product adds have defaults so the seed's
-payloads still validate. Rows created by an event take that event's id as their own id, so a
-rebuild from the log gives every row the same id it had when applied incrementally.
+The first payloads' fields are the contract; fields added since have defaults, so payloads
+written before them still validate. Rows created by an event take that event's id as their own
+id, so a rebuild from the log gives every row the same id it had when applied incrementally.
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ class SceneClosed(Payload):
 class MeanwhileSceneStarted(Payload):
     """A meanwhile scene opened under a you-scene; its row takes this event's id.
 
-    ``scene_id`` is kept because the seed's payloads carry it (the id the seed's own store gave
-    the scene); the projection ignores it, since rows always take their event's id.
+    ``scene_id`` is kept because the first payloads carry it (an id an older store gave the
+    scene); the projection ignores it, since rows always take their event's id.
     """
 
     scene_id: int | None = None

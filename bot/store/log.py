@@ -19,6 +19,7 @@ from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
 from bot.store.projector import apply_event
 from bot.store.record import StoredEvent, parse_row
+from bot.validation import all_problems
 
 PayloadLike = Payload | Mapping[str, Any]
 DeferredPayload = Callable[[list[int]], PayloadLike]
@@ -41,10 +42,7 @@ def validate(kind: str, payload: PayloadLike) -> Payload:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = all_problems(exc, root="(payload)")
         raise EventError(f"invalid {kind} payload: {problems}") from None
 
 
