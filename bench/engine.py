@@ -14,8 +14,12 @@ the engine's own overhead. Last, with every LLM call taking ``--latency`` second
 first token, the time from the player's line to the first streamed text is measured: it should
 be one round trip, because classification runs beside the stream.
 
-Targets: < 10 ms overhead per turn, flat (±10%) across history sizes; first text after one LLM
-round trip.
+Every state update learns a new fact about each other character, as a long story does. After
+the turns, the last reply is regenerated and the last beat rewound (then played again) a few
+times; last, scenes of ``--close-sizes`` beats are closed, recording the largest prompt sent.
+
+Targets: < 3 ms overhead per turn, flat (±10%) across history sizes; first text after one LLM
+round trip; regenerate and rewind < 100 ms, flat (±20%); every prompt within the budget.
 """
 
 from __future__ import annotations
@@ -47,8 +51,10 @@ from bot.llm import Message, Priority
 from bot.store import YOU, Database, EventSpec, append_and_apply, append_events, open_db
 from bot.store.events import Segment, TurnStarted
 
-OVERHEAD_TARGET_MS = 10.0
+OVERHEAD_TARGET_MS = 3.0
 FLATNESS = 0.10
+REWIND_TARGET_MS = 100.0
+REWIND_FLATNESS = 0.20
 TURNS_PER_SCENE = 40
 HOST, GUEST = "mira", "tomas"
 CHAT = "bench"
@@ -74,6 +80,8 @@ class FakeLLM:
         self.latency = latency
         self.counts: Counter[str] = Counter()
         self.prompt_sizes: list[int] = []
+        self.json_prompt_sizes: list[int] = []
+        self.facts = 0
 
     async def complete(
         self,
@@ -84,14 +92,21 @@ class FakeLLM:
         **params: Any,
     ) -> str:
         system = messages[0].content
+        self.json_prompt_sizes.append(prompt_tokens(list(messages)))
         if system.startswith("You split a role-play player's message"):
             kind = "classify"
             answer: object = {"segments": [{"kind": "action", "text": messages[-1].content}]}
         elif system.startswith("You track the inner life of"):
             kind = "state update"
+            self.facts += 1  # a new fact learned on every state update, as a long story does
             answer = {
                 "relationships": [
-                    {"target_id": t, "affinity_delta": 1, "trust_delta": 1, "knowledge_facts": []}
+                    {
+                        "target_id": t,
+                        "affinity_delta": 1,
+                        "trust_delta": 1,
+                        "knowledge_facts": [f"learned thing number {self.facts} about {t}"],
+                    }
                     for t in TARGET_ID.findall(messages[-1].content)
                 ]
             }
@@ -244,7 +259,7 @@ async def _direct_turn(db: Database, scene_id: int, n: int) -> None:
                 "chat_id": CHAT,
                 "affinity_delta": (n % 3) - 1,
                 "trust_delta": (n % 5) - 2,
-                "knowledge_facts": [],
+                "knowledge_facts": [f"{source} learned fact {n} about {target}"],
                 "beat_id": reply_id,
             },
         )
@@ -299,6 +314,8 @@ class SizeResult:
     calls_per_turn: dict[str, float]
     first_text_ms: list[float]
     turn_with_latency_ms: list[float]
+    regenerate_ms: list[float] = field(default_factory=list)
+    rewind_ms: list[float] = field(default_factory=list)
 
 
 async def bench_size(
@@ -339,6 +356,8 @@ async def bench_size(
             print("--- cProfile of the same turns (event-loop thread; SQL runs on aiosqlite's) ---")
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
+        regenerate_ms, rewind_ms = await _rewinds(engine, db, repeats=max(5, turns // 10))
+
         llm.latency = latency
         first_ms, whole_ms = [], []
         for n in range(max(5, turns // 10)):
@@ -349,7 +368,57 @@ async def bench_size(
             assert sink.first_text is not None
             first_ms.append((sink.first_text - started) * 1000)
             whole_ms.append((ended - started) * 1000)
-    return SizeResult(history, build_seconds, turn_ms, sizes, calls, first_ms, whole_ms)
+    return SizeResult(
+        history, build_seconds, turn_ms, sizes, calls, first_ms, whole_ms, regenerate_ms, rewind_ms
+    )
+
+
+async def _rewinds(
+    engine: Engine, db: Database, *, repeats: int
+) -> tuple[list[float], list[float]]:
+    """Regenerate the last reply, and rewind the last beat (then play it again), ``repeats``
+    times each: both should cost what they undo, not the story before it."""
+    regenerate_ms, rewind_ms = [], []
+    for n in range(repeats):
+        started = time.perf_counter()
+        await engine.regenerate(CHAT, TimingSink())
+        regenerate_ms.append((time.perf_counter() - started) * 1000)
+        rows = await db.fetchall(
+            "SELECT id FROM turns WHERE chat_id = ? AND role = 'assistant' ORDER BY id DESC "
+            "LIMIT 2",
+            (CHAT,),
+        )
+        started = time.perf_counter()
+        await engine.rewind_to_turn(CHAT, rows[1][0])
+        rewind_ms.append((time.perf_counter() - started) * 1000)
+        await engine.take_turn(CHAT, PROSES[n % len(PROSES)] + f" (again {n})", TimingSink())
+    return regenerate_ms, rewind_ms
+
+
+@dataclass
+class CloseResult:
+    beats: int
+    seconds: float
+    largest_prompt: int
+    calls: int
+
+
+async def bench_close(beats: int, directory: Path) -> CloseResult:
+    """Close a scene of ``beats`` beats: the largest prompt sent and the time it takes."""
+    async with open_db(directory / f"close-{beats}.db") as db:
+        llm = FakeLLM()
+        engine = Engine(db, llm, Settings())
+        _, scene_id = await _seed(engine)
+        for n in range(beats):
+            await _direct_turn(db, scene_id, n)
+        llm.json_prompt_sizes.clear()
+        llm.counts.clear()
+        started = time.perf_counter()
+        await engine.close_scene(CHAT)
+        seconds = time.perf_counter() - started
+        return CloseResult(
+            beats, seconds, max(llm.json_prompt_sizes, default=0), sum(llm.counts.values())
+        )
 
 
 def _p95(values: list[float]) -> float:
@@ -375,6 +444,29 @@ def report(results: list[SizeResult], *, latency: float, budget: int) -> bool:
             f"{statistics.median(r.turn_with_latency_ms):>7.1f}"
         )
     print(f"\nLLM calls per turn (you, host and guest present): {results[0].calls_per_turn}")
+    print(f"\n{'prior turns':>11} | {'regenerate ms':^15} | {'rewind last beat ms':^19}")
+    for r in results:
+        print(
+            f"{r.history:>11,} | {statistics.median(r.regenerate_ms):>7.1f} "
+            f"{max(r.regenerate_ms):>7.1f} | {statistics.median(r.rewind_ms):>9.1f} "
+            f"{max(r.rewind_ms):>9.1f}   (median, max)"
+        )
+    rewind_medians = [
+        m
+        for r in results
+        for m in (statistics.median(r.regenerate_ms), statistics.median(r.rewind_ms))
+    ]
+    rewinds_fast = all(m < REWIND_TARGET_MS for m in rewind_medians)
+    rewinds_flat = all(
+        abs(statistics.median(getattr(r, k)) - statistics.median(getattr(results[0], k)))
+        <= REWIND_FLATNESS * statistics.median(getattr(results[0], k))
+        for r in results
+        for k in ("regenerate_ms", "rewind_ms")
+    )
+    print(
+        f"regenerate and rewind < {REWIND_TARGET_MS:g} ms: {'ok' if rewinds_fast else 'MISSED'}; "
+        f"flat ±{REWIND_FLATNESS:.0%}: {'ok' if rewinds_flat else 'MISSED'}"
+    )
     medians = [statistics.median(r.turn_ms) for r in results]
     base = medians[0]
     worst = max(medians)
@@ -390,7 +482,18 @@ def report(results: list[SizeResult], *, latency: float, budget: int) -> bool:
         f"first text in one {round_trip:.0f} ms round trip: {'ok' if first_ok else 'MISSED'}; "
         f"prompt within the {budget:,}-token budget: {'ok' if prompt_ok else 'MISSED'}"
     )
-    return fast and flat and first_ok and prompt_ok
+    return fast and flat and first_ok and prompt_ok and rewinds_fast and rewinds_flat
+
+
+def report_close(results: list[CloseResult], *, budget: int) -> bool:
+    print(
+        f"\n{'scene beats':>11} | {'close s':>8} | {'largest prompt (tokens)':>23} | {'calls':>5}"
+    )
+    for r in results:
+        print(f"{r.beats:>11,} | {r.seconds:>8.2f} | {r.largest_prompt:>23,} | {r.calls:>5}")
+    ok = all(r.largest_prompt <= budget + 100 for r in results)
+    print(f"scene-close prompts within the {budget:,}-token budget: {'ok' if ok else 'MISSED'}")
+    return ok
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -403,6 +506,9 @@ async def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1000,
         help="build histories longer than this by appending events (default 1000)",
+    )
+    parser.add_argument(
+        "--close-sizes", default="10,1000,10000", help="beats in the closed scene ('' to skip)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the last size's turns")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
@@ -425,7 +531,12 @@ async def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results.append(result)
-    ok = report(results, latency=args.latency, budget=Settings().engine.prompt_token_budget)
+        closes = [
+            await bench_close(int(n), Path(tmp)) for n in args.close_sizes.split(",") if n.strip()
+        ]
+    budget = Settings().engine.prompt_token_budget
+    ok = report(results, latency=args.latency, budget=budget)
+    ok = report_close(closes, budget=budget) and ok
     return 0 if ok else 1
 
 

@@ -396,3 +396,62 @@ def test_replay_of_a_story_with_a_rewind_inside_a_batch() -> None:
     events = story_of(drawn).events
     assert sum(kind == "beats_rewound" for kind, _ in events) == 7
     asyncio.run(replay_matches(events, cuts=[5, 40]))
+
+
+async def replay_after_a_rebuild_matches(events: list[Event], cut: int) -> None:
+    """The undo journal covers only events after a rebuild: a rewind reaching behind it replays
+    its chat whole, and later rewinds undo through the journal again."""
+    async with open_db(":memory:") as db:
+        for kind, payload in events[:cut]:
+            await append_and_apply(db, kind=kind, payload=payload)
+        await project(db)
+        for kind, payload in events[cut:]:
+            await append_and_apply(db, kind=kind, payload=payload)
+        incremental = await f.snapshot(db, WORDS)
+        await project(db)
+        assert await f.snapshot(db, WORDS) == incremental
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(drawn=actions, cut=st.integers(0, 60))
+def test_replay_equals_incremental_across_a_rebuild(
+    drawn: list[tuple[str, int, int, tuple[int, int], int]], cut: int
+) -> None:
+    story = story_of(drawn)
+    asyncio.run(replay_after_a_rebuild_matches(story.events, cut))
+
+
+def test_a_rewind_undoes_only_what_came_after_its_point() -> None:
+    """Rewinding the last beat of a long chat replays no event before it (the journal undoes
+    the range), and the chat is what a rebuild from the log makes of it."""
+    drawn = [(op, 0, b, (5, -5), b % 4) for b in range(1, 30) for op in ("turn", "memory", "edge")]
+    events = [*story_of([("chat", 0, 0, (0, 0), 0), ("scene", 0, 0, (0, 0), 0), *drawn]).events]
+
+    async def run() -> None:
+        async with open_db(":memory:") as db:
+            for kind, payload in events:
+                await append_and_apply(db, kind=kind, payload=payload)
+            last = len(events)
+            undone = await db.fetchone(
+                "SELECT COUNT(*) FROM undo_journal WHERE event_id > ?", (last - 3,)
+            )
+            assert undone is not None and undone[0] > 0
+            await append_and_apply(
+                db, kind="beats_rewound", payload=f.beats_rewound(last - 3, "chat0")
+            )
+            left = await db.fetchone(
+                "SELECT COUNT(*) FROM undo_journal WHERE event_id > ?", (last - 3,)
+            )
+            assert left is not None and left[0] == 0
+            kept = await db.fetchone("SELECT COUNT(*) FROM undo_journal")
+            assert kept is not None and kept[0] > 50  # the journal before the point is intact
+            incremental = await f.snapshot(db, WORDS)
+            await project(db)
+            assert await f.snapshot(db, WORDS) == incremental
+
+    asyncio.run(run())

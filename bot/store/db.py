@@ -32,6 +32,7 @@ from bot.store.health import (
     refuse_empty_file,
     refuse_stranger,
 )
+from bot.store.journal import install_triggers
 from bot.store.lock import WriterLock
 from bot.store.projector import rebuild_all
 from bot.store.schema import MIGRATIONS, REBUILD_AFTER
@@ -161,6 +162,13 @@ def _migrate(raw: sqlite3.Connection) -> int:
             raw.execute("ROLLBACK")
             raise
         raw.execute("COMMIT")
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        install_triggers(raw)  # from the tables as the migrations left them
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
     return len(MIGRATIONS)
 
 

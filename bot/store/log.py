@@ -17,7 +17,7 @@ from pydantic_core import PydanticSerializationError
 
 from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
-from bot.store.projector import apply_event
+from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
 from bot.validation import all_problems
 
@@ -87,7 +87,7 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
     assert event_id is not None
     if apply:
         try:
-            apply_event(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
+            apply_journalled(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
         except sqlite3.IntegrityError as exc:
             # e.g. a second chat_created with the same id: refused like any bad event
             raise EventError(f"{kind} conflicts with the story as it stands ({exc})") from None

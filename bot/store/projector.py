@@ -11,9 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.store.journal import (
+    covered_after,
+    drop_triggers,
+    forget_all,
+    install_triggers,
+    journal_as,
+    restart_chat,
+    undo_after,
+)
 from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
-from bot.store.schema import CHAT_SCOPED_TABLES, PROJECTION_TABLES
+from bot.store.schema import PROJECTION_TABLES
 
 if TYPE_CHECKING:
     from bot.store.db import Database
@@ -39,13 +48,22 @@ def apply_event(raw: sqlite3.Connection, event: StoredEvent) -> None:
         handler(raw, event)
 
 
+def apply_journalled(raw: sqlite3.Connection, event: StoredEvent) -> None:
+    """Apply one event, journalling what it changes (so a rewind can undo just that)."""
+    journal_as(raw, event.id)
+    apply_event(raw, event)
+
+
 def rebuild_all(raw: sqlite3.Connection) -> int:
     """Clear every projection and fold the whole log into it again; returns events applied.
 
     The full-text index of memories is rebuilt once at the end instead of row by row through its
     triggers (which cost two thirds of a rebuild): the triggers are dropped and recreated inside
-    the caller's transaction, so no one ever sees the store without them.
+    the caller's transaction, so no one ever sees the store without them. The undo journal's
+    triggers are dropped too: after a rebuild the journal covers only later events.
     """
+    drop_triggers(raw)
+    forget_all(raw)
     triggers = raw.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'memories'"
     ).fetchall()
@@ -60,31 +78,44 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
     for _, sql in triggers:
         raw.execute(sql)
     raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+    forget_all(
+        raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
+    )
+    install_triggers(raw)
     return count
 
 
-def rebuild_chat(raw: sqlite3.Connection, chat_id: str, *, up_to: int) -> None:
-    """Fold one chat's events (ids below ``up_to``) again, leaving out what left the story.
+def rebuild_chat(raw: sqlite3.Connection, chat_id: str, *, up_to: int, since: int) -> int:
+    """Bring one chat up to its event ``up_to`` again, the story having changed after ``since``.
 
-    Rewinds and edits use it: rows take their ids from events, so replaying a chat gives back
-    exactly the rows a rebuild of the whole log would. What leaves: every rewound range, and
-    every derived event an edit replaced (``Exclusions``).
+    Rewinds and edits use it. What leaves the story: every rewound range, and every derived
+    event an edit replaced (``Exclusions``). The journal undoes what the chat's events after
+    the settled point changed, then only the events after it are replayed; when the journal
+    does not reach back that far (after a full rebuild), the chat is replayed whole. Rows take
+    their ids from events, so either way the rows are exactly those a rebuild of the whole log
+    gives. Returns the number of events replayed.
     """
     exclusions = Exclusions.of_chat(raw, chat_id, up_to=up_to)
-    for table in CHAT_SCOPED_TABLES:
-        column = "id" if table == "chats" else "chat_id"
-        raw.execute(f"DELETE FROM {table} WHERE {column} = ?", (chat_id,))
+    point = exclusions.settled(since)
+    if point >= covered_after(raw, chat_id):
+        undo_after(raw, chat_id, point)
+    else:
+        point = 0
+        restart_chat(raw, chat_id)
     rows = raw.execute(
-        "SELECT * FROM event_log WHERE chat_id = ? AND id < ? "
+        "SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND id < ? "
         "AND kind NOT IN ('beats_rewound', 'derivations_replaced') ORDER BY id",
-        (chat_id, up_to),
+        (chat_id, point, up_to),
     ).fetchall()
+    replayed = 0
     for row in rows:
         if exclusions.rewound(row["id"]):
             continue
         event = parse_row(row)
         if not exclusions.replaced(event):
-            apply_event(raw, event)
+            apply_journalled(raw, event)
+            replayed += 1
+    return replayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +126,8 @@ class Exclusions:
     """(after_event_id, rewind event id): the events strictly between them were rewound."""
     replaced_at: dict[Source, int] = field(default_factory=dict)
     """A source -> the latest edit that derived it again; what it derived before is gone."""
+    edits: list[tuple[int, Source]] = field(default_factory=list)
+    """Every edit's (event id, source), rewound ones too (``settled`` needs them)."""
 
     @classmethod
     def of_chat(cls, raw: sqlite3.Connection, chat_id: str, *, up_to: int) -> Exclusions:
@@ -112,9 +145,30 @@ class Exclusions:
             "WHERE chat_id = ? AND event_id <= ? ORDER BY event_id",
             (chat_id, up_to),
         ):
+            source = Source(beat_id=beat_id, scene_id=scene_id)
+            found.edits.append((event_id, source))
             if not found.rewound(event_id):  # an edit that was itself rewound replaced nothing
-                found.replaced_at[Source(beat_id=beat_id, scene_id=scene_id)] = event_id
+                found.replaced_at[source] = event_id
         return found
+
+    def settled(self, since: int) -> int:
+        """The latest point at or before ``since`` whose state no later rewind or edit changed.
+
+        The projections as they stood after the chat's events up to a point are right only if
+        nothing written after the point reached behind it: a rewind whose range starts before
+        it, or an edit (applied or itself rewound since) of a source before it. Such a point is
+        where undoing may stop; the events after it are replayed.
+        """
+        point = since
+        moved = True
+        while moved:
+            moved = False
+            reaches = [after for after, until in self.ranges if until > point]
+            reaches += [start_of(source) for at, source in self.edits if at > point]
+            earliest = min(reaches, default=point)
+            if earliest < point:
+                point, moved = earliest, True
+        return point
 
     def rewound(self, event_id: int) -> bool:
         return any(after < event_id < until for after, until in self.ranges)
@@ -128,6 +182,11 @@ class Exclusions:
             for key in _keys(source)
             if (until := self.replaced_at.get(key)) is not None
         )
+
+
+def start_of(source: Source) -> int:
+    """What an edit of ``source`` replaces was written after the source (a beat, a scene)."""
+    return min((i for i in (source.beat_id, source.scene_id) if i is not None), default=0)
 
 
 def _keys(source: Source) -> tuple[Source, ...]:

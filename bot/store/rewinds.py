@@ -104,7 +104,9 @@ def _closed_scenes(
 ) -> frozenset[int]:
     """Scenes whose close is in the story at ``after`` (a rewound close closed nothing)."""
     rows = raw.execute(
-        "SELECT id, payload_json FROM event_log WHERE chat_id = ? AND id <= ? "
+        # by kind (few rows), not by chat (every event the chat has): ``+`` keeps the planner
+        # off the chat index
+        "SELECT id, payload_json FROM event_log WHERE +chat_id = ? AND id <= ? "
         "AND kind IN ('scene_closed', 'meanwhile_scene_closed')",
         (chat_id, after),
     ).fetchall()

@@ -287,6 +287,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat_id, number)
     );
     """,
+    # 6: the undo journal (bot/store/journal.py), so a rewind or an edit undoes what came after
+    # its point instead of replaying the chat's whole log. Its triggers are made at every open
+    # from the tables as they are; a log that exists already is covered from its last event on.
+    """
+    CREATE TABLE undo_journal (
+        seq INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        tbl TEXT NOT NULL,
+        op TEXT NOT NULL,
+        key_json TEXT NOT NULL,
+        old_json TEXT
+    );
+    CREATE INDEX undo_journal_chat ON undo_journal (chat_id, event_id);
+    CREATE TABLE undo_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        recording INTEGER NOT NULL,
+        event_id INTEGER NOT NULL,
+        since INTEGER NOT NULL
+    );
+    INSERT INTO undo_state (id, recording, event_id, since)
+    VALUES (1, 0, 0, (SELECT COALESCE(MAX(id), 0) FROM event_log));
+    CREATE TABLE undo_since (
+        chat_id TEXT PRIMARY KEY,
+        since INTEGER NOT NULL
+    );
+    """,
 )
 
 REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4})

@@ -13,8 +13,8 @@ from bot.store.events import (
     MemoryWritten,
     StoryThreadDetected,
 )
-from bot.store.projector import handles, rebuild_chat
-from bot.store.provenance import may_know
+from bot.store.projector import handles, rebuild_chat, start_of
+from bot.store.provenance import Source, may_know
 from bot.store.record import StoredEvent
 
 
@@ -119,7 +119,7 @@ def beats_rewound(raw: sqlite3.Connection, event: StoredEvent) -> None:
         "VALUES (?, ?, ?, ?)",
         (event.id, p.chat_id, p.after_event_id, p.reason),
     )
-    rebuild_chat(raw, p.chat_id, up_to=event.id)
+    rebuild_chat(raw, p.chat_id, up_to=event.id, since=p.after_event_id)
 
 
 @handles("derivations_replaced")
@@ -130,4 +130,6 @@ def derivations_replaced(raw: sqlite3.Connection, event: StoredEvent) -> None:
         "INSERT INTO derived_replaced (event_id, chat_id, beat_id, scene_id) VALUES (?, ?, ?, ?)",
         (event.id, p.chat_id, p.beat_id, p.scene_id),
     )
-    rebuild_chat(raw, p.chat_id, up_to=event.id)
+    # what it replaces was written after its source: undo and replay from there on
+    source = Source(beat_id=p.beat_id, scene_id=p.scene_id)
+    rebuild_chat(raw, p.chat_id, up_to=event.id, since=start_of(source))

@@ -1,0 +1,148 @@
+"""The undo journal: what each event changed in its chat's projection rows.
+
+A rewind or an edit changes what a chat's story holds from some point on. Rather than replay
+the chat's whole log, the store undoes the journalled changes of the events after that point
+(newest first) and replays only the events after it, so the cost follows the range it undoes,
+not the story before it. The journal is a projection-side cache: triggers on every chat-scoped
+table write one row per insert, update or delete (the key, and the old row), naming the event
+being applied. A full rebuild does not journal (it would halve its speed); it records instead
+that the journal covers only events after it (``undo_state.since``), and the first rewind
+reaching further back in a chat replays that chat whole, journalling as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.store.schema import CHAT_SCOPED_TABLES
+
+TRIGGER_PREFIX = "undo_"
+
+
+def _chat_column(table: str) -> str:
+    return "id" if table == "chats" else "chat_id"
+
+
+def _columns(raw: sqlite3.Connection, table: str) -> tuple[list[str], list[str]]:
+    """A table's columns and its primary key's (rowid when it has none)."""
+    info = raw.execute(f"PRAGMA table_info({table})").fetchall()
+    columns = [row[1] for row in info]
+    key = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0] or ["rowid"]
+    return columns, key
+
+
+def install_triggers(raw: sqlite3.Connection) -> None:
+    """(Re)create the journal's triggers from the tables as they are now (idempotent)."""
+    drop_triggers(raw)
+    for table in CHAT_SCOPED_TABLES:
+        columns, key = _columns(raw, table)
+        chat = _chat_column(table)
+
+        def values(alias: str, names: list[str]) -> str:
+            return "json_array(" + ", ".join(f"{alias}.{n}" for n in names) + ")"
+
+        for op, when, row_of, key_of, old in (
+            ("i", "INSERT", "new", "new", "NULL"),
+            ("u", "UPDATE", "old", "new", values("old", columns)),
+            ("d", "DELETE", "old", "old", values("old", columns)),
+        ):
+            raw.execute(
+                f"CREATE TRIGGER {TRIGGER_PREFIX}{table}_{op} AFTER {when} ON {table} "
+                "WHEN (SELECT recording FROM undo_state) BEGIN "
+                "INSERT INTO undo_journal (chat_id, event_id, tbl, op, key_json, old_json) "
+                f"SELECT {row_of}.{chat}, event_id, '{table}', '{op}', "
+                f"{values(key_of, key)}, {old} FROM undo_state; END"
+            )
+
+
+def drop_triggers(raw: sqlite3.Connection) -> None:
+    names = raw.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
+        (TRIGGER_PREFIX + "%",),
+    ).fetchall()
+    for (name,) in names:
+        raw.execute(f'DROP TRIGGER "{name}"')
+
+
+def journal_as(raw: sqlite3.Connection, event_id: int) -> None:
+    """Changes from here on are the work of ``event_id``."""
+    raw.execute("UPDATE undo_state SET recording = 1, event_id = ?", (event_id,))
+
+
+@contextmanager
+def unjournalled(raw: sqlite3.Connection) -> Iterator[None]:
+    """Changes made inside are not journalled (undoing, clearing a chat)."""
+    raw.execute("UPDATE undo_state SET recording = 0")
+    try:
+        yield
+    finally:
+        raw.execute("UPDATE undo_state SET recording = 1")
+
+
+def covered_after(raw: sqlite3.Connection, chat_id: str) -> int:
+    """The journal holds every change this chat's events after this id made."""
+    row = raw.execute("SELECT since FROM undo_since WHERE chat_id = ?", (chat_id,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    return int(raw.execute("SELECT since FROM undo_state").fetchone()[0])
+
+
+NOTHING_COVERED = 2**62
+
+
+def forget_all(raw: sqlite3.Connection, *, since: int = NOTHING_COVERED) -> None:
+    """Empty the journal: it covers only events after ``since`` (a rebuild starts with none
+    covered, so a rewind inside it replays its chat whole, and ends at the log's last event)."""
+    raw.execute("DELETE FROM undo_journal")
+    raw.execute("DELETE FROM undo_since")
+    raw.execute("UPDATE undo_state SET recording = 0, since = ?", (since,))
+
+
+def restart_chat(raw: sqlite3.Connection, chat_id: str) -> None:
+    """Empty the chat's rows and journal: a whole replay follows and journals everything."""
+    with unjournalled(raw):
+        for table in CHAT_SCOPED_TABLES:
+            raw.execute(f"DELETE FROM {table} WHERE {_chat_column(table)} = ?", (chat_id,))
+    raw.execute("DELETE FROM undo_journal WHERE chat_id = ?", (chat_id,))
+    # covered from the start from now on, unless journalling is off (inside a full rebuild)
+    raw.execute(
+        "INSERT OR REPLACE INTO undo_since (chat_id, since) "
+        "SELECT ?, 0 FROM undo_state WHERE since < ?",
+        (chat_id, NOTHING_COVERED),
+    )
+
+
+def undo_after(raw: sqlite3.Connection, chat_id: str, point: int) -> int:
+    """Undo, newest first, what the chat's events after ``point`` changed; returns how many
+    changes were undone. The caller made sure the journal covers them (``covered_after``)."""
+    shapes: dict[str, tuple[list[str], list[str]]] = {}
+    rows = raw.execute(
+        "SELECT tbl, op, key_json, old_json FROM undo_journal "
+        "WHERE chat_id = ? AND event_id > ? ORDER BY seq DESC",
+        (chat_id, point),
+    ).fetchall()
+    with unjournalled(raw):
+        for table, op, key_json, old_json in rows:
+            if table not in shapes:
+                shapes[table] = _columns(raw, table)
+            columns, key = shapes[table]
+            where = " AND ".join(f"{k} = ?" for k in key)
+            key_values = json.loads(key_json)
+            if op == "i":
+                raw.execute(f"DELETE FROM {table} WHERE {where}", key_values)
+            elif op == "u":
+                sets = ", ".join(f"{c} = ?" for c in columns)
+                raw.execute(
+                    f"UPDATE {table} SET {sets} WHERE {where}", [*json.loads(old_json), *key_values]
+                )
+            else:
+                marks = ", ".join("?" * len(columns))
+                raw.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                    json.loads(old_json),
+                )
+    raw.execute("DELETE FROM undo_journal WHERE chat_id = ? AND event_id > ?", (chat_id, point))
+    return len(rows)
