@@ -455,3 +455,18 @@ def test_a_rewind_undoes_only_what_came_after_its_point() -> None:
             assert await f.snapshot(db, WORDS) == incremental
 
     asyncio.run(run())
+
+
+def test_a_rewind_gives_back_the_world_book_a_later_import_replaced() -> None:
+    """The undo journal sees every row a handler replaces (an upsert, never INSERT OR REPLACE,
+    whose deletes fire no trigger)."""
+    drawn = [
+        ("chat", 0, 0, (0, 0), 0),
+        ("lore_import", 0, 2, (0, 0), 0),
+        ("turn", 0, 1, (0, 0), 0),
+        ("lore_import", 0, 1, (0, 0), 1),
+        ("rewind", 0, 2, (0, 0), 0),
+    ]
+    events = story_of(drawn).events
+    assert [kind for kind, _ in events][-2:] == ["world_book_imported", "beats_rewound"]
+    asyncio.run(replay_matches(events, cuts=[]))

@@ -8,6 +8,9 @@ table write one row per insert, update or delete (the key, and the old row), nam
 being applied. A full rebuild does not journal (it would halve its speed); it records instead
 that the journal covers only events after it (``undo_state.since``), and the first rewind
 reaching further back in a chat replays that chat whole, journalling as it goes.
+
+Handlers of chat-scoped tables must not use ``INSERT OR REPLACE``: the rows it deletes fire no
+trigger (SQLite's recursive triggers are off), so they could not be given back. Use an upsert.
 """
 
 from __future__ import annotations

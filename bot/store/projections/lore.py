@@ -29,7 +29,11 @@ def world_book_imported(raw: sqlite3.Connection, event: StoredEvent) -> None:
         "recursive_scanning": p.recursive_scanning,
     }
     raw.execute(
-        "INSERT OR REPLACE INTO world_books (chat_id, name, settings_json) VALUES (?, ?, ?)",
+        # an upsert, not INSERT OR REPLACE: a replace deletes without firing the undo
+        # journal's delete trigger, so a rewind could not give the old book back
+        "INSERT INTO world_books (chat_id, name, settings_json) VALUES (?, ?, ?) "
+        "ON CONFLICT (chat_id) DO UPDATE SET name = excluded.name, "
+        "settings_json = excluded.settings_json",
         (p.chat_id, p.name, json.dumps(settings, sort_keys=True)),
     )
     raw.execute("DELETE FROM lore_entries WHERE chat_id = ?", (p.chat_id,))
