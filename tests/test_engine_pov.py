@@ -50,6 +50,7 @@ TARGET_ID = re.compile(r"\(id (\w+), affinity")
 CLASSIFY = "You split a role-play player's message"
 DIGEST = "Summarize, in two to four sentences"
 THREADS = "List the open plot threads"
+CONDENSE = "These lines are one part of a long scene"
 
 
 def _text(messages: Sequence[Message]) -> str:
@@ -132,6 +133,9 @@ class StoryDouble(MockLLMClient):
             return json.dumps({"summary": f"{digest} While you were away, {FILLER}."})
         if system.startswith(THREADS):
             return json.dumps({"threads": []})
+        if system.startswith(CONDENSE):  # a part of a long scene, in the words it was given
+            about = " ".join(PROSE_MARKER.findall(messages[-1].content)[:1])
+            return json.dumps({"summary": f"{about} {FILLER}"})
         raise AssertionError(f"an LLM call of no known kind: {system[:80]!r}")
 
     async def stream(
@@ -911,6 +915,10 @@ async def test_the_narrative_prompt_stays_within_budget_after_300_beats() -> Non
         for call in narrative:
             cue = call.messages[-1].content
             assert prompt_tokens(call.messages) <= budget + estimate_tokens(cue) + 4
+        # and so are the summaries, threads and digests of scenes too long for one prompt
+        asked = [c for c in llm.calls if c.kind == "complete"]
+        assert any(c.messages[0].content.startswith(CONDENSE) for c in asked)
+        assert all(prompt_tokens(c.messages) <= budget for c in asked)
         # and the budget is used, not starved, and memories are still recalled. The transcript
         # window only grows between jumps (issue 13): after one it holds 60% of its room, and
         # with replies this long (a quarter of that room each) a prompt can be a third of it.

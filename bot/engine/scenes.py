@@ -76,6 +76,7 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
                 owner_name=names.get(owner, owner),
                 you_name=cast.you.name,
                 lines=[m.text for m in by_owner[owner]],
+                budget_tokens=ctx.settings.prompt_token_budget,
             )
             for owner in owners
         )
@@ -124,7 +125,12 @@ async def record_threads(
 ) -> tuple[str, ...]:
     """Detect story threads; any failure is logged and swallowed."""
     try:
-        threads = await detect_threads(ctx.models, names=_names(cast), lines=lines)
+        threads = await detect_threads(
+            ctx.models,
+            names=_names(cast),
+            lines=lines,
+            budget_tokens=ctx.settings.prompt_token_budget,
+        )
         if threads:
             await append_events(
                 ctx.db,
@@ -273,7 +279,9 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
 
 
 async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list[str]) -> str:
-    answer = await write_digest(ctx.models, names=_names(cast), lines=lines)
+    answer = await write_digest(
+        ctx.models, names=_names(cast), lines=lines, budget_tokens=ctx.settings.prompt_token_budget
+    )
     names = " and ".join(
         n for k, n in (await scene_names(ctx, cast, scene)).items() if k in scene.participants
     )

@@ -6,6 +6,7 @@ import logging
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.engine.condense import fit_lines
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
@@ -59,9 +60,19 @@ class StoryThreads(BaseModel):
 
 
 async def summarize_pov(
-    models: StoryModels, *, owner_name: str, you_name: str, lines: list[str]
+    models: StoryModels,
+    *,
+    owner_name: str,
+    you_name: str,
+    lines: list[str],
+    budget_tokens: int,
 ) -> SceneSummary:
-    """What ``owner_name`` makes of a scene it witnessed, from its own lines only."""
+    """What ``owner_name`` makes of a scene it witnessed, from its own lines only (condensed
+    first, from those same lines, when they do not fit ``budget_tokens``)."""
+    names = Names(char=owner_name, user=you_name)
+    lines = await fit_lines(
+        models, lines, budget_tokens=budget_tokens, whose=f"{owner_name}'s memories", names=names
+    )
     prompt = [
         Message(
             role="system",
@@ -74,14 +85,18 @@ async def summarize_pov(
         ),
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
-    names = Names(char=owner_name, user=you_name)
     return await models.ask_json(
         resolve_prompt(prompt, names), SceneSummary, default=SceneSummary()
     )
 
 
-async def write_digest(models: StoryModels, *, names: Names, lines: list[str]) -> SceneSummary:
+async def write_digest(
+    models: StoryModels, *, names: Names, lines: list[str], budget_tokens: int
+) -> SceneSummary:
     """The "While you were away…" digest of a meanwhile scene, for the player."""
+    lines = await fit_lines(
+        models, lines, budget_tokens=budget_tokens, whose="a scene", names=names
+    )
     prompt = [
         Message(
             role="system",
@@ -99,9 +114,12 @@ async def write_digest(models: StoryModels, *, names: Names, lines: list[str]) -
 
 
 async def detect_threads(
-    models: StoryModels, *, names: Names, lines: list[str]
+    models: StoryModels, *, names: Names, lines: list[str], budget_tokens: int
 ) -> list[StoryThread]:
     """Plot threads a scene opened or moved on; never fails a close (the caller swallows)."""
+    lines = await fit_lines(
+        models, lines, budget_tokens=budget_tokens, whose="a scene", names=names
+    )
     prompt = [
         Message(
             role="system",
