@@ -330,11 +330,8 @@ async def _point_of_view(
     nothing the prompt's transcript shows.
     """
     present = present_entities(scene)
-    relationships = [
-        await ctx.views.relationship(cast.chat.id, speaker.id, other, about=prose)
-        for other in present
-        if other != speaker.id
-    ]
+    others = tuple(other for other in present if other != speaker.id)
+    relationships = await ctx.views.relationships(cast.chat.id, speaker.id, others, about=prose)
     pov = PointOfView(
         speaker=speaker,
         you=cast.you,
@@ -413,11 +410,9 @@ async def derive_world(
             names.setdefault(character.id, character.name)
     nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
     for source in sources:
-        targets = [
-            (t, names.get(t, t), await ctx.views.relationship(cast.chat.id, source.id, t))
-            for t in present
-            if t != source.id
-        ]
+        others = tuple(t for t in present if t != source.id)
+        seen = await ctx.views.relationships(cast.chat.id, source.id, others)
+        targets = [(t, names.get(t, t), rel) for t, rel in zip(others, seen, strict=True)]
         doing = await activity_all_saw(ctx, cast.chat.id, source.id, present, before=beat_id)
         requests.append(
             ask_state_update(

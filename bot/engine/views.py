@@ -264,20 +264,14 @@ class Views:
     ) -> Relationship:
         """How ``source_id`` sees ``target_id``, with a bounded choice of the facts it learned:
         the newest, and those that share words with ``about`` (the line being answered)."""
-        row = await self.db.fetchone(
-            "SELECT * FROM edges WHERE chat_id = ? AND source_id = ? AND target_id = ?",
-            (chat_id, source_id, target_id),
-        )
-        facts = await self.known_facts(chat_id, source_id, target_id, about=about)
-        if row is None:
-            return Relationship(source_id, target_id, knowledge_facts=facts)
-        return Relationship(
-            source_id,
-            target_id,
-            affinity=row["affinity"],
-            trust=row["trust"],
-            knowledge_facts=facts,
-            summary=row["relationship_summary"],
+        return (await self.relationships(chat_id, source_id, (target_id,), about=about))[0]
+
+    async def relationships(
+        self, chat_id: str, source_id: str, target_ids: tuple[str, ...], *, about: str = ""
+    ) -> list[Relationship]:
+        """``relationship`` for each of ``target_ids``, read in one trip to the store."""
+        return await self.db.read(
+            lambda raw: [_relationship(raw, chat_id, source_id, t, about) for t in target_ids]
         )
 
     async def known_facts(
@@ -293,22 +287,7 @@ class Views:
         """Facts in the order learned: up to ``matching`` that hold a word of ``about``, and
         the ``newest``; never the whole list, which grows with the story."""
         key = (chat_id, source_id, target_id)
-        recent = await self.db.fetchall(
-            "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
-            "AND target_id = ? ORDER BY event_id DESC, fact_key LIMIT ?",
-            (*key, newest),
-        )
-        chosen = {(r[0], r[1]) for r in recent}
-        words = [w for w in _WORD.findall(about.casefold()) if len(w) >= 4][:MATCH_WORDS]
-        if words and matching > 0:
-            where = " OR ".join("fact_key LIKE ?" for _ in words)
-            found = await self.db.fetchall(
-                "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
-                f"AND target_id = ? AND ({where}) ORDER BY event_id DESC LIMIT ?",
-                (*key, *(f"%{w}%" for w in words), matching),
-            )
-            chosen |= {(r[0], r[1]) for r in found}
-        return tuple(fact for _, fact in sorted(chosen))
+        return await self.db.read(lambda raw: _known_facts(raw, key, about, newest, matching))
 
     async def edge_history(
         self, chat_id: str, source_id: str, target_id: str, limit: int = 25
@@ -497,3 +476,45 @@ def present_entities(scene: Scene) -> tuple[str, ...]:
     """Everyone present in a scene, "you" first when there."""
     others = tuple(p for p in scene.participants if p != YOU)
     return (YOU, *others) if YOU in scene.participants else others
+
+
+def _relationship(
+    raw: sqlite3.Connection, chat_id: str, source_id: str, target_id: str, about: str
+) -> Relationship:
+    key = (chat_id, source_id, target_id)
+    row = raw.execute(
+        "SELECT affinity, trust, relationship_summary FROM edges "
+        "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+        key,
+    ).fetchone()
+    facts = _known_facts(raw, key, about, FACTS_NEWEST, FACTS_MATCHING)
+    if row is None:
+        return Relationship(source_id, target_id, knowledge_facts=facts)
+    return Relationship(
+        source_id, target_id, affinity=row[0], trust=row[1], knowledge_facts=facts, summary=row[2]
+    )
+
+
+def _known_facts(
+    raw: sqlite3.Connection,
+    key: tuple[str, str, str],
+    about: str,
+    newest: int,
+    matching: int,
+) -> tuple[str, ...]:
+    recent = raw.execute(
+        "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
+        "AND target_id = ? ORDER BY event_id DESC, fact_key LIMIT ?",
+        (*key, newest),
+    ).fetchall()
+    chosen = {(r[0], r[1]) for r in recent}
+    words = [w for w in _WORD.findall(about.casefold()) if len(w) >= 4][:MATCH_WORDS]
+    if words and matching > 0:
+        where = " OR ".join("fact_key LIKE ?" for _ in words)
+        found = raw.execute(
+            "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
+            f"AND target_id = ? AND ({where}) ORDER BY event_id DESC LIMIT ?",
+            (*key, *(f"%{w}%" for w in words), matching),
+        ).fetchall()
+        chosen |= {(r[0], r[1]) for r in found}
+    return tuple(fact for _, fact in sorted(chosen))
