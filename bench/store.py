@@ -1,6 +1,6 @@
 """Event store benchmark: append rates (single events, per-turn batches) and rebuild rate.
 
-    .venv/bin/python bench/store.py                      # 10k, 100k and 1M events
+    .venv/bin/python bench/store.py                      # 13k, 100k and 1M events
     .venv/bin/python bench/store.py --sizes 10000,100000
     .venv/bin/python bench/store.py --sizes 100000 --profile   # cProfile the rebuild
 
@@ -86,7 +86,8 @@ def _turn(scene_id: int, n: int) -> list[EventSpec]:
             "target_id": target,
             "affinity_delta": (n % 7) - 3,
             "trust_delta": (n % 5) - 2,
-            "knowledge_facts": [f"fact {n % 50}"],
+            # facts on the edges: a new one every turn, and one the edge already knows
+            "knowledge_facts": [f"{source} learned fact {n} about {target}", f"fact {n % 50}"],
             "beat_id": ids[1],
         }
 
@@ -190,8 +191,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--sizes",
-        default="10000,100000,1000000",
-        help="comma-separated event counts (default: 10000,100000,1000000)",
+        default="13000,100000,1000000",
+        help="comma-separated event counts (default: 13000,100000,1000000)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile each rebuild")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
