@@ -14,6 +14,8 @@ from bot.store.projections.story import memory_scope
 FACTS_NEWEST = 6
 FACTS_MATCHING = 4
 MATCH_WORDS = 8
+FACTS_SEARCHED = 500
+"""How many of an edge's newest facts are searched for words of the line (a bounded cost)."""
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -511,10 +513,13 @@ def _known_facts(
     words = [w for w in _WORD.findall(about.casefold()) if len(w) >= 4][:MATCH_WORDS]
     if words and matching > 0:
         where = " OR ".join("fact_key LIKE ?" for _ in words)
+        # among the newest FACTS_SEARCHED only: a LIKE over every fact an edge ever learned
+        # walked the whole list each turn (a 10,000-beat story: 14 ms -> 40 ms a turn)
         found = raw.execute(
-            "SELECT event_id, fact FROM edge_facts WHERE chat_id = ? AND source_id = ? "
-            f"AND target_id = ? AND ({where}) ORDER BY event_id DESC LIMIT ?",
-            (*key, *(f"%{w}%" for w in words), matching),
+            "SELECT event_id, fact FROM (SELECT event_id, fact, fact_key FROM edge_facts "
+            "WHERE chat_id = ? AND source_id = ? AND target_id = ? ORDER BY event_id DESC "
+            f"LIMIT ?) WHERE ({where}) LIMIT ?",
+            (*key, FACTS_SEARCHED, *(f"%{w}%" for w in words), matching),
         ).fetchall()
         chosen |= {(r[0], r[1]) for r in found}
     return tuple(fact for _, fact in sorted(chosen))
