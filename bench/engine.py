@@ -49,7 +49,7 @@ from bot.engine.beat_events import memory_events, reply_ref, turn_events
 from bot.engine.prompts import prompt_tokens
 from bot.llm import Message, Priority
 from bot.store import YOU, Database, EventSpec, append_and_apply, append_events, open_db
-from bot.store.events import Segment, TurnStarted
+from bot.store.events import TurnStarted
 
 OVERHEAD_TARGET_MS = 3.0
 FLATNESS = 0.10
@@ -233,13 +233,7 @@ async def _direct_turn(db: Database, scene_id: int, n: int) -> None:
     )
     started_id = await append_and_apply(db, kind="turn_started", payload=started)
     text = f"Ash: {prose}\n{'Tomás Reyes' if speaker == GUEST else 'Mira Vale'}: {REPLY}"
-    beat = turn_events(
-        started,
-        started_id,
-        text=REPLY,
-        status="done",
-        segments=[Segment(kind="action", text=prose)],
-    )
+    beat = turn_events(started, started_id, text=REPLY, status="done")
     beat += memory_events(
         chat_id=CHAT,
         scene_id=scene_id,

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.engine.parse import fallback_segments
 from bot.engine.sink import BeatStatus
 from bot.store import YOU, EventSpec
-from bot.store.events import MAX_TEXT, Segment, TurnStarted
+from bot.store.events import MAX_TEXT, TurnStarted
 
 
 def clip(text: str) -> str:
@@ -28,10 +29,13 @@ def turn_events(
     *,
     text: str,
     status: BeatStatus,
-    segments: Sequence[Segment] = (),
     message_ids: Sequence[int] = (),
 ) -> list[EventSpec]:
-    """The beat's user_turn (when it has a player's line) and assistant_turn."""
+    """The beat's user_turn (when it has a player's line) and assistant_turn.
+
+    The line is written with the rules' labels; the classifier's come later, if the beat
+    finishes (``turn_classified``).
+    """
     where = {
         "chat_id": started.chat_id,
         "scene_id": started.scene_id,
@@ -53,7 +57,7 @@ def turn_events(
     line = {
         **where,
         "prose": started.prose,
-        "segments": [s.model_dump() for s in segments],
+        "segments": [s.model_dump() for s in fallback_segments(started.prose)],
         "author_id": started.author_id,
         "message_id": started.message_id,
     }

@@ -61,7 +61,7 @@ from bot.engine.lore import world_book as chat_world_book
 from bot.engine.models import StoryModels
 from bot.engine.opening import chosen_greeting, next_greeting, relationship_seeds, show_greeting
 from bot.engine.opening import greetings as host_greetings
-from bot.engine.parse import fallback_segments, is_out_of_character
+from bot.engine.parse import is_out_of_character
 from bot.engine.player_text import player_line, refuse_unwritable
 from bot.engine.recall import fts_query
 from bot.engine.scenes import SceneClose, close_you_scene, guest_joins, guest_leaves
@@ -527,10 +527,8 @@ class Engine:
         for started_id, raw in await self.views.open_turns():
             started = TurnStarted.model_validate_json(raw)
             text = await checkpoint_text(self.ctx.db, started_id)
-            segments = fallback_segments(started.prose) if started.prose else []
             await append_events(
-                self.ctx.db,
-                turn_events(started, started_id, text=text, status="failed", segments=segments),
+                self.ctx.db, turn_events(started, started_id, text=text, status="failed")
             )
             closed += 1
             log.warning(

@@ -24,7 +24,7 @@ from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import BeatNotSaved
 from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
 from bot.engine.macros import Names
-from bot.engine.parse import fallback_segments, in_character_text, parse_turn
+from bot.engine.parse import in_character_text, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcript
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
@@ -182,8 +182,7 @@ async def _write_beat(
     lines: list[str],
 ) -> list[int]:
     """The player's line, the reply and (for a finished beat) every witness's memory, at once."""
-    segments = fallback_segments(started.prose) if started.prose else []
-    events = turn_events(started, started_id, text=text, status=status, segments=segments)
+    events = turn_events(started, started_id, text=text, status=status)
     if status == "done":
         events += memory_events(
             chat_id=started.chat_id,
@@ -228,8 +227,7 @@ async def _close_unwritten(
     ctx: StoryContext, started: TurnStarted, started_id: int, text: str
 ) -> None:
     """Best effort: close a beat whose events could not be written, as the restart would."""
-    segments = fallback_segments(started.prose) if started.prose else []
-    events = turn_events(started, started_id, text=text, status="failed", segments=segments)
+    events = turn_events(started, started_id, text=text, status="failed")
     try:
         await append_events(ctx.db, events)
     except Exception:
