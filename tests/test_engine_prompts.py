@@ -185,7 +185,6 @@ def test_a_state_prompt_puts_what_stays_the_same_first() -> None:
             persona="Runs the Lantern.",
             beat_text=beat,
             targets=[("you", "Alex", Relationship("mira", "you", affinity=affinity))],
-            activity=None,
         )
 
     first, second = prompt("Alex: QUAY\nMira: hello", 50), prompt("Alex: bye\nMira: wait", 53)

@@ -137,12 +137,13 @@ def state_prompt(
     persona: str,
     beat_text: str,
     targets: list[tuple[str, str, Relationship]],
-    activity: Activity | None,
 ) -> list[Message]:
     """The state-update request for one character: its own view, nobody else's.
 
     What stays the same for this character (who it is, the rules, the answer's shape) comes
-    first, so a server's prefix cache reuses it; the beat and today's numbers come last.
+    first, so a server's prefix cache reuses it; the beat and today's numbers come last. What
+    the character was doing is not told: an answer drawn from this beat alone can be derived
+    again from it alone when its words are edited (nothing older is carried on).
     """
     stable = (
         f"You track the inner life of {source_name}. {persona}"[:2000]
@@ -162,8 +163,6 @@ def state_prompt(
         )
         + ".",
     ]
-    # what the character was doing is not told: an answer drawn only from this beat can be
-    # derived again from it alone when its words are edited (nothing older is carried on)
     messages = [
         Message(role="system", content=stable),
         Message(role="user", content="\n".join(lines)),
@@ -193,7 +192,6 @@ async def ask_state_update(
             persona=persona,
             beat_text=beat_text,
             targets=targets,
-            activity=activity,
         ),
         StateUpdate,
         default=StateUpdate(),

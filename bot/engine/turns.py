@@ -436,9 +436,9 @@ async def activity_all_saw(
     """What everyone present at beat ``before`` had last seen ``entity`` doing, if they all had
     seen the same; else None.
 
-    A state update's answer is seen by every witness of its beat, and models carry on what
-    they are told ("still thinking about …"): told what the entity did where someone present
-    was not, or after the beat (an edit derives old beats again), they would show it to them.
+    A state update's activity is written only if it changed; it changed for every witness only
+    if all of them last saw the same thing (one who missed a change must see the new one too).
+    Nothing seen at or after the beat counts: an edit derives old beats again.
     """
     seen = [
         (await ctx.views.activities_seen(chat_id, viewer, (entity,), before=before)).get(entity)
