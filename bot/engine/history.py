@@ -20,7 +20,7 @@ from bot.engine.errors import (
 from bot.engine.views import Beat
 from bot.store import EventSpec, append_events
 from bot.store.events import WORLD_BOOK_KINDS
-from bot.store.rewinds import carried_past
+from bot.store.rewinds import carried_past, next_event_in_story
 
 TRAILING_KINDS = (
     "memory_written",
@@ -73,9 +73,6 @@ async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
 async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | None:
     """The id of the first event after ``reply_id`` that is still in the story and not part of
     that beat, if any. Rewound events, rewinds themselves and edits do not count."""
-    ranges = await ctx.db.fetchall(
-        "SELECT after_event_id, event_id FROM rewound_ranges WHERE chat_id = ?", (chat_id,)
-    )
     quiet = (
         *TRAILING_KINDS,
         *WORLD_BOOK_KINDS,
@@ -83,16 +80,7 @@ async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | 
         "manual_edit",
         "derivations_replaced",
     )
-    marks = ",".join("?" * len(quiet))
-    rows = await ctx.db.fetchall(
-        f"SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks}) "
-        "ORDER BY id",
-        (chat_id, reply_id, *quiet),
-    )
-    for (event_id,) in rows:
-        if not any(after < event_id < until for after, until in ranges):
-            return int(event_id)
-    return None
+    return await next_event_in_story(ctx.db, chat_id, reply_id, passing_over=quiet)
 
 
 BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")

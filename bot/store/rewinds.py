@@ -113,3 +113,24 @@ def _closed_scenes(
     return frozenset(
         int(json.loads(row[1])["scene_id"]) for row in rows if not exclusions.rewound(row[0])
     )
+
+
+async def next_event_in_story(
+    db: Database, chat_id: str, after: int, *, passing_over: tuple[str, ...]
+) -> int | None:
+    """The id of the chat's first event after ``after`` still in the story (not rewound), of a
+    kind not in ``passing_over``; None if there is none."""
+
+    def read(raw: sqlite3.Connection) -> int | None:
+        exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
+        marks = ",".join("?" * len(passing_over))
+        for (event_id,) in raw.execute(
+            f"SELECT id FROM event_log WHERE chat_id = ? AND id > ? AND kind NOT IN ({marks}) "
+            "ORDER BY id",
+            (chat_id, after, *passing_over),
+        ):
+            if not exclusions.rewound(event_id):
+                return int(event_id)
+        return None
+
+    return await db.read(read)
