@@ -31,7 +31,7 @@ from typing import Any  # noqa: E402
 
 from bot.engine import BeatEnd, Speaker  # noqa: E402
 from cogs._render import Renderer  # noqa: E402
-from tests.render_fakes import PNG, FakeDiscord, settings  # noqa: E402
+from tests.helpers.render_fakes import PNG, FakeDiscord, settings  # noqa: E402
 
 WORDS = [
     "the",

@@ -29,8 +29,8 @@ from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
 from bot.llm import Message, OpenAICompatibleClient
 from bot.store import open_db
-from tests.engine_helpers import seed_story
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.engine_helpers import seed_story
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 class FirstText:

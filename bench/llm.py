@@ -22,7 +22,7 @@ import httpx
 
 from bot.llm import Message
 from bot.llm.sse import ChatStreamDecoder
-from tests.llm_server import LoopbackLLMServer, Reply, loopback_client, sse_events
+from tests.helpers.llm_server import LoopbackLLMServer, Reply, loopback_client, sse_events
 
 MSGS = [Message(role="user", content="bench")]
 

@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
 from bot.llm import MockLLMClient
 from bot.store import open_db
-from tests.engine_helpers import seed_story
+from tests.helpers.engine_helpers import seed_story
 
 REPLY = " ".join(f"w{i}" for i in range(2000))
 

@@ -18,9 +18,9 @@ from bot.console import play
 from bot.engine import Engine, StoryError
 from bot.llm import MockLLMClient
 from bot.store import Database
-from tests.bot_process import ROOT, start_bot
-from tests.discord_fakes import StoryWorld, channel_texts
-from tests.engine_helpers import character, parse_answer, zero_state
+from tests.helpers.bot_process import ROOT, start_bot
+from tests.helpers.discord_fakes import StoryWorld, channel_texts
+from tests.helpers.engine_helpers import character, parse_answer, zero_state
 
 BROKEN = "I pick up the \ud83d letter"  # half of an emoji's surrogate pair
 REFUSED = "holds a broken character (a lone surrogate, U+D83D, at position 15)"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.bot_process import ROOT, start_bot
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.bot_process import ROOT, start_bot
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 MIRA = ROOT / "examples" / "characters" / "mira.toml"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot import cli
-from tests.bot_process import ROOT, start_bot
+from tests.helpers.bot_process import ROOT, start_bot
 
 MIRA = ROOT / "examples" / "characters" / "mira.toml"
 BEGINS = re.compile(r"\(story (console-\w+) begins")

@@ -9,7 +9,7 @@ import pytest
 
 from bot import cli
 from bot.config import ConfigError, load_settings
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

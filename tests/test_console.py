@@ -23,8 +23,8 @@ from bot.console import play
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database
-from tests.engine_helpers import character, parse_answer, zero_state
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.engine_helpers import character, parse_answer, zero_state
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARACTERS = ROOT / "examples" / "characters"

@@ -14,7 +14,7 @@ from bot.console import play
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database
-from tests.engine_helpers import parse_answer, zero_state
+from tests.helpers.engine_helpers import parse_answer, zero_state
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

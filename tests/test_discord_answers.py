@@ -27,7 +27,7 @@ from cogs._embeds import (
     why_embed,
 )
 from cogs._regenerate import OWNER_ONLY, RegenerateOffer
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
     edit_by_author,
@@ -35,7 +35,13 @@ from tests.discord_fakes import (
     make_attachment,
     make_interaction,
 )
-from tests.engine_helpers import character, parse_answer, summary_answer, threads_answer, zero_state
+from tests.helpers.engine_helpers import (
+    character,
+    parse_answer,
+    summary_answer,
+    threads_answer,
+    zero_state,
+)
 from tests.test_cards import make_png
 
 

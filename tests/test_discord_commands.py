@@ -15,7 +15,7 @@ from bot.cards import export_card
 from bot.llm import MockLLMClient
 from bot.store.events import BotAuthored
 from cogs._choices import character_choices
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     GUEST,
     HOST,
     StoryWorld,
@@ -25,7 +25,7 @@ from tests.discord_fakes import (
     make_attachment,
     make_interaction,
 )
-from tests.engine_helpers import parse_answer, threads_answer, zero_state
+from tests.helpers.engine_helpers import parse_answer, threads_answer, zero_state
 from tests.test_cards import make_png
 
 MIRA_TOML = b'name = "Mira"\npersona = "A lighthouse keeper."\nkickoff_prose = "Mira waves."\n'

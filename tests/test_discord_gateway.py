@@ -22,7 +22,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database, open_db
-from tests.fake_gateway import BOT_USER, FakeDiscordServer
+from tests.helpers.fake_gateway import BOT_USER, FakeDiscordServer
 
 
 class NoWait:

@@ -25,7 +25,7 @@ from bot.store import open_db, project
 from bot.store.backup import import_log
 from cogs._choices import someone_choices
 from cogs._regenerate import RegenerateOffer
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
     Wiring,
@@ -39,8 +39,8 @@ from tests.discord_fakes import (
     stored_message,
     wait_until,
 )
-from tests.engine_helpers import parse_answer, zero_state
-from tests.store_factories import snapshot
+from tests.helpers.engine_helpers import parse_answer, zero_state
+from tests.helpers.store_factories import snapshot
 from tests.test_cards import make_png
 
 REGENERATE = "🔄"

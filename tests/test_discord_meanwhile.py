@@ -14,7 +14,7 @@ import discord
 import discord.ext.test as dpytest
 
 from bot.llm import MockLLMClient
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     GUEST,
     HOST,
     StoryWorld,
@@ -22,7 +22,7 @@ from tests.discord_fakes import (
     invoke,
     make_interaction,
 )
-from tests.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
+from tests.helpers.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
 
 
 async def events(world: StoryWorld) -> list[tuple[int, str, dict[str, Any]]]:

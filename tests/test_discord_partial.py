@@ -16,8 +16,8 @@ import discord.ext.test.backend as dpytest_backend
 import pytest
 
 from bot.llm import MockLLMClient
-from tests.discord_fakes import StoryWorld, stored_message
-from tests.engine_helpers import parse_answer
+from tests.helpers.discord_fakes import StoryWorld, stored_message
+from tests.helpers.engine_helpers import parse_answer
 from tests.test_discord_history import feeling, texts, turn
 
 

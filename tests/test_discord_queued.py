@@ -19,7 +19,7 @@ import pytest
 
 import bot.app
 from bot.llm import Message, MockLLMClient
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     StoryWorld,
     channel_texts,
     invoke,
@@ -28,7 +28,13 @@ from tests.discord_fakes import (
     stored_message,
     wait_until,
 )
-from tests.engine_helpers import parse_answer, payloads, summary_answer, threads_answer, zero_state
+from tests.helpers.engine_helpers import (
+    parse_answer,
+    payloads,
+    summary_answer,
+    threads_answer,
+    zero_state,
+)
 
 
 class GatedLLM(MockLLMClient):

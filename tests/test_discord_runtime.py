@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import open_db
-from tests.discord_fakes import configured
+from tests.helpers.discord_fakes import configured
 
 
 def config_file(tmp_path: Path, token: str) -> str:

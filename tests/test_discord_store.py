@@ -9,7 +9,7 @@ import discord.ext.test as dpytest
 from bot.llm import MockLLMClient
 from bot.store import DatabaseGoneError
 from bot.store.health import FileIdentity
-from tests.discord_fakes import StoryWorld, wait_until
+from tests.helpers.discord_fakes import StoryWorld, wait_until
 
 
 async def test_a_database_gone_under_the_discord_bot_stops_it(

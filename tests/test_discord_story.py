@@ -15,7 +15,7 @@ import pytest
 
 from bot.llm import MockLLMClient, OpenAICompatibleClient
 from cogs._render import STOP_EMOJI
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     StoryWorld,
     Wiring,
     channel_texts,
@@ -23,8 +23,8 @@ from tests.discord_fakes import (
     stored_message,
     wait_until,
 )
-from tests.engine_helpers import parse_answer, payloads, zero_state
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.engine_helpers import parse_answer, payloads, zero_state
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook(

@@ -14,14 +14,14 @@ from discord.ext import commands
 
 from bot.llm import MockLLMClient
 from cogs._choices import greeting_choices
-from tests.discord_fakes import (
+from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
     invoke,
     make_attachment,
     make_interaction,
 )
-from tests.engine_helpers import character, parse_answer, zero_state
+from tests.helpers.engine_helpers import character, parse_answer, zero_state
 
 GREETINGS = {"kickoff_prose": "BotA waves at {{user}}.", "alternate_greetings": ["BotA bows."]}
 

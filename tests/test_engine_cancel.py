@@ -12,7 +12,7 @@ import pytest
 from bot.engine import StoryError
 from bot.llm import LLMRateLimitedError, MockLLMClient
 from bot.store import Database
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
     parse_answer,

@@ -18,7 +18,7 @@ from bot.engine.state import StateUpdate
 from bot.engine.summaries import SceneSummary, StoryThreads
 from bot.llm import Message, MockLLMClient, Priority
 from bot.store import Database
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,

@@ -10,8 +10,8 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import MockLLMClient, RecordedCall
 from bot.store import Database
-from tests.engine_helpers import RecordingSink, seed_story
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply, loopback_client
+from tests.helpers.engine_helpers import RecordingSink, seed_story
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply, loopback_client
 
 SLOW_JSON = 0.5
 

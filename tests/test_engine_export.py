@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main
 from bot.store import Database, EventError, open_db, project
 from bot.store.backup import import_log
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
     parse_answer,
@@ -20,7 +20,7 @@ from tests.engine_helpers import (
     threads_answer,
     zero_state,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 
 async def _event_count(db: Database) -> int:

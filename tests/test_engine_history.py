@@ -14,7 +14,7 @@ import pytest
 from bot.engine import Engine, StoryError
 from bot.llm import MockLLMClient
 from bot.store import Database, project
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     HOST,
     RecordingSink,
     make_engine,
@@ -23,7 +23,7 @@ from tests.engine_helpers import (
     seed_story,
     summary_answer,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 
 def _state(affinity: int) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from bot.engine import Engine
 from bot.llm import Message, MockLLMClient
 from bot.store import Database
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,

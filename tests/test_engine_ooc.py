@@ -15,7 +15,7 @@ from bot.console import Console
 from bot.engine import OutOfCharacter
 from bot.llm.mock import RecordedCall
 from bot.store import Database
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
     parse_answer,

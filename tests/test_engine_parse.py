@@ -16,7 +16,13 @@ from bot.engine.parse import (
     label_spans,
 )
 from bot.store import Database
-from tests.engine_helpers import RecordingSink, make_engine, payloads, seed_story, zero_state
+from tests.helpers.engine_helpers import (
+    RecordingSink,
+    make_engine,
+    payloads,
+    seed_story,
+    zero_state,
+)
 
 
 def _spans(prose: str, *segments: tuple[str, str]) -> list[tuple[str, str]]:

@@ -30,8 +30,8 @@ from bot.engine.prompts import estimate_tokens, prompt_tokens
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall, split_words
 from bot.store import YOU, Database, open_db, project
-from tests.engine_helpers import GUEST, HOST, character
-from tests.store_factories import snapshot
+from tests.helpers.engine_helpers import GUEST, HOST, character
+from tests.helpers.store_factories import snapshot
 
 CAROL = "carol"
 NAMES = {YOU: "Wren", HOST: "BotA", GUEST: "BotB", CAROL: "Cyra"}

@@ -32,7 +32,7 @@ from bot.engine.views import Relationship
 from bot.llm import Message, MockLLMClient
 from bot.llm.mock import RecordedCall
 from bot.store import Database
-from tests.engine_helpers import HOST, character, seed_story
+from tests.helpers.engine_helpers import HOST, character, seed_story
 
 REPLY = re.compile(r"\bR\d+\b")
 

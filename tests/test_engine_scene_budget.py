@@ -11,7 +11,7 @@ from bot.engine import Engine
 from bot.engine.prompts import prompt_tokens
 from bot.llm import Message, Priority
 from bot.store import YOU, Database, append_events
-from tests.engine_helpers import GUEST, HOST, seed_story
+from tests.helpers.engine_helpers import GUEST, HOST, seed_story
 
 BUDGET = 600
 

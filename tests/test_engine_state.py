@@ -10,7 +10,7 @@ import pytest
 from bot.engine.state import StateUpdate, _match_targets
 from bot.engine.views import Relationship
 from bot.store import YOU, Database
-from tests.engine_helpers import GUEST, HOST, RecordingSink, make_engine, seed_story
+from tests.helpers.engine_helpers import GUEST, HOST, RecordingSink, make_engine, seed_story
 
 TARGETS = [
     (YOU, "Alex", Relationship("mira", YOU)),

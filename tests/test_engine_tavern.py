@@ -11,7 +11,7 @@ from typing import Any
 from bot.engine import Engine, StoryError
 from bot.llm import Message, MockLLMClient
 from bot.store import Database, project
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,
@@ -23,7 +23,7 @@ from tests.engine_helpers import (
     threads_answer,
     zero_state,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 MACRO = re.compile(r"\{\{\s*(char|user|original)\s*\}\}|<(bot|user|char)>", re.IGNORECASE)
 CHAT = "tavern"

@@ -8,7 +8,7 @@ import pytest
 
 from bot.engine import StoryError
 from bot.store import Database, project
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,
@@ -20,7 +20,7 @@ from tests.engine_helpers import (
     threads_answer,
     zero_state,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 
 async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Database) -> None:

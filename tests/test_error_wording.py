@@ -28,8 +28,8 @@ from bot.llm import MockLLMClient
 from bot.store import Database
 from cogs import _errors as discord_errors
 from cogs._base import answer_error
-from tests.discord_fakes import StoryWorld, invoke, make_interaction
-from tests.engine_helpers import character
+from tests.helpers.discord_fakes import StoryWorld, invoke, make_interaction
+from tests.helpers.engine_helpers import character
 
 CHAT = Chat(
     id="c-1",

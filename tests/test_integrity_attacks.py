@@ -14,7 +14,7 @@ from typing import Any
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,
@@ -24,7 +24,7 @@ from tests.engine_helpers import (
     summary_answer,
     threads_answer,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 WAS_DOING = re.compile(r"^\w+ was (\w+) (.+)\.$", re.MULTILINE)
 

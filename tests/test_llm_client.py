@@ -28,7 +28,7 @@ from bot.llm import (
     Timeouts,
 )
 from bot.llm.retry import parse_retry_after
-from tests.llm_server import TEST_API_KEY, LoopbackLLMServer, Reply, loopback_client
+from tests.helpers.llm_server import TEST_API_KEY, LoopbackLLMServer, Reply, loopback_client
 
 MSGS = [Message(role="system", content="be brief"), Message(role="user", content="hi")]
 TRICKY = (

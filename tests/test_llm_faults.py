@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.engine import Engine
 from bot.store import Database
-from tests.engine_helpers import RecordingSink, seed_story
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply, loopback_client
+from tests.helpers.engine_helpers import RecordingSink, seed_story
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply, loopback_client
 
 RETRIES = 2
 

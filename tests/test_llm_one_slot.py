@@ -14,8 +14,8 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import OpenAICompatibleClient
 from bot.store import Database
-from tests.engine_helpers import RecordingSink, seed_story
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.engine_helpers import RecordingSink, seed_story
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 def _slow_json(request: RecordedRequest) -> Reply:

@@ -17,7 +17,7 @@ from bot.llm import (
     complete_json,
     extract_json_object,
 )
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 class Mood(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from tests.render_fakes import FakeDiscord, VirtualClock
+from tests.helpers.render_fakes import FakeDiscord, VirtualClock
 
 
 async def test_fake_refuses_a_sixteenth_webhook() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from cogs._render._limiter import WINDOW, EditLimiter, budget_for
-from tests.render_fakes import VirtualClock
+from tests.helpers.render_fakes import VirtualClock
 
 
 def most_in_a_window(times: list[float], window: float = WINDOW) -> int:

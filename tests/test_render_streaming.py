@@ -20,7 +20,7 @@ from bot.llm import (
     LLMTimeoutError,
 )
 from cogs._render import STOP_EMOJI, Renderer
-from tests.render_fakes import PNG, FakeDiscord, VirtualClock, settings
+from tests.helpers.render_fakes import PNG, FakeDiscord, VirtualClock, settings
 
 MARKER = " ▌"
 MIRA = Speaker("mira", "Mira", "a1b2c3d4")

@@ -10,7 +10,7 @@ import pytest
 from bot.engine import BeatEnd, Speaker
 from cogs._render import MAX_WEBHOOKS_PER_CHANNEL, Renderer
 from cogs._render._webhooks import display_name
-from tests.render_fakes import BOT_ID, PNG, FakeDiscord, VirtualClock, settings
+from tests.helpers.render_fakes import BOT_ID, PNG, FakeDiscord, VirtualClock, settings
 
 MIRA = Speaker("mira", "Mira", "a1b2c3d4")
 JUN = Speaker("jun", "Jun", "")

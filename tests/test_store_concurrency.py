@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import store_factories as f
 
+import tests.helpers.store_factories as f
 from bot.store import (
     Database,
     EventSpec,

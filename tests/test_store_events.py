@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import store_factories as f
 
+import tests.helpers.store_factories as f
 from bot.store import (
     PAYLOAD_MODELS,
     Database,

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import store_factories as f
 
+import tests.helpers.store_factories as f
 from bot.store import Database, append_and_apply, append_events, open_db, project
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import tests.store_factories as f
+import tests.helpers.store_factories as f
 from bot.store import PAYLOAD_MODELS, Database, append_and_apply, project, validate
 from bot.store.provenance import DERIVED_KINDS, NOT_DERIVED_KINDS, Source, source_of
 

@@ -11,10 +11,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-import store_factories as f
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tests.helpers.store_factories as f
 from bot.store import EventSpec, append_and_apply, append_events, open_db, project
 
 CHARACTERS = ("bot_a", "bot_b", "bot_c")

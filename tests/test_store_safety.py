@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import store_factories as f
 
+import tests.helpers.store_factories as f
 from bot.store import (
     DatabaseDamagedError,
     DatabaseGoneError,

@@ -19,7 +19,7 @@ from bot.console import BUSY_LINE, Console
 from bot.llm import Message, MockLLMClient, Priority
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
-from tests.engine_helpers import (
+from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,
@@ -31,7 +31,7 @@ from tests.engine_helpers import (
     threads_answer,
     zero_state,
 )
-from tests.store_factories import snapshot
+from tests.helpers.store_factories import snapshot
 
 
 def _state(*, verb: str = "", facts: Sequence[str] = (), targets: Sequence[str] = ("you",)) -> str:

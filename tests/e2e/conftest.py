@@ -34,7 +34,7 @@ import pytest_asyncio
 
 from cogs._guards import NO_STORY_HERE
 from tests.e2e.player import Payload, Player
-from tests.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 from tests.test_console import story_reply
 
 REPO = Path(__file__).resolve().parents[2]

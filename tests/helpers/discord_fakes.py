@@ -56,7 +56,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import LLMClient, MockLLMClient
 from bot.store import Database, open_db
-from tests.engine_helpers import character
+from tests.helpers.engine_helpers import character
 
 HOST, GUEST = "bot_a", "bot_b"
 UNKNOWN_WEBHOOK = 10015

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
 from bot.llm import MockLLMClient
 from bot.store import Database
-from tests.store_factories import bot_authored
+from tests.helpers.store_factories import bot_authored
 
 HOST, GUEST = "bot_a", "bot_b"
 

@@ -1,0 +1,1 @@
+"""What tests share: fakes of Discord and the LLM, story factories, process helpers."""
