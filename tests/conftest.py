@@ -8,7 +8,11 @@ import pytest
 
 from bot.store import Database, open_db
 
-pytest_plugins = ["tests.helpers.llm_server", "tests.helpers.discord_fakes"]
+pytest_plugins = [
+    "tests.helpers.llm_server",
+    "tests.helpers.discord_fakes",
+    "tests.helpers.postgres",
+]
 
 
 @pytest.fixture
