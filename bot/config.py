@@ -97,6 +97,9 @@ class EngineSettings(_Section):
 
 class StorageSettings(_Section):
     db_path: Path = Path("storybot.db")
+    url: str = ""
+    """``postgresql://user@host/db`` stores the story in PostgreSQL (for several processes);
+    empty keeps SQLite at ``db_path``, and so does a plain path (it is that file)."""
 
 
 class Settings(_Section):
