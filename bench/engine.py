@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
-from bot.engine.beat_events import memory_events, reply_ref, turn_events
+from bot.engine.beat_events import add_memories, turn_events
 from bot.engine.prompts import prompt_tokens
 from bot.llm import Message, Priority
-from bot.store import YOU, Database, EventSpec, append_and_apply, append_events, open_db
-from bot.store.events import TurnStarted
+from bot.store import YOU, Database, append, append_events, open_db
+from bot.store.events import EdgeUpdate, TurnStarted
 
 OVERHEAD_TARGET_MS = 3.0
 FLATNESS = 0.10
@@ -231,31 +231,29 @@ async def _direct_turn(db: Database, scene_id: int, n: int) -> None:
         present_set_kind="you_host_guest",
         witnesses=present,
     )
-    started_id = await append_and_apply(db, kind="turn_started", payload=started)
+    started_id = await append(db, started)
     text = f"Ash: {prose}\n{'Tomás Reyes' if speaker == GUEST else 'Mira Vale'}: {REPLY}"
     beat = turn_events(started, started_id, text=REPLY, status="done")
-    beat += memory_events(
+    add_memories(
+        beat.batch,
         chat_id=CHAT,
         scene_id=scene_id,
         witnesses=present,
         cast=(HOST, GUEST),
         text=text,
-        beat=reply_ref(started),
+        beat=beat.reply,
     )
-    ids = await append_events(db, beat)
-    reply_id = ids[reply_ref(started).index]
-    updates: list[EventSpec] = [
-        (
-            "edge_update",
-            {
-                "source_id": source,
-                "target_id": target,
-                "chat_id": CHAT,
-                "affinity_delta": (n % 3) - 1,
-                "trust_delta": (n % 5) - 2,
-                "knowledge_facts": [f"{source} learned fact {n} about {target}"],
-                "beat_id": reply_id,
-            },
+    ids = await append_events(db, beat.batch)
+    reply_id = ids[beat.reply.index]
+    updates = [
+        EdgeUpdate(
+            source_id=source,
+            target_id=target,
+            chat_id=CHAT,
+            affinity_delta=(n % 3) - 1,
+            trust_delta=(n % 5) - 2,
+            knowledge_facts=[f"{source} learned fact {n} about {target}"],
+            beat_id=reply_id,
         )
         for source in (HOST, GUEST)
         for target in present

@@ -25,7 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.store import EventSpec, append_and_apply, append_events, open_db, project
+from bot.store import Appendable, Later, Ref, append_and_apply, append_events, open_db, project
+from bot.store.events import EdgeUpdate, MemoryWritten
 
 BATCH_TARGET = 5_000
 REBUILD_TARGET = 50_000
@@ -64,41 +65,47 @@ def _scene(container_id: int) -> dict[str, Any]:
     }
 
 
-def _turn(scene_id: int, n: int) -> list[EventSpec]:
+def _turn(scene_id: int, n: int) -> list[Appendable]:
     """One realistic you-scene turn: 7 events, memories and edges pointing at the reply."""
     common = {"chat_id": CHAT, "scene_id": scene_id, "present_set_kind": "you_host_guest"}
 
-    def memory(owner: str) -> Any:
-        return lambda ids: {
-            **{k: v for k, v in common.items() if k != "present_set_kind"},
-            "owner_id": owner,
-            "witness_you": 1,
-            "witness_host": 1,
-            "witness_guest": 1,
-            "text": f"{owner} remembers turn {n}: the torn ledger page and the missing master.",
-            "beat_id": ids[1],
-        }
+    def memory(owner: str) -> Later[Any]:
+        return Later(
+            MemoryWritten,
+            {
+                **{k: v for k, v in common.items() if k != "present_set_kind"},
+                "owner_id": owner,
+                "witness_you": 1,
+                "witness_host": 1,
+                "witness_guest": 1,
+                "text": f"{owner} remembers turn {n}: the torn ledger page and the missing master.",
+                "beat_id": Ref(1),
+            },
+        )
 
-    def edge(source: str, target: str) -> Any:
-        return lambda ids: {
-            "chat_id": CHAT,
-            "source_id": source,
-            "target_id": target,
-            "affinity_delta": (n % 7) - 3,
-            "trust_delta": (n % 5) - 2,
-            # facts on the edges: a new one every turn, and one the edge already knows
-            "knowledge_facts": [f"{source} learned fact {n} about {target}", f"fact {n % 50}"],
-            "beat_id": ids[1],
-        }
+    def edge(source: str, target: str) -> Later[Any]:
+        return Later(
+            EdgeUpdate,
+            {
+                "chat_id": CHAT,
+                "source_id": source,
+                "target_id": target,
+                "affinity_delta": (n % 7) - 3,
+                "trust_delta": (n % 5) - 2,
+                # facts on the edges: a new one every turn, and one the edge already knows
+                "knowledge_facts": [f"{source} learned fact {n} about {target}", f"fact {n % 50}"],
+                "beat_id": Ref(1),
+            },
+        )
 
     return [
         ("user_turn", {**common, "prose": PROSE, "segments": [{"kind": "action", "text": PROSE}]}),
         ("assistant_turn", {**common, "speaker_id": HOST, "text": REPLY}),
-        ("memory_written", memory("you")),
-        ("memory_written", memory(HOST)),
-        ("memory_written", memory(GUEST)),
-        ("edge_update", edge(HOST, "you")),
-        ("edge_update", edge("you", HOST)),
+        memory("you"),
+        memory(HOST),
+        memory(GUEST),
+        edge(HOST, "you"),
+        edge("you", HOST),
     ]
 
 

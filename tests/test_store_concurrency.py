@@ -11,14 +11,16 @@ import pytest
 
 import tests.helpers.store_factories as f
 from bot.store import (
+    Appendable,
     Database,
-    EventSpec,
+    Later,
     append_and_apply,
     append_events,
     events_by_kind,
     open_db,
     project,
 )
+from bot.store.events import MemoryWritten
 from bot.store.schema import MIGRATIONS
 
 TASKS = 300
@@ -105,19 +107,22 @@ async def test_reopening_keeps_data_and_migrates_once(tmp_path: Path) -> None:
         assert row["status"] == "closed"
 
 
-def _tagged_batch(batch: int, size: int, *, slow: bool = False) -> list[EventSpec]:
-    def payload(step: int) -> Any:
+class _SlowLater(Later[MemoryWritten]):
+    """Built on the writer thread mid-transaction, slowly: the task is cancelled meanwhile."""
+
+    def build(self, ids: list[int]) -> dict[str, Any]:
+        time.sleep(0.005)
+        return dict(self.fields)
+
+
+def _tagged_batch(batch: int, size: int, *, slow: bool = False) -> list[Appendable]:
+    def event(step: int) -> Appendable:
         tagged = f.memory_written(scene_id=1, text=f"batch{batch} step{step}")
         if not slow or step != size // 2:
-            return tagged
+            return ("memory_written", tagged)
+        return _SlowLater(MemoryWritten, tagged)
 
-        def wait_on_the_writer_thread(ids: list[int]) -> dict[str, Any]:
-            time.sleep(0.005)  # the task is cancelled while this runs mid-transaction
-            return tagged
-
-        return wait_on_the_writer_thread
-
-    return [("memory_written", payload(step)) for step in range(size)]
+    return [event(step) for step in range(size)]
 
 
 async def _batch_sizes(db: Database) -> dict[int, int]:

@@ -10,9 +10,12 @@ import pytest
 import tests.helpers.store_factories as f
 from bot.store import (
     PAYLOAD_MODELS,
+    Appendable,
+    Batch,
     Database,
     EventError,
-    EventSpec,
+    Later,
+    Ref,
     append_and_apply,
     append_event,
     append_events,
@@ -23,6 +26,7 @@ from bot.store import (
     project,
     validate,
 )
+from bot.store.events import MemoryWritten
 
 
 @pytest.fixture
@@ -159,11 +163,11 @@ async def test_an_unknown_kind_is_refused_and_the_known_kinds_are_listed(db: Dat
     with pytest.raises(EventError, match=r"unknown event kind 'bot_created'.*bot_authored"):
         await append_and_apply(db, kind="bot_created", payload=f.bot_authored())
     with pytest.raises(EventError, match="bot_created"):
-        await append_events(db, [("bot_created", lambda ids: f.bot_authored())])
+        await append_events(db, [("you_authored", f.you_authored()), ("bot_created", {})])
     assert await f.count_events(db) == 0
 
 
-async def _assert_batch_refused(db: Database, batch: list[EventSpec], *needles: str) -> None:
+async def _assert_batch_refused(db: Database, batch: list[Appendable], *needles: str) -> None:
     before, tables_before = await f.count_events(db), await f.snapshot(db)
     with pytest.raises(EventError) as caught:
         await append_events(db, batch)
@@ -176,11 +180,11 @@ async def _assert_batch_refused(db: Database, batch: list[EventSpec], *needles: 
     assert await f.snapshot(db) == tables_before
 
 
-def _turn_batch(ids: f.SeedIds, third: Any) -> list[EventSpec]:
+def _turn_batch(ids: f.SeedIds, third: dict[str, Any] | Later[Any]) -> list[Appendable]:
     return [
         ("user_turn", f.user_turn(ids.meanwhile_scene_id)),
         ("assistant_turn", f.assistant_turn(ids.meanwhile_scene_id)),
-        ("memory_written", third),
+        ("memory_written", third) if isinstance(third, dict) else third,
     ]
 
 
@@ -190,34 +194,32 @@ async def test_a_batch_whose_third_payload_is_bad_writes_none_of_it(db: Database
     await _assert_batch_refused(db, _turn_batch(ids, bad), "memory_written", "witness_host")
 
 
-async def test_a_deferred_payload_that_is_invalid_writes_none_of_the_batch(db: Database) -> None:
+def _memory_of(ids: f.SeedIds, beat: Ref, **overrides: Any) -> Later[MemoryWritten]:
+    fields = f.memory_written(scene_id=ids.meanwhile_scene_id, **overrides)
+    return Later(MemoryWritten, {**fields, "beat_id": beat})
+
+
+async def test_a_later_event_that_is_invalid_writes_none_of_the_batch(db: Database) -> None:
     ids = await f.seed_meanwhile_chat(db)
-
-    def third(given: list[int]) -> dict[str, Any]:
-        return f.memory_written(scene_id=ids.meanwhile_scene_id, beat_id=f"beat {given[-1]}")
-
-    await _assert_batch_refused(db, _turn_batch(ids, third), "memory_written", "beat_id")
+    third = _memory_of(ids, Ref(1), witness_host="yes")
+    await _assert_batch_refused(db, _turn_batch(ids, third), "memory_written", "witness_host")
 
 
-async def test_a_deferred_payload_that_raises_writes_none_of_the_batch(db: Database) -> None:
+async def test_a_later_event_pointing_past_its_batch_writes_none_of_it(db: Database) -> None:
     ids = await f.seed_meanwhile_chat(db)
-
-    def third(given: list[int]) -> dict[str, Any]:
-        return f.memory_written(scene_id=ids.meanwhile_scene_id, beat_id=given[5])
-
-    await _assert_batch_refused(db, _turn_batch(ids, third), "memory_written", "IndexError")
+    third = _memory_of(ids, Ref(5))
+    await _assert_batch_refused(db, _turn_batch(ids, third), "memory_written", "points past")
 
 
-async def test_a_deferred_payload_sees_the_ids_given_so_far(db: Database) -> None:
+def test_a_batch_refuses_a_ref_to_an_event_not_yet_added() -> None:
+    batch = Batch()
+    with pytest.raises(ValueError, match="added before it"):
+        batch.later(MemoryWritten, beat_id=Ref(0))
+
+
+async def test_a_later_event_gets_the_ids_given_so_far(db: Database) -> None:
     ids = await f.seed_meanwhile_chat(db)
-    seen: list[list[int]] = []
-
-    def memory(given: list[int]) -> dict[str, Any]:
-        seen.append(list(given))
-        return f.memory_written(scene_id=ids.meanwhile_scene_id, beat_id=given[-1])
-
-    written = await append_events(db, _turn_batch(ids, memory))
-    assert seen == [written[:2]]
+    written = await append_events(db, _turn_batch(ids, _memory_of(ids, Ref(1))))
     row = await db.fetchone("SELECT beat_id FROM memories WHERE id = ?", (written[2],))
     assert row is not None
     assert row["beat_id"] == written[1]

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import tests.helpers.store_factories as f
-from bot.store import Database, append_and_apply, append_events, open_db, project
+from bot.store import Database, Later, Ref, append_and_apply, append_events, open_db, project
+from bot.store.events import MemoryWritten
 
 
 @pytest.fixture
@@ -306,11 +307,12 @@ async def _meanwhile_turn(db: Database, ids: f.SeedIds, text: str) -> list[int]:
             ("user_turn", f.user_turn(scene, chat)),
             ("assistant_turn", f.assistant_turn(scene, chat, text=text)),
             *[
-                (
-                    "memory_written",
-                    lambda given, owner=owner: f.memory_written(
-                        owner, scene, chat, text=f"{owner} recalls: {text}", beat_id=given[1]
-                    ),
+                Later(
+                    MemoryWritten,
+                    {
+                        **f.memory_written(owner, scene, chat, text=f"{owner} recalls: {text}"),
+                        "beat_id": Ref(1),
+                    },
                 )
                 for owner in (f.HOST, f.GUEST)
             ],

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.helpers.store_factories as f
-from bot.store import EventSpec, append_and_apply, append_events, open_db, project
+from bot.store import Appendable, Later, append_and_apply, append_events, open_db, project
+from bot.store.events import MemoryWritten
 
 CHARACTERS = ("bot_a", "bot_b", "bot_c")
 FACTS = ("likes tea", "saw the letter", "owes money", "")
@@ -322,24 +323,32 @@ def story_of(drawn: list[tuple[str, int, int, tuple[int, int], int]]) -> Story:
     return story
 
 
-def as_batches(events: list[Event], cuts: list[int]) -> list[list[EventSpec]]:
-    """Split into batches at ``cuts``; every memory's payload is deferred (a function of the ids
-    so far), checking it sees the id the story predicted for the event before it."""
-    batches: list[list[EventSpec]] = []
+@dataclass(frozen=True)
+class _CheckedLater(Later[MemoryWritten]):
+    """A memory built in its batch's transaction, checking it sees the id the story predicted
+    for the event before it."""
+
+    want: int = 0
+
+    def build(self, ids: list[int]) -> dict[str, Any]:
+        assert ids[-1] == self.want
+        return dict(self.fields)
+
+
+def as_batches(events: list[Event], cuts: list[int]) -> list[list[Appendable]]:
+    """Split into batches at ``cuts``; every memory but a batch's first is built in the
+    transaction (a ``Later``), checking the ids given so far."""
+    batches: list[list[Appendable]] = []
     start = 0
     for end in [*sorted(set(cuts)), len(events)]:
         if end <= start:
             continue
-        batch: list[EventSpec] = []
+        batch: list[Appendable] = []
         for offset, (kind, payload) in enumerate(events[start:end]):
             if kind == "memory_written" and offset > 0:
                 previous_id = start + offset  # ids start at 1, so the previous event's id
 
-                def deferred(ids: list[int], p: dict[str, Any] = payload, want: int = previous_id):
-                    assert ids[-1] == want
-                    return p
-
-                batch.append((kind, deferred))
+                batch.append(_CheckedLater(MemoryWritten, payload, want=previous_id))
             else:
                 batch.append((kind, payload))
         batches.append(batch)

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.engine.parse import fallback_segments
 from bot.engine.sink import BeatStatus
-from bot.store import YOU, EventSpec
-from bot.store.events import MAX_TEXT, TurnStarted
+from bot.store import YOU, Batch, Ref
+from bot.store.events import MAX_TEXT, AssistantTurn, MemoryWritten, TurnStarted, UserTurn
 
 
 def clip(text: str) -> str:
     """Keep text within what an event may hold: no size of LLM output may lose a beat."""
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnBatch:
+    """A beat's events, and where its line and its reply stand in the batch."""
+
+    batch: Batch
+    reply: Ref
+    line: Ref | None
 
 
 def turn_events(
@@ -30,7 +40,7 @@ def turn_events(
     text: str,
     status: BeatStatus,
     message_ids: Sequence[int] = (),
-) -> list[EventSpec]:
+) -> TurnBatch:
     """The beat's user_turn (when it has a player's line) and assistant_turn.
 
     The line is written with the rules' labels; the classifier's come later, if the beat
@@ -52,40 +62,39 @@ def turn_events(
         "interrupted": status == "failed",
         "message_ids": list(message_ids),
     }
+    batch = Batch()
     if not started.prose:
-        return [("assistant_turn", {**reply, "answers_turn_id": started.answers_turn_id})]
-    line = {
-        **where,
-        "prose": started.prose,
-        "segments": [s.model_dump() for s in fallback_segments(started.prose)],
-        "author_id": started.author_id,
-        "message_id": started.message_id,
-    }
-    return [
-        ("user_turn", line),
-        ("assistant_turn", lambda ids: {**reply, "answers_turn_id": ids[0]}),
-    ]
+        answered = AssistantTurn(**reply, answers_turn_id=started.answers_turn_id)
+        return TurnBatch(batch, reply=batch.add(answered), line=None)
+    line = batch.add(
+        UserTurn(
+            **where,
+            prose=started.prose,
+            segments=fallback_segments(started.prose),
+            author_id=started.author_id,
+            message_id=started.message_id,
+        )
+    )
+    return TurnBatch(
+        batch, reply=batch.later(AssistantTurn, **reply, answers_turn_id=line), line=line
+    )
 
 
-def reply_ref(started: TurnStarted) -> BatchRef:
-    """Where the assistant_turn stands in ``turn_events``: memories point at it."""
-    return BatchRef(1 if started.prose else 0)
-
-
-def memory_events(
+def add_memories(
+    batch: Batch,
     *,
     chat_id: str,
     scene_id: int,
     witnesses: Sequence[str],
     cast: tuple[str, str | None],
     text: str,
-    beat: int | BatchRef,
-) -> list[EventSpec]:
+    beat: int | Ref,
+) -> None:
     """One memory of the beat per witness. ``beat`` is the beat's id, or, for a beat written
-    in the same batch, its place there (``BatchRef``). ``cast`` is (host id, guest id)."""
+    in the same batch, its ``Ref``. ``cast`` is (host id, guest id)."""
     host_id, guest_id = cast
     present = set(witnesses)
-    payload: dict[str, object] = {
+    fields: dict[str, Any] = {
         "chat_id": chat_id,
         "scene_id": scene_id,
         "text": clip(text),
@@ -93,21 +102,8 @@ def memory_events(
         "witness_host": int(host_id in present),
         "witness_guest": int(guest_id is not None and guest_id in present),
     }
-    if isinstance(beat, BatchRef):
-        at = beat.index
-
-        def deferred(owner: str) -> EventSpec:
-            return (
-                "memory_written",
-                lambda ids: {**payload, "owner_id": owner, "beat_id": ids[at]},
-            )
-
-        return [deferred(owner) for owner in witnesses]
-    return [("memory_written", {**payload, "owner_id": o, "beat_id": beat}) for o in witnesses]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRef:
-    """An event of the batch being built, by its place in it (its id is known only once written)."""
-
-    index: int
+    for owner in witnesses:
+        if isinstance(beat, Ref):
+            batch.later(MemoryWritten, **fields, owner_id=owner, beat_id=beat)
+        else:
+            batch.add(MemoryWritten(**fields, owner_id=owner, beat_id=beat))

@@ -10,13 +10,14 @@ leaves, and a replay of the chat leaves it out.
 
 from __future__ import annotations
 
-from bot.engine.beat_events import memory_events
+from bot.engine.beat_events import add_memories
 from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import AnswererDeleted, NotOwnLine
 from bot.engine.scenes import scene_replaced, summarize_again
 from bot.engine.turns import beat_lines, derive_world
 from bot.engine.views import Beat
-from bot.store import EventSpec, append_events
+from bot.store import Batch, append_events
+from bot.store.events import DerivationsReplaced, ManualEdit
 
 
 async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:
@@ -24,14 +25,8 @@ async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_pros
     if beat.role != "user":
         raise NotOwnLine("edited")
     cast = await load_cast(ctx, chat_id)
-    edit: EventSpec = (
-        "manual_edit",
-        {
-            "target_kind": "user_turn_prose",
-            "target_id": beat.id,
-            "new_value": new_prose,
-            "chat_id": chat_id,
-        },
+    edit = ManualEdit(
+        target_kind="user_turn_prose", target_id=beat.id, new_value=new_prose, chat_id=chat_id
     )
     reply = await ctx.views.latest_reply_to(chat_id, beat.id)
     scene = await ctx.views.scene(beat.meanwhile_scene_id or beat.scene_id)
@@ -49,11 +44,10 @@ async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_pros
         return
     witnesses = await ctx.views.witnesses(reply.id)
     lines = await _lines(ctx, cast, beat, reply, new_prose)
-    replaced: EventSpec = (
-        "derivations_replaced",
-        {"chat_id": chat_id, "beat_id": reply.id, "reason": "edit"},
-    )
-    memories = memory_events(
+    batch = Batch([edit, DerivationsReplaced(chat_id=chat_id, beat_id=reply.id, reason="edit")])
+    batch.extend(again)
+    add_memories(
+        batch,
         chat_id=chat_id,
         scene_id=reply.meanwhile_scene_id or reply.scene_id,
         witnesses=witnesses,
@@ -61,7 +55,7 @@ async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_pros
         text="\n".join(lines),
         beat=reply.id,
     )
-    await append_events(ctx.db, [edit, replaced, *again, *memories])
+    await append_events(ctx.db, batch)
     await _derive_again(ctx, cast, beat, (reply, witnesses, lines), new_prose)
     if closed is not None:
         await summarize_again(ctx, cast, closed)

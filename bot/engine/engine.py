@@ -84,10 +84,27 @@ from bot.engine.views import (
 from bot.engine.views import present_entities as _present
 from bot.engine.worldinfo import Activation
 from bot.llm import LLMClient
-from bot.store import YOU, Database, EventError, EventSpec, append_and_apply, append_events
+from bot.store import YOU, Batch, Database, EventError, append, append_events, checked
 from bot.store.checkpoints import checkpoint_text
-from bot.store.events import IMAGE_TYPES, MAX_IMAGE_BYTES, BotAuthored, TurnStarted
-from bot.validation import first_problem
+from bot.store.events import (
+    IMAGE_TYPES,
+    MAX_IMAGE_BYTES,
+    AssetStored,
+    AssistantTurn,
+    BotAuthored,
+    CharacterDeleted,
+    ChatCreated,
+    ChatEnded,
+    ContainerCreated,
+    MeanwhileSceneClosed,
+    Payload,
+    SceneOpened,
+    TurnMessagesLinked,
+    TurnStarted,
+    WorldChanged,
+    YouAuthored,
+)
+from bot.validation import all_problems, first_problem
 
 log = logging.getLogger(__name__)
 
@@ -192,28 +209,28 @@ class Engine:
         if existing is not None:
             payload["creator_id"] = existing.card.creator_id or creator_id
             payload.setdefault("avatar", existing.card.avatar)
-        events: list[EventSpec] = []
+        events: list[Payload] = []
         if avatar is not None:
-            events.append(("asset_stored", self._asset_payload(*avatar)))
+            events.append(self._asset(*avatar))
             payload["avatar"] = hashlib.sha256(avatar[0]).hexdigest()
         try:
             card = BotAuthored.model_validate(payload)
         except ValidationError as exc:
             raise Invalid("character", first_problem(exc, root="character")) from None
-        events.append(("bot_authored", card))
+        events.append(card)
         await append_events(self.ctx.db, events)
         return Character(guild_id, card)
 
-    def _asset_payload(self, data: bytes, content_type: str) -> dict[str, object]:
+    def _asset(self, data: bytes, content_type: str) -> AssetStored:
         if content_type not in IMAGE_TYPES:
             raise BadAvatarType(content_type)
         if len(data) > MAX_IMAGE_BYTES:
             raise AvatarTooLarge(len(data), MAX_IMAGE_BYTES)
-        return {
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "content_type": content_type,
-            "data_b64": b64encode(data).decode("ascii"),
-        }
+        return AssetStored(
+            sha256=hashlib.sha256(data).hexdigest(),
+            content_type=content_type,
+            data_b64=b64encode(data).decode("ascii"),
+        )
 
     async def set_avatar(
         self, guild_id: int, character_id: str, data: bytes, content_type: str
@@ -232,11 +249,7 @@ class Engine:
         for chat in await self.views.chats_of_guild(guild_id):
             if character_id in (chat.host_id, chat.guest_id):
                 raise CharacterInUse(character_id, chat)
-        await append_and_apply(
-            self.ctx.db,
-            kind="character_deleted",
-            payload={"id": character_id, "guild_id": guild_id},
-        )
+        await append(self.ctx.db, CharacterDeleted(id=character_id, guild_id=guild_id))
 
     async def characters(self, guild_id: int) -> list[Character]:
         return await self.views.characters(guild_id)
@@ -259,7 +272,7 @@ class Engine:
         pronouns: str = "",
         persona: str = "",
     ) -> You:
-        payload = {
+        fields = {
             "name": name.strip(),
             "pronouns": pronouns.strip(),
             "persona": persona.strip(),
@@ -267,7 +280,7 @@ class Engine:
             "guild_id": guild_id,
         }
         try:
-            await append_and_apply(self.ctx.db, kind="you_authored", payload=payload)
+            await append(self.ctx.db, checked(YouAuthored, fields))
         except EventError as exc:
             raise Invalid("you", str(exc).removeprefix("invalid you_authored payload: ")) from None
         return await self.views.you(guild_id, owner_id)
@@ -308,65 +321,59 @@ class Engine:
         kickoff = chosen_greeting(host, you.name, greeting)
         participants = [YOU, host.id] + ([guest.id] if guest else [])
         world_time = time.strip() or self.ctx.now()
-        events: list[EventSpec] = [
-            (
-                "chat_created",
-                {
-                    "id": new_id,
-                    "host_bot_id": host.id,
-                    "guest_bot_id": guest.id if guest else None,
-                    "initial_time": world_time,
-                    "narrative_anchor": narrative_anchor or "Day 1",
-                    "weather": weather.strip(),
-                    "place": place.strip(),
-                    "owner_id": owner_id,
-                    "guild_id": guild_id,
-                    "channel_id": channel_id,
-                },
-            ),
-            (
-                "container_created",
-                {"chat_id": new_id, "name": place.strip() or "somewhere", "type": "place"},
-            ),
-            (
-                "scene_opened",
-                lambda ids: {
-                    "chat_id": new_id,
-                    "container_id": ids[1],
-                    "started_at": world_time,
-                    "participants": participants,
-                },
-            ),
-        ]
-        cast = [host] if guest is None else [host, guest]
-        events += relationship_seeds(new_id, cast, you.name)
-        kickoff_at = len(events)
-        if kickoff.strip():
-            events.append(
-                (
-                    "assistant_turn",
-                    lambda ids: {
-                        "chat_id": new_id,
-                        "scene_id": ids[2],
-                        "speaker_id": host.id,
-                        "text": kickoff,
-                        "present_set_kind": "you_host_guest" if guest else "you_host",
-                        "witnesses": participants,
-                    },
+        batch = Batch()
+        try:
+            batch.add(
+                ChatCreated(
+                    id=new_id,
+                    host_bot_id=host.id,
+                    guest_bot_id=guest.id if guest else None,
+                    initial_time=world_time,
+                    narrative_anchor=narrative_anchor or "Day 1",
+                    weather=weather.strip(),
+                    place=place.strip(),
+                    owner_id=owner_id,
+                    guild_id=guild_id,
+                    channel_id=channel_id,
                 )
             )
+            container = batch.add(
+                ContainerCreated(chat_id=new_id, name=place.strip() or "somewhere", type="place")
+            )
+        except ValidationError as exc:
+            raise Invalid("story", all_problems(exc, root="(payload)")) from None
+        scene = batch.later(
+            SceneOpened,
+            chat_id=new_id,
+            container_id=container,
+            started_at=world_time,
+            participants=participants,
+        )
+        cast = [host] if guest is None else [host, guest]
+        batch.extend(relationship_seeds(new_id, cast, you.name))
+        opening = None
+        if kickoff.strip():
+            opening = batch.later(
+                AssistantTurn,
+                chat_id=new_id,
+                scene_id=scene,
+                speaker_id=host.id,
+                text=kickoff,
+                present_set_kind="you_host_guest" if guest else "you_host",
+                witnesses=participants,
+            )
         try:
-            ids = await append_events(self.ctx.db, events)
+            ids = await append_events(self.ctx.db, batch)
         except EventError as exc:
             raise Invalid("story", str(exc)) from None
         chat = await self.views.chat(new_id)
         assert chat is not None
         return ChatStart(
             chat=chat,
-            scene_id=ids[2],
+            scene_id=ids[scene.index],
             kickoff=speaker_of(host),
             kickoff_text=kickoff,
-            kickoff_turn_id=ids[kickoff_at] if len(ids) > kickoff_at else None,
+            kickoff_turn_id=ids[opening.index] if opening is not None else None,
         )
 
     async def greetings(self, guild_id: int, owner_id: int, host_id: str) -> list[str]:
@@ -383,15 +390,13 @@ class Engine:
             if chat is None or chat.status != "open":
                 raise NoOpenStory(chat_id)
             meanwhile = await self.views.open_scene(chat_id, "meanwhile")
-            events: list[EventSpec] = []
+            events: list[Payload] = []
             if meanwhile is not None:
-                closed = {
-                    "scene_id": meanwhile.id,
-                    "closed_at": chat.world_time,
-                    "chat_id": chat_id,
-                }
-                events.append(("meanwhile_scene_closed", closed))
-            events.append(("chat_ended", {"chat_id": chat_id}))
+                closed = MeanwhileSceneClosed(
+                    scene_id=meanwhile.id, closed_at=chat.world_time, chat_id=chat_id
+                )
+                events.append(closed)
+            events.append(ChatEnded(chat_id=chat_id))
             await append_events(self.ctx.db, events)
         return ChatEnd(chat, meanwhile.thread_id if meanwhile is not None else 0)
 
@@ -417,9 +422,7 @@ class Engine:
         async with self._turn(chat_id):
             await load_cast(self.ctx, chat_id)
             try:
-                await append_and_apply(
-                    self.ctx.db, kind="world_changed", payload={"chat_id": chat_id, **given}
-                )
+                await append(self.ctx.db, checked(WorldChanged, {"chat_id": chat_id, **given}))
             except EventError as exc:
                 raise Invalid("world change", str(exc)) from None
         chat = await self.views.chat(chat_id)
@@ -452,11 +455,8 @@ class Engine:
 
     async def link_messages(self, chat_id: str, turn_id: int, message_ids: list[int]) -> None:
         """Remember which adapter messages show a beat (for rewinds, edits and ⛔)."""
-        await append_and_apply(
-            self.ctx.db,
-            kind="turn_messages_linked",
-            payload={"chat_id": chat_id, "turn_id": turn_id, "message_ids": message_ids},
-        )
+        linked = TurnMessagesLinked(chat_id=chat_id, turn_id=turn_id, message_ids=message_ids)
+        await append(self.ctx.db, linked)
 
     # -- turns --------------------------------------------------------------------------------
 
@@ -527,9 +527,8 @@ class Engine:
         for started_id, raw in await self.views.open_turns():
             started = TurnStarted.model_validate_json(raw)
             text = await checkpoint_text(self.ctx.db, started_id)
-            await append_events(
-                self.ctx.db, turn_events(started, started_id, text=text, status="failed")
-            )
+            beat = turn_events(started, started_id, text=text, status="failed")
+            await append_events(self.ctx.db, beat.batch)
             closed += 1
             log.warning(
                 "closed turn %d of chat %s, cut off by a restart (%d characters kept)",

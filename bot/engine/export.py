@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.engine.context import StoryContext
 from bot.engine.errors import NoSuchStory
 from bot.engine.views import Chat, speaker_label
-from bot.store import StoredEvent, dump_jsonl, events_of_chat
+from bot.store import Payload, StoredEvent, dump_jsonl, events_of_chat
 from bot.store.events import AssetStored, BotAuthored, CastChanged, YouAuthored
 from bot.store.record import parse_row
 
@@ -28,7 +28,7 @@ async def chat_log(ctx: StoryContext, chat_id: str) -> str:
         "ORDER BY id"
     )
     world = [parse_row(row) for row in rows]
-    needed: list[StoredEvent] = []
+    needed: list[StoredEvent[Payload]] = []
     avatars: set[str] = set()
     for event in world:
         p = event.payload

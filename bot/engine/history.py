@@ -18,8 +18,8 @@ from bot.engine.errors import (
     RewindCrossesMeanwhile,
 )
 from bot.engine.views import Beat
-from bot.store import EventSpec, append_events
-from bot.store.events import WORLD_BOOK_KINDS
+from bot.store import append_events
+from bot.store.events import WORLD_BOOK_KINDS, BeatsRewound, RewindReason
 from bot.store.rewinds import carried_past, next_event_in_story
 
 TRAILING_KINDS = (
@@ -117,14 +117,16 @@ def _excerpt(text: str, limit: int = 60) -> str:
 
 
 async def _rewind_after(
-    ctx: StoryContext, chat_id: str, after: int, reason: str, *, from_line: bool = False
+    ctx: StoryContext,
+    chat_id: str,
+    after: int,
+    reason: RewindReason,
+    *,
+    from_line: bool = False,
 ) -> Rewound:
     await _refuse_crossing_meanwhile(ctx, chat_id, after, from_line=from_line)
     gone = tuple(await ctx.views.beats(chat_id, after_id=after))
-    rewind: EventSpec = (
-        "beats_rewound",
-        {"chat_id": chat_id, "after_event_id": after, "reason": reason},
-    )
+    rewind = BeatsRewound(chat_id=chat_id, after_event_id=after, reason=reason)
     # edits of lines that stay, and what they derived again, would otherwise go with the range
     carried = await carried_past(ctx.db, chat_id, after)
     await append_events(ctx.db, [rewind, *carried])

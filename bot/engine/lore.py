@@ -29,8 +29,8 @@ from bot.engine.macros import Names, resolve_text
 from bot.engine.parse import in_character_text
 from bot.engine.views import Beat, Character, speaker_label
 from bot.engine.worldinfo import Activation, Scanned, activate
-from bot.store import append_and_apply
-from bot.store.events import LoreEntry
+from bot.store import append
+from bot.store.events import LoreEntry, LoreEntryAdded, LoreEntryRemoved, WorldBookImported
 from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
@@ -132,18 +132,18 @@ async def import_world_book(
         raise UnreadableWorldBook(filename, exc.message) from None
     if not book.entries:
         raise NoWorldInfo(filename)
-    await append_and_apply(
-        ctx.db,
-        kind="world_book_imported",
-        payload={
-            "chat_id": chat_id,
-            "name": book.name[:500],
-            "scan_depth": book.scan_depth,
-            "token_budget": book.token_budget,
-            "recursive_scanning": book.recursive_scanning,
-            "entries": [entry.model_dump() for entry in book.entries],
-        },
-    )
+    try:
+        imported = WorldBookImported(
+            chat_id=chat_id,
+            name=book.name[:500],
+            scan_depth=book.scan_depth,
+            token_budget=book.token_budget,
+            recursive_scanning=book.recursive_scanning,
+            entries=list(book.entries),
+        )
+    except ValidationError as exc:
+        raise UnreadableWorldBook(filename, first_problem(exc, root="world book")) from None
+    await append(ctx.db, imported)
     return book
 
 
@@ -157,9 +157,7 @@ async def add_entry(ctx: StoryContext, chat_id: str, fields: Mapping[str, object
         raise LoreEntryIncomplete("content")
     if not entry.constant and not any(key.strip() for key in entry.keys):
         raise LoreEntryIncomplete("keys")
-    event_id = await append_and_apply(
-        ctx.db, kind="lore_entry_added", payload={"chat_id": chat_id, "entry": entry}
-    )
+    event_id = await append(ctx.db, LoreEntryAdded(chat_id=chat_id, entry=entry))
     row = await ctx.db.fetchone(
         "SELECT number FROM lore_entries WHERE chat_id = ? AND event_id = ?", (chat_id, event_id)
     )
@@ -173,9 +171,7 @@ async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
     )
     if row is None:
         raise NoSuchLoreEntry(number)
-    await append_and_apply(
-        ctx.db, kind="lore_entry_removed", payload={"chat_id": chat_id, "number": number}
-    )
+    await append(ctx.db, LoreEntryRemoved(chat_id=chat_id, number=number))
 
 
 def entry_fields(

@@ -11,7 +11,8 @@ from bot.engine.macros import Names, resolve_text
 from bot.engine.sink import BeatEnd, BeatSink, GuardedSink
 from bot.engine.turns import TurnResult, speaker_of
 from bot.engine.views import Beat, Character, Scene, present_entities
-from bot.store import YOU, EventSpec, append_events
+from bot.store import YOU, append_events
+from bot.store.events import AssistantTurn, EdgeUpdate, Payload
 
 
 def greetings(host: Character, you_name: str) -> list[str]:
@@ -29,22 +30,19 @@ def chosen_greeting(host: Character, you_name: str, choice: int) -> str:
     return options[choice]
 
 
-def relationship_seeds(chat_id: str, characters: list[Character], you_name: str) -> list[EventSpec]:
+def relationship_seeds(chat_id: str, characters: list[Character], you_name: str) -> list[Payload]:
     """Each character's ``initial_relationship_to_you`` as its starting summary toward you."""
-    seeds: list[EventSpec] = []
+    seeds: list[Payload] = []
     for character in characters:
         text = character.card.initial_relationship_to_you.strip()
         if text:
             summary = resolve_text(text, Names(char=character.name, user=you_name))
             seeds.append(
-                (
-                    "edge_update",
-                    {
-                        "source_id": character.id,
-                        "target_id": YOU,
-                        "chat_id": chat_id,
-                        "relationship_summary": summary,
-                    },
+                EdgeUpdate(
+                    source_id=character.id,
+                    target_id=YOU,
+                    chat_id=chat_id,
+                    relationship_summary=summary,
                 )
             )
     return seeds
@@ -82,17 +80,14 @@ async def show_greeting(
     [beat_id] = await append_events(
         ctx.db,
         [
-            (
-                "assistant_turn",
-                {
-                    "chat_id": cast.chat.id,
-                    "scene_id": scene.id,
-                    "speaker_id": cast.host.id,
-                    "text": text,
-                    "present_set_kind": scene.present_set_kind,
-                    "witnesses": list(present),
-                    "message_ids": list(message_ids),
-                },
+            AssistantTurn(
+                chat_id=cast.chat.id,
+                scene_id=scene.id,
+                speaker_id=cast.host.id,
+                text=text,
+                present_set_kind=scene.present_set_kind,
+                witnesses=list(present),
+                message_ids=list(message_ids),
             )
         ],
     )

@@ -27,7 +27,20 @@ from bot.engine.macros import Names
 from bot.engine.opening import relationship_seeds
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
 from bot.engine.views import Memory, Scene, present_entities, speaker_label
-from bot.store import YOU, EventSpec, StoreError, append_and_apply, append_events
+from bot.store import YOU, Batch, StoreError, append, append_events
+from bot.store.events import (
+    CastChanged,
+    DerivationsReplaced,
+    DigestWritten,
+    EdgeUpdate,
+    ManualEdit,
+    MeanwhileSceneClosed,
+    MeanwhileSceneStarted,
+    Payload,
+    SceneClosed,
+    SceneOpened,
+    StoryThreadDetected,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +94,18 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
             for owner in owners
         )
     )
-    events: list[EventSpec] = []
+    events: list[Payload] = []
     summaries: dict[str, str] = {}
     for owner, answer in zip(owners, answers, strict=True):
         text = answer.summary.strip() or " ".join(m.text for m in by_owner[owner])[:1500]
         summaries[owner] = text
         events.append(
-            (
-                "manual_edit",
-                {
-                    "target_kind": "memory_pov_summary",
-                    "target_id": by_owner[owner][0].id,
-                    "new_value": text,
-                    "chat_id": cast.chat.id,
-                    "scene_id": scene.id,
-                },
+            ManualEdit(
+                target_kind="memory_pov_summary",
+                target_id=by_owner[owner][0].id,
+                new_value=text,
+                chat_id=cast.chat.id,
+                scene_id=scene.id,
             )
         )
         others = [e for e in present_entities(scene) if e not in {owner, YOU}]
@@ -103,16 +113,13 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
         if learned and owner != YOU and len(others) + (YOU in scene.participants) == 1:
             target = others[0] if others else YOU
             events.append(
-                (
-                    "edge_update",
-                    {
-                        "source_id": owner,
-                        "target_id": target,
-                        "chat_id": cast.chat.id,
-                        "knowledge_facts": answer.knowledge_facts[:10],
-                        "relationship_summary": answer.relationship_summary or None,
-                        "scene_id": scene.id,
-                    },
+                EdgeUpdate(
+                    source_id=owner,
+                    target_id=target,
+                    chat_id=cast.chat.id,
+                    knowledge_facts=answer.knowledge_facts[:10],
+                    relationship_summary=answer.relationship_summary or None,
+                    scene_id=scene.id,
                 )
             )
     if events:
@@ -135,14 +142,8 @@ async def record_threads(
             await append_events(
                 ctx.db,
                 [
-                    (
-                        "story_thread_detected",
-                        {
-                            "chat_id": cast.chat.id,
-                            "scene_id": scene.id,
-                            "title": t.title,
-                            "summary": t.summary,
-                        },
+                    StoryThreadDetected(
+                        chat_id=cast.chat.id, scene_id=scene.id, title=t.title, summary=t.summary
                     )
                     for t in threads
                 ],
@@ -173,7 +174,7 @@ async def close_you_scene(
     *,
     participants: list[str] | None = None,
     cast_change: str | None = None,
-    seeds: list[EventSpec] | None = None,
+    seeds: list[Payload] | None = None,
 ) -> SceneClose:
     """Close the open you-scene and open the next one (with ``participants``, default the same).
 
@@ -184,30 +185,23 @@ async def close_you_scene(
     _no_meanwhile(cast)
     scene = cast.scene
     container = await ctx.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene.id,))
-    events: list[EventSpec] = []
+    batch = Batch()
     if cast_change is not None:
-        events.append(("cast_changed", {"chat_id": cast.chat.id, "guest_bot_id": cast_change}))
-    events += [
-        (
-            "scene_closed",
-            {"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
-        ),
-        (
-            "scene_opened",
-            {
-                "chat_id": cast.chat.id,
-                "container_id": container[0] if container and container[0] is not None else 0,
-                "started_at": cast.chat.world_time,
-                "participants": participants or list(scene.participants),
-            },
-        ),
-    ]
-    opened_at = len(events) - 1
-    events += seeds or []
-    ids = await append_events(ctx.db, events)
+        batch.add(CastChanged(chat_id=cast.chat.id, guest_bot_id=cast_change))
+    batch.add(SceneClosed(scene_id=scene.id, closed_at=cast.chat.world_time, chat_id=cast.chat.id))
+    opened = batch.add(
+        SceneOpened(
+            chat_id=cast.chat.id,
+            container_id=container[0] if container and container[0] is not None else 0,
+            started_at=cast.chat.world_time,
+            participants=participants or list(scene.participants),
+        )
+    )
+    batch.extend(seeds or [])
+    ids = await append_events(ctx.db, batch)
     summaries = await write_pov_summaries(ctx, cast, scene)
     threads = await record_threads(ctx, cast, scene, await _scene_lines(ctx, cast, scene))
-    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[opened_at])
+    return SceneClose(scene.id, summaries, threads, new_scene_id=ids[opened.index])
 
 
 async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> SceneClose:
@@ -246,19 +240,16 @@ async def start_meanwhile(ctx: StoryContext, cast: Cast, *, thread_id: int, prem
         raise MeanwhileAlreadyOpen(cast.meanwhile)
     if cast.guest is None:
         raise NeedsGuest()
-    return await append_and_apply(
-        ctx.db,
-        kind="meanwhile_scene_started",
-        payload={
-            "chat_id": cast.chat.id,
-            "parent_scene_id": cast.scene.id,
-            "host_bot_id": cast.host.id,
-            "guest_bot_id": cast.guest.id,
-            "started_at": cast.chat.world_time,
-            "thread_id": thread_id,
-            "premise": premise,
-        },
+    started = MeanwhileSceneStarted(
+        chat_id=cast.chat.id,
+        parent_scene_id=cast.scene.id,
+        host_bot_id=cast.host.id,
+        guest_bot_id=cast.guest.id,
+        started_at=cast.chat.world_time,
+        thread_id=thread_id,
+        premise=premise,
     )
+    return await append(ctx.db, started)
 
 
 async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
@@ -266,11 +257,10 @@ async def end_meanwhile(ctx: StoryContext, cast: Cast) -> SceneClose:
     scene = cast.meanwhile
     if scene is None:
         raise NoMeanwhile()
-    await append_and_apply(
-        ctx.db,
-        kind="meanwhile_scene_closed",
-        payload={"scene_id": scene.id, "closed_at": cast.chat.world_time, "chat_id": cast.chat.id},
+    closed = MeanwhileSceneClosed(
+        scene_id=scene.id, closed_at=cast.chat.world_time, chat_id=cast.chat.id
     )
+    await append(ctx.db, closed)
     summaries = await write_pov_summaries(ctx, cast, scene)
     lines = await _scene_lines(ctx, cast, scene)
     digest = await _write_digest(ctx, cast, scene, lines)
@@ -286,17 +276,15 @@ async def _write_digest(ctx: StoryContext, cast: Cast, scene: Scene, lines: list
         n for k, n in (await scene_names(ctx, cast, scene)).items() if k in scene.participants
     )
     digest = answer.summary.strip() or f"While you were away, {names} spent some time together."
-    await append_and_apply(
-        ctx.db,
-        kind="digest_written",
-        payload={"chat_id": cast.chat.id, "meanwhile_scene_id": scene.id, "text": digest},
+    await append(
+        ctx.db, DigestWritten(chat_id=cast.chat.id, meanwhile_scene_id=scene.id, text=digest)
     )
     return digest
 
 
-def scene_replaced(chat_id: str, scene_id: int) -> EventSpec:
+def scene_replaced(chat_id: str, scene_id: int) -> DerivationsReplaced:
     """What a scene's close derived (summaries, threads, digest) leaves the story."""
-    return ("derivations_replaced", {"chat_id": chat_id, "scene_id": scene_id, "reason": "edit"})
+    return DerivationsReplaced(chat_id=chat_id, scene_id=scene_id, reason="edit")
 
 
 async def summarize_again(ctx: StoryContext, cast: Cast, scene: Scene) -> None:

@@ -19,7 +19,7 @@ from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
 from bot.engine.views import Activity, Relationship
 from bot.llm import Message
-from bot.store import EventSpec
+from bot.store.events import ActivityAction, ActivityChange, EdgeUpdate, Payload
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ async def ask_state_update(
     activity: Activity | None,
     beat_id: int,
     aliases: Mapping[str, Sequence[str]] | None = None,
-) -> list[EventSpec]:
+) -> list[Payload]:
     """One call for ``source_id``; returns one edge_update per target, plus an activity change."""
     answer = await models.ask_json(
         state_prompt(
@@ -197,37 +197,31 @@ async def ask_state_update(
         default=StateUpdate(),
     )
     by_target = _match_targets(answer, targets, aliases)
-    events: list[EventSpec] = []
+    events: list[Payload] = []
     for target_id, _name, _rel in targets:
         pair = by_target.get(target_id, PairUpdate())
         events.append(
-            (
-                "edge_update",
-                {
-                    "source_id": source_id,
-                    "target_id": target_id,
-                    "chat_id": chat_id,
-                    "affinity_delta": _step(pair.affinity_delta),
-                    "trust_delta": _step(pair.trust_delta),
-                    "knowledge_facts": pair.knowledge_facts,
-                    "beat_id": beat_id,
-                },
+            EdgeUpdate(
+                source_id=source_id,
+                target_id=target_id,
+                chat_id=chat_id,
+                affinity_delta=_step(pair.affinity_delta),
+                trust_delta=_step(pair.trust_delta),
+                knowledge_facts=pair.knowledge_facts,
+                beat_id=beat_id,
             )
         )
     change = answer.activity
     if change is not None and change.verb and (activity is None or change.verb != activity.verb):
         events.append(
-            (
-                "activity_change",
-                {
-                    "chat_id": chat_id,
-                    "entity_id": source_id,
-                    "posture": change.posture,
-                    "action": {"verb": change.verb},
-                    "attention": change.attention,
-                    "holding": change.holding,
-                    "beat_id": beat_id,
-                },
+            ActivityChange(
+                chat_id=chat_id,
+                entity_id=source_id,
+                posture=change.posture,
+                action=ActivityAction(verb=change.verb),
+                attention=change.attention,
+                holding=change.holding,
+                beat_id=beat_id,
             )
         )
     return events

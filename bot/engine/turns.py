@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass, replace
 
-from bot.engine.beat_events import clip, memory_events, reply_ref, turn_events
+from bot.engine.beat_events import TurnBatch, add_memories, clip, turn_events
 from bot.engine.cardtext import persona_text
 from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels, stop_sequences
 from bot.engine.context import Cast, StoryContext
@@ -41,9 +41,9 @@ from bot.engine.views import (
 from bot.engine.window import witnessed_window
 from bot.llm import LLMError, Message
 from bot.llm.structured import mended_text
-from bot.store import YOU, Database, EventSpec, StoreError, append_and_apply, append_events
+from bot.store import YOU, Database, StoreError, append, append_events
 from bot.store.checkpoints import save_checkpoint
-from bot.store.events import TurnStarted
+from bot.store.events import Payload, TurnClassified, TurnMessagesLinked, TurnStarted
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ async def play_beat(
         answers_turn_id=answering.id if answering is not None else None,
         witnesses=list(present),
     )
-    started_id = await append_and_apply(ctx.db, kind="turn_started", payload=started)
+    started_id = await append(ctx.db, started)
     checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
     cleaner = ReplyCleaner(
         speaker_labels(name_forms(speaker.name, speaker.card.nickname)),
@@ -142,29 +142,29 @@ async def play_beat(
         text,
         started.meanwhile_scene_id is not None,
     )
-    ids = await _write_beat(
+    beat, ids = await _write_beat(
         ctx, cast, started=started, started_id=started_id, text=text, status=status, lines=lines
     )
-    beat_id = ids[reply_ref(started).index]
+    beat_id = ids[beat.reply.index]
+    line_id = ids[beat.line.index] if beat.line is not None else None
     error = str(failure) if failure else ""
     reason = failure.public_reason if failure else ""
     ended = BeatEnd(text=text, status=status, error=error, reason=reason)
     message_ids = tuple(await guarded.end(ended))
     if message_ids:
-        await append_and_apply(
-            ctx.db,
-            kind="turn_messages_linked",
-            payload={"chat_id": cast.chat.id, "turn_id": beat_id, "message_ids": list(message_ids)},
+        linked = TurnMessagesLinked(
+            chat_id=cast.chat.id, turn_id=beat_id, message_ids=list(message_ids)
         )
+        await append(ctx.db, linked)
     if status == "done":
-        line = (ids[0], prose) if prose else None
+        line = (line_id, prose) if line_id is not None and prose else None
         await _after_beat(ctx, cast, pov, lines, beat_id, line=line)
     return TurnResult(
         speaker=speaker_of(speaker),
         text=text,
         status=status,
         assistant_turn_id=beat_id,
-        user_turn_id=ids[0] if prose is not None else None,
+        user_turn_id=line_id,
         meanwhile_scene_id=started.meanwhile_scene_id,
         message_ids=message_ids,
         error=error,
@@ -180,20 +180,21 @@ async def _write_beat(
     text: str,
     status: BeatStatus,
     lines: list[str],
-) -> list[int]:
+) -> tuple[TurnBatch, list[int]]:
     """The player's line, the reply and (for a finished beat) every witness's memory, at once."""
-    events = turn_events(started, started_id, text=text, status=status)
+    beat = turn_events(started, started_id, text=text, status=status)
     if status == "done":
-        events += memory_events(
+        add_memories(
+            beat.batch,
             chat_id=started.chat_id,
             scene_id=started.meanwhile_scene_id or started.scene_id,
             witnesses=started.witnesses,
             cast=(cast.host.id, cast.guest.id if cast.guest else None),
             text="\n".join(lines),
-            beat=reply_ref(started),
+            beat=beat.reply,
         )
     try:
-        return await append_events(ctx.db, events)
+        return beat, await append_events(ctx.db, beat.batch)
     except StoreError:
         raise  # the store is unusable (gone, full): stop; the next start closes the beat
     except Exception:
@@ -227,9 +228,9 @@ async def _close_unwritten(
     ctx: StoryContext, started: TurnStarted, started_id: int, text: str
 ) -> None:
     """Best effort: close a beat whose events could not be written, as the restart would."""
-    events = turn_events(started, started_id, text=text, status="failed")
+    beat = turn_events(started, started_id, text=text, status="failed")
     try:
-        await append_events(ctx.db, events)
+        await append_events(ctx.db, beat.batch)
     except Exception:
         log.exception("closing the unwritten beat failed too; the next start will close it")
 
@@ -389,12 +390,12 @@ async def derive_world(
     beat_id: int,
     *,
     line: tuple[int, str] | None = None,
-) -> list[EventSpec]:
+) -> list[Payload]:
     """What a beat changes beyond itself, asked of the LLM (concurrently, within its limit):
     the labels of the player's line (``line``: its turn id and words) and, per present
     character, feelings, facts learned and activity. Edits call it again with new words."""
     names = cast.names()
-    requests: list[Awaitable[list[EventSpec]]] = []
+    requests: list[Awaitable[list[Payload]]] = []
     if line is not None:
         macros = Names(char=cast.host.name, user=cast.you.name)
         requests.append(_classified(ctx, cast.chat.id, *line, macros))
@@ -449,7 +450,7 @@ async def activity_all_saw(
 
 async def _classified(
     ctx: StoryContext, chat_id: str, turn_id: int, prose: str, names: Names
-) -> list[EventSpec]:
+) -> list[Payload]:
     """The line's labels; an LLM failure gives the plain labels it was written with."""
-    labels = [s.model_dump() for s in await parse_turn(ctx.models, prose, names)]
-    return [("turn_classified", {"chat_id": chat_id, "turn_id": turn_id, "segments": labels})]
+    labels = await parse_turn(ctx.models, prose, names)
+    return [TurnClassified(chat_id=chat_id, turn_id=turn_id, segments=labels)]

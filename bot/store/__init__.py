@@ -1,6 +1,7 @@
 """The event store: an append-only log in SQLite and the projections folded from it."""
 
 from bot.store import projections as _projections  # registers every projection handler
+from bot.store.batch import Batch, Later, Ref
 from bot.store.db import Database, open_db
 from bot.store.errors import (
     DatabaseDamagedError,
@@ -11,11 +12,14 @@ from bot.store.errors import (
 )
 from bot.store.events import PAYLOAD_MODELS, YOU, Payload
 from bot.store.log import (
+    Appendable,
     EventError,
-    EventSpec,
+    RawEvent,
+    append,
     append_and_apply,
     append_event,
     append_events,
+    checked,
     dump_jsonl,
     events_after,
     events_by_kind,
@@ -28,19 +32,25 @@ from bot.store.record import StoredEvent
 __all__ = [
     "PAYLOAD_MODELS",
     "YOU",
+    "Appendable",
+    "Batch",
     "Database",
     "DatabaseDamagedError",
     "DatabaseGoneError",
     "DatabaseLockedError",
     "EventError",
-    "EventSpec",
+    "Later",
     "Payload",
+    "RawEvent",
+    "Ref",
     "StoreError",
     "StoredEvent",
     "WriteFailedError",
+    "append",
     "append_and_apply",
     "append_event",
     "append_events",
+    "checked",
     "dump_jsonl",
     "events_after",
     "events_by_kind",

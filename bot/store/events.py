@@ -7,12 +7,13 @@ id, so a rebuild from the log gives every row the same id it had when applied in
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PresentSetKind = Literal["you_host", "you_host_guest", "host_guest"]
 SegmentKind = Literal["dialogue", "action", "narration", "ooc"]
+RewindReason = Literal["rewind", "regenerate", "deleted"]
 
 YOU = "you"
 """The entity id of the player's persona in edges, memories and activities."""
@@ -25,14 +26,22 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 """Image formats Discord takes as a webhook avatar."""
 
 
-class Payload(BaseModel):
-    """Base of every payload: unknown fields are refused so a typo never slips into the log."""
+class Record(BaseModel):
+    """Base of everything the log holds: unknown fields are refused, so a typo never slips in."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Payload(Record):
+    """An event: what happened, one class per kind; ``kind`` names it in the log."""
+
+    kind: ClassVar[str]
+
+
 class BotAuthored(Payload):
     """A character was written or rewritten (same guild and id: the new version replaces it)."""
+
+    kind: ClassVar[str] = "bot_authored"
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str = Field(min_length=1, max_length=80)
@@ -64,12 +73,16 @@ class BotAuthored(Payload):
 
 
 class CharacterDeleted(Payload):
+    kind: ClassVar[str] = "character_deleted"
+
     id: str
     guild_id: int = 0
 
 
 class YouAuthored(Payload):
     """The player's persona, one per (guild, Discord user); 0/0 in the console."""
+
+    kind: ClassVar[str] = "you_authored"
 
     name: str = Field(min_length=1, max_length=80)
     pronouns: str = Field(default="", max_length=40)
@@ -81,12 +94,16 @@ class YouAuthored(Payload):
 class AssetStored(Payload):
     """An image (an avatar) kept in the log, because Discord attachment URLs expire."""
 
+    kind: ClassVar[str] = "asset_stored"
+
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: str = Field(max_length=100)
     data_b64: str = Field(max_length=(MAX_IMAGE_BYTES + 2) // 3 * 4)
 
 
 class ChatCreated(Payload):
+    kind: ClassVar[str] = "chat_created"
+
     id: str = Field(min_length=1, max_length=100)
     host_bot_id: str
     guest_bot_id: str | None = None
@@ -100,11 +117,15 @@ class ChatCreated(Payload):
 
 
 class ChatEnded(Payload):
+    kind: ClassVar[str] = "chat_ended"
+
     chat_id: str
 
 
 class CastChanged(Payload):
     """The chat's guest character changed (None: the chat has no guest any more)."""
+
+    kind: ClassVar[str] = "cast_changed"
 
     chat_id: str
     guest_bot_id: str | None
@@ -112,6 +133,8 @@ class CastChanged(Payload):
 
 class WorldChanged(Payload):
     """In-world time, place or weather moved on (None leaves a field as it was)."""
+
+    kind: ClassVar[str] = "world_changed"
 
     chat_id: str
     time: str | None = None
@@ -121,6 +144,8 @@ class WorldChanged(Payload):
 
 
 class ContainerCreated(Payload):
+    kind: ClassVar[str] = "container_created"
+
     chat_id: str
     name: str = Field(max_length=MAX_SHORT)
     type: str = Field(default="place", max_length=100)
@@ -128,6 +153,8 @@ class ContainerCreated(Payload):
 
 
 class SceneOpened(Payload):
+    kind: ClassVar[str] = "scene_opened"
+
     chat_id: str
     container_id: int
     started_at: str
@@ -135,6 +162,8 @@ class SceneOpened(Payload):
 
 
 class SceneClosed(Payload):
+    kind: ClassVar[str] = "scene_closed"
+
     scene_id: int
     closed_at: str
     chat_id: str = ""
@@ -147,6 +176,8 @@ class MeanwhileSceneStarted(Payload):
     scene); the projection ignores it, since rows always take their event's id.
     """
 
+    kind: ClassVar[str] = "meanwhile_scene_started"
+
     scene_id: int | None = None
     chat_id: str
     parent_scene_id: int
@@ -158,6 +189,8 @@ class MeanwhileSceneStarted(Payload):
 
 
 class MeanwhileSceneClosed(Payload):
+    kind: ClassVar[str] = "meanwhile_scene_closed"
+
     scene_id: int
     closed_at: str
     chat_id: str = ""
@@ -165,6 +198,8 @@ class MeanwhileSceneClosed(Payload):
 
 class EdgeUpdate(Payload):
     """A directed relationship moved; deltas are clamped to 0..100 when applied."""
+
+    kind: ClassVar[str] = "edge_update"
 
     source_id: str
     target_id: str
@@ -179,7 +214,7 @@ class EdgeUpdate(Payload):
     """The scene this update was derived from (what its close taught a witness)."""
 
 
-class ActivityAction(Payload):
+class ActivityAction(Record):
     verb: str = Field(max_length=MAX_SHORT)
     interruptible: bool = True
     required_attention: str = Field(default="low", max_length=40)
@@ -187,6 +222,8 @@ class ActivityAction(Payload):
 
 
 class ActivityChange(Payload):
+    kind: ClassVar[str] = "activity_change"
+
     entity_id: str
     posture: str = Field(default="", max_length=MAX_SHORT)
     action: ActivityAction
@@ -201,6 +238,8 @@ class ActivityChange(Payload):
 class MemoryWritten(Payload):
     """One witness's memory of one beat, in its own words."""
 
+    kind: ClassVar[str] = "memory_written"
+
     owner_id: str
     chat_id: str
     scene_id: int
@@ -212,13 +251,15 @@ class MemoryWritten(Payload):
     beat_id: int | None = None
 
 
-class Segment(Payload):
+class Segment(Record):
     kind: SegmentKind
     text: str = Field(max_length=MAX_TEXT)
 
 
 class TurnStarted(Payload):
     """Written before a reply streams, so a crash mid-stream can be found and closed later."""
+
+    kind: ClassVar[str] = "turn_started"
 
     chat_id: str
     scene_id: int
@@ -234,6 +275,8 @@ class TurnStarted(Payload):
 
 
 class UserTurn(Payload):
+    kind: ClassVar[str] = "user_turn"
+
     chat_id: str
     scene_id: int
     prose: str = Field(max_length=MAX_TEXT)
@@ -247,6 +290,8 @@ class UserTurn(Payload):
 
 
 class AssistantTurn(Payload):
+    kind: ClassVar[str] = "assistant_turn"
+
     chat_id: str
     scene_id: int
     speaker_id: str
@@ -265,6 +310,8 @@ class AssistantTurn(Payload):
 class TurnClassified(Payload):
     """The player's line, labelled span by span (written after the beat, which never waits)."""
 
+    kind: ClassVar[str] = "turn_classified"
+
     chat_id: str
     turn_id: int
     segments: list[Segment] = Field(default_factory=list)
@@ -272,6 +319,8 @@ class TurnClassified(Payload):
 
 class TurnMessagesLinked(Payload):
     """The Discord messages that show a beat, learned after the beat was written."""
+
+    kind: ClassVar[str] = "turn_messages_linked"
 
     chat_id: str
     turn_id: int
@@ -282,6 +331,8 @@ EditTarget = Literal["memory_pov_summary", "user_turn_prose", "assistant_turn_te
 
 
 class ManualEdit(Payload):
+    kind: ClassVar[str] = "manual_edit"
+
     target_kind: EditTarget
     target_id: int
     new_value: str = Field(max_length=MAX_TEXT)
@@ -291,12 +342,16 @@ class ManualEdit(Payload):
 
 
 class DigestWritten(Payload):
+    kind: ClassVar[str] = "digest_written"
+
     chat_id: str
     meanwhile_scene_id: int
     text: str = Field(max_length=MAX_TEXT)
 
 
 class StoryThreadDetected(Payload):
+    kind: ClassVar[str] = "story_thread_detected"
+
     chat_id: str
     scene_id: int
     title: str = Field(max_length=MAX_SHORT)
@@ -309,9 +364,11 @@ class BeatsRewound(Payload):
     Their events stay in the log; projections and prompts behave as if they never happened.
     """
 
+    kind: ClassVar[str] = "beats_rewound"
+
     chat_id: str
     after_event_id: int
-    reason: Literal["rewind", "regenerate", "deleted"] = "rewind"
+    reason: RewindReason = "rewind"
 
     @field_validator("after_event_id")
     @classmethod
@@ -328,6 +385,8 @@ class DerivationsReplaced(Payload):
     feelings, activities, and, for a closed scene, its summaries, threads and digest.
     """
 
+    kind: ClassVar[str] = "derivations_replaced"
+
     chat_id: str
     beat_id: int | None = None
     scene_id: int | None = None
@@ -339,7 +398,7 @@ LorePosition = Literal["before_char", "after_char", "at_depth"]
 LoreRole = Literal["system", "user", "assistant"]
 
 
-class LoreEntry(Payload):
+class LoreEntry(Record):
     """One world-info entry, normalized from a card's ``character_book`` or a SillyTavern
     world-info file (see ``bot.cards.lorebook``); ``bot.engine.worldinfo`` decides when it fires.
     """
@@ -369,6 +428,8 @@ class LoreEntry(Payload):
 class WorldBookImported(Payload):
     """A chat's world book was replaced by an imported one (entries and book settings)."""
 
+    kind: ClassVar[str] = "world_book_imported"
+
     chat_id: str
     name: str = Field(default="", max_length=MAX_SHORT)
     scan_depth: int | None = Field(default=None, ge=0, le=1000)
@@ -380,11 +441,15 @@ class WorldBookImported(Payload):
 class LoreEntryAdded(Payload):
     """An entry was added to a chat's world book; it takes the chat's next entry number."""
 
+    kind: ClassVar[str] = "lore_entry_added"
+
     chat_id: str
     entry: LoreEntry
 
 
 class LoreEntryRemoved(Payload):
+    kind: ClassVar[str] = "lore_entry_removed"
+
     chat_id: str
     number: int = Field(ge=1)
 
@@ -393,34 +458,37 @@ WORLD_BOOK_KINDS = ("world_book_imported", "lore_entry_added", "lore_entry_remov
 """Changes to a chat's world book: not beats, so a rewind carries them past itself."""
 
 
-PAYLOAD_MODELS: dict[str, type[Payload]] = {
-    "bot_authored": BotAuthored,
-    "character_deleted": CharacterDeleted,
-    "you_authored": YouAuthored,
-    "asset_stored": AssetStored,
-    "chat_created": ChatCreated,
-    "chat_ended": ChatEnded,
-    "cast_changed": CastChanged,
-    "world_changed": WorldChanged,
-    "container_created": ContainerCreated,
-    "scene_opened": SceneOpened,
-    "scene_closed": SceneClosed,
-    "meanwhile_scene_started": MeanwhileSceneStarted,
-    "meanwhile_scene_closed": MeanwhileSceneClosed,
-    "edge_update": EdgeUpdate,
-    "activity_change": ActivityChange,
-    "memory_written": MemoryWritten,
-    "turn_started": TurnStarted,
-    "user_turn": UserTurn,
-    "assistant_turn": AssistantTurn,
-    "turn_classified": TurnClassified,
-    "turn_messages_linked": TurnMessagesLinked,
-    "manual_edit": ManualEdit,
-    "digest_written": DigestWritten,
-    "story_thread_detected": StoryThreadDetected,
-    "beats_rewound": BeatsRewound,
-    "derivations_replaced": DerivationsReplaced,
-    "world_book_imported": WorldBookImported,
-    "lore_entry_added": LoreEntryAdded,
-    "lore_entry_removed": LoreEntryRemoved,
-}
+EVENT_TYPES: tuple[type[Payload], ...] = (
+    BotAuthored,
+    CharacterDeleted,
+    YouAuthored,
+    AssetStored,
+    ChatCreated,
+    ChatEnded,
+    CastChanged,
+    WorldChanged,
+    ContainerCreated,
+    SceneOpened,
+    SceneClosed,
+    MeanwhileSceneStarted,
+    MeanwhileSceneClosed,
+    EdgeUpdate,
+    ActivityChange,
+    MemoryWritten,
+    TurnStarted,
+    UserTurn,
+    AssistantTurn,
+    TurnClassified,
+    TurnMessagesLinked,
+    ManualEdit,
+    DigestWritten,
+    StoryThreadDetected,
+    BeatsRewound,
+    DerivationsReplaced,
+    WorldBookImported,
+    LoreEntryAdded,
+    LoreEntryRemoved,
+)
+"""Every kind of event the log holds, oldest kinds first."""
+
+PAYLOAD_MODELS: dict[str, type[Payload]] = {model.kind: model for model in EVENT_TYPES}

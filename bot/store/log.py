@@ -8,42 +8,49 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from bot.store.batch import Batch, Later
 from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
 from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
 from bot.validation import all_problems
 
-PayloadLike = Payload | Mapping[str, Any]
-DeferredPayload = Callable[[list[int]], PayloadLike]
-"""A payload computed inside the batch from the ids already given to its earlier events."""
-EventSpec = tuple[str, PayloadLike | DeferredPayload]
+RawEvent = tuple[str, Mapping[str, Any]]
+"""An event as read from a file or written by hand (a kind and its fields): checked on append."""
+Appendable = Payload | Later[Any] | RawEvent
+E = TypeVar("E", bound=Payload)
 
 
 class EventError(ValueError):
     """An event the log refuses: its kind is unknown or its payload does not fit its model."""
 
 
-def validate(kind: str, payload: PayloadLike) -> Payload:
+def validate(kind: str, payload: Payload | Mapping[str, Any]) -> Payload:
+    """The event of this kind these fields make; EventError says what does not fit."""
     model = PAYLOAD_MODELS.get(kind)
     if model is None:
         known = ", ".join(sorted(PAYLOAD_MODELS))
         raise EventError(f"unknown event kind {kind!r}; known kinds: {known}")
     if isinstance(payload, model):
         return payload
-    raw = payload.model_dump() if isinstance(payload, Payload) else payload
+    return checked(model, payload.model_dump() if isinstance(payload, Payload) else payload)
+
+
+def checked(model: type[E], fields: Mapping[str, Any]) -> E:
+    """The event these fields make, for fields from outside (a player, a file); EventError
+    says, in the log's words, what does not fit."""
     try:
-        return model.model_validate(raw)
+        return model.model_validate(fields)
     except ValidationError as exc:
         problems = all_problems(exc, root="(payload)")
-        raise EventError(f"invalid {kind} payload: {problems}") from None
+        raise EventError(f"invalid {model.kind} payload: {problems}") from None
 
 
 def payload_json(kind: str, payload: Payload) -> str:
@@ -94,60 +101,76 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
     return event_id
 
 
-async def append_event(db: Database, *, kind: str, payload: PayloadLike) -> int:
-    """Append one event without applying projections (``project`` picks it up later)."""
-    checked = validate(kind, payload)
-    return await db.write(lambda raw: _insert(raw, kind, checked, apply=False))
-
-
-async def append_and_apply(db: Database, *, kind: str, payload: PayloadLike) -> int:
-    """Append one event and update every projection, in one transaction."""
-    checked = validate(kind, payload)
-    return await db.write(lambda raw: _insert(raw, kind, checked, apply=True))
+async def append(db: Database, event: Payload) -> int:
+    """Append one event and update every projection, in one transaction; returns its id."""
+    return await db.write(lambda raw: _insert(raw, event.kind, event, apply=True))
 
 
 async def append_events(
-    db: Database, events: Sequence[EventSpec], *, apply: bool = True
+    db: Database, events: Batch | Sequence[Appendable], *, apply: bool = True
 ) -> list[int]:
     """Append several events atomically (one turn = one transaction); returns their ids.
 
-    A payload may be a function of the ids given so far in this batch, so a memory can point
-    at the beat written just before it. If any payload is refused, nothing is written.
+    An event may be a ``Later`` (see ``Batch``), built from the ids given so far in this batch,
+    so a memory can point at the beat written just before it. If any is refused, nothing is
+    written.
     """
-    ready = [
-        (kind, validate(kind, spec)) if not callable(spec) else (kind, spec)
-        for kind, spec in events
-    ]
+    ready = [_checked(event) for event in events]
 
     def work(raw: sqlite3.Connection) -> list[int]:
         ids: list[int] = []
-        for kind, spec in ready:
-            payload = _deferred(kind, spec, ids) if callable(spec) else spec
-            ids.append(_insert(raw, kind, payload, apply=apply))
+        for event in ready:
+            built = _later(event, ids) if isinstance(event, Later) else event
+            ids.append(_insert(raw, built.kind, built, apply=apply))
         return ids
 
     return await db.write(work)
 
 
-def _deferred(kind: str, spec: DeferredPayload, ids: list[int]) -> Payload:
-    """Compute and validate a deferred payload; whatever goes wrong is the event's fault."""
+def _checked(event: Appendable) -> Payload | Later[Any]:
+    if isinstance(event, tuple):
+        kind, fields = event
+        return validate(kind, fields)
+    return event
+
+
+def _later(event: Later[Any], ids: list[int]) -> Payload:
+    """Build an event whose fields point at earlier events of its batch."""
     try:
-        computed = spec(list(ids))
-    except Exception as exc:
+        fields = event.build(ids)
+    except IndexError:
         raise EventError(
-            f"deferred {kind} payload (event {len(ids) + 1} of the batch) failed: {exc!r}"
-        ) from exc
-    return validate(kind, computed)
+            f"{event.model.kind} (event {len(ids) + 1} of the batch) points past the batch"
+        ) from None
+    model: type[Payload] = event.model
+    return checked(model, fields)
 
 
-async def events_of_chat(db: Database, chat_id: str, *, after_id: int = 0) -> list[StoredEvent]:
+async def append_event(db: Database, *, kind: str, payload: Mapping[str, Any] | Payload) -> int:
+    """Append one event given by kind and fields, without applying projections (``project``
+    picks it up later): for imports and tests of the log itself."""
+    checked = validate(kind, payload)
+    return await db.write(lambda raw: _insert(raw, kind, checked, apply=False))
+
+
+async def append_and_apply(db: Database, *, kind: str, payload: Mapping[str, Any] | Payload) -> int:
+    """Append one event given by kind and fields, and apply it: for input that is not yet an
+    event (a file, a test); the engine appends typed events with ``append``."""
+    return await append(db, validate(kind, payload))
+
+
+async def events_of_chat(
+    db: Database, chat_id: str, *, after_id: int = 0
+) -> list[StoredEvent[Payload]]:
     rows = await db.fetchall(
         "SELECT * FROM event_log WHERE chat_id = ? AND id > ? ORDER BY id", (chat_id, after_id)
     )
     return [parse_row(row) for row in rows]
 
 
-async def events_after(db: Database, after_id: int, *, limit: int = 1000) -> list[StoredEvent]:
+async def events_after(
+    db: Database, after_id: int, *, limit: int = 1000
+) -> list[StoredEvent[Payload]]:
     rows = await db.fetchall(
         "SELECT * FROM event_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
     )
@@ -156,7 +179,7 @@ async def events_after(db: Database, after_id: int, *, limit: int = 1000) -> lis
 
 async def events_by_kind(
     db: Database, kind: str, *, chat_id: str | None = None
-) -> list[StoredEvent]:
+) -> list[StoredEvent[Payload]]:
     if chat_id is None:
         rows = await db.fetchall("SELECT * FROM event_log WHERE kind = ? ORDER BY id", (kind,))
     else:
@@ -166,5 +189,5 @@ async def events_by_kind(
     return [parse_row(row) for row in rows]
 
 
-def dump_jsonl(events: Sequence[StoredEvent]) -> str:
+def dump_jsonl(events: Sequence[StoredEvent[Payload]]) -> str:
     return "".join(json.dumps(event.as_json(), ensure_ascii=False) + "\n" for event in events)

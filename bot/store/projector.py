@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.store.events import Payload
 from bot.store.journal import (
     covered_after,
     drop_triggers,
@@ -27,28 +28,28 @@ from bot.store.schema import PROJECTION_TABLES
 if TYPE_CHECKING:
     from bot.store.db import Database
 
-Handler = Callable[[sqlite3.Connection, StoredEvent], None]
+E = TypeVar("E", bound=Payload)
+Handler = Callable[[sqlite3.Connection, StoredEvent[E]], None]
 
-_HANDLERS: dict[str, list[Handler]] = {}
+_HANDLERS: dict[type[Payload], list[Handler[Any]]] = {}
 
 
-def handles(*kinds: str) -> Callable[[Handler], Handler]:
-    """Register a projection handler for one or more event kinds."""
+def handles(event_type: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+    """Register a projection handler for one type of event; it receives that type, typed."""
 
-    def register(handler: Handler) -> Handler:
-        for kind in kinds:
-            _HANDLERS.setdefault(kind, []).append(handler)
+    def register(handler: Handler[E]) -> Handler[E]:
+        _HANDLERS.setdefault(event_type, []).append(handler)
         return handler
 
     return register
 
 
-def apply_event(raw: sqlite3.Connection, event: StoredEvent) -> None:
-    for handler in _HANDLERS.get(event.kind, ()):
+def apply_event(raw: sqlite3.Connection, event: StoredEvent[Payload]) -> None:
+    for handler in _HANDLERS.get(type(event.payload), ()):
         handler(raw, event)
 
 
-def apply_journalled(raw: sqlite3.Connection, event: StoredEvent) -> None:
+def apply_journalled(raw: sqlite3.Connection, event: StoredEvent[Payload]) -> None:
     """Apply one event, journalling what it changes (so a rewind can undo just that)."""
     journal_as(raw, event.id)
     apply_event(raw, event)
@@ -173,7 +174,7 @@ class Exclusions:
     def rewound(self, event_id: int) -> bool:
         return any(after < event_id < until for after, until in self.ranges)
 
-    def replaced(self, event: StoredEvent) -> bool:
+    def replaced(self, event: StoredEvent[Payload]) -> bool:
         source = source_of(event.payload)
         if source is None or not self.replaced_at:
             return False

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bot.store.events import PAYLOAD_MODELS, Payload
 
+E_co = TypeVar("E_co", bound=Payload, covariant=True)
+
 
 @dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(Generic[E_co]):
+    """An event as the log holds it: its id (its place in the story), its payload, its chat."""
+
     id: int
     kind: str
-    payload: Payload
+    payload: E_co
     chat_id: str | None
     created_at: str
 
@@ -27,7 +31,7 @@ class StoredEvent:
         }
 
 
-def parse_row(row: sqlite3.Row) -> StoredEvent:
+def parse_row(row: sqlite3.Row) -> StoredEvent[Payload]:
     model = PAYLOAD_MODELS[row["kind"]]
     return StoredEvent(
         id=row["id"],

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
+from bot.store.batch import Later, Ref
 from bot.store.db import Database
-from bot.store.events import WORLD_BOOK_KINDS, ManualEdit
-from bot.store.log import EventSpec
+from bot.store.events import WORLD_BOOK_KINDS, ManualEdit, Payload
 from bot.store.projector import Exclusions
 from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
@@ -35,7 +36,7 @@ CARRIED_KINDS = (
 
 async def carried_past(
     db: Database, chat_id: str, after: int, *, placed_at: int = 1
-) -> list[EventSpec]:
+) -> list[Payload | Later[Any]]:
     """The events after ``after`` that steer or re-derive beats at or before it, to be written
     at ``placed_at`` in a batch (after the rewind itself).
 
@@ -43,10 +44,10 @@ async def carried_past(
     copy, or it would land on nothing.
     """
 
-    def read(raw: sqlite3.Connection) -> list[EventSpec]:
+    def read(raw: sqlite3.Connection) -> list[Payload | Later[Any]]:
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
         closed = _closed_scenes(raw, chat_id, after, exclusions)
-        carried: list[EventSpec] = []
+        carried: list[Payload | Later[Any]] = []
         copies: dict[int, int] = {}  # a carried memory's event id -> where its copy stands
         marks = ",".join("?" * len(CARRIED_KINDS))
         for row in raw.execute(
@@ -66,19 +67,19 @@ async def carried_past(
     return await db.read(read)
 
 
-def _copy(event: StoredEvent, copies: dict[int, int]) -> EventSpec:
+def _copy(event: StoredEvent[Payload], copies: dict[int, int]) -> Payload | Later[Any]:
     payload = event.payload
     if (
         isinstance(payload, ManualEdit)
         and payload.target_kind == "memory_pov_summary"
         and payload.target_id in copies
     ):
-        at, fields = copies[payload.target_id], payload.model_dump()
-        return (event.kind, lambda ids: {**fields, "target_id": ids[at]})
-    return (event.kind, payload)
+        fields = {**payload.model_dump(), "target_id": Ref(copies[payload.target_id])}
+        return Later(ManualEdit, fields)
+    return payload
 
 
-def _steers_kept(event: StoredEvent, after: int, closed: frozenset[int]) -> bool:
+def _steers_kept(event: StoredEvent[Payload], after: int, closed: frozenset[int]) -> bool:
     payload = event.payload
     if event.kind in WORLD_BOOK_KINDS:
         return True

@@ -10,10 +10,9 @@ from bot.store.projector import handles
 from bot.store.record import StoredEvent
 
 
-@handles("bot_authored")
-def character_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(BotAuthored)
+def character_written(raw: sqlite3.Connection, event: StoredEvent[BotAuthored]) -> None:
     p = event.payload
-    assert isinstance(p, BotAuthored)
     raw.execute(
         "INSERT OR REPLACE INTO characters "
         "(guild_id, id, name, nickname, creator_id, avatar, payload_json, updated_event_id) "
@@ -31,17 +30,15 @@ def character_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("character_deleted")
-def character_deleted(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(CharacterDeleted)
+def character_deleted(raw: sqlite3.Connection, event: StoredEvent[CharacterDeleted]) -> None:
     p = event.payload
-    assert isinstance(p, CharacterDeleted)
     raw.execute("DELETE FROM characters WHERE guild_id = ? AND id = ?", (p.guild_id, p.id))
 
 
-@handles("you_authored")
-def you_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(YouAuthored)
+def you_written(raw: sqlite3.Connection, event: StoredEvent[YouAuthored]) -> None:
     p = event.payload
-    assert isinstance(p, YouAuthored)
     raw.execute(
         "INSERT OR REPLACE INTO yous (guild_id, owner_id, name, pronouns, persona) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -49,10 +46,9 @@ def you_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("asset_stored")
-def asset_stored(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(AssetStored)
+def asset_stored(raw: sqlite3.Connection, event: StoredEvent[AssetStored]) -> None:
     p = event.payload
-    assert isinstance(p, AssetStored)
     raw.execute(
         "INSERT OR IGNORE INTO assets (sha256, content_type, data) VALUES (?, ?, ?)",
         (p.sha256, p.content_type, base64.b64decode(p.data_b64)),

@@ -10,10 +10,9 @@ from bot.store.projector import handles
 from bot.store.record import StoredEvent
 
 
-@handles("chat_created")
-def chat_created(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(ChatCreated)
+def chat_created(raw: sqlite3.Connection, event: StoredEvent[ChatCreated]) -> None:
     p = event.payload
-    assert isinstance(p, ChatCreated)
     raw.execute(
         "INSERT INTO chats (id, guild_id, channel_id, owner_id, host_id, guest_id, world_time, "
         "narrative_anchor, weather, place, status, created_event_id) "
@@ -34,17 +33,15 @@ def chat_created(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("chat_ended")
-def chat_ended(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(ChatEnded)
+def chat_ended(raw: sqlite3.Connection, event: StoredEvent[ChatEnded]) -> None:
     p = event.payload
-    assert isinstance(p, ChatEnded)
     raw.execute("UPDATE chats SET status = 'ended' WHERE id = ?", (p.chat_id,))
 
 
-@handles("world_changed")
-def world_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(WorldChanged)
+def world_changed(raw: sqlite3.Connection, event: StoredEvent[WorldChanged]) -> None:
     p = event.payload
-    assert isinstance(p, WorldChanged)
     raw.execute(
         "UPDATE chats SET world_time = COALESCE(?, world_time), place = COALESCE(?, place), "
         "weather = COALESCE(?, weather), narrative_anchor = COALESCE(?, narrative_anchor) "
@@ -53,18 +50,16 @@ def world_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("container_created")
-def container_created(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(ContainerCreated)
+def container_created(raw: sqlite3.Connection, event: StoredEvent[ContainerCreated]) -> None:
     p = event.payload
-    assert isinstance(p, ContainerCreated)
     raw.execute(
         "INSERT INTO containers (id, chat_id, name, type, properties_json) VALUES (?, ?, ?, ?, ?)",
         (event.id, p.chat_id, p.name, p.type, json.dumps(p.properties, sort_keys=True)),
     )
 
 
-@handles("cast_changed")
-def cast_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(CastChanged)
+def cast_changed(raw: sqlite3.Connection, event: StoredEvent[CastChanged]) -> None:
     p = event.payload
-    assert isinstance(p, CastChanged)
     raw.execute("UPDATE chats SET guest_id = ? WHERE id = ?", (p.guest_bot_id, p.chat_id))

@@ -19,10 +19,9 @@ def _insert(
     )
 
 
-@handles("world_book_imported")
-def world_book_imported(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(WorldBookImported)
+def world_book_imported(raw: sqlite3.Connection, event: StoredEvent[WorldBookImported]) -> None:
     p = event.payload
-    assert isinstance(p, WorldBookImported)
     settings = {
         "scan_depth": p.scan_depth,
         "token_budget": p.token_budget,
@@ -41,18 +40,16 @@ def world_book_imported(raw: sqlite3.Connection, event: StoredEvent) -> None:
         _insert(raw, p.chat_id, number, entry, event.id)
 
 
-@handles("lore_entry_added")
-def lore_entry_added(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(LoreEntryAdded)
+def lore_entry_added(raw: sqlite3.Connection, event: StoredEvent[LoreEntryAdded]) -> None:
     p = event.payload
-    assert isinstance(p, LoreEntryAdded)
     row = raw.execute(
         "SELECT COALESCE(MAX(number), 0) FROM lore_entries WHERE chat_id = ?", (p.chat_id,)
     ).fetchone()
     _insert(raw, p.chat_id, int(row[0]) + 1, p.entry, event.id)
 
 
-@handles("lore_entry_removed")
-def lore_entry_removed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(LoreEntryRemoved)
+def lore_entry_removed(raw: sqlite3.Connection, event: StoredEvent[LoreEntryRemoved]) -> None:
     p = event.payload
-    assert isinstance(p, LoreEntryRemoved)
     raw.execute("DELETE FROM lore_entries WHERE chat_id = ? AND number = ?", (p.chat_id, p.number))

@@ -31,10 +31,9 @@ def fact_key(fact: str) -> str:
     return _SPACE.sub(" ", fact).strip().casefold()
 
 
-@handles("edge_update")
-def edge_updated(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(EdgeUpdate)
+def edge_updated(raw: sqlite3.Connection, event: StoredEvent[EdgeUpdate]) -> None:
     p = event.payload
-    assert isinstance(p, EdgeUpdate)
     if not may_know(raw, p.source_id, p):
         return  # nobody learns from what they did not witness
     key = (p.chat_id, p.source_id, p.target_id)
@@ -93,10 +92,9 @@ def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
         )
 
 
-@handles("activity_change")
-def activity_changed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(ActivityChange)
+def activity_changed(raw: sqlite3.Connection, event: StoredEvent[ActivityChange]) -> None:
     p = event.payload
-    assert isinstance(p, ActivityChange)
     seen = witnesses_of(raw, source_of(p))
     if seen is None:  # no source (logs from before provenance): everyone in the chat saw it
         seen = frozenset({YOU, p.entity_id, *_cast_of(raw, p.chat_id)})

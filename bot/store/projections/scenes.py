@@ -24,10 +24,9 @@ def present_set_of(participants: list[str]) -> PresentSetKind:
     return "you_host_guest" if len(set(participants) - {YOU}) >= 2 else "you_host"
 
 
-@handles("scene_opened")
-def scene_opened(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(SceneOpened)
+def scene_opened(raw: sqlite3.Connection, event: StoredEvent[SceneOpened]) -> None:
     p = event.payload
-    assert isinstance(p, SceneOpened)
     raw.execute(
         "INSERT INTO scenes (id, chat_id, container_id, parent_scene_id, kind, present_set_kind, "
         "participants_json, thread_id, premise, started_at, closed_at, status) "
@@ -43,10 +42,9 @@ def scene_opened(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("meanwhile_scene_started")
-def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(MeanwhileSceneStarted)
+def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent[MeanwhileSceneStarted]) -> None:
     p = event.payload
-    assert isinstance(p, MeanwhileSceneStarted)
     parent = raw.execute(
         "SELECT container_id FROM scenes WHERE id = ?", (p.parent_scene_id,)
     ).fetchone()
@@ -67,11 +65,15 @@ def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent) -> None:
     )
 
 
-@handles("scene_closed", "meanwhile_scene_closed")
-def scene_closed(raw: sqlite3.Connection, event: StoredEvent) -> None:
+def scene_closed(
+    raw: sqlite3.Connection, event: StoredEvent[SceneClosed | MeanwhileSceneClosed]
+) -> None:
     p = event.payload
-    assert isinstance(p, SceneClosed | MeanwhileSceneClosed)
     raw.execute(
         "UPDATE scenes SET status = 'closed', closed_at = ? WHERE id = ?",
         (p.closed_at, p.scene_id),
     )
+
+
+handles(SceneClosed)(scene_closed)
+handles(MeanwhileSceneClosed)(scene_closed)

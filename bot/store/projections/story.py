@@ -18,10 +18,9 @@ from bot.store.provenance import Source, may_know
 from bot.store.record import StoredEvent
 
 
-@handles("memory_written")
-def memory_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(MemoryWritten)
+def memory_written(raw: sqlite3.Connection, event: StoredEvent[MemoryWritten]) -> None:
     p = event.payload
-    assert isinstance(p, MemoryWritten)
     if not may_know(raw, p.owner_id, p):
         return  # a memory of a beat its owner did not witness is no one's memory
     raw.execute(
@@ -59,10 +58,9 @@ _EDITS = {
 }
 
 
-@handles("manual_edit")
-def manual_edit(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(ManualEdit)
+def manual_edit(raw: sqlite3.Connection, event: StoredEvent[ManualEdit]) -> None:
     p = event.payload
-    assert isinstance(p, ManualEdit)
     if p.target_kind == "user_turn_prose":
         _rewrite_remembered_line(raw, p.target_id, p.new_value)
     elif p.target_kind == "memory_pov_summary" and p.scene_id is not None:
@@ -90,30 +88,27 @@ def _rewrite_remembered_line(raw: sqlite3.Connection, turn_id: int, new_prose: s
     )
 
 
-@handles("digest_written")
-def digest_written(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(DigestWritten)
+def digest_written(raw: sqlite3.Connection, event: StoredEvent[DigestWritten]) -> None:
     p = event.payload
-    assert isinstance(p, DigestWritten)
     raw.execute(
         "INSERT INTO digests (id, chat_id, meanwhile_scene_id, text) VALUES (?, ?, ?, ?)",
         (event.id, p.chat_id, p.meanwhile_scene_id, p.text),
     )
 
 
-@handles("story_thread_detected")
-def story_thread(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(StoryThreadDetected)
+def story_thread(raw: sqlite3.Connection, event: StoredEvent[StoryThreadDetected]) -> None:
     p = event.payload
-    assert isinstance(p, StoryThreadDetected)
     raw.execute(
         "INSERT INTO story_threads (id, chat_id, scene_id, title, summary) VALUES (?, ?, ?, ?, ?)",
         (event.id, p.chat_id, p.scene_id, p.title, p.summary),
     )
 
 
-@handles("beats_rewound")
-def beats_rewound(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(BeatsRewound)
+def beats_rewound(raw: sqlite3.Connection, event: StoredEvent[BeatsRewound]) -> None:
     p = event.payload
-    assert isinstance(p, BeatsRewound)
     raw.execute(
         "INSERT INTO rewound_ranges (event_id, chat_id, after_event_id, reason) "
         "VALUES (?, ?, ?, ?)",
@@ -122,10 +117,9 @@ def beats_rewound(raw: sqlite3.Connection, event: StoredEvent) -> None:
     rebuild_chat(raw, p.chat_id, up_to=event.id, since=p.after_event_id)
 
 
-@handles("derivations_replaced")
-def derivations_replaced(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(DerivationsReplaced)
+def derivations_replaced(raw: sqlite3.Connection, event: StoredEvent[DerivationsReplaced]) -> None:
     p = event.payload
-    assert isinstance(p, DerivationsReplaced)
     raw.execute(
         "INSERT INTO derived_replaced (event_id, chat_id, beat_id, scene_id) VALUES (?, ?, ?, ?)",
         (event.id, p.chat_id, p.beat_id, p.scene_id),

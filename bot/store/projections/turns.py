@@ -53,20 +53,18 @@ def _record_witnesses(
     )
 
 
-@handles("turn_started")
-def turn_started(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(TurnStarted)
+def turn_started(raw: sqlite3.Connection, event: StoredEvent[TurnStarted]) -> None:
     p = event.payload
-    assert isinstance(p, TurnStarted)
     raw.execute(
         "INSERT INTO open_turns (turn_started_id, chat_id, payload_json) VALUES (?, ?, ?)",
         (event.id, p.chat_id, p.model_dump_json()),
     )
 
 
-@handles("user_turn")
-def user_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(UserTurn)
+def user_turn(raw: sqlite3.Connection, event: StoredEvent[UserTurn]) -> None:
     p = event.payload
-    assert isinstance(p, UserTurn)
     segments = _json_list([s.model_dump() for s in p.segments])
     message_ids = f"[{p.message_id}]" if p.message_id else "[]"
     raw.execute(
@@ -100,10 +98,9 @@ def _close_open_turn(raw: sqlite3.Connection, turn_started_id: int | None) -> No
         raw.execute("DELETE FROM stream_checkpoints WHERE turn_started_id = ?", (turn_started_id,))
 
 
-@handles("assistant_turn")
-def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(AssistantTurn)
+def assistant_turn(raw: sqlite3.Connection, event: StoredEvent[AssistantTurn]) -> None:
     p = event.payload
-    assert isinstance(p, AssistantTurn)
     answers = p.answers_turn_id
     if answers is None and p.turn_started_id is not None:
         # written before replies named the line they answer: the line of the same turn
@@ -136,20 +133,18 @@ def assistant_turn(raw: sqlite3.Connection, event: StoredEvent) -> None:
     _close_open_turn(raw, p.turn_started_id)
 
 
-@handles("turn_classified")
-def turn_classified(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(TurnClassified)
+def turn_classified(raw: sqlite3.Connection, event: StoredEvent[TurnClassified]) -> None:
     p = event.payload
-    assert isinstance(p, TurnClassified)
     raw.execute(
         "UPDATE turns SET segments_json = ? WHERE id = ? AND chat_id = ? AND role = 'user'",
         (_json_list([s.model_dump() for s in p.segments]), p.turn_id, p.chat_id),
     )
 
 
-@handles("turn_messages_linked")
-def messages_linked(raw: sqlite3.Connection, event: StoredEvent) -> None:
+@handles(TurnMessagesLinked)
+def messages_linked(raw: sqlite3.Connection, event: StoredEvent[TurnMessagesLinked]) -> None:
     p = event.payload
-    assert isinstance(p, TurnMessagesLinked)
     raw.execute(
         "UPDATE turns SET message_ids_json = ? WHERE id = ? AND chat_id = ?",
         (json.dumps(p.message_ids), p.turn_id, p.chat_id),
