@@ -26,9 +26,9 @@ from bot.config import Settings
 from bot.console_errors import describe
 from bot.console_lore import LoreUsageError, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
-from bot.engine.views import Character
 from bot.llm import OpenAICompatibleClient
 from bot.store import open_db
+from bot.store.views import Character
 
 log = logging.getLogger(__name__)
 

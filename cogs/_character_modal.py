@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.cards import slugify
-from bot.engine.views import Character
+from bot.store.views import Character
 from cogs._base import Interaction, Refusal, answer, answer_error
 from cogs._embeds import character_embed
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.engine import SceneClose
-from bot.engine.views import Chat
+from bot.store.views import Chat
 
 if TYPE_CHECKING:
     from bot.app import StoryBot

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.engine import FeelingChange
-from bot.engine.views import Character, ChatStatus, Memory, Relationship
+from bot.store.views import Character, ChatStatus, Memory, Relationship
 
 BAR_CELLS = 10
 # Discord's embed limits: each part, and all the text of one embed together.

@@ -9,7 +9,7 @@ import discord
 from bot.cards import export_card
 from bot.cards.card_write import CardExportVersion
 from bot.engine import Engine
-from bot.engine.views import Character
+from bot.store.views import Character
 
 
 def attachment(data: bytes | str, filename: str) -> discord.File:

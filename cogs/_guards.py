@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.engine import Engine
-from bot.engine.views import Character, Chat
+from bot.store.views import Character, Chat
 from cogs._base import Interaction, Refusal
 
 NO_STORY_HERE = "there is no story in this channel: start one with /chat start"

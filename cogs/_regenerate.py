@@ -10,7 +10,7 @@ import logging
 
 import discord
 
-from bot.engine.views import Chat
+from bot.store.views import Chat
 from cogs._base import SHUTTING_DOWN, Interaction, answer, answer_error
 from cogs._guards import may_steer
 from cogs._steering import REGENERATE_EMOJI, regenerate_reply

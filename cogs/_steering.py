@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.engine import Rewound
-from bot.engine.views import Beat, Chat
+from bot.store.views import Beat, Chat
 from cogs._base import Refusal
 from cogs._render import StoryChannel
 

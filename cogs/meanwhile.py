@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.app import StoryBot
 from bot.engine import StoryError
-from bot.engine.views import Chat
+from bot.store.views import Chat
 from cogs._base import (
     Interaction,
     Refusal,

@@ -14,8 +14,8 @@ import pytest
 from discord.ext.test.backend import FakeHttp, FakeRequest
 
 from bot.engine import FeelingChange
-from bot.engine.views import Memory, Relationship
 from bot.llm import MockLLMClient
+from bot.store.views import Memory, Relationship
 from cogs._embeds import (
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,

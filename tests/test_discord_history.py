@@ -19,10 +19,10 @@ from discord.ext import commands
 from discord.ext.test.backend import FakeHttp, FakeRequest
 
 from bot.cards import load_character
-from bot.engine.views import Views
 from bot.llm import MockLLMClient
 from bot.store import open_db, project
 from bot.store.backup import import_log
+from bot.store.views import Views
 from cogs._choices import someone_choices
 from cogs._regenerate import RegenerateOffer
 from tests.helpers.discord_fakes import (

@@ -28,10 +28,10 @@ from bot.engine.prompts import (
     settle_window,
 )
 from bot.engine.state import state_prompt
-from bot.engine.views import Relationship
 from bot.llm import Message, MockLLMClient
 from bot.llm.mock import RecordedCall
 from bot.store import Database
+from bot.store.views import Relationship
 from tests.helpers.engine_helpers import HOST, character, seed_story
 
 REPLY = re.compile(r"\bR\d+\b")

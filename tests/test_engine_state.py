@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from bot.engine.state import StateUpdate, _match_targets
-from bot.engine.views import Relationship
 from bot.store import YOU, Database
+from bot.store.views import Relationship
 from tests.helpers.engine_helpers import GUEST, HOST, RecordingSink, make_engine, seed_story
 
 TARGETS = [

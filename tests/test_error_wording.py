@@ -23,9 +23,9 @@ from bot.config import Settings
 from bot.console import HELP, play
 from bot.engine import Engine, StoryError
 from bot.engine import errors as engine_errors
-from bot.engine.views import Chat, Scene
 from bot.llm import MockLLMClient
 from bot.store import Database
+from bot.store.views import Chat, Scene
 from cogs import _errors as discord_errors
 from cogs._base import answer_error
 from tests.helpers.discord_fakes import StoryWorld, invoke, make_interaction

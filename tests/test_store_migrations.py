@@ -6,10 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from bot.engine.views import Views
 from bot.store import open_db
 from bot.store.db import _split_statements
 from bot.store.schema import MIGRATIONS
+from bot.store.views import Views
 
 
 def _version_1_database(path: Path) -> None:

@@ -11,8 +11,8 @@ from bot.engine.busy import BusyNotice
 from bot.engine.errors import HostDeleted, NoOpenScene, NoOpenStory
 from bot.engine.inflight import ChatQueues, InFlight
 from bot.engine.models import StoryModels
-from bot.engine.views import Character, Chat, Scene, Views, You
 from bot.store import Database
+from bot.store.views import Character, Chat, Scene, Views, You
 
 
 def _utc_now() -> datetime:

@@ -15,9 +15,9 @@ from bot.engine.context import Cast, StoryContext, load_cast
 from bot.engine.errors import AnswererDeleted, NotOwnLine
 from bot.engine.scenes import scene_replaced, summarize_again
 from bot.engine.turns import beat_lines, derive_world
-from bot.engine.views import Beat
 from bot.store import Batch, append_events
 from bot.store.events import DerivationsReplaced, ManualEdit
+from bot.store.views import Beat
 
 
 async def edit_player_line(ctx: StoryContext, chat_id: str, beat: Beat, new_prose: str) -> None:

@@ -70,18 +70,6 @@ from bot.engine.scenes import start_meanwhile as open_meanwhile
 from bot.engine.sink import BeatSink, Speaker
 from bot.engine.speakers import choose_speaker, next_meanwhile_speaker
 from bot.engine.turns import TurnResult, play_beat, showing_place, speaker_of
-from bot.engine.views import (
-    Beat,
-    Character,
-    Chat,
-    ChatStatus,
-    Memory,
-    Relationship,
-    Scene,
-    Views,
-    You,
-)
-from bot.engine.views import present_entities as _present
 from bot.engine.worldinfo import Activation
 from bot.llm import LLMClient
 from bot.store import YOU, Batch, Database, EventError, append, append_events, checked
@@ -104,6 +92,18 @@ from bot.store.events import (
     WorldChanged,
     YouAuthored,
 )
+from bot.store.views import (
+    Beat,
+    Character,
+    Chat,
+    ChatStatus,
+    Memory,
+    Relationship,
+    Scene,
+    Views,
+    You,
+)
+from bot.store.views import present_entities as _present
 from bot.validation import all_problems, first_problem
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.engine.views import Chat, Scene
+from bot.store.views import Chat, Scene
 
 
 class StoryError(Exception):

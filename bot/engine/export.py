@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from bot.engine.context import StoryContext
 from bot.engine.errors import NoSuchStory
-from bot.engine.views import Chat, speaker_label
-from bot.store import Payload, StoredEvent, dump_jsonl, events_of_chat
+from bot.store import Payload, StoredEvent, dump_jsonl, events_of_chat, events_of_types
 from bot.store.events import AssetStored, BotAuthored, CastChanged, YouAuthored
-from bot.store.record import parse_row
+from bot.store.views import Chat, speaker_label
 
 
 async def _chat(ctx: StoryContext, chat_id: str) -> Chat:
@@ -23,11 +22,7 @@ async def chat_log(ctx: StoryContext, chat_id: str) -> str:
     events = await events_of_chat(ctx.db, chat_id)
     cast = {chat.host_id, chat.guest_id}
     cast |= {e.payload.guest_bot_id for e in events if isinstance(e.payload, CastChanged)}
-    rows = await ctx.db.fetchall(
-        "SELECT * FROM event_log WHERE kind IN ('bot_authored', 'you_authored', 'asset_stored') "
-        "ORDER BY id"
-    )
-    world = [parse_row(row) for row in rows]
+    world = await events_of_types(ctx.db, (BotAuthored, YouAuthored, AssetStored))
     needed: list[StoredEvent[Payload]] = []
     avatars: set[str] = set()
     for event in world:

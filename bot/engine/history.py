@@ -17,20 +17,10 @@ from bot.engine.errors import (
     NotOwnLine,
     RewindCrossesMeanwhile,
 )
-from bot.engine.views import Beat
 from bot.store import append_events
-from bot.store.events import WORLD_BOOK_KINDS, BeatsRewound, RewindReason
-from bot.store.rewinds import carried_past, next_event_in_story
-
-TRAILING_KINDS = (
-    "memory_written",
-    "edge_update",
-    "activity_change",
-    "turn_classified",
-    "turn_messages_linked",
-    "story_thread_detected",
-)
-"""Events that finish a beat after its assistant_turn; any other kind starts what comes next."""
+from bot.store.events import BeatsRewound, RewindReason
+from bot.store.rewinds import carried_past, end_of_beat, meanwhile_boundary_after
+from bot.store.views import Beat
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +54,7 @@ async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
     """The id of the latest reply to ``beat`` (itself, for a reply; itself if unanswered)."""
     if beat.role == "assistant":
         return beat.id
-    row = await ctx.db.fetchone(
-        "SELECT MAX(id) FROM turns WHERE answers_turn_id = ? AND role = 'assistant'", (beat.id,)
-    )
-    return beat.id if row is None or row[0] is None else int(row[0])
-
-
-async def _end_of_beat(ctx: StoryContext, chat_id: str, reply_id: int) -> int | None:
-    """The id of the first event after ``reply_id`` that is still in the story and not part of
-    that beat, if any. Rewound events, rewinds themselves and edits do not count."""
-    quiet = (
-        *TRAILING_KINDS,
-        *WORLD_BOOK_KINDS,
-        "beats_rewound",
-        "manual_edit",
-        "derivations_replaced",
-    )
-    return await next_event_in_story(ctx.db, chat_id, reply_id, passing_over=quiet)
-
-
-BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")
-"""Changes bound to Discord threads and digests that a rewind cannot take back with them."""
+    return await ctx.views.latest_reply_id(beat.id) or beat.id
 
 
 async def _refuse_crossing_meanwhile(
@@ -93,22 +63,13 @@ async def _refuse_crossing_meanwhile(
     """A rewind may go back to any point after the latest meanwhile start or end; one that
     would take either back is refused, naming the earliest line it may go back to (the first
     beat after it, or with ``from_line`` the first of the player's lines)."""
-    boundary = await ctx.db.fetchone(
-        "SELECT id, kind FROM event_log WHERE chat_id = ? AND id > ? AND kind IN (?, ?) "
-        "ORDER BY id DESC LIMIT 1",
-        (chat_id, after, *BOUNDARY_KINDS),
-    )
+    boundary = await meanwhile_boundary_after(ctx.db, chat_id, after)
     if boundary is None:
         return
-    role = " AND role = 'user'" if from_line else ""
-    first = await ctx.db.fetchone(
-        f"SELECT text, role FROM turns WHERE chat_id = ? AND id > ?{role} ORDER BY id LIMIT 1",
-        (chat_id, boundary[0]),
-    )
-    ended = boundary[1] == "meanwhile_scene_closed"
+    first = await ctx.views.first_beat_after(chat_id, boundary.event_id, players_only=from_line)
     if first is None:
-        raise RewindCrossesMeanwhile(ended, None)
-    raise RewindCrossesMeanwhile(ended, _excerpt(first[0]), players=first[1] == "user")
+        raise RewindCrossesMeanwhile(boundary.ended, None)
+    raise RewindCrossesMeanwhile(boundary.ended, _excerpt(first.text), players=first.role == "user")
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
@@ -136,7 +97,7 @@ async def _rewind_after(
 async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     """Return to the state right after ``beat`` (a player's line keeps the reply to it)."""
     reply_id = await _reply_of(ctx, beat)
-    boundary = await _end_of_beat(ctx, chat_id, reply_id)
+    boundary = await end_of_beat(ctx.db, chat_id, reply_id)
     if boundary is None:
         raise NothingToRewind()
     return await _rewind_after(ctx, chat_id, boundary - 1, "rewind")
@@ -153,16 +114,12 @@ async def rewind_from(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
 async def _before_start(ctx: StoryContext, beat: Beat) -> int:
     """The last event before ``beat``'s turn began: its turn_started goes with it, or the beat
     would look cut off by a crash at the next start."""
-    row = await ctx.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (beat.id,))
-    started = row[0] if row is not None and row[0] is not None else beat.id
-    return int(started) - 1
+    started = await ctx.views.turn_started_of(beat.id)
+    return (started or beat.id) - 1
 
 
 async def is_latest_player_line(ctx: StoryContext, chat_id: str, beat: Beat) -> bool:
-    latest = await ctx.db.fetchone(
-        "SELECT MAX(id) FROM turns WHERE chat_id = ? AND role = 'user'", (chat_id,)
-    )
-    return latest is not None and latest[0] == beat.id
+    return await ctx.views.latest_player_line_id(chat_id) == beat.id
 
 
 async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
@@ -203,12 +160,7 @@ async def why(
     for event_id, affinity, trust, beat_id in await ctx.views.edge_history(
         chat_id, source_id, target_id, limit
     ):
-        text, speaker = "", ""
-        if beat_id is not None:
-            row = await ctx.db.fetchone(
-                "SELECT text, speaker_id FROM turns WHERE id = ?", (beat_id,)
-            )
-            if row is not None:
-                text, speaker = row[0], row[1]
+        beat = None if beat_id is None else await ctx.views.beat(chat_id, beat_id)
+        text, speaker = ("", "") if beat is None else (beat.text, beat.speaker_id)
         changes.append(FeelingChange(event_id, affinity, trust, beat_id, text, speaker))
     return changes

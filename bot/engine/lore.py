@@ -7,7 +7,6 @@ prompt carries) and in the line being answered, never in anything the speaker di
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -27,10 +26,10 @@ from bot.engine.errors import (
 )
 from bot.engine.macros import Names, resolve_text
 from bot.engine.parse import in_character_text
-from bot.engine.views import Beat, Character, speaker_label
 from bot.engine.worldinfo import Activation, Scanned, activate
 from bot.store import append
 from bot.store.events import LoreEntry, LoreEntryAdded, LoreEntryRemoved, WorldBookImported
+from bot.store.views import Beat, Character, speaker_label
 from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
@@ -42,21 +41,14 @@ CHAT_BOOK = "the story's world book"
 
 async def world_book(ctx: StoryContext, chat_id: str) -> Lorebook:
     """The chat's world book as projected (entries numbered as /lore list shows them)."""
-    settings_row = await ctx.db.fetchone(
-        "SELECT name, settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
-    )
-    rows = await ctx.db.fetchall(
-        "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
-        (chat_id,),
-    )
-    settings = json.loads(settings_row[1]) if settings_row is not None else {}
+    settings, numbered = await ctx.views.world_book(chat_id)
     return Lorebook(
         name=CHAT_BOOK,
         scan_depth=settings.get("scan_depth"),
         token_budget=settings.get("token_budget"),
         recursive_scanning=bool(settings.get("recursive_scanning", False)),
-        entries=tuple(LoreEntry.model_validate_json(r[1]) for r in rows),
-        numbers=tuple(int(r[0]) for r in rows),
+        entries=tuple(entry for _, entry in numbered),
+        numbers=tuple(number for number, _ in numbered),
     )
 
 
@@ -158,18 +150,13 @@ async def add_entry(ctx: StoryContext, chat_id: str, fields: Mapping[str, object
     if not entry.constant and not any(key.strip() for key in entry.keys):
         raise LoreEntryIncomplete("keys")
     event_id = await append(ctx.db, LoreEntryAdded(chat_id=chat_id, entry=entry))
-    row = await ctx.db.fetchone(
-        "SELECT number FROM lore_entries WHERE chat_id = ? AND event_id = ?", (chat_id, event_id)
-    )
-    assert row is not None
-    return int(row[0])
+    number = await ctx.views.lore_number(chat_id, event_id)
+    assert number is not None
+    return number
 
 
 async def remove_entry(ctx: StoryContext, chat_id: str, number: int) -> None:
-    row = await ctx.db.fetchone(
-        "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
-    )
-    if row is None:
+    if not await ctx.views.has_lore_entry(chat_id, number):
         raise NoSuchLoreEntry(number)
     await append(ctx.db, LoreEntryRemoved(chat_id=chat_id, number=number))
 

@@ -10,9 +10,9 @@ from bot.engine.errors import NoSuchGreeting
 from bot.engine.macros import Names, resolve_text
 from bot.engine.sink import BeatEnd, BeatSink, GuardedSink
 from bot.engine.turns import TurnResult, speaker_of
-from bot.engine.views import Beat, Character, Scene, present_entities
 from bot.store import YOU, append_events
 from bot.store.events import AssistantTurn, EdgeUpdate, Payload
+from bot.store.views import Beat, Character, Scene, present_entities
 
 
 def greetings(host: Character, you_name: str) -> list[str]:
@@ -54,10 +54,8 @@ async def next_greeting(ctx: StoryContext, cast: Cast, reply: Beat) -> str | Non
     options = greetings(cast.host, cast.you.name)
     if len(options) < 2 or reply.speaker_id != cast.host.id or reply.answers_turn_id is not None:
         return None
-    row = await ctx.db.fetchone(
-        "SELECT MIN(id), SUM(role = 'user') FROM turns WHERE chat_id = ?", (cast.chat.id,)
-    )
-    if row is None or row[0] != reply.id or row[1]:
+    opening = await ctx.views.opening_beat(cast.chat.id)
+    if opening is None or opening != (reply.id, False):
         return None
     current = options.index(reply.text) if reply.text in options else -1
     for step in range(1, len(options) + 1):

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from bot.engine.cardtext import depth_notes, depth_prompt, insert_at_depth, persona_text
 from bot.engine.macros import Names, replacing, resolve_prompt
 from bot.engine.parse import in_character_text
-from bot.engine.views import (
+from bot.engine.worldinfo import Activation
+from bot.llm import Message
+from bot.store import YOU
+from bot.store.views import (
     Activity,
     Beat,
     Character,
@@ -36,9 +39,6 @@ from bot.engine.views import (
     You,
     speaker_label,
 )
-from bot.engine.worldinfo import Activation
-from bot.llm import Message
-from bot.store import YOU
 
 CHARS_PER_TOKEN = 4
 STABLE_SHARE = 0.35

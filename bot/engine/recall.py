@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.engine.views import Beat, Memory, Views
+from bot.store.views import Beat, Memory, Views
 
 _WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 _STOP = frozenset(

@@ -26,7 +26,6 @@ from bot.engine.errors import (
 from bot.engine.macros import Names
 from bot.engine.opening import relationship_seeds
 from bot.engine.summaries import detect_threads, summarize_pov, write_digest
-from bot.engine.views import Memory, Scene, present_entities, speaker_label
 from bot.store import YOU, Batch, StoreError, append, append_events
 from bot.store.events import (
     CastChanged,
@@ -41,6 +40,7 @@ from bot.store.events import (
     SceneOpened,
     StoryThreadDetected,
 )
+from bot.store.views import Memory, Scene, present_entities, speaker_label
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,6 @@ async def close_you_scene(
     """
     _no_meanwhile(cast)
     scene = cast.scene
-    container = await ctx.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene.id,))
     batch = Batch()
     if cast_change is not None:
         batch.add(CastChanged(chat_id=cast.chat.id, guest_bot_id=cast_change))
@@ -192,7 +191,7 @@ async def close_you_scene(
     opened = batch.add(
         SceneOpened(
             chat_id=cast.chat.id,
-            container_id=container[0] if container and container[0] is not None else 0,
+            container_id=await ctx.views.place_of(scene.id),
             started_at=cast.chat.world_time,
             participants=participants or list(scene.participants),
         )

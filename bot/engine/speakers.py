@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.engine.views import Character
+from bot.store.views import Character
 
 
 def addressed(prose: str, candidates: list[Character]) -> Character | None:

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
-from bot.engine.views import Activity, Relationship
 from bot.llm import Message
 from bot.store.events import ActivityAction, ActivityChange, EdgeUpdate, Payload
+from bot.store.views import Activity, Relationship
 
 log = logging.getLogger(__name__)
 

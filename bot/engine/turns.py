@@ -29,7 +29,13 @@ from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcri
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
-from bot.engine.views import (
+from bot.engine.window import witnessed_window
+from bot.llm import LLMError, Message
+from bot.llm.structured import mended_text
+from bot.store import YOU, Database, StoreError, append, append_events
+from bot.store.checkpoints import save_checkpoint
+from bot.store.events import Payload, TurnClassified, TurnMessagesLinked, TurnStarted
+from bot.store.views import (
     NARRATION,
     Activity,
     Beat,
@@ -38,12 +44,6 @@ from bot.engine.views import (
     player_label,
     present_entities,
 )
-from bot.engine.window import witnessed_window
-from bot.llm import LLMError, Message
-from bot.llm.structured import mended_text
-from bot.store import YOU, Database, StoreError, append, append_events
-from bot.store.checkpoints import save_checkpoint
-from bot.store.events import Payload, TurnClassified, TurnMessagesLinked, TurnStarted
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ so the rows read stay bounded however long the story gets.
 from __future__ import annotations
 
 from bot.engine.prompts import PointOfView, beat_cost, settle_window, transcript_room
-from bot.engine.views import Beat, Views
+from bot.store.views import Beat, Views
 
 ANCHOR_STEPS = 2
 """The anchor moves every ANCHOR_STEPS × transcript_beats beats (a jump of its own, rarely)."""

@@ -24,6 +24,7 @@ from bot.store.log import (
     events_after,
     events_by_kind,
     events_of_chat,
+    events_of_types,
     validate,
 )
 from bot.store.projector import project
@@ -55,6 +56,7 @@ __all__ = [
     "events_after",
     "events_by_kind",
     "events_of_chat",
+    "events_of_types",
     "open_db",
     "project",
     "validate",

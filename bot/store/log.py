@@ -189,5 +189,17 @@ async def events_by_kind(
     return [parse_row(row) for row in rows]
 
 
+async def events_of_types(
+    db: Database, types: Sequence[type[Payload]]
+) -> list[StoredEvent[Payload]]:
+    """Every event of these types, of every chat, in log order."""
+    kinds = [model.kind for model in types]
+    rows = await db.fetchall(
+        f"SELECT * FROM event_log WHERE kind IN ({','.join('?' * len(kinds))}) ORDER BY id",
+        kinds,
+    )
+    return [parse_row(row) for row in rows]
+
+
 def dump_jsonl(events: Sequence[StoredEvent[Payload]]) -> str:
     return "".join(json.dumps(event.as_json(), ensure_ascii=False) + "\n" for event in events)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from bot.store.batch import Later, Ref
@@ -116,7 +117,55 @@ def _closed_scenes(
     )
 
 
-async def next_event_in_story(
+TRAILING_KINDS = (
+    "memory_written",
+    "edge_update",
+    "activity_change",
+    "turn_classified",
+    "turn_messages_linked",
+    "story_thread_detected",
+)
+"""Events that finish a beat after its assistant_turn; any other kind starts what comes next."""
+
+_QUIET_KINDS = (
+    *TRAILING_KINDS,
+    *WORLD_BOOK_KINDS,
+    "beats_rewound",
+    "manual_edit",
+    "derivations_replaced",
+)
+"""Kinds that neither finish nor start a beat, as far as where a beat ends is concerned."""
+
+BOUNDARY_KINDS = ("meanwhile_scene_started", "meanwhile_scene_closed")
+"""Changes bound to an adapter's threads and digests, which a rewind cannot take back."""
+
+
+async def end_of_beat(db: Database, chat_id: str, reply_id: int) -> int | None:
+    """The id of the first event after the beat ``reply_id`` that is still in the story and
+    not part of that beat, if any. Rewound events, rewinds themselves and edits do not count."""
+    return await _next_event_in_story(db, chat_id, reply_id, passing_over=_QUIET_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Boundary:
+    """A meanwhile scene's start or end: a rewind may not go back past it."""
+
+    event_id: int
+    ended: bool
+    """True for a meanwhile's end, False for its start."""
+
+
+async def meanwhile_boundary_after(db: Database, chat_id: str, after: int) -> Boundary | None:
+    """The latest meanwhile start or end after event ``after``, if any."""
+    row = await db.fetchone(
+        "SELECT id, kind FROM event_log WHERE chat_id = ? AND id > ? AND kind IN (?, ?) "
+        "ORDER BY id DESC LIMIT 1",
+        (chat_id, after, *BOUNDARY_KINDS),
+    )
+    return None if row is None else Boundary(int(row[0]), row[1] == "meanwhile_scene_closed")
+
+
+async def _next_event_in_story(
     db: Database, chat_id: str, after: int, *, passing_over: tuple[str, ...]
 ) -> int | None:
     """The id of the chat's first event after ``after`` still in the story (not rewound), of a

@@ -22,7 +22,7 @@ import discord
 
 from bot.config import DiscordSettings
 from bot.engine import Engine
-from bot.engine.views import Views
+from bot.store.views import Views
 
 BOT_ID = 1
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16

@@ -6,9 +6,10 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
-from bot.store import YOU, Database
-from bot.store.events import BotAuthored, PresentSetKind
+from bot.store.db import Database
+from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind
 from bot.store.projections.story import memory_scope
 
 FACTS_NEWEST = 6
@@ -451,6 +452,74 @@ class Views:
             (chat_id,),
         )
         return [(r[0], r[1]) for r in rows]
+
+    async def latest_reply_id(self, turn_id: int) -> int | None:
+        """The newest reply answering the player's line ``turn_id``, if any."""
+        row = await self.db.fetchone(
+            "SELECT MAX(id) FROM turns WHERE answers_turn_id = ? AND role = 'assistant'",
+            (turn_id,),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def turn_started_of(self, turn_id: int) -> int | None:
+        """The ``turn_started`` event a beat was written for (None for a greeting)."""
+        row = await self.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (turn_id,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def latest_player_line_id(self, chat_id: str) -> int | None:
+        row = await self.db.fetchone(
+            "SELECT MAX(id) FROM turns WHERE chat_id = ? AND role = 'user'", (chat_id,)
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def first_beat_after(
+        self, chat_id: str, after: int, *, players_only: bool = False
+    ) -> Beat | None:
+        """The story's first beat after event ``after`` (the player's first line, if asked)."""
+        role = " AND role = 'user'" if players_only else ""
+        row = await self.db.fetchone(
+            f"SELECT * FROM turns WHERE chat_id = ? AND id > ?{role} ORDER BY id LIMIT 1",
+            (chat_id, after),
+        )
+        return None if row is None else _beat(row)
+
+    async def opening_beat(self, chat_id: str) -> tuple[int, bool] | None:
+        """The story's first beat, and whether the player has written a line yet."""
+        row = await self.db.fetchone(
+            "SELECT MIN(id), SUM(role = 'user') FROM turns WHERE chat_id = ?", (chat_id,)
+        )
+        return None if row is None or row[0] is None else (int(row[0]), bool(row[1]))
+
+    async def place_of(self, scene_id: int) -> int:
+        """The container (place) a scene is set in; 0 if it has none."""
+        row = await self.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene_id,))
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def world_book(self, chat_id: str) -> tuple[dict[str, Any], list[tuple[int, LoreEntry]]]:
+        """The chat's world-book settings and its entries, by number (what /lore list shows)."""
+        settings_row = await self.db.fetchone(
+            "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
+        )
+        rows = await self.db.fetchall(
+            "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
+            (chat_id,),
+        )
+        settings = json.loads(settings_row[0]) if settings_row is not None else {}
+        return settings, [(int(row[0]), LoreEntry.model_validate_json(row[1])) for row in rows]
+
+    async def lore_number(self, chat_id: str, event_id: int) -> int | None:
+        """The number the entry added by event ``event_id`` was given."""
+        row = await self.db.fetchone(
+            "SELECT number FROM lore_entries WHERE chat_id = ? AND event_id = ?",
+            (chat_id, event_id),
+        )
+        return None if row is None else int(row[0])
+
+    async def has_lore_entry(self, chat_id: str, number: int) -> bool:
+        row = await self.db.fetchone(
+            "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
+        )
+        return row is not None
 
     async def open_turns(self) -> list[tuple[int, str]]:
         rows = await self.db.fetchall(
