@@ -96,9 +96,9 @@ async def stream_one(
 
 async def scenario(*, scale: float, shared: bool, length: int, latency: float) -> dict[str, Any]:
     fake = FakeDiscord(edits_per_window=5, window=5.0 * scale, latency=latency * scale)
-    engine = fake.engine({"a1b2c3": PNG})
     config = settings(interval=1.0 * scale)
-    renderers = [Renderer(engine, config)] if shared else [Renderer(engine, config) for _ in "ab"]
+    avatars = fake.avatar_source({"a1b2c3": PNG})
+    renderers = [Renderer(avatars, config)] if shared else [Renderer(avatars, config) for _ in "ab"]
     channel = fake.channel()
     rng = random.Random(1)
     runs = [Run(Speaker("mira", "Mira", "a1b2c3")), Run(Speaker("jun", "Jun"))]

@@ -200,7 +200,7 @@ class QueryTimer:
 
 async def _seed(engine: Engine) -> tuple[str, int]:
     for bot_id, name in ((HOST, "Mira Vale"), (GUEST, "Tomás Reyes")):
-        await engine.author_character(
+        await engine.characters.author(
             {
                 "id": bot_id,
                 "name": name,
@@ -210,8 +210,10 @@ async def _seed(engine: Engine) -> tuple[str, int]:
                 "kickoff_prose": "*Rain ticks against the Lantern's windows.*",
             }
         )
-    await engine.set_you(name="Ash", pronouns="they/them", persona="A courier who arrives late.")
-    started = await engine.start_chat(
+    await engine.characters.set_you(
+        name="Ash", pronouns="they/them", persona="A courier who arrives late."
+    )
+    started = await engine.chats.start(
         host_id=HOST, guest_id=GUEST, place="the Lantern", weather="rain", chat_id=CHAT
     )
     return started.chat.id, started.scene_id
@@ -290,11 +292,11 @@ async def _build_history(engine: Engine, db: Database, turns: int, *, direct: bo
             if direct:
                 scene_id = await _close_and_open(db, scene_id)
             else:
-                await engine.close_scene(chat_id)
+                await engine.scenes.close(chat_id)
         if direct:
             await _direct_turn(db, scene_id, n)
         else:
-            await engine.take_turn(chat_id, PROSES[n % len(PROSES)] + f" ({n})", sink)
+            await engine.turns.take(chat_id, PROSES[n % len(PROSES)] + f" ({n})", sink)
 
 
 @dataclass
@@ -324,7 +326,7 @@ async def bench_size(
 
         # warm up (first-use caches, statement preparation), then measure
         for n in range(3):
-            await engine.take_turn(CHAT, PROSES[n % len(PROSES)], TimingSink())
+            await engine.turns.take(CHAT, PROSES[n % len(PROSES)], TimingSink())
         llm.counts.clear()
         llm.prompt_sizes.clear()
         profiler = cProfile.Profile() if profile else None
@@ -336,7 +338,7 @@ async def bench_size(
                 if profiler:
                     profiler.enable()
                 started = time.perf_counter()
-                await engine.take_turn(CHAT, prose, TimingSink())
+                await engine.turns.take(CHAT, prose, TimingSink())
                 turn_ms.append((time.perf_counter() - started) * 1000)
                 if profiler:
                     profiler.disable()
@@ -355,7 +357,7 @@ async def bench_size(
         for n in range(max(5, turns // 10)):
             sink = TimingSink()
             started = time.perf_counter()
-            await engine.take_turn(CHAT, PROSES[n % len(PROSES)] + f" (latency {n})", sink)
+            await engine.turns.take(CHAT, PROSES[n % len(PROSES)] + f" (latency {n})", sink)
             ended = time.perf_counter()
             assert sink.first_text is not None
             first_ms.append((sink.first_text - started) * 1000)
@@ -373,7 +375,7 @@ async def _rewinds(
     regenerate_ms, rewind_ms = [], []
     for n in range(repeats):
         started = time.perf_counter()
-        await engine.regenerate(CHAT, TimingSink())
+        await engine.history.regenerate(CHAT, TimingSink())
         regenerate_ms.append((time.perf_counter() - started) * 1000)
         rows = await db.fetchall(
             "SELECT id FROM turns WHERE chat_id = ? AND role = 'assistant' ORDER BY id DESC "
@@ -381,9 +383,9 @@ async def _rewinds(
             (CHAT,),
         )
         started = time.perf_counter()
-        await engine.rewind_to_turn(CHAT, rows[1][0])
+        await engine.history.rewind_to_turn(CHAT, rows[1][0])
         rewind_ms.append((time.perf_counter() - started) * 1000)
-        await engine.take_turn(CHAT, PROSES[n % len(PROSES)] + f" (again {n})", TimingSink())
+        await engine.turns.take(CHAT, PROSES[n % len(PROSES)] + f" (again {n})", TimingSink())
     return regenerate_ms, rewind_ms
 
 
@@ -406,7 +408,7 @@ async def bench_close(beats: int, directory: Path) -> CloseResult:
         llm.json_prompt_sizes.clear()
         llm.counts.clear()
         started = time.perf_counter()
-        await engine.close_scene(CHAT)
+        await engine.scenes.close(CHAT)
         seconds = time.perf_counter() - started
         return CloseResult(
             beats, seconds, max(llm.json_prompt_sizes, default=0), sum(llm.counts.values())

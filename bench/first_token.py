@@ -90,7 +90,7 @@ async def scenario(chats: int, turns: int, prompt_delay: float, json_delay: floa
             async def play(chat: str, n: int) -> None:
                 sink = FirstText()
                 sinks.append(sink)
-                await engine.take_turn(chat, f"line {n}", sink)
+                await engine.turns.take(chat, f"line {n}", sink)
 
             await asyncio.gather(*(play(c, n) for n in range(turns) for c in ids))
         finally:

@@ -183,9 +183,11 @@ async def play_story(llm: VaryingLLM, settings: Settings, *, with_guest: bool = 
     async with open_db(":memory:") as db:
         engine = Engine(db, llm, settings)
         for name in ("mira", "tomas"):
-            await engine.author_character(_character(name))
-        await engine.set_you(name="Alex", pronouns="they/them", persona="A courier, often late.")
-        started = await engine.start_chat(
+            await engine.characters.author(_character(name))
+        await engine.characters.set_you(
+            name="Alex", pronouns="they/them", persona="A courier, often late."
+        )
+        started = await engine.chats.start(
             host_id="mira",
             guest_id="tomas" if with_guest else None,
             place="the Lantern café",
@@ -196,15 +198,15 @@ async def play_story(llm: VaryingLLM, settings: Settings, *, with_guest: bool = 
         beats = 0
         for n in range(40):
             if n == 12:
-                await engine.set_world(chat_id, time="23:30", weather="fog rolling in")
+                await engine.chats.set_world(chat_id, time="23:30", weather="fog rolling in")
             if n == 20:
-                await engine.close_scene(chat_id)
+                await engine.scenes.close(chat_id)
             if n == 28 and with_guest:
-                await engine.start_meanwhile(chat_id, premise="Mira and Tomás talk it over")
-                await engine.meanwhile_beats(chat_id, 3, NullSink)
-                await engine.end_meanwhile(chat_id)
+                await engine.scenes.start_meanwhile(chat_id, premise="Mira and Tomás talk it over")
+                await engine.turns.meanwhile_beats(chat_id, 3, NullSink)
+                await engine.scenes.end_meanwhile(chat_id)
                 beats += 3
-            await engine.take_turn(chat_id, PROSES[n % len(PROSES)], NullSink())
+            await engine.turns.take(chat_id, PROSES[n % len(PROSES)], NullSink())
             beats += 1
         await engine.close()
     return beats

@@ -105,7 +105,7 @@ class StoryBot(commands.Bot):
         )
         self.settings = settings
         self.engine = engine
-        self.renderer = Renderer(engine, settings.discord)
+        self.renderer = Renderer(engine.queries.asset, settings.discord)
         self.story_extensions = tuple(extensions)
         self.failed_extensions: list[str] = []
         self.store_failure: StoreError | None = None
@@ -238,7 +238,7 @@ class StoryBot(commands.Bot):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE_SECONDS
-        streaming = len(self.engine.in_flight)
+        streaming = len(self.engine.turns.in_flight)
         await self.engine.close(grace=SHUTDOWN_GRACE_SECONDS)
         me = asyncio.current_task()
         running = {t for t in self._turns if not t.done() and t is not me}
@@ -282,7 +282,7 @@ async def run_discord(settings: Settings) -> int:
 
 async def _serve(settings: Settings, db: Database, llm: OpenAICompatibleClient, token: str) -> int:
     engine = Engine(db, llm, settings)
-    recovered = await engine.recover_interrupted()
+    recovered = await engine.turns.recover_interrupted()
     if recovered:
         log.info("closed %d turns cut off by the last shutdown", recovered)
     bot = build_bot(settings, engine)

@@ -146,7 +146,7 @@ class Console:
 
     async def resume(self) -> None:
         """Pick up the console's open story, if there is one."""
-        chat = await self.engine.chat_in_channel(0)
+        chat = await self.engine.queries.chat_in_channel(0)
         if chat is not None and chat.guild_id == self.guild_id:
             self.chat_id = chat.id
             self.say(f"(resuming story {chat.id} at {chat.place or 'somewhere'})")
@@ -183,7 +183,7 @@ class Console:
         return self.chat_id
 
     async def _turn(self, prose: str) -> None:
-        await self.engine.take_turn(self._chat_id(), prose, ConsoleSink(self.out))
+        await self.engine.turns.take(self._chat_id(), prose, ConsoleSink(self.out))
 
     async def _character(self, args: list[str]) -> None:
         if args[:1] == ["import"] and len(args) == 2:
@@ -191,7 +191,7 @@ class Console:
             avatar = None
             if imported.avatar_bytes and imported.avatar_content_type:
                 avatar = (imported.avatar_bytes, imported.avatar_content_type)
-            character = await self.engine.author_character(
+            character = await self.engine.characters.author(
                 imported.fields, avatar=avatar, guild_id=self.guild_id
             )
             self.say(f"imported {character.name} as {character.id}")
@@ -200,10 +200,10 @@ class Console:
             for warning in imported.warnings:
                 self.say(f"note: {warning}")
         elif args == ["list"]:
-            characters = await self.engine.characters(self.guild_id)
+            characters = await self.engine.characters.all(self.guild_id)
             self.say("\n".join(f"{c.id}: {c.name}" for c in characters) or "(no characters yet)")
         elif args[:1] == ["show"] and len(args) == 2:
-            self._show_character(args[1], await self.engine.character(self.guild_id, args[1]))
+            self._show_character(args[1], await self.engine.characters.get(self.guild_id, args[1]))
         else:
             raise UsageError("use /character import PATH, /character list or /character show ID")
 
@@ -229,8 +229,8 @@ class Console:
         if args[:1] != ["set"]:
             raise UsageError("use /you set name=… pronouns=… persona=…")
         options = parse_options(args[1:], {"name", "pronouns", "persona"})
-        current = await self.engine.you(self.guild_id, 0)
-        you = await self.engine.set_you(
+        current = await self.engine.characters.you(self.guild_id, 0)
+        you = await self.engine.characters.set_you(
             guild_id=self.guild_id,
             name=options.get("name", current.name),
             pronouns=options.get("pronouns", current.pronouns),
@@ -248,7 +248,7 @@ class Console:
             greeting = options.get("greeting", "0")
             if not greeting.isdigit():
                 raise UsageError("greeting=N takes a number: 0 the first message, 1… alternates")
-            started = await self.engine.start_chat(
+            started = await self.engine.chats.start(
                 guild_id=self.guild_id,
                 host_id=options["host"],
                 guest_id=options.get("guest") or None,
@@ -264,7 +264,7 @@ class Console:
                 self.say(f"{started.kickoff.name}: {started.kickoff_text}")
         elif args[:1] == ["set"]:
             options = parse_options(args[1:], {"place", "time", "weather", "anchor"})
-            chat = await self.engine.set_world(
+            chat = await self.engine.chats.set_world(
                 self._chat_id(),
                 time=options.get("time"),
                 place=options.get("place"),
@@ -275,7 +275,7 @@ class Console:
                 f"(now: {chat.narrative_anchor}, {chat.world_time} — {chat.place}, {chat.weather})"
             )
         elif args == ["end"]:
-            await self.engine.end_chat(self._chat_id())
+            await self.engine.chats.end(self._chat_id())
             self.say("(the story ends)")
             self.chat_id = None
         else:
@@ -286,14 +286,14 @@ class Console:
     async def _scene(self, args: list[str]) -> None:
         chat_id = self._chat_id()
         if args == ["close"]:
-            self._show_close(await self.engine.close_scene(chat_id))
+            self._show_close(await self.engine.scenes.close(chat_id))
         elif args[:1] == ["join"] and len(args) <= 2:
             self._show_close(
-                await self.engine.guest_join(chat_id, args[1] if len(args) == 2 else None)
+                await self.engine.scenes.guest_join(chat_id, args[1] if len(args) == 2 else None)
             )
         elif args[:1] == ["leave"] and len(args) <= 2:
             self._show_close(
-                await self.engine.guest_leave(chat_id, args[1] if len(args) == 2 else None)
+                await self.engine.scenes.guest_leave(chat_id, args[1] if len(args) == 2 else None)
             )
         else:
             raise UsageError("use /scene close, /scene join ID or /scene leave [ID]")
@@ -311,17 +311,19 @@ class Console:
         chat_id = self._chat_id()
         if args[:1] == ["start"]:
             premise = " ".join(args[1:])
-            await self.engine.start_meanwhile(chat_id, premise=premise)
+            await self.engine.scenes.start_meanwhile(chat_id, premise=premise)
             self.say("(meanwhile… your lines now steer the scene without you)")
         elif args[:1] == ["beats"] and len(args) == 2 and args[1].isdigit():
-            await self.engine.meanwhile_beats(chat_id, int(args[1]), lambda: ConsoleSink(self.out))
+            await self.engine.turns.meanwhile_beats(
+                chat_id, int(args[1]), lambda: ConsoleSink(self.out)
+            )
         elif args == ["end"]:
-            self._show_close(await self.engine.end_meanwhile(chat_id))
+            self._show_close(await self.engine.scenes.end_meanwhile(chat_id))
         else:
             raise UsageError("use /meanwhile start [premise], /meanwhile beats N or /meanwhile end")
 
     async def _status(self, args: list[str]) -> None:
-        status = await self.engine.status(self._chat_id())
+        status = await self.engine.queries.status(self._chat_id())
         chat = status.chat
         self.say(
             f"{chat.narrative_anchor}, {chat.world_time} — {chat.place or 'somewhere'}"
@@ -337,7 +339,9 @@ class Console:
     async def _memories(self, args: list[str]) -> None:
         if not args:
             raise UsageError("use /memories ID [query]")
-        memories = await self.engine.memories(self._chat_id(), args[0], query=" ".join(args[1:]))
+        memories = await self.engine.queries.own_memories(
+            self._chat_id(), args[0], query=" ".join(args[1:])
+        )
         for memory in memories:
             self.say("- " + " / ".join((memory.pov_summary or memory.text).splitlines()))
         if not memories:
@@ -346,33 +350,33 @@ class Console:
     async def _relationship(self, args: list[str]) -> None:
         if len(args) != 2:
             raise UsageError("use /relationship A B")
-        rel = await self.engine.relationship(self._chat_id(), args[0], args[1])
+        rel = await self.engine.queries.relationship(self._chat_id(), args[0], args[1])
         self.say(f"{rel.source_id} → {rel.target_id}: affinity {rel.affinity}, trust {rel.trust}")
         for fact in rel.knowledge_facts:
             self.say(f"  knows: {fact}")
 
     async def _regenerate(self, args: list[str]) -> None:
-        await self.engine.regenerate(self._chat_id(), ConsoleSink(self.out))
+        await self.engine.history.regenerate(self._chat_id(), ConsoleSink(self.out))
 
     async def _rewind(self, args: list[str]) -> None:
         if len(args) > 1 or (args and not args[0].isdigit()) or args == ["0"]:
             raise UsageError("use /rewind [N] with N ≥ 1")
         count = int(args[0]) if args else 1
         chat_id = self._chat_id()
-        beats = await self.engine.views.beats(chat_id)
+        beats = await self.engine.queries.beats(chat_id)
         lines = [i for i, beat in enumerate(beats) if beat.role == "user"]
         if len(lines) < count:
             raise UsageError(f"there are only {len(lines)} of your lines to take back")
         first_gone = lines[-count]
         if first_gone == 0:
             raise UsageError("cannot rewind past the start of the story")
-        rewound = await self.engine.rewind_from_turn(chat_id, beats[first_gone].id)
+        rewound = await self.engine.history.rewind_from_turn(chat_id, beats[first_gone].id)
         self.say(f"(rewound {len(rewound.beats)} beats; the story goes on from here)")
 
     async def _why(self, args: list[str]) -> None:
         if len(args) != 2:
             raise UsageError("use /why A B")
-        changes = await self.engine.why(self._chat_id(), args[0], args[1])
+        changes = await self.engine.history.why(self._chat_id(), args[0], args[1])
         for change in changes:
             excerpt = change.beat_text[:80] + ("…" if len(change.beat_text) > 80 else "")
             self.say(
@@ -390,7 +394,7 @@ class Console:
     async def _export(self, args: list[str]) -> None:
         if len(args) != 1:
             raise UsageError("use /export PATH")
-        markdown, log_lines = await self.engine.export_chat(self._chat_id())
+        markdown, log_lines = await self.engine.queries.export(self._chat_id())
         base = Path(args[0])
         try:
             await asyncio.to_thread(base.with_suffix(".md").write_text, markdown, encoding="utf-8")
@@ -505,7 +509,7 @@ async def play(
 
 
 def _interrupt(console: Console) -> None:
-    if console.chat_id is not None and console.engine.cancel(console.chat_id):
+    if console.chat_id is not None and console.engine.turns.cancel(console.chat_id):
         return
     console.say("\n(bye)")
     console.running = False
@@ -518,7 +522,7 @@ async def run_console(settings: Settings, *, script: Path | None = None, guild_i
         OpenAICompatibleClient.from_settings(settings.llm) as llm,
     ):
         engine = Engine(db, llm, settings)
-        await engine.recover_interrupted()
+        await engine.turns.recover_interrupted()
         if script is not None:
             with script.open("rb") as source:
                 return await play(engine, source, sys.stdout, interactive=False, guild_id=guild_id)

@@ -71,7 +71,7 @@ class _LoreCommands:
             raise LoreUsageError(USAGE)
         path = Path(rest[0])
         data = await asyncio.to_thread(_read_book, path)
-        book = await self.engine.import_world_book(self.chat_id, data, path.name)
+        book = await self.engine.lore.import_book(self.chat_id, data, path.name)
         self.say(f"(the world book is now {book.name}: {len(book.entries)} entries)")
 
     async def add(self, rest: list[str]) -> None:
@@ -91,13 +91,13 @@ class _LoreCommands:
             order=int(order),
             depth=int(depth),
         )
-        number = await self.engine.add_lore(self.chat_id, fields)
+        number = await self.engine.lore.add(self.chat_id, fields)
         self.say(f"(world-book entry #{number} added)")
 
     async def list_(self, rest: list[str]) -> None:
         if rest:
             raise LoreUsageError(USAGE)
-        book = await self.engine.world_book(self.chat_id)
+        book = await self.engine.lore.book(self.chat_id)
         for number, entry in zip(book.numbers, book.entries, strict=True):
             self.say(describe_entry(number, entry))
         if not book.entries:
@@ -106,12 +106,12 @@ class _LoreCommands:
     async def remove(self, rest: list[str]) -> None:
         if len(rest) != 1 or not rest[0].isdigit():
             raise LoreUsageError(USAGE)
-        await self.engine.remove_lore(self.chat_id, int(rest[0]))
+        await self.engine.lore.remove(self.chat_id, int(rest[0]))
         self.say(f"(world-book entry #{rest[0]} removed)")
 
     async def why(self, rest: list[str]) -> None:
         character = rest[0] if rest else None
-        speaker, activation = await self.engine.lore_why(
+        speaker, activation = await self.engine.lore.why(
             self.chat_id, character, " ".join(rest[1:])
         )
         self.say(f"world info for {speaker.name}'s next reply:")

@@ -70,9 +70,9 @@ class CharacterModal(discord.ui.Modal, title="A character"):
         engine = interaction.client.engine
         guild_id = interaction.guild_id or 0
         fields = self.fields()
-        if self.character is None and await engine.character(guild_id, str(fields["id"])):
+        if self.character is None and await engine.characters.get(guild_id, str(fields["id"])):
             raise Refusal(f"a character with id {fields['id']!r} exists: use /character edit")
-        character = await engine.author_character(
+        character = await engine.characters.author(
             fields, guild_id=guild_id, creator_id=interaction.user.id
         )
         verb = "updated" if self.character else "created"

@@ -17,7 +17,7 @@ async def character_choices(
     if interaction.guild_id is None:
         return []
     needle = current.casefold()
-    characters = await interaction.client.engine.characters(interaction.guild_id)
+    characters = await interaction.client.engine.characters.all(interaction.guild_id)
     return [
         app_commands.Choice(name=f"{c.name} ({c.id})"[:100], value=c.id)
         for c in characters
@@ -39,7 +39,7 @@ async def greeting_choices(
     if interaction.guild_id is None or not isinstance(host, str) or not host:
         return []
     try:
-        greetings = await interaction.client.engine.greetings(
+        greetings = await interaction.client.engine.chats.greetings(
             interaction.guild_id, interaction.user.id, host
         )
     except StoryError:

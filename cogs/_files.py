@@ -26,6 +26,6 @@ async def card_file(
     engine: Engine, character: Character, version: CardExportVersion
 ) -> discord.File:
     """The card inside the character's avatar when that is a PNG, else the card as JSON."""
-    asset = await engine.views.asset(character.card.avatar) if character.card.avatar else None
+    asset = await engine.queries.asset(character.card.avatar) if character.card.avatar else None
     png = asset[0] if asset is not None and asset[1] == "image/png" else None
     return attachment(*export_card(character.card, version=version, avatar_png=png))

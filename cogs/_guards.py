@@ -38,10 +38,10 @@ class StoryPlace:
 
 
 async def story_place(engine: Engine, channel_id: int) -> StoryPlace | None:
-    found = await engine.meanwhile_in_thread(channel_id)
+    found = await engine.queries.story_of_thread(channel_id)
     if found is not None:
         return StoryPlace(found[0], found[1])
-    chat = await engine.chat_in_channel(channel_id)
+    chat = await engine.queries.chat_in_channel(channel_id)
     return None if chat is None else StoryPlace(chat)
 
 
@@ -67,7 +67,7 @@ async def steered_story(interaction: Interaction, doing: str) -> StoryPlace:
 
 async def known_character(interaction: Interaction, character_id: str) -> Character:
     """A character of this server (another server's characters are not there to see)."""
-    character = await interaction.client.engine.character(guild_of(interaction), character_id)
+    character = await interaction.client.engine.characters.get(guild_of(interaction), character_id)
     if character is None:
         raise Refusal(f"no character {character_id!r} in this server")
     return character

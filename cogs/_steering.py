@@ -40,7 +40,7 @@ async def channel_of(bot: StoryBot, channel_id: int) -> StoryChannel | None:
 
 async def playing_channel(bot: StoryBot, chat: Chat) -> StoryChannel | None:
     """Where the story's next beat shows: the open meanwhile thread, else the story's channel."""
-    meanwhile = await bot.engine.open_meanwhile(chat.id)
+    meanwhile = await bot.engine.queries.open_meanwhile(chat.id)
     return await channel_of(bot, meanwhile.thread_id if meanwhile else chat.channel_id)
 
 
@@ -51,7 +51,7 @@ async def regenerate_reply(bot: StoryBot, chat: Chat) -> Rewound:
         raise Refusal("I can't find this story's channel any more")
     sink = bot.renderer.sink(channel, chat_id=chat.id, owner_id=chat.owner_id)
     with bot.turn_running():
-        rewound, _ = await bot.engine.regenerate(chat.id, sink)
+        rewound, _ = await bot.engine.history.regenerate(chat.id, sink)
     await retire_beats(bot, chat, rewound.beats)
     return rewound
 
@@ -82,15 +82,15 @@ async def retire_beats(
 
 
 async def _thread_of(bot: StoryBot, chat: Chat, meanwhile_scene_id: int) -> int:
-    scene = await bot.engine.scene(meanwhile_scene_id)
+    scene = await bot.engine.queries.scene(meanwhile_scene_id)
     return scene.thread_id if scene is not None and scene.thread_id else chat.channel_id
 
 
 async def is_latest_reply(bot: StoryBot, chat: Chat, message_id: int) -> bool:
     """The message shows the story's newest beat, a character's finished reply."""
-    if chat.id in bot.engine.in_flight:
+    if chat.id in bot.engine.turns.in_flight:
         return False
-    beat = await bot.engine.latest_beat(chat.id)
+    beat = await bot.engine.queries.last_beat(chat.id)
     return beat is not None and beat.role == "assistant" and message_id in beat.message_ids
 
 

@@ -49,12 +49,12 @@ class Characters(StoryCog):
         await defer(interaction, ephemeral=True)
         imported = load_character(await read_upload(card, MAX_INPUT_BYTES), card.filename)
         existing = str(imported.fields.get("id", ""))
-        if await self.engine.character(guild_id, existing):
+        if await self.engine.characters.get(guild_id, existing):
             await editable_character(interaction, existing)
         avatar = None
         if imported.avatar_bytes and imported.avatar_content_type:
             avatar = (imported.avatar_bytes, imported.avatar_content_type)
-        character = await self.engine.author_character(
+        character = await self.engine.characters.author(
             imported.fields, guild_id=guild_id, creator_id=interaction.user.id, avatar=avatar
         )
         notes = "".join(f"\n• {warning}" for warning in imported.warnings)
@@ -64,7 +64,7 @@ class Characters(StoryCog):
 
     @character.command(name="list", description="The characters of this server")
     async def list_(self, interaction: Interaction) -> None:
-        characters = await self.engine.characters(guild_of(interaction))
+        characters = await self.engine.characters.all(guild_of(interaction))
         lines = [f"**{c.name}** `{c.id}`" for c in characters]
         listing = "\n".join(lines) or "no characters yet: /character create"
         await answer(interaction, clip(listing, 2000))
@@ -100,21 +100,23 @@ class Characters(StoryCog):
         await defer(interaction, ephemeral=True)  # the download can outlast Discord's 3 seconds
         data = await read_upload(image, MAX_AVATAR_BYTES)
         content_type = (image.content_type or "").split(";")[0]
-        updated = await self.engine.set_avatar(found.guild_id, found.id, data, content_type)
+        updated = await self.engine.characters.set_avatar(
+            found.guild_id, found.id, data, content_type
+        )
         await answer(interaction, f"{updated.name} has a new avatar")
 
     @character.command(name="delete", description="Delete a character you created")
     @app_commands.autocomplete(character=character_choices)
     async def delete(self, interaction: Interaction, character: str) -> None:
         found = await editable_character(interaction, character)
-        await self.engine.delete_character(found.guild_id, found.id)
+        await self.engine.characters.delete(found.guild_id, found.id)
         await answer(interaction, f"{found.name} deleted")
 
     @you.command(name="set", description="Who you are in this server's stories")
     async def you_set(
         self, interaction: Interaction, name: str, pronouns: str = "", persona: str = ""
     ) -> None:
-        you = await self.engine.set_you(
+        you = await self.engine.characters.set_you(
             guild_id=guild_of(interaction),
             owner_id=interaction.user.id,
             name=name,

@@ -47,7 +47,7 @@ class Chats(StoryCog):
         if not isinstance(channel, discord.TextChannel):
             raise Refusal("a story needs a text channel of its own (not a thread)")
         missing = require_speech(interaction.app_permissions)
-        started = await self.engine.start_chat(
+        started = await self.engine.chats.start(
             guild_id=guild_id,
             channel_id=channel.id,
             owner_id=interaction.user.id,
@@ -67,12 +67,16 @@ class Chats(StoryCog):
                 channel, started.kickoff, started.kickoff_text, owner_id=interaction.user.id
             )
             if ids and started.kickoff_turn_id is not None:
-                await self.engine.link_messages(started.chat.id, started.kickoff_turn_id, list(ids))
+                await self.engine.turns.link_messages(
+                    started.chat.id, started.kickoff_turn_id, list(ids)
+                )
 
     @chat.command(name="status", description="Where and when the story is, and who is doing what")
     async def status(self, interaction: Interaction) -> None:
         place = await story_here(interaction)
-        await answer(interaction, embed=status_embed(await self.engine.status(place.chat.id)))
+        await answer(
+            interaction, embed=status_embed(await self.engine.queries.status(place.chat.id))
+        )
 
     @chat.command(name="set", description="Move the story's clock, place or weather on")
     @app_commands.describe(
@@ -91,7 +95,7 @@ class Chats(StoryCog):
     ) -> None:
         story = await steered_story(interaction, "change its world")
         await defer(interaction, ephemeral=False)
-        chat = await self.engine.set_world(
+        chat = await self.engine.chats.set_world(
             story.chat.id, time=time, place=place, weather=weather, narrative_anchor=day
         )
         await answer(
@@ -105,7 +109,7 @@ class Chats(StoryCog):
     async def end(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "end it")
         await defer(interaction, ephemeral=False)
-        ended = await self.engine.end_chat(place.chat.id)
+        ended = await self.engine.chats.end(place.chat.id)
         await answer(interaction, "The story ends here.", ephemeral=False)
         if ended.meanwhile_thread_id:
             await archive_thread(self.bot, ended.meanwhile_thread_id)
@@ -114,7 +118,7 @@ class Chats(StoryCog):
     async def export(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "export it")
         await defer(interaction, ephemeral=True)
-        markdown, log = await self.engine.export_chat(place.chat.id)
+        markdown, log = await self.engine.queries.export(place.chat.id)
         files = story_files(place.chat.id, markdown, log)
         await answer(
             interaction, "The story so far, and its log (restore: import-log)", files=files
@@ -124,21 +128,21 @@ class Chats(StoryCog):
     async def close(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "close its scenes")
         await defer(interaction, ephemeral=False)
-        await self._closed(place, await self.engine.close_scene(place.chat.id), interaction)
+        await self._closed(place, await self.engine.scenes.close(place.chat.id), interaction)
 
     @scene.command(name="join", description="A character joins the scene (a new scene opens)")
     @app_commands.autocomplete(character=character_choices)
     async def join(self, interaction: Interaction, character: str | None = None) -> None:
         place = await steered_story(interaction, "change who is in the scene")
         await defer(interaction, ephemeral=False)
-        closed = await self.engine.guest_join(place.chat.id, character)
+        closed = await self.engine.scenes.guest_join(place.chat.id, character)
         await self._closed(place, closed, interaction)
 
     @scene.command(name="leave", description="The guest leaves the scene (a new scene opens)")
     async def leave(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "change who is in the scene")
         await defer(interaction, ephemeral=False)
-        await self._closed(place, await self.engine.guest_leave(place.chat.id), interaction)
+        await self._closed(place, await self.engine.scenes.guest_leave(place.chat.id), interaction)
 
     async def _closed(
         self, place: StoryPlace, closed: SceneClose, interaction: Interaction

@@ -99,7 +99,7 @@ class History(StoryCog):
         refuse_while_closing(interaction)
         place = await steered_story(interaction, "rewind it")
         await defer(interaction, ephemeral=True)
-        rewound = await self.engine.rewind_to_message(place.chat.id, message.id)
+        rewound = await self.engine.history.rewind_to_message(place.chat.id, message.id)
         await retire_beats(self.bot, place.chat, rewound.beats)
         await answer(interaction, rewound_note(rewound))
 
@@ -122,7 +122,9 @@ class History(StoryCog):
         if not by_a_person(message) or message.author.id != place.chat.owner_id:
             return
         try:
-            latest = await self.engine.edit_message(place.chat.id, message.id, message.content)
+            latest = await self.engine.history.edit_message(
+                place.chat.id, message.id, message.content
+            )
         except StoryError as exc:
             log.debug("edit of message %d is not a story edit: %s", message.id, exc)
             return
@@ -148,7 +150,7 @@ class History(StoryCog):
         if place is None:
             return
         try:
-            rewound = await self.engine.take_back_message(place.chat.id, payload.message_id)
+            rewound = await self.engine.history.take_back_message(place.chat.id, payload.message_id)
         except StoryError as exc:
             log.debug("deleted message %d takes nothing back: %s", payload.message_id, exc)
             return

@@ -28,7 +28,7 @@ class Insight(StoryCog):
         if character == YOU:
             raise Refusal("you keep your own memories; ask about a character of this story")
         names = await self._in_story(place, character)
-        memories = await self.engine.memories(place.chat.id, character, query=query)
+        memories = await self.engine.queries.own_memories(place.chat.id, character, query=query)
         await answer(interaction, embed=memories_embed(names[character], memories, query))
 
     @app_commands.command(name="relationship", description="How one character feels about another")
@@ -38,7 +38,7 @@ class Insight(StoryCog):
     async def relationship(self, interaction: Interaction, a: str, b: str) -> None:
         place = await steered_story(interaction, BEHIND_THE_SCENES)
         names = await self._in_story(place, a, b)
-        relationship = await self.engine.relationship(place.chat.id, a, b)
+        relationship = await self.engine.queries.relationship(place.chat.id, a, b)
         await answer(interaction, embed=relationship_embed(relationship, names[a], names[b]))
 
     @app_commands.command(name="why", description="Which beats moved how one feels about another")
@@ -48,7 +48,7 @@ class Insight(StoryCog):
     async def why(self, interaction: Interaction, a: str, b: str) -> None:
         place = await steered_story(interaction, BEHIND_THE_SCENES)
         names = await self._in_story(place, a, b)
-        changes = await self.engine.why(place.chat.id, a, b)
+        changes = await self.engine.history.why(place.chat.id, a, b)
         await answer(interaction, embed=why_embed(changes, names[a], names[b]))
 
     async def _in_story(self, place: StoryPlace, *who: str) -> dict[str, str]:
@@ -61,7 +61,7 @@ class Insight(StoryCog):
 
     async def _cast(self, place: StoryPlace) -> dict[str, str]:
         """Everyone of this story by id: its host, its guest, and you."""
-        return (await self.engine.status(place.chat.id)).names
+        return (await self.engine.queries.status(place.chat.id)).names
 
 
 async def setup(bot: commands.Bot) -> None:

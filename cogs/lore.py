@@ -36,7 +36,7 @@ class Lore(StoryCog):
             raise Refusal(f"{book.filename} is too big (the limit is 2 MiB)")
         await defer(interaction, ephemeral=True)
         data = await book.read()
-        imported = await self.engine.import_world_book(place.chat.id, data, book.filename)
+        imported = await self.engine.lore.import_book(place.chat.id, data, book.filename)
         await answer(
             interaction,
             f"The world book is now {imported.name or book.filename}: "
@@ -78,13 +78,13 @@ class Lore(StoryCog):
             order=order,
             depth=depth,
         )
-        number = await self.engine.add_lore(place.chat.id, fields)
+        number = await self.engine.lore.add(place.chat.id, fields)
         await answer(interaction, f"World-book entry #{number} added.")
 
     @lore.command(name="list", description="The world book's entries")
     async def list_(self, interaction: Interaction) -> None:
         place = await story_here(interaction)
-        book = await self.engine.world_book(place.chat.id)
+        book = await self.engine.lore.book(place.chat.id)
         lines = [
             describe_entry(number, entry)
             for number, entry in zip(book.numbers, book.entries, strict=True)
@@ -103,7 +103,7 @@ class Lore(StoryCog):
     @app_commands.describe(number="the entry's number in /lore list")
     async def remove(self, interaction: Interaction, number: int) -> None:
         place = await steered_story(interaction, "change its world book")
-        await self.engine.remove_lore(place.chat.id, number)
+        await self.engine.lore.remove(place.chat.id, number)
         await answer(interaction, f"World-book entry #{number} removed.")
 
     @lore.command(name="why", description="Which world info a character's next reply carries")
@@ -115,7 +115,7 @@ class Lore(StoryCog):
         self, interaction: Interaction, character: str | None = None, line: str = ""
     ) -> None:
         place = await story_here(interaction)
-        speaker, activation = await self.engine.lore_why(place.chat.id, character, line)
+        speaker, activation = await self.engine.lore.why(place.chat.id, character, line)
         lines = [f"**{f.title}** ({f.book}): {f.reason}" for f in activation.fired]
         lines += [f"over budget: {f.title} ({f.book})" for f in activation.over_budget]
         embed = discord.Embed(

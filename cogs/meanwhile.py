@@ -52,14 +52,14 @@ class EndMeanwhileView(discord.ui.View):
     ) -> None:
         bot = interaction.client
         refuse_while_closing(interaction)
-        found = await bot.engine.meanwhile_in_thread(interaction.channel_id or 0)
+        found = await bot.engine.queries.story_of_thread(interaction.channel_id or 0)
         if found is None:
             raise Refusal("this meanwhile scene has ended already")
         chat = found[0]
         if not may_steer(interaction.user.id, chat, interaction.permissions):
             raise Refusal("only the owner of this story can end the meanwhile scene")
         await defer(interaction, ephemeral=False)
-        closed = await bot.engine.end_meanwhile(chat.id)
+        closed = await bot.engine.scenes.end_meanwhile(chat.id)
         # The "thinking…" message lives in the thread: answer before the thread is archived.
         await answer(interaction, "The meanwhile scene ends.", ephemeral=False)
         await show_meanwhile_closed(bot, chat, closed)
@@ -98,7 +98,7 @@ class Meanwhile(StoryCog):
         starter = await channel.send(f"Meanwhile… {premise}".strip())
         thread = await starter.create_thread(name=f"Meanwhile… {premise}"[:THREAD_NAME_LIMIT])
         try:
-            await self.engine.start_meanwhile(chat.id, thread_id=thread.id, premise=premise)
+            await self.engine.scenes.start_meanwhile(chat.id, thread_id=thread.id, premise=premise)
         except StoryError:
             await thread.delete()
             await starter.delete()
@@ -108,7 +108,7 @@ class Meanwhile(StoryCog):
 
     async def _play_beats(self, chat: Chat, thread: discord.Thread, beats: int) -> None:
         with self.bot.turn_running():
-            await self.engine.meanwhile_beats(
+            await self.engine.turns.meanwhile_beats(
                 chat.id,
                 beats,
                 lambda: self.renderer.sink(thread, chat_id=chat.id, owner_id=chat.owner_id),
@@ -126,13 +126,13 @@ class Meanwhile(StoryCog):
 
     async def _thread_gone(self, thread_id: int) -> None:
         """A meanwhile thread archived or deleted by hand ends its scene like the button does."""
-        found = await self.engine.meanwhile_in_thread(thread_id)
+        found = await self.engine.queries.story_of_thread(thread_id)
         if found is None:
             return
         chat = found[0]
         try:
             with self.bot.turn_running():
-                closed = await self.engine.end_meanwhile(chat.id)
+                closed = await self.engine.scenes.end_meanwhile(chat.id)
         except StoryError as exc:
             log.info("meanwhile thread %d went away: %s", thread_id, exc)
             return

@@ -62,7 +62,7 @@ class Story(StoryCog):
 
     async def _point_to_meanwhile(self, message: discord.Message, place: StoryPlace) -> bool:
         """While a meanwhile scene is open the story goes on in its thread, not here."""
-        meanwhile = await self.engine.open_meanwhile(place.chat.id)
+        meanwhile = await self.engine.queries.open_meanwhile(place.chat.id)
         if meanwhile is None:
             return False
         await _tell(
@@ -80,7 +80,7 @@ class Story(StoryCog):
         sink = self.renderer.sink(where, chat_id=chat.id, owner_id=chat.owner_id)
         with self.bot.turn_running():
             try:
-                await self.engine.take_turn(
+                await self.engine.turns.take(
                     chat.id,
                     message.content,
                     sink,
@@ -104,11 +104,11 @@ class Story(StoryCog):
         channel = self.bot.get_channel(payload.channel_id)
         if chat_id is None or payload.member is None or not isinstance(channel, StoryChannel):
             return
-        chat = await self.engine.chat(chat_id)
+        chat = await self.engine.queries.chat(chat_id)
         if chat is not None and may_steer(
             payload.member.id, chat, channel.permissions_for(payload.member)
         ):
-            self.engine.cancel(chat_id)
+            self.engine.turns.cancel(chat_id)
             return
         await take_reaction_back(channel, payload)
 
@@ -116,7 +116,7 @@ class Story(StoryCog):
     @app_commands.guild_only()
     async def stop(self, interaction: Interaction) -> None:
         place = await steered_story(interaction, "stop its replies")
-        if not self.engine.cancel(place.chat.id):
+        if not self.engine.turns.cancel(place.chat.id):
             raise Refusal("no reply is streaming in this story right now")
         await answer(interaction, f"{STOP_EMOJI} stopped")
 

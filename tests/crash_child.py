@@ -45,7 +45,7 @@ async def main(path: str) -> None:
         settings = Settings.model_validate({"engine": {"checkpoint_seconds": 0.1}})
         engine = Engine(db, llm, settings)
         chat_id = await seed_story(engine, guest=False)
-        await engine.take_turn(chat_id, "tell me everything", PrintingSink())
+        await engine.turns.take(chat_id, "tell me everything", PrintingSink())
 
 
 if __name__ == "__main__":

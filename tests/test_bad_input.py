@@ -30,23 +30,23 @@ async def test_discord_answers_a_line_with_a_lone_surrogate(
     world: StoryWorld, llm: MockLLMClient
 ) -> None:
     chat_id = await world.story()
-    before = len(await world.engine.views.beats(chat_id))
+    before = len(await world.engine.queries.beats(chat_id))
 
     await dpytest.message(BROKEN, channel=world.channel, member=world.owner)
 
     assert REFUSED in channel_texts(world.channel.id)[-1]
     assert llm.calls == []
-    assert len(await world.engine.views.beats(chat_id)) == before
+    assert len(await world.engine.queries.beats(chat_id)) == before
     # and the story goes on with the next line
     llm.add("BotA nods.", parse_answer("fine"), zero_state())
     await dpytest.message("fine", channel=world.channel, member=world.owner)
-    assert (await world.engine.views.beats(chat_id))[-1].text == "BotA nods."
+    assert (await world.engine.queries.beats(chat_id))[-1].text == "BotA nods."
 
 
 async def test_the_console_answers_a_line_with_a_lone_surrogate(db: Database) -> None:
     mock = MockLLMClient(["Evening.", parse_answer("hello"), zero_state()])
     engine = Engine(db, mock, Settings())
-    await engine.author_character(character("mira", "Mira Vale", kickoff_prose=""))
+    await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     out = io.StringIO()
 
     await play(
@@ -104,7 +104,7 @@ async def test_a_script_that_is_not_utf8_is_played_line_by_line(tmp_path: Path) 
 
 async def test_a_lone_surrogate_anywhere_in_a_command_is_refused_not_raised(db: Database) -> None:
     engine = Engine(db, MockLLMClient([]), Settings())
-    await engine.author_character(character("mira", "Mira Vale", kickoff_prose=""))
+    await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     out = io.StringIO()
     script = (
         "/chat start host=mira\n"
@@ -126,4 +126,4 @@ async def test_an_edit_with_a_lone_surrogate_is_refused_before_any_lookup(db: Da
     engine = Engine(db, MockLLMClient([]), Settings())
 
     with pytest.raises(StoryError, match="the edited line holds a broken character"):
-        await engine.edit_message("any-chat", 1, BROKEN)
+        await engine.history.edit_message("any-chat", 1, BROKEN)

@@ -261,7 +261,7 @@ async def _play(engine: Engine, script: str, *, interactive: bool = False) -> st
 async def _engine_with_cast(db: Database, *canned: str) -> tuple[Engine, MockLLMClient]:
     mock = MockLLMClient(canned)
     engine = Engine(db, mock, Settings())
-    await engine.author_character(character("mira", "Mira Vale", kickoff_prose=""))
+    await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     return engine, mock
 
 
@@ -283,7 +283,7 @@ async def test_chat_start_without_a_host_is_a_usage_error(db: Database) -> None:
         "error: expected key=value with key one of anchor, greeting, guest, host, place, time, "
         "weather; got 'host'",
     ]
-    assert await engine.chat_in_channel(0) is None
+    assert await engine.queries.chat_in_channel(0) is None
 
 
 async def test_a_turn_before_any_story_is_an_error(db: Database) -> None:
@@ -340,7 +340,7 @@ async def test_console_characters_are_its_own_and_it_says_so(db: Database) -> No
 
     assert "the console's own: no Discord server sees them" in out
     assert "--guild SERVER_ID" in out
-    assert [c.id for c in await engine.characters(0)] == ["mira"]
+    assert [c.id for c in await engine.characters.all(0)] == ["mira"]
 
 
 def test_console_guild_prepares_characters_for_that_server(

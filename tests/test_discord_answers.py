@@ -90,7 +90,7 @@ async def test_chat_end_and_chat_set_defer_before_the_engine_waits_on_the_turn_q
 
     asked = slash_interaction(world, world.owner)
     monkeypatch.setattr(
-        world.engine, "set_world", deferred_before(asked, seen)(world.engine.set_world)
+        world.engine.chats, "set_world", deferred_before(asked, seen)(world.engine.chats.set_world)
     )
     (shown,) = await run(world, "Chats", "set_world", asked, weather="fog")
     assert seen == [1]
@@ -100,7 +100,7 @@ async def test_chat_end_and_chat_set_defer_before_the_engine_waits_on_the_turn_q
 
     asked = slash_interaction(world, world.owner)
     monkeypatch.setattr(
-        world.engine, "end_chat", deferred_before(asked, seen)(world.engine.end_chat)
+        world.engine.chats, "end", deferred_before(asked, seen)(world.engine.chats.end)
     )
     (ended,) = await run(world, "Chats", "end", asked)
     assert seen == [1, 1]
@@ -182,8 +182,8 @@ async def test_chat_end_archives_the_open_meanwhile_thread(world: StoryWorld) ->
 
     assert ended.content == "The story ends here."
     assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
-    assert await world.engine.meanwhile_in_thread(thread.id) is None
-    assert await world.engine.chat_in_channel(world.channel.id) is None
+    assert await world.engine.queries.story_of_thread(thread.id) is None
+    assert await world.engine.queries.chat_in_channel(world.channel.id) is None
 
 
 # -- embeds within Discord's limits --------------------------------------------------------------
@@ -210,7 +210,7 @@ async def test_character_show_of_a_20000_character_persona_fits_in_one_embed(
         voice_samples=["v" * 2_000] * 5,
         traits=["t" * 50] * 40,
     )
-    await world.engine.author_character(long, guild_id=world.channel.guild.id)
+    await world.engine.characters.author(long, guild_id=world.channel.guild.id)
 
     (shown,) = await run(
         world, "Characters", "show", slash_interaction(world, world.owner), character="epic"
@@ -247,7 +247,7 @@ async def test_a_channel_manager_may_press_regenerate_and_a_stranger_may_not(
     world: StoryWorld,
 ) -> None:
     chat_id = await world.story()
-    chat = await world.engine.chat(chat_id)
+    chat = await world.engine.queries.chat(chat_id)
     assert chat is not None
     offer = RegenerateOffer(chat, 1, {}, timeout=60)
 
@@ -284,7 +284,7 @@ async def test_an_edit_whose_offer_cannot_be_posted_is_logged_not_raised(
         edit_by_author(line, "Hi there")
         await dpytest.run_all_events()
 
-    assert [b.text for b in await world.engine.views.beats(chat_id)][-2] == "Hi there"
+    assert [b.text for b in await world.engine.queries.beats(chat_id)][-2] == "Hi there"
     history = world.bot.get_cog("History")
     assert history is not None and history.offers == {}  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

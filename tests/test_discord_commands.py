@@ -82,18 +82,18 @@ async def test_only_the_owner_or_a_channel_manager_can_change_the_story(world: S
     (refusal,) = await slash(world, "Chats", "end", world.stranger)
     assert refusal.ephemeral
     assert refusal.content == "only the owner of this story can end it"
-    assert await world.engine.chat_in_channel(world.channel.id) is not None
+    assert await world.engine.queries.chat_in_channel(world.channel.id) is not None
 
     manager = discord.Permissions(manage_channels=True)
     (done,) = await slash(world, "Chats", "end", world.stranger, permissions=manager)
     assert done.content == "The story ends here."
-    assert await world.engine.chat_in_channel(world.channel.id) is None
+    assert await world.engine.queries.chat_in_channel(world.channel.id) is None
 
 
 async def test_chat_start_binds_the_channel_and_posts_the_kickoff_through_the_host(
     world: StoryWorld,
 ) -> None:
-    await world.engine.author_character(
+    await world.engine.characters.author(
         {"id": "mira", "name": "Mira", "persona": "", "kickoff_prose": "Mira looks up."},
         guild_id=world.channel.guild.id,
     )
@@ -107,17 +107,17 @@ async def test_chat_start_binds_the_channel_and_posts_the_kickoff_through_the_ho
 
     assert started.content.startswith("A story begins with Mira")
     assert "Manage Webhooks" in started.content
-    chat = await world.engine.chat_in_channel(world.channel.id)
+    chat = await world.engine.queries.chat_in_channel(world.channel.id)
     assert chat is not None
     assert chat.owner_id == world.owner.id
     (kickoff,) = world.gaps.posts_in(world.channel.id)
     assert (kickoff.username, kickoff.content) == ("Mira", "Mira looks up.")
-    beats = await world.engine.views.beats(chat.id)
+    beats = await world.engine.queries.beats(chat.id)
     assert beats[0].message_ids == (kickoff.message_id,)
 
 
 async def test_chat_start_is_refused_where_the_bot_cannot_speak(world: StoryWorld) -> None:
-    await world.engine.author_character(
+    await world.engine.characters.author(
         {"id": "mira", "name": "Mira", "persona": ""}, guild_id=world.channel.guild.id
     )
     (refusal,) = await slash(
@@ -126,7 +126,7 @@ async def test_chat_start_is_refused_where_the_bot_cannot_speak(world: StoryWorl
     )  # fmt: skip
     assert refusal.ephemeral
     assert "can't send messages" in refusal.content
-    assert await world.engine.chat_in_channel(world.channel.id) is None
+    assert await world.engine.queries.chat_in_channel(world.channel.id) is None
 
 
 async def test_chat_status_shows_time_place_weather_and_who_is_present(world: StoryWorld) -> None:
@@ -153,7 +153,7 @@ async def test_chat_set_moves_the_world_on_for_the_owner_only(world: StoryWorld)
 
     assert shown.content == "Now: Day 2, 23:10, office, fog"
     assert "only the owner of this story can" in refused[0].content
-    chat = await world.engine.chat(chat_id)
+    chat = await world.engine.queries.chat(chat_id)
     assert chat is not None and (chat.world_time, chat.weather) == ("23:10", "fog")
 
 
@@ -175,7 +175,7 @@ async def test_character_import_reads_a_toml_attachment(world: StoryWorld) -> No
     answered = await slash(world, "Characters", "import_", world.owner, card=card)
 
     assert answered[-1].content.startswith("Mira imported")
-    mira = await world.engine.character(world.channel.guild.id, "mira")
+    mira = await world.engine.characters.get(world.channel.guild.id, "mira")
     assert mira is not None
     assert mira.card.creator_id == world.owner.id
     assert mira.card.kickoff_prose == "Mira waves."
@@ -189,7 +189,7 @@ async def test_character_create_through_the_modal_and_edit_by_others_refused(
     fill_modal(form.modal, name="Ada", persona="An engineer.", traits="curious, dry")
     submitted = make_interaction(world.bot, world.owner, world.channel)
     await form.modal.on_submit(submitted)
-    ada = await world.engine.character(world.channel.guild.id, "ada")
+    ada = await world.engine.characters.get(world.channel.guild.id, "ada")
     assert ada is not None
     assert ada.card.traits == ["curious", "dry"]
 
@@ -213,7 +213,7 @@ async def test_a_server_never_sees_another_servers_characters_or_stories(
     assert start.content == "no character 'bot_a' in this server"
     (memories,) = await slash(world, "Insight", "memories", member, elsewhere, character=HOST)
     assert memories.content.startswith("there is no story in this channel")
-    assert await world.engine.characters(elsewhere.guild.id) == []
+    assert await world.engine.characters.all(elsewhere.guild.id) == []
 
 
 async def test_stop_with_nothing_streaming_says_so(world: StoryWorld) -> None:
@@ -233,11 +233,11 @@ async def test_character_delete_is_refused_while_a_story_uses_the_character(
 
     (refusal,) = await slash(world, "Characters", "delete", world.owner, character=HOST)
     assert refusal.content == f"bot_a is in the open story in <#{world.channel.id}>: end it first"
-    assert await world.engine.character(world.channel.guild.id, HOST) is not None
+    assert await world.engine.characters.get(world.channel.guild.id, HOST) is not None
 
     (done,) = await slash(world, "Characters", "delete", world.owner, character=GUEST)
     assert done.content == "BotB deleted"
-    assert await world.engine.character(world.channel.guild.id, GUEST) is None
+    assert await world.engine.characters.get(world.channel.guild.id, GUEST) is None
 
 
 async def test_character_avatar_from_an_attachment_and_you_set(world: StoryWorld) -> None:
@@ -248,16 +248,16 @@ async def test_character_avatar_from_an_attachment_and_you_set(world: StoryWorld
     (done,) = await slash(world, "Characters", "avatar", world.owner, character=HOST, image=image)
 
     assert done.content == "BotA has a new avatar"
-    bot_a = await world.engine.character(world.channel.guild.id, HOST)
+    bot_a = await world.engine.characters.get(world.channel.guild.id, HOST)
     assert bot_a is not None
     assert bot_a.card.avatar == hashlib.sha256(png).hexdigest()
-    assert await world.engine.views.asset(bot_a.card.avatar) == (png, "image/png")
+    assert await world.engine.queries.asset(bot_a.card.avatar) == (png, "image/png")
 
     (you,) = await slash(
         world, "Characters", "you_set", world.owner, name="Alex", pronouns="they/them"
     )
     assert you.content == "you are Alex (they/them)"
-    alex = await world.engine.you(world.channel.guild.id, world.owner.id)
+    alex = await world.engine.characters.you(world.channel.guild.id, world.owner.id)
     assert (alex.name, alex.pronouns) == ("Alex", "they/them")
 
 
@@ -273,10 +273,10 @@ async def test_character_import_of_a_tavern_png_card_makes_the_png_its_avatar(
     answered = await slash(world, "Characters", "import_", world.owner, card=card)
 
     assert answered[-1].content.startswith("Nova imported")
-    found = await world.engine.character(world.channel.guild.id, "nova")
+    found = await world.engine.characters.get(world.channel.guild.id, "nova")
     assert found is not None
     assert (found.card.persona, found.card.traits) == ("A night-shift pilot.", ["calm"])
-    asset = await world.engine.views.asset(found.card.avatar)
+    asset = await world.engine.queries.asset(found.card.avatar)
     assert asset is not None and asset[1] == "image/png"
     assert asset[0].startswith(b"\x89PNG")
 
@@ -291,14 +291,14 @@ async def test_scene_join_and_leave_open_new_scenes_with_the_new_present_set(
 
     assert joined.content == "The scene closes."
     assert not joined.ephemeral
-    status = await world.engine.status(chat_id)
+    status = await world.engine.queries.status(chat_id)
     assert status.present == ("you", HOST, GUEST)
 
     llm.add(threads_answer("the missing key"))
     (left,) = await slash(world, "Chats", "leave", world.owner)
 
     assert left.content == "The scene closes. Threads to follow: the missing key"
-    assert (await world.engine.status(chat_id)).present == ("you", HOST)
+    assert (await world.engine.queries.status(chat_id)).present == ("you", HOST)
     (refusal,) = await slash(world, "Chats", "leave", world.owner)
     assert refusal.content == "the guest is not in the scene"
     assert llm._canned == []

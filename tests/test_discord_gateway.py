@@ -81,7 +81,7 @@ async def test_a_frame_that_is_not_json_reconnects_and_keeps_the_store_open(
     assert "could not read a gateway event" in caplog.text
     assert len(discord_server.identifies) == 2
     # the store is still open under the engine: the bot can go on writing the story
-    assert await bot.engine.characters(0) == []
+    assert await bot.engine.characters.all(0) == []
 
 
 RENAMED = json.dumps(

@@ -87,7 +87,7 @@ def reactions(world: StoryWorld, message_id: int) -> list[str]:
 
 
 async def texts(world: StoryWorld, chat_id: str) -> list[str]:
-    return [b.text for b in await world.engine.views.beats(chat_id)]
+    return [b.text for b in await world.engine.queries.beats(chat_id)]
 
 
 async def assert_replay_equals_incremental(world: StoryWorld) -> None:
@@ -126,10 +126,10 @@ async def test_regenerate_by_the_owner_replaces_the_reply_and_strikes_the_old_on
     assert struck.message_id == old
     assert struck.content == "~~BotA smiles.~~ *(rewound)*"
     assert (new.username, new.content) == ("BotA", "BotA frowns.")
-    beats = await world.engine.views.beats(chat_id)
+    beats = await world.engine.queries.beats(chat_id)
     assert [b.text for b in beats][-2:] == ["Hello", "BotA frowns."]
     assert beats[-1].message_ids == (new.message_id,)
-    assert (await world.engine.relationship(chat_id, HOST, "you")).affinity == 48
+    assert (await world.engine.queries.relationship(chat_id, HOST, "you")).affinity == 48
     await assert_replay_equals_incremental(world)
     assert llm._canned == []
 
@@ -200,7 +200,7 @@ async def test_rewind_retires_the_later_beats_messages_and_the_story_ends_there(
 
     assert done.ephemeral and done.content == "⏪ rewound 4 beats"
     assert (await texts(world, chat_id))[-2:] == ["One", "BotA one."]
-    assert (await world.engine.relationship(chat_id, HOST, "you")).affinity == 52
+    assert (await world.engine.queries.relationship(chat_id, HOST, "you")).affinity == 52
     posts = {p.message_id: p.content for p in world.gaps.posts_in(world.channel.id)}
     assert posts[kept] == "BotA one."
     assert posts[gone_a] == "~~BotA two.~~ *(rewound)*"
@@ -286,7 +286,7 @@ async def test_deleting_the_latest_line_takes_the_beat_back(
     await dpytest.run_all_events()
 
     assert (await texts(world, chat_id))[-2:] == ["Keep", "BotA keeps."]
-    assert (await world.engine.relationship(chat_id, HOST, "you")).affinity == 52
+    assert (await world.engine.queries.relationship(chat_id, HOST, "you")).affinity == 52
     assert world.gaps.posts[reply].content == "~~BotA hears oops.~~ *(rewound)*"
     await assert_replay_equals_incremental(world)
 
@@ -341,7 +341,7 @@ async def test_chat_export_attaches_markdown_and_a_log_that_restores_the_chat(
 async def test_character_export_v3_png_round_trips(world: StoryWorld) -> None:
     guild_id = world.channel.guild.id
     avatar = make_png()
-    await world.engine.author_character(
+    await world.engine.characters.author(
         {"id": "mira", "name": "Mira", "persona": "A lighthouse keeper."},
         guild_id=guild_id,
         avatar=(avatar, "image/png"),
@@ -410,7 +410,7 @@ async def test_the_regenerate_offer_takes_itself_away_after_its_time(
 ) -> None:
     chat_id = await world.story()
     line, _ = await turn(world, llm, "Hi", "BotA waves.")
-    chat = await world.engine.chat(chat_id)
+    chat = await world.engine.queries.chat(chat_id)
     assert chat is not None
     offers: dict[int, RegenerateOffer] = {}
 

@@ -113,7 +113,7 @@ async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
             owners.append(row[0])
     assert sorted(owners) == sorted([HOST, GUEST])
     assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
-    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert await world.engine.queries.story_of_thread(thread.id) is None
     assert llm._canned == []
     assert chat_id
 
@@ -129,7 +129,7 @@ async def test_archiving_the_thread_by_hand_ends_the_meanwhile_scene(
     await dpytest.run_all_events()
 
     assert "nothing much happened" in channel_texts(world.channel.id)[-1]
-    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert await world.engine.queries.story_of_thread(thread.id) is None
     assert llm._canned == []
 
 
@@ -149,7 +149,7 @@ async def test_only_the_owner_can_end_the_meanwhile_scene(
     (refusal,) = pressed.answers
     assert refusal.ephemeral
     assert refusal.content.startswith("only the owner of this story can")
-    assert await world.engine.meanwhile_in_thread(thread.id) is not None
+    assert await world.engine.queries.story_of_thread(thread.id) is not None
 
 
 async def test_scene_close_inside_the_thread_ends_the_meanwhile_scene(
@@ -168,7 +168,7 @@ async def test_scene_close_inside_the_thread_ends_the_meanwhile_scene(
     digest = channel_texts(world.channel.id)[-1]
     assert digest == "**While you were away…**\nWhile you were away, they tidied the office."
     assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
-    assert await world.engine.meanwhile_in_thread(thread.id) is None
+    assert await world.engine.queries.story_of_thread(thread.id) is None
     assert llm._canned == []
 
 

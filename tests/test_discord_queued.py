@@ -63,7 +63,7 @@ def llm() -> GatedLLM:
 
 def queued(world: StoryWorld, chat_id: str) -> int:
     """Turns running or waiting in the chat's queue (the engine's FIFO lock)."""
-    return world.engine.queued(chat_id)
+    return world.engine.turns.queued(chat_id)
 
 
 async def open_meanwhile(world: StoryWorld) -> discord.Thread:
@@ -79,7 +79,7 @@ async def streaming(world: StoryWorld, llm: GatedLLM, where: Any, prose: str, ch
     """The owner writes ``prose`` and the reply to it is held mid-stream."""
     llm.gate.clear()
     post_message(where, world.owner, prose)
-    await wait_until(lambda: chat_id in world.engine.in_flight)
+    await wait_until(lambda: chat_id in world.engine.turns.in_flight)
 
 
 async def test_a_thread_line_queued_behind_the_end_button_is_refused(
@@ -110,7 +110,7 @@ async def test_a_thread_line_queued_behind_the_end_button_is_refused(
     assert llm.streams() == 1
     said = channel_texts(thread.id) + channel_texts(world.channel.id)
     assert any("ended before your line was played" in text for text in said), said
-    texts = [beat.text for beat in await world.engine.views.beats(chat_id)]
+    texts = [beat.text for beat in await world.engine.queries.beats(chat_id)]
     assert "one more thing" not in texts
     assert llm._canned == []
 
@@ -139,8 +139,8 @@ async def test_a_channel_line_queued_while_meanwhile_starts_is_refused(
         "a meanwhile scene started before your line" in text
         for text in channel_texts(world.channel.id)
     )
-    assert "and then?" not in [beat.text for beat in await world.engine.views.beats(chat_id)]
-    assert (await world.engine.status(chat_id)).meanwhile is not None
+    assert "and then?" not in [beat.text for beat in await world.engine.queries.beats(chat_id)]
+    assert (await world.engine.queries.status(chat_id)).meanwhile is not None
     assert llm._canned == []
 
 
@@ -169,7 +169,7 @@ async def test_shutdown_stops_the_streaming_reply_and_starts_none_of_the_waiting
     assert turn["cancelled"] is True
     (reply,) = world.gaps.posts_in(world.channel.id)
     assert stored_message(world.channel.id, reply.message_id)["content"].endswith("*(stopped)*")
-    assert [b.text for b in await world.engine.views.beats(chat_id)][-2] == "hello"
+    assert [b.text for b in await world.engine.queries.beats(chat_id)][-2] == "hello"
     shutting = [t for t in channel_texts(world.channel.id) if "shutting down" in t]
     assert len(shutting) == 2  # "second" and "third" are answered once, nothing more
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

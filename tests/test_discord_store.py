@@ -27,4 +27,4 @@ async def test_a_database_gone_under_the_discord_bot_stops_it(
     assert llm.calls == []  # nothing was played on a store that cannot keep it
     assert world.gaps.posts_in(world.channel.id) == []
     world.db.identity = None
-    assert len(await world.engine.views.beats(chat_id)) == 1  # only the opening
+    assert len(await world.engine.queries.beats(chat_id)) == 1  # only the opening

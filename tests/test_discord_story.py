@@ -38,7 +38,7 @@ async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook
     (reply,) = world.gaps.posts_in(world.channel.id)
     assert reply.username == "BotA"
     assert reply.content == "BotA smiles. Good evening."
-    beats = await world.engine.views.beats(chat_id)
+    beats = await world.engine.queries.beats(chat_id)
     assert beats[-1].text == "BotA smiles. Good evening."
     assert beats[-1].message_ids == (reply.message_id,)
     assert llm._canned == []
@@ -110,7 +110,7 @@ async def test_an_out_of_character_line_is_acknowledged_not_played(
 
     assert channel_texts(world.channel.id)[-1].startswith("(( out of character: noted.")
     assert llm.calls == [] and await payloads(world.db, "turn_started") == []
-    assert [b.text for b in await world.engine.views.beats(chat_id)][-1] != "(( brb, phone ))"
+    assert [b.text for b in await world.engine.queries.beats(chat_id)][-1] != "(( brb, phone ))"
 
 
 async def test_without_manage_webhooks_characters_speak_through_the_bot(
@@ -186,13 +186,13 @@ async def test_stop_by_the_owner_cancels_a_slow_stream_and_a_strangers_is_remove
     dpytest_backend.add_reaction(reply, world.stranger, STOP_EMOJI)
     await wait_until(lambda: bool(world.gaps.removed_reactions))
     assert world.gaps.removed_reactions == [(reply_id, STOP_EMOJI, world.stranger.id)]
-    assert chat_id in world.engine.in_flight
+    assert chat_id in world.engine.turns.in_flight
 
     dpytest_backend.add_reaction(reply, world.owner, STOP_EMOJI)
-    await wait_until(lambda: chat_id not in world.engine.in_flight)
+    await wait_until(lambda: chat_id not in world.engine.turns.in_flight)
     await dpytest.run_all_events()
 
-    assert world.engine.in_flight == {}
+    assert world.engine.turns.in_flight == {}
     turn = (await payloads(world.db, "assistant_turn"))[-1]
     assert turn["cancelled"] is True
     assert 0 < len(turn["text"]) < len(SLOW_REPLY)
@@ -206,12 +206,12 @@ async def test_shutdown_stops_replies_in_flight_and_writes_them(
     world = streaming_world
     chat_id = await world.story()
     post_message(world.channel, world.owner, "Hello")
-    await wait_until(lambda: chat_id in world.engine.in_flight and bool(world.gaps.posts))
+    await wait_until(lambda: chat_id in world.engine.turns.in_flight and bool(world.gaps.posts))
 
     world.bot.ws = None  # type: ignore[assignment]  # dpytest's websocket has no socket to close
     await world.bot.close()
 
-    assert world.engine.in_flight == {}
+    assert world.engine.turns.in_flight == {}
     turn = (await payloads(world.db, "assistant_turn"))[-1]
     assert turn["cancelled"] is True
     reply_id = next(iter(world.gaps.posts))

@@ -36,12 +36,14 @@ async def slash(
 
 
 async def cast(world: StoryWorld, **fields: Any) -> None:
-    await world.engine.author_character(
+    await world.engine.characters.author(
         character(HOST, "BotA", **fields),
         guild_id=world.channel.guild.id,
         creator_id=world.owner.id,
     )
-    await world.engine.set_you(guild_id=world.channel.guild.id, owner_id=world.owner.id, name="Sam")
+    await world.engine.characters.set_you(
+        guild_id=world.channel.guild.id, owner_id=world.owner.id, name="Sam"
+    )
 
 
 async def test_chat_start_opens_with_the_chosen_greeting_and_cycles_on_regenerate(

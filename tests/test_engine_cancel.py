@@ -39,13 +39,13 @@ async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: 
     # a stopped beat asks for no classification or state update: nothing past its stream
     mock._canned.extend([LONG_REPLY, "short", parse_answer("second"), zero_state()])
     sink = RecordingSink()
-    first = asyncio.create_task(engine.take_turn(chat_id, "first", sink))
+    first = asyncio.create_task(engine.turns.take(chat_id, "first", sink))
     await _until(lambda: len(sink.chunks) >= 3)
-    second = asyncio.create_task(engine.take_turn(chat_id, "second", RecordingSink()))
+    second = asyncio.create_task(engine.turns.take(chat_id, "second", RecordingSink()))
     await asyncio.sleep(0)
 
     started = time.monotonic()
-    assert engine.cancel(chat_id) is True
+    assert engine.turns.cancel(chat_id) is True
     await _until(lambda: bool(sink.ends))
     elapsed = time.monotonic() - started
 
@@ -59,7 +59,7 @@ async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: 
     assert await payloads(db, "edge_update") == []
     follow_up = await second
     assert follow_up.status == "done" and follow_up.text == "short"
-    assert chat_id not in engine.in_flight
+    assert chat_id not in engine.turns.in_flight
     assert mock._canned == []
 
 
@@ -71,7 +71,7 @@ async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
         mock._canned.extend([f"reply {i}", parse_answer(f"m{i}"), zero_state()])
 
     results = await asyncio.gather(
-        *(engine.take_turn(chat_id, f"m{i}", RecordingSink()) for i in range(4))
+        *(engine.turns.take(chat_id, f"m{i}", RecordingSink()) for i in range(4))
     )
 
     assert [r.text for r in results] == [f"reply {i}" for i in range(4)]
@@ -82,7 +82,7 @@ async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
 async def test_cancel_with_nothing_streaming_is_a_no_op(db: Database) -> None:
     engine, _ = make_engine(db)
     chat_id = await seed_story(engine)
-    assert engine.cancel(chat_id) is False
+    assert engine.turns.cancel(chat_id) is False
 
 
 class _Crash(BaseException):
@@ -103,18 +103,18 @@ async def test_a_turn_cut_off_by_a_crash_is_closed_as_interrupted_at_start(db: D
     mock._canned.extend([LONG_REPLY, parse_answer("doomed")])
     # the process dying mid-stream: nothing after turn_started is written
     with pytest.raises(_Crash):
-        await engine.take_turn(chat_id, "doomed", _DyingSink())
+        await engine.turns.take(chat_id, "doomed", _DyingSink())
     assert await payloads(db, "user_turn") == []
 
     restarted, _ = make_engine(db)
-    closed = await restarted.recover_interrupted()
+    closed = await restarted.turns.recover_interrupted()
 
     assert closed == 1
     assert [u["prose"] for u in await payloads(db, "user_turn")] == ["doomed"]
     beat = (await payloads(db, "assistant_turn"))[-1]
     assert beat["interrupted"] is True
     assert await db.fetchall("SELECT * FROM open_turns") == []
-    assert await restarted.recover_interrupted() == 0
+    assert await restarted.turns.recover_interrupted() == 0
 
 
 async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database) -> None:
@@ -123,9 +123,9 @@ async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database
     chat_id = await seed_story(engine, guest=False)
     mock.add(LONG_REPLY)
     sink = RecordingSink()
-    streaming = asyncio.create_task(engine.take_turn(chat_id, "first", sink))
+    streaming = asyncio.create_task(engine.turns.take(chat_id, "first", sink))
     await sink.first_text.wait()
-    waiting = asyncio.create_task(engine.take_turn(chat_id, "second", RecordingSink()))
+    waiting = asyncio.create_task(engine.turns.take(chat_id, "second", RecordingSink()))
     await asyncio.sleep(0)
 
     await engine.close(grace=2.0)
@@ -149,7 +149,7 @@ async def test_a_failed_reply_keeps_its_text_and_says_why_in_public_words(db: Da
     engine.ctx.models.llm = Overloaded(canned=[parse_answer("x")])
     sink = RecordingSink()
 
-    result = await engine.take_turn(chat_id, "go on", sink)
+    result = await engine.turns.take(chat_id, "go on", sink)
 
     assert result.status == "failed" and result.text == "She begins to"
     assert sink.ends[0].reason == "the model server is busy; try again in a moment"

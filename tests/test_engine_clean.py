@@ -116,7 +116,7 @@ async def test_a_reply_stops_where_the_model_speaks_for_someone_else(db: Databas
     mock.add("BotA: Hello there.", parse_answer("hi"), json.dumps({}), json.dumps({}))
     sink = RecordingSink()
 
-    result = await engine.take_turn(chat_id, "hi", sink)
+    result = await engine.turns.take(chat_id, "hi", sink)
 
     assert result.text == "Hello there." and "".join(sink.chunks) == "Hello there."
     narrative = next(call for call in mock.calls if call.kind == "stream")
@@ -132,7 +132,7 @@ async def test_a_reply_the_server_did_not_stop_is_cut_where_it_speaks_for_the_pl
     mock.add("BotA waves.\n\nMe: I wave back.\nBotA: Good.", parse_answer("hi"), "{}")
     sink = RecordingSink()
 
-    result = await engine.take_turn(chat_id, "hi", sink)
+    result = await engine.turns.take(chat_id, "hi", sink)
 
     assert result.text == "BotA waves." and "".join(sink.chunks) == "BotA waves."
     *_kickoff, reply = await payloads(db, "assistant_turn")
@@ -143,13 +143,13 @@ async def test_in_a_meanwhile_the_stops_cover_the_absent_player_and_every_name(
     db: Database,
 ) -> None:
     engine, mock = make_engine(db, llm={"max_stop_sequences": 16})
-    await engine.author_character(character(HOST, "Bo Anders", nickname="Bo"))
-    await engine.author_character(character(GUEST, "Bea Brook", nickname="Bee"))
-    await engine.set_you(name="Alex Kim", pronouns="they/them")
-    started = await engine.start_chat(host_id=HOST, guest_id=GUEST, place="office")
-    await engine.start_meanwhile(started.chat.id)
+    await engine.characters.author(character(HOST, "Bo Anders", nickname="Bo"))
+    await engine.characters.author(character(GUEST, "Bea Brook", nickname="Bee"))
+    await engine.characters.set_you(name="Alex Kim", pronouns="they/them")
+    started = await engine.chats.start(host_id=HOST, guest_id=GUEST, place="office")
+    await engine.scenes.start_meanwhile(started.chat.id)
     mock.add("She waits.", "{}", "{}")
-    await engine.meanwhile_beats(started.chat.id, 1, RecordingSink)
+    await engine.turns.meanwhile_beats(started.chat.id, 1, RecordingSink)
 
     stops = next(call for call in mock.calls if call.kind == "stream").params["stop"]
     assert stops == [
@@ -168,7 +168,7 @@ async def test_the_stop_list_keeps_what_the_server_takes_most_important_first(
     engine, mock = make_engine(db, llm={"max_stop_sequences": 2})
     chat_id = await seed_story(engine)
     mock.add("Hello.", parse_answer("hi"), "{}", "{}")
-    await engine.take_turn(chat_id, "hi", RecordingSink())
+    await engine.turns.take(chat_id, "hi", RecordingSink())
     stops = next(call for call in mock.calls if call.kind == "stream").params["stop"]
     assert stops == ["\nMe:", "\nBotB:"]
 
@@ -200,7 +200,7 @@ async def test_a_cut_reply_stops_its_stream(db: Database) -> None:
     engine = Engine(db, llm, Settings())
     chat_id = await seed_story(engine, guest=False)
 
-    result = await asyncio.wait_for(engine.take_turn(chat_id, "hi", RecordingSink()), 5)
+    result = await asyncio.wait_for(engine.turns.take(chat_id, "hi", RecordingSink()), 5)
 
     assert result.text == "BotA waves." and result.status == "done"
     assert llm.closed

@@ -35,7 +35,7 @@ async def test_classification_never_delays_the_first_token_even_with_one_slot(
             chat_id = await seed_story(engine, guest=False)
             sink = RecordingSink()
             started = time.monotonic()
-            turn = asyncio.create_task(engine.take_turn(chat_id, "Evening, Mira.", sink))
+            turn = asyncio.create_task(engine.turns.take(chat_id, "Evening, Mira.", sink))
             await sink.first_text.wait()
             first_text = time.monotonic() - started
             result = await turn
@@ -63,12 +63,12 @@ async def test_two_chats_play_at_the_same_time(db: Database) -> None:
     reply = " ".join(f"w{i}" for i in range(10))
     engine = Engine(db, _ByKind(reply), Settings())
     first = await seed_story(engine, guest=False, chat_id="first")
-    second = await engine.start_chat(host_id="bot_a", place="elsewhere", chat_id="second")
+    second = await engine.chats.start(host_id="bot_a", place="elsewhere", chat_id="second")
 
     started = time.monotonic()
     results = await asyncio.gather(
-        engine.take_turn(first, "one", RecordingSink()),
-        engine.take_turn(second.chat.id, "two", RecordingSink()),
+        engine.turns.take(first, "one", RecordingSink()),
+        engine.turns.take(second.chat.id, "two", RecordingSink()),
     )
     elapsed = time.monotonic() - started
 

@@ -31,21 +31,21 @@ async def _event_count(db: Database) -> int:
 async def _played_story(path: Path) -> tuple[str, str, str]:
     async with open_db(path) as db:
         engine, mock = make_engine(db)
-        await engine.author_character({"id": "other", "name": "Unrelated", "persona": "p"})
+        await engine.characters.author({"id": "other", "name": "Unrelated", "persona": "p"})
         chat_id = await seed_story(engine)
         mock.add("BotA greets you.", parse_answer("hi"), zero_state(), zero_state())
-        await engine.take_turn(chat_id, "hi", RecordingSink())
-        await engine.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
+        await engine.turns.take(chat_id, "hi", RecordingSink())
+        await engine.scenes.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
         mock.add("BotA whispers to BotB.", parse_answer("n"), zero_state(), zero_state())
-        await engine.take_turn(chat_id, "they whisper", RecordingSink())
+        await engine.turns.take(chat_id, "they whisper", RecordingSink())
         mock.add(
             summary_answer("a"),
             summary_answer("b"),
             summary_answer("While you were away, secrets."),
             threads_answer(),
         )
-        await engine.end_meanwhile(chat_id)
-        markdown, log = await engine.export_chat(chat_id)
+        await engine.scenes.end_meanwhile(chat_id)
+        markdown, log = await engine.queries.export(chat_id)
         return chat_id, markdown, log
 
 

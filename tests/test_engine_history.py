@@ -36,7 +36,9 @@ async def _play(
     engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str, *, affinity: int = 0
 ) -> int:
     mock.add(reply, parse_answer(prose), _state(affinity))
-    result = await engine.take_turn(chat_id, prose, RecordingSink(), message_id=hash(prose) % 10**9)
+    result = await engine.turns.take(
+        chat_id, prose, RecordingSink(), message_id=hash(prose) % 10**9
+    )
     return result.assistant_turn_id
 
 
@@ -45,7 +47,7 @@ async def _edit(
 ) -> bool:
     """Edit the line ``old``: its labels and its beat's state update are asked again."""
     mock.add(parse_answer(new), _state(affinity))
-    return await engine.edit_message(chat_id, hash(old) % 10**9, new)
+    return await engine.history.edit_message(chat_id, hash(old) % 10**9, new)
 
 
 def _prompt_texts(mock: MockLLMClient) -> list[str]:
@@ -63,17 +65,17 @@ async def test_regenerate_replaces_the_latest_reply_and_undoes_its_effects(db: D
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "hello", "REPLY-ONE warm", affinity=5)
     await _play(engine, mock, chat_id, "tell me a secret", "REPLY-TWO-OLD cold", affinity=-8)
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 47
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 47
     mock.add("REPLY-TWO-NEW kind", _state(3))
 
-    rewound, result = await engine.regenerate(chat_id, RecordingSink())
+    rewound, result = await engine.history.regenerate(chat_id, RecordingSink())
 
     assert [b.text for b in rewound.beats] == ["REPLY-TWO-OLD cold"]
     assert result.text == "REPLY-TWO-NEW kind" and result.speaker.id == HOST
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 58
-    texts = [b.text for b in await engine.views.beats(chat_id)]
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 58
+    texts = [b.text for b in await engine.queries.beats(chat_id)]
     assert texts[-2:] == ["tell me a secret", "REPLY-TWO-NEW kind"]
-    memories = await engine.memories(chat_id, HOST, limit=50)
+    memories = await engine.queries.own_memories(chat_id, HOST, limit=50)
     assert all("REPLY-TWO-OLD" not in m.text for m in memories)
     assert any("REPLY-TWO-NEW" in m.text for m in memories)
     await _assert_replay_equals_incremental(db)
@@ -90,11 +92,11 @@ async def test_rewind_returns_the_story_to_right_after_a_beat(db: Database) -> N
     await _play(engine, mock, chat_id, "second", "GONE-ONE", affinity=9)
     await _play(engine, mock, chat_id, "third", "GONE-TWO", affinity=9)
 
-    rewound = await engine.rewind_to_turn(chat_id, keep)
+    rewound = await engine.history.rewind_to_turn(chat_id, keep)
 
     assert [b.text for b in rewound.beats] == ["second", "GONE-ONE", "third", "GONE-TWO"]
-    assert [b.text for b in await engine.views.beats(chat_id)][-1] == "KEEP-ME"
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 54
+    assert [b.text for b in await engine.queries.beats(chat_id)][-1] == "KEEP-ME"
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 54
     assert len(await payloads(db, "assistant_turn")) == 4  # the log keeps everything
     await _assert_replay_equals_incremental(db)
 
@@ -110,9 +112,9 @@ async def test_rewind_to_the_player_line_keeps_its_reply(db: Database) -> None:
     await _play(engine, mock, chat_id, "first", "REPLY-ONE")
     await _play(engine, mock, chat_id, "second", "REPLY-TWO")
 
-    await engine.rewind_to_message(chat_id, hash("first") % 10**9)
+    await engine.history.rewind_to_message(chat_id, hash("first") % 10**9)
 
-    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == ["first", "REPLY-ONE"]
+    assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == ["first", "REPLY-ONE"]
 
 
 async def test_rewinding_the_latest_beat_is_refused(db: Database) -> None:
@@ -120,7 +122,7 @@ async def test_rewinding_the_latest_beat_is_refused(db: Database) -> None:
     chat_id = await seed_story(engine, guest=False)
     last = await _play(engine, mock, chat_id, "only", "REPLY")
     with pytest.raises(StoryError, match="latest beat"):
-        await engine.rewind_to_turn(chat_id, last)
+        await engine.history.rewind_to_turn(chat_id, last)
 
 
 async def test_deleting_the_latest_line_takes_the_beat_back(db: Database) -> None:
@@ -129,31 +131,31 @@ async def test_deleting_the_latest_line_takes_the_beat_back(db: Database) -> Non
     await _play(engine, mock, chat_id, "keep", "KEPT", affinity=2)
     await _play(engine, mock, chat_id, "oops", "TAKEN-BACK", affinity=7)
 
-    await engine.take_back_message(chat_id, hash("oops") % 10**9)
+    await engine.history.take_back_message(chat_id, hash("oops") % 10**9)
 
-    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == ["keep", "KEPT"]
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 52
+    assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == ["keep", "KEPT"]
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 52
     await _assert_replay_equals_incremental(db)
     with pytest.raises(StoryError, match="not a beat of this story"):
-        await engine.take_back_message(chat_id, hash("oops") % 10**9)
+        await engine.history.take_back_message(chat_id, hash("oops") % 10**9)
     await _play(engine, mock, chat_id, "newer", "NEWER")
     with pytest.raises(StoryError, match="latest line"):
-        await engine.take_back_message(chat_id, hash("keep") % 10**9)
+        await engine.history.take_back_message(chat_id, hash("keep") % 10**9)
 
 
 async def test_editing_a_line_changes_the_story_text(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "I sya hello", "REPLY", affinity=5)
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 55
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 55
 
     latest = await _edit(engine, mock, chat_id, "I sya hello", "I say hello", affinity=-3)
 
     assert latest is True
-    assert "I say hello" in [b.text for b in await engine.views.beats(chat_id)]
+    assert "I say hello" in [b.text for b in await engine.queries.beats(chat_id)]
     # the feeling the old words moved is undone, and the new words move it instead
-    assert (await engine.relationship(chat_id, HOST, "you")).affinity == 47
-    memories = await engine.memories(chat_id, HOST)
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 47
+    memories = await engine.queries.own_memories(chat_id, HOST)
     assert [m.text for m in memories if "hello" in m.text] == ["Me: I say hello\nBotA: REPLY"]
     await _assert_replay_equals_incremental(db)
     await _play(engine, mock, chat_id, "next", "REPLY-2")
@@ -171,15 +173,15 @@ async def test_an_edited_line_keeps_its_new_words_when_its_reply_is_regenerated(
     await _edit(engine, mock, chat_id, "I sya hello", "I say hello")
     mock.add("REPLY-NEW", _state(0))
 
-    await engine.regenerate(chat_id, RecordingSink())
+    await engine.history.regenerate(chat_id, RecordingSink())
 
-    texts = [b.text for b in await engine.views.beats(chat_id)]
+    texts = [b.text for b in await engine.queries.beats(chat_id)]
     assert texts[-4:] == ["first, edited", "REPLY-ONE", "I say hello", "REPLY-NEW"]
     assert "I sya hello" not in _prompt_texts(mock)[-2]
     await _assert_replay_equals_incremental(db)
 
-    await engine.rewind_to_message(chat_id, hash("first") % 10**9)
-    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == [
+    await engine.history.rewind_to_message(chat_id, hash("first") % 10**9)
+    assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == [
         "first, edited",
         "REPLY-ONE",
     ]
@@ -193,7 +195,7 @@ async def test_why_lists_the_beats_that_moved_a_feeling_newest_first(db: Databas
     await _play(engine, mock, chat_id, "nothing", "NEUTRAL", affinity=0)
     await _play(engine, mock, chat_id, "insult", "COOLED", affinity=-4)
 
-    changes = await engine.why(chat_id, HOST, "you")
+    changes = await engine.history.why(chat_id, HOST, "you")
 
     assert [(c.beat_text, c.affinity_delta) for c in changes] == [("COOLED", -4), ("WARMED", 6)]
 
@@ -203,18 +205,18 @@ async def test_regenerating_twice_still_answers_the_players_line(db: Database) -
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "what is in the box?", "REPLY-1")
     mock.add("REPLY-2", _state(0))
-    await engine.regenerate(chat_id, RecordingSink())
+    await engine.history.regenerate(chat_id, RecordingSink())
     mock.add("REPLY-3", _state(0))
 
-    _, result = await engine.regenerate(chat_id, RecordingSink())
+    _, result = await engine.history.regenerate(chat_id, RecordingSink())
 
     cue = next(c for c in reversed(mock.calls) if c.kind == "stream").messages
     assert "what is in the box?" in "\n".join(m.content for m in cue)
-    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == [
+    assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == [
         "what is in the box?",
         "REPLY-3",
     ]
-    memories = await engine.memories(chat_id, HOST, limit=5)
+    memories = await engine.queries.own_memories(chat_id, HOST, limit=5)
     assert "what is in the box?" in memories[0].text and "REPLY-3" in memories[0].text
     assert result.text == "REPLY-3"
     await _assert_replay_equals_incremental(db)
@@ -225,12 +227,12 @@ async def test_rewinding_to_a_regenerated_line_keeps_its_new_reply(db: Database)
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "first", "OLD")
     mock.add("NEW", _state(0))
-    await engine.regenerate(chat_id, RecordingSink())
+    await engine.history.regenerate(chat_id, RecordingSink())
     await _play(engine, mock, chat_id, "second", "LATER")
 
-    await engine.rewind_to_message(chat_id, hash("first") % 10**9)
+    await engine.history.rewind_to_message(chat_id, hash("first") % 10**9)
 
-    assert [b.text for b in await engine.views.beats(chat_id)][-2:] == ["first", "NEW"]
+    assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == ["first", "NEW"]
     assert await db.fetchall("SELECT * FROM open_turns") == []
 
 
@@ -238,20 +240,20 @@ async def test_regenerate_and_rewind_never_cross_a_meanwhile_scene(db: Database)
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
     mock.add("BEFORE", parse_answer("x"), _state(0), _state(0))
-    await engine.take_turn(chat_id, "hello", RecordingSink(), message_id=11)
-    await engine.start_meanwhile(chat_id, thread_id=5)
+    await engine.turns.take(chat_id, "hello", RecordingSink(), message_id=11)
+    await engine.scenes.start_meanwhile(chat_id, thread_id=5)
     mock.add("AWAY", parse_answer("x"), _state(0), _state(0))
-    await engine.take_turn(chat_id, "they talk", RecordingSink())
+    await engine.turns.take(chat_id, "they talk", RecordingSink())
     mock.add(summary_answer("a"), summary_answer("b"), summary_answer("While you were away…"), "{}")
-    await engine.end_meanwhile(chat_id)
+    await engine.scenes.end_meanwhile(chat_id)
 
     with pytest.raises(StoryError, match="meanwhile scene that ended"):
-        await engine.regenerate(chat_id, RecordingSink())
+        await engine.history.regenerate(chat_id, RecordingSink())
     with pytest.raises(StoryError, match="meanwhile scene that ended"):
-        await engine.rewind_to_message(chat_id, 11)
-    status = await engine.status(chat_id)
+        await engine.history.rewind_to_message(chat_id, 11)
+    status = await engine.queries.status(chat_id)
     assert status.meanwhile is None
-    assert [text for _, text in await engine.views.digests(chat_id)] == ["While you were away…"]
+    assert [text for _, text in await engine.queries.digests(chat_id)] == ["While you were away…"]
 
 
 async def test_an_update_that_changes_no_text_is_no_edit(db: Database) -> None:
@@ -260,7 +262,7 @@ async def test_an_update_that_changes_no_text_is_no_edit(db: Database) -> None:
     await _play(engine, mock, chat_id, "same words", "REPLY")
     before = await payloads(db, "manual_edit")
 
-    changed = await engine.edit_message(chat_id, hash("same words") % 10**9, "same words")
+    changed = await engine.history.edit_message(chat_id, hash("same words") % 10**9, "same words")
 
     assert changed is False
     assert await payloads(db, "manual_edit") == before
@@ -270,7 +272,7 @@ async def _play_with_guest(
     engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str
 ) -> None:
     mock.add(reply, parse_answer(prose), _state(0), _state(0))
-    await engine.take_turn(chat_id, prose, RecordingSink())
+    await engine.turns.take(chat_id, prose, RecordingSink())
 
 
 async def _story_with_a_meanwhile(
@@ -281,15 +283,15 @@ async def _story_with_a_meanwhile(
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
     await _play_with_guest(engine, mock, chat_id, "before the meanwhile", "REPLY-BEFORE")
-    await engine.start_meanwhile(chat_id)
+    await engine.scenes.start_meanwhile(chat_id)
     mock.add("REPLY-MEANWHILE", parse_answer("they whisper"), "{}", "{}")
-    await engine.take_turn(chat_id, "they whisper", RecordingSink())
+    await engine.turns.take(chat_id, "they whisper", RecordingSink())
     if not end:
         return engine, mock, chat_id
     mock.add(summary_answer("host"), summary_answer("guest"), summary_answer("While away"))
     mock.add(json.dumps({"threads": []}))
-    await engine.end_meanwhile(chat_id)
-    await engine.set_world(chat_id, time="23:30")
+    await engine.scenes.end_meanwhile(chat_id)
+    await engine.chats.set_world(chat_id, time="23:30")
     return engine, mock, chat_id
 
 
@@ -299,12 +301,12 @@ async def test_any_beat_after_a_meanwhiles_end_can_be_rewound_to_or_taken_back(
     engine, mock, chat_id = await _story_with_a_meanwhile(db)
     await _play_with_guest(engine, mock, chat_id, "first after", "REPLY-AFTER-1")
     await _play_with_guest(engine, mock, chat_id, "second after", "REPLY-AFTER-2")
-    first = next(b for b in await engine.views.beats(chat_id) if b.text == "first after")
+    first = next(b for b in await engine.queries.beats(chat_id) if b.text == "first after")
 
-    to_it = await engine.rewind_to_turn(chat_id, first.id)
+    to_it = await engine.history.rewind_to_turn(chat_id, first.id)
     assert [b.text for b in to_it.beats] == ["second after", "REPLY-AFTER-2"]
     await _play_with_guest(engine, mock, chat_id, "second again", "REPLY-AFTER-2B")
-    from_it = await engine.rewind_from_turn(chat_id, first.id)
+    from_it = await engine.history.rewind_from_turn(chat_id, first.id)
 
     assert [b.text for b in from_it.beats] == [
         "first after",
@@ -313,8 +315,8 @@ async def test_any_beat_after_a_meanwhiles_end_can_be_rewound_to_or_taken_back(
         "REPLY-AFTER-2B",
     ]
     # what came before the line stays: the meanwhile's digest and the world's new time
-    assert await engine.views.digests(chat_id) != []
-    chat = await engine.chat(chat_id)
+    assert await engine.queries.digests(chat_id) != []
+    chat = await engine.queries.chat(chat_id)
     assert chat is not None and chat.world_time == "23:30"
     await _assert_replay_equals_incremental(db)
 
@@ -323,10 +325,10 @@ async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
     db: Database,
 ) -> None:
     engine, mock, chat_id = await _story_with_a_meanwhile(db)
-    beats = await engine.views.beats(chat_id)
+    beats = await engine.queries.beats(chat_id)
     whisper = next(b for b in beats if b.text == "they whisper")
     with pytest.raises(StoryError, match="nothing after it can be rewound yet"):
-        await engine.rewind_from_turn(chat_id, whisper.id)
+        await engine.history.rewind_from_turn(chat_id, whisper.id)
 
     await _play_with_guest(
         engine, mock, chat_id, "what were you two whispering about?", "REPLY-AFTER"
@@ -334,11 +336,11 @@ async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
     events = await db.fetchone("SELECT COUNT(*) FROM event_log")
     earliest = "the earliest you can rewind to is your line “what were you two whispering about?”"
     with pytest.raises(StoryError, match="meanwhile scene that ended") as refused:
-        await engine.rewind_from_turn(chat_id, whisper.id)
+        await engine.history.rewind_from_turn(chat_id, whisper.id)
     assert earliest in str(refused.value)
     before = next(b for b in beats if b.text == "REPLY-BEFORE")
     with pytest.raises(StoryError, match=re.escape(earliest)):
-        await engine.rewind_to_turn(chat_id, before.id)
+        await engine.history.rewind_to_turn(chat_id, before.id)
     assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events
 
 
@@ -346,8 +348,8 @@ async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_bea
     db: Database,
 ) -> None:
     engine, _mock, chat_id = await _story_with_a_meanwhile(db, end=False)
-    before = next(b for b in await engine.views.beats(chat_id) if b.text == "REPLY-BEFORE")
+    before = next(b for b in await engine.queries.beats(chat_id) if b.text == "REPLY-BEFORE")
 
     with pytest.raises(StoryError, match="leave the open meanwhile scene behind") as refused:
-        await engine.rewind_to_turn(chat_id, before.id)
+        await engine.history.rewind_to_turn(chat_id, before.id)
     assert "the earliest you can rewind to is your line “they whisper”" in str(refused.value)

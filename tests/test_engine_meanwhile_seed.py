@@ -31,7 +31,7 @@ from tests.helpers.engine_helpers import (
 
 async def _meanwhile(engine: Engine) -> tuple[str, int]:
     chat_id = await seed_story(engine)
-    scene_id = await engine.start_meanwhile(
+    scene_id = await engine.scenes.start_meanwhile(
         chat_id, thread_id=555, premise="the office after hours"
     )
     return chat_id, scene_id
@@ -49,7 +49,7 @@ async def test_meanwhile_turn_writes_memories_with_witness_0_1_1(db: Database) -
         ]
     )
 
-    await engine.take_turn(chat_id, "they exchange a glance", RecordingSink())
+    await engine.turns.take(chat_id, "they exchange a glance", RecordingSink())
 
     assert mock._canned == []
     memories = await payloads(db, "memory_written")
@@ -71,7 +71,7 @@ async def test_meanwhile_turn_emits_2_edge_updates_only(db: Database) -> None:
         ]
     )
 
-    result = await engine.take_turn(chat_id, "they whisper", RecordingSink())
+    result = await engine.turns.take(chat_id, "they whisper", RecordingSink())
 
     updates = await payloads(db, "edge_update", after=result.assistant_turn_id)
     assert sorted((u["source_id"], u["target_id"]) for u in updates) == [
@@ -88,8 +88,8 @@ async def test_meanwhile_turn_alternates_speaker(db: Database) -> None:
     mock.add("BotA speaks first.", parse_answer("they pause"), zero_state(), zero_state())
     mock.add("BotB replies.", parse_answer("and again"), zero_state(), zero_state())
 
-    first = await engine.take_turn(chat_id, "they pause", RecordingSink())
-    second = await engine.take_turn(chat_id, "and again", RecordingSink())
+    first = await engine.turns.take(chat_id, "they pause", RecordingSink())
+    second = await engine.turns.take(chat_id, "and again", RecordingSink())
 
     assert (first.speaker.id, second.speaker.id) == (HOST, GUEST)
     turns = [t for t in await payloads(db, "assistant_turn") if t["meanwhile_scene_id"]]
@@ -110,9 +110,9 @@ async def test_meanwhile_scene_close_writes_per_pov_for_both_bots_only(db: Datab
         summary_answer("While you were away, BotA and BotB talked quietly."),
         threads_answer("What did BotA see?"),
     )
-    await engine.take_turn(chat_id, "they speak quietly", RecordingSink())
+    await engine.turns.take(chat_id, "they speak quietly", RecordingSink())
 
-    closed = await engine.end_meanwhile(chat_id)
+    closed = await engine.scenes.end_meanwhile(chat_id)
 
     assert mock._canned == []
     edits = [
@@ -157,7 +157,7 @@ async def test_meanwhile_close_survives_a_failing_thread_detection(db: Database)
         ]
     )
 
-    closed = await engine.end_meanwhile(chat_id)
+    closed = await engine.scenes.end_meanwhile(chat_id)
 
     assert closed.digest == "While you were away, nothing much."
     assert closed.threads == ()
@@ -174,8 +174,8 @@ async def test_meanwhile_turn_registered_in_in_flight_tasks(db: Database) -> Non
             text = self._canned.pop(0)
             for i, ch in enumerate(text):
                 if i == 0:
-                    snapshot["present"] = chat_id in engine.in_flight
-                    snapshot["task"] = engine.in_flight.get(chat_id)
+                    snapshot["present"] = chat_id in engine.turns.in_flight
+                    snapshot["task"] = engine.turns.in_flight.get(chat_id)
                 yield ch
 
     mock = SnapshotMock(canned=[])
@@ -184,11 +184,11 @@ async def test_meanwhile_turn_registered_in_in_flight_tasks(db: Database) -> Non
     engine = Engine(db, mock, Settings())
     chat_id, _ = await _meanwhile(engine)
     mock._canned.extend(["BotA leans in.", parse_answer("a glance"), zero_state(), zero_state()])
-    assert chat_id not in engine.in_flight
+    assert chat_id not in engine.turns.in_flight
 
-    await engine.take_turn(chat_id, "a glance", RecordingSink())
+    await engine.turns.take(chat_id, "a glance", RecordingSink())
 
     assert snapshot["present"] is True
     assert isinstance(snapshot["task"], asyncio.Task)
-    assert chat_id not in engine.in_flight
+    assert chat_id not in engine.turns.in_flight
     assert mock._canned == []

@@ -36,12 +36,12 @@ async def test_a_line_wholly_out_of_character_is_no_beat(db: Database, line: str
     events = len(await db.fetchall("SELECT id FROM event_log"))
 
     with pytest.raises(OutOfCharacter, match="stays out of the story"):
-        await engine.take_turn(chat_id, line, RecordingSink())
+        await engine.turns.take(chat_id, line, RecordingSink())
 
     assert mock.calls == []
     assert len(await db.fetchall("SELECT id FROM event_log")) == events  # nothing written
     mock.add("BotA smiles.", parse_answer("hello"), zero_state())
-    await engine.take_turn(chat_id, "hello", RecordingSink())
+    await engine.turns.take(chat_id, "hello", RecordingSink())
     assert all(line not in _prompt(c) for c in mock.calls)
 
 
@@ -51,7 +51,7 @@ async def test_an_aside_in_a_story_line_is_kept_but_heard_by_no_one(db: Database
     line = "I sit down by the fire. ((brb, doorbell))"
     mock.add("BotA pours tea.", parse_answer(line), zero_state())
 
-    result = await engine.take_turn(chat_id, line, RecordingSink())
+    result = await engine.turns.take(chat_id, line, RecordingSink())
 
     [stored] = await payloads(db, "user_turn")
     assert stored["prose"] == line  # the player's words, verbatim
@@ -63,7 +63,7 @@ async def test_an_aside_in_a_story_line_is_kept_but_heard_by_no_one(db: Database
     for memory in await payloads(db, "memory_written"):
         assert "doorbell" not in memory["text"] and "I sit down by the fire." in memory["text"]
     mock.add("BotA nods.", parse_answer("and?"), zero_state())
-    await engine.take_turn(chat_id, "and?", RecordingSink())
+    await engine.turns.take(chat_id, "and?", RecordingSink())
     assert "doorbell" not in _prompt(mock.calls[-3])  # the next reply's transcript
     assert result.status == "done"
 
@@ -75,15 +75,15 @@ async def test_after_an_ooc_line_replies_and_regenerates_stay_in_character(
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock.add("BotA greets you.", parse_answer("hi"), zero_state())
-    await engine.take_turn(chat_id, "hi", RecordingSink())
+    await engine.turns.take(chat_id, "hi", RecordingSink())
     with pytest.raises(OutOfCharacter):
-        await engine.take_turn(chat_id, "(( can you stop writing for me? ))", RecordingSink())
+        await engine.turns.take(chat_id, "(( can you stop writing for me? ))", RecordingSink())
     mock.add("BotA waves again.", zero_state())
 
-    await engine.regenerate(chat_id, RecordingSink())
+    await engine.history.regenerate(chat_id, RecordingSink())
 
     assert "stop writing for me" not in _prompt(mock.calls[-2])
-    texts = [b.text for b in await engine.views.beats(chat_id)]
+    texts = [b.text for b in await engine.queries.beats(chat_id)]
     assert texts[-2:] == ["hi", "BotA waves again."]
 
 

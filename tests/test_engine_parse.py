@@ -116,9 +116,9 @@ async def test_the_stored_line_is_the_players_and_ooc_costs_no_classifier_call(
     chat_id = await seed_story(engine, guest=False)
     invented = json.dumps({"segments": [{"kind": "dialogue", "text": "I never said this."}]})
     mock.add("BotA nods.", invented, zero_state())
-    await engine.take_turn(chat_id, "I shrug.", RecordingSink())
+    await engine.turns.take(chat_id, "I shrug.", RecordingSink())
     with pytest.raises(OutOfCharacter):  # no beat at all, so no classification either
-        await engine.take_turn(chat_id, "(( OOC: brb ))", RecordingSink())
+        await engine.turns.take(chat_id, "(( OOC: brb ))", RecordingSink())
 
     stored = await payloads(db, "user_turn")
     assert [t["prose"] for t in stored] == ["I shrug."]

@@ -353,13 +353,13 @@ REFUSALS = {
 
 
 async def _seed(engine: Engine, *, with_guest: bool, **host_extra: Any) -> str:
-    await engine.author_character(
+    await engine.characters.author(
         character(HOST, NAMES[HOST], kickoff_prose=f"KICK0 {FILLER}", **host_extra)
     )
-    await engine.author_character(character(GUEST, NAMES[GUEST]))
-    await engine.author_character(character(CAROL, NAMES[CAROL]))
-    await engine.set_you(name=NAMES[YOU], pronouns="she/her")
-    started = await engine.start_chat(
+    await engine.characters.author(character(GUEST, NAMES[GUEST]))
+    await engine.characters.author(character(CAROL, NAMES[CAROL]))
+    await engine.characters.set_you(name=NAMES[YOU], pronouns="she/her")
+    started = await engine.chats.start(
         host_id=HOST, guest_id=GUEST if with_guest else None, place="the Lantern", chat_id="pov"
     )
     return started.chat.id
@@ -473,7 +473,7 @@ class Story:
                     speaker = named
         self.messages += 1
         self.lines[marker] = (prose, self.messages)
-        result = await self.engine.take_turn(
+        result = await self.engine.turns.take(
             self.chat_id, prose, NullSink(), message_id=self.messages
         )
         assert result.status == "done" and result.speaker.id == speaker
@@ -485,15 +485,15 @@ class Story:
     async def _meanwhile_start(self, arg: int) -> list[str]:
         if self.model.meanwhile or self.model.guest is None:
             with pytest.raises(StoryError):
-                await self.engine.start_meanwhile(self.chat_id, premise="elsewhere")
+                await self.engine.scenes.start_meanwhile(self.chat_id, premise="elsewhere")
             return []
-        await self.engine.start_meanwhile(self.chat_id, premise="elsewhere")
+        await self.engine.scenes.start_meanwhile(self.chat_id, premise="elsewhere")
         self.model.meanwhile, self.change = True, "boundary"
         self.model.meanwhile_scene = self.model.new_scene()
         return []
 
     async def _meanwhile_beats(self, arg: int) -> list[str]:
-        results = await self.engine.meanwhile_beats(self.chat_id, arg, NullSink)
+        results = await self.engine.turns.meanwhile_beats(self.chat_id, arg, NullSink)
         if not self.model.meanwhile:
             assert results == []
             return []
@@ -506,9 +506,9 @@ class Story:
         model = self.model
         if not model.meanwhile:
             with pytest.raises(StoryError):
-                await self.engine.end_meanwhile(self.chat_id)
+                await self.engine.scenes.end_meanwhile(self.chat_id)
             return []
-        end = self.engine.close_scene if close else self.engine.end_meanwhile
+        end = self.engine.scenes.close if close else self.engine.scenes.end_meanwhile
         closed = await end(self.chat_id)
         assert closed.digest and closed.digest.split()[0] == self.llm.digests[-1]
         assert set(closed.summaries) <= {HOST, model.guest}
@@ -518,7 +518,7 @@ class Story:
     async def _close(self, arg: int) -> list[str]:
         if self.model.meanwhile:
             return await self._meanwhile_end(arg, close=True)
-        closed = await self.engine.close_scene(self.chat_id)
+        closed = await self.engine.scenes.close(self.chat_id)
         assert set(closed.summaries) <= self.model.present()
         self._next_you_scene()
         return []
@@ -531,9 +531,9 @@ class Story:
         model = self.model
         if model.meanwhile or not model.guest_present:
             with pytest.raises(StoryError):
-                await self.engine.guest_leave(self.chat_id)
+                await self.engine.scenes.guest_leave(self.chat_id)
             return []
-        await self.engine.guest_leave(self.chat_id)
+        await self.engine.scenes.guest_leave(self.chat_id)
         model.guest_present = False
         self._next_you_scene()
         return []
@@ -543,9 +543,9 @@ class Story:
         who = CAROL if arg else model.guest
         if who is None or model.meanwhile or (model.guest_present and who == model.guest):
             with pytest.raises(StoryError):
-                await self.engine.guest_join(self.chat_id, who)
+                await self.engine.scenes.guest_join(self.chat_id, who)
             return []
-        await self.engine.guest_join(self.chat_id, who)
+        await self.engine.scenes.guest_join(self.chat_id, who)
         model.guest, model.guest_present = who, True
         self._next_you_scene()
         return []
@@ -559,9 +559,11 @@ class Story:
         reply = model.entries[at]
         if reason := model.refusal(at):
             assert reason == "meanwhile"  # the reply itself is there to rewind
-            return await self._refused(self.engine.regenerate(self.chat_id, NullSink()), reason)
+            return await self._refused(
+                self.engine.history.regenerate(self.chat_id, NullSink()), reason
+            )
         calls = len(self.llm.calls)
-        rewound, result = await self.engine.regenerate(self.chat_id, NullSink())
+        rewound, result = await self.engine.history.regenerate(self.chat_id, NullSink())
         left = model.cut(at, calls)
         assert [MARKER.findall(b.text)[0] for b in rewound.beats] == left == [reply.marker]
         assert reply.speaker is not None and result.speaker.id == reply.speaker
@@ -578,7 +580,7 @@ class Story:
             at += 1
             assert model.entries[at].kind == "beat"
         cut = model.end_of_beat(at)
-        call = self.engine.rewind_to_turn(self.chat_id, self.turn_ids[target.marker])
+        call = self.engine.history.rewind_to_turn(self.chat_id, self.turn_ids[target.marker])
         if reason := model.refusal(cut):
             return await self._refused(call, reason)
         calls = len(self.llm.calls)
@@ -596,7 +598,7 @@ class Story:
             return []
         at = lines[-1 - arg]
         line = model.entries[at]
-        call = self.engine.take_back_message(self.chat_id, line.message_id)
+        call = self.engine.history.take_back_message(self.chat_id, line.message_id)
         reason = "not latest" if arg else model.refusal(at)
         if reason:
             return await self._refused(call, reason)
@@ -626,7 +628,7 @@ class Story:
         self.handled.add(marker)
         text = line.text.replace(line.marker, marker)
         calls, log = len(self.llm.calls), len(self.llm.log)
-        latest = await self.engine.edit_message(self.chat_id, line.message_id, text)
+        latest = await self.engine.history.edit_message(self.chat_id, line.message_id, text)
         assert latest == (at == lines[-1])
         model.witnessed[marker] = model.witnessed[line.marker]
         if line.marker in model.meanwhile_markers:
@@ -713,7 +715,7 @@ async def _check_memories(
 ) -> None:
     """Every stored memory (what /memories shows) holds only what its owner witnessed."""
     for owner in (YOU, HOST, GUEST, CAROL):
-        for memory in await engine.memories(chat_id, owner, limit=10_000):
+        for memory in await engine.queries.own_memories(chat_id, owner, limit=10_000):
             for marker in MARKER.findall(f"{memory.text} {memory.pov_summary}"):
                 allowed = {llm.owned[marker]} if marker in llm.owned else model.witnessed[marker]
                 assert owner in allowed, f"{owner}'s memory {memory.id} holds {marker}"
@@ -746,12 +748,12 @@ async def _check_memories_table(db: Database, chat_id: str, model: StoryModel) -
 
 async def _check_player_view(engine: Engine, chat_id: str, model: StoryModel) -> None:
     """What the player is shown of the story (/chat status) holds only what "you" witnessed."""
-    status = await engine.status(chat_id)
+    status = await engine.queries.status(chat_id)
     for activity in status.activities.values():
         for marker in MARKER.findall(f"{activity.posture} {activity.verb}"):
             assert YOU in model.witnessed[marker], f"the status shows {marker}, not yours to see"
             assert marker not in model.gone, f"the status shows {marker}, gone from the story"
-    for memory in await engine.memories(chat_id, YOU, limit=10_000):
+    for memory in await engine.queries.own_memories(chat_id, YOU, limit=10_000):
         leaked = set(MARKER.findall(f"{memory.text} {memory.pov_summary}"))
         assert not leaked & model.meanwhile_markers, f"your memory {memory.id} holds {leaked}"
 
@@ -877,17 +879,17 @@ async def test_a_meanwhile_join_that_fails_changes_no_one() -> None:
         llm = StoryDouble()
         engine = Engine(db, llm, Settings())
         chat_id = await _seed(engine, with_guest=True)
-        await engine.start_meanwhile(chat_id)
+        await engine.scenes.start_meanwhile(chat_id)
         before = await db.fetchone("SELECT COUNT(*) FROM event_log")
 
         with pytest.raises(StoryError):
-            await engine.guest_join(chat_id, CAROL)
+            await engine.scenes.guest_join(chat_id, CAROL)
 
         assert await db.fetchone("SELECT COUNT(*) FROM event_log") == before
-        assert (await engine.chat(chat_id)).guest_id == GUEST  # type: ignore[union-attr]
-        result = await engine.take_turn(chat_id, "they talk", NullSink())
+        assert (await engine.queries.chat(chat_id)).guest_id == GUEST  # type: ignore[union-attr]
+        result = await engine.turns.take(chat_id, "they talk", NullSink())
         assert result.speaker.id == HOST
-        result = await engine.take_turn(chat_id, "they talk on", NullSink())
+        result = await engine.turns.take(chat_id, "they talk on", NullSink())
         assert result.speaker.id == GUEST
 
 
@@ -903,11 +905,11 @@ async def test_the_narrative_prompt_stays_within_budget_after_300_beats() -> Non
         while beats < 300:
             for n in range(8):
                 prose = f"PROSE{beats} {FILLER} " + "and so on " * 20
-                await engine.take_turn(chat_id, f"BotB, {prose}" if n % 3 else prose, NullSink())
-            await engine.close_scene(chat_id)
-            await engine.start_meanwhile(chat_id)
-            await engine.meanwhile_beats(chat_id, 4, NullSink)
-            await engine.end_meanwhile(chat_id)
+                await engine.turns.take(chat_id, f"BotB, {prose}" if n % 3 else prose, NullSink())
+            await engine.scenes.close(chat_id)
+            await engine.scenes.start_meanwhile(chat_id)
+            await engine.turns.meanwhile_beats(chat_id, 4, NullSink)
+            await engine.scenes.end_meanwhile(chat_id)
             beats += 12
 
         narrative = [c for c in llm.calls if c.kind == "stream"]
@@ -942,10 +944,10 @@ async def test_an_edited_line_leaves_its_old_words_in_no_memory_or_prompt() -> N
         llm = StoryDouble()
         engine = Engine(db, llm, Settings())
         chat_id = await _seed(engine, with_guest=False)
-        await engine.take_turn(chat_id, f"OLDWORDS {FILLER}", NullSink(), message_id=7)
-        await engine.edit_message(chat_id, 7, f"NEWWORDS {FILLER}")
+        await engine.turns.take(chat_id, f"OLDWORDS {FILLER}", NullSink(), message_id=7)
+        await engine.history.edit_message(chat_id, 7, f"NEWWORDS {FILLER}")
         calls = len(llm.calls)
-        await engine.close_scene(chat_id)
+        await engine.scenes.close(chat_id)
 
         memories = await db.fetchall("SELECT text FROM memories WHERE chat_id = ?", (chat_id,))
         assert [m for (m,) in memories if "OLDWORDS" in m] == []
@@ -962,11 +964,13 @@ async def test_a_rewind_to_the_latest_beat_is_refused_after_an_earlier_rewind() 
     async with open_db(":memory:") as db:
         engine = Engine(db, StoryDouble(), Settings())
         chat_id = await _seed(engine, with_guest=False)
-        first = await engine.take_turn(chat_id, f"one {FILLER}", NullSink())
-        await engine.take_turn(chat_id, f"two {FILLER}", NullSink())
-        assert len((await engine.rewind_to_turn(chat_id, first.assistant_turn_id)).beats) == 2
+        first = await engine.turns.take(chat_id, f"one {FILLER}", NullSink())
+        await engine.turns.take(chat_id, f"two {FILLER}", NullSink())
+        assert (
+            len((await engine.history.rewind_to_turn(chat_id, first.assistant_turn_id)).beats) == 2
+        )
         events = await db.fetchone("SELECT COUNT(*) FROM event_log")
 
         with pytest.raises(StoryError, match="already the latest beat"):
-            await engine.rewind_to_turn(chat_id, first.assistant_turn_id)
+            await engine.history.rewind_to_turn(chat_id, first.assistant_turn_id)
         assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events

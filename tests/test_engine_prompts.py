@@ -90,10 +90,10 @@ async def test_a_reply_prompt_goes_from_stable_to_changing(db: Database) -> None
     llm = MarkingLLM()
     engine, chat_id = await _story(db, llm)
     for n in range(3):
-        await engine.take_turn(chat_id, f"line {n} about the lantern", NullSink())
-    await engine.set_world(chat_id, time="23:30", weather="fog")
+        await engine.turns.take(chat_id, f"line {n} about the lantern", NullSink())
+    await engine.chats.set_world(chat_id, time="23:30", weather="fog")
 
-    await engine.take_turn(chat_id, "and now?", NullSink())
+    await engine.turns.take(chat_id, "and now?", NullSink())
 
     prompt = llm.prompts()[-1]
     assert prompt[0].role == "system" and prompt[0].content.startswith("You are BotA")
@@ -115,11 +115,11 @@ async def test_between_jumps_each_prompt_is_the_last_one_with_new_beats_appended
     llm = MarkingLLM(reply_words=40)
     engine, chat_id = await _story(db, llm, prompt_token_budget=1500, transcript_beats=20)
     if post_history:  # long instructions after the cue must not make the window slide
-        await engine.author_character(
+        await engine.characters.author(
             character(HOST, "BotA", post_history_instructions=post_history)
         )
     for n in range(40):
-        await engine.take_turn(chat_id, f"line {n}, quietly", NullSink())
+        await engine.turns.take(chat_id, f"line {n}, quietly", NullSink())
 
     prompts = llm.prompts()
     after_beats = 3 if post_history else 2  # the changing context, the cue, the instructions
@@ -158,15 +158,15 @@ async def test_memories_never_repeat_a_beat_of_the_transcript_nor_summarise_its_
 ) -> None:
     llm = MarkingLLM(reply_words=30)
     engine, chat_id = await _story(db, llm, prompt_token_budget=1200, recalled_memories=6)
-    await engine.take_turn(chat_id, "I hide the brass key under the mat", NullSink())
+    await engine.turns.take(chat_id, "I hide the brass key under the mat", NullSink())
     for n in range(7):
-        await engine.take_turn(chat_id, f"scene one, line {n}", NullSink())
-    await engine.close_scene(chat_id)  # the memory of the key line now holds the summary
+        await engine.turns.take(chat_id, f"scene one, line {n}", NullSink())
+    await engine.scenes.close(chat_id)  # the memory of the key line now holds the summary
     # the scene's last beats are still in the transcript: its summary would repeat them
-    await engine.take_turn(chat_id, "where is the brass key?", NullSink())
+    await engine.turns.take(chat_id, "where is the brass key?", NullSink())
     for n in range(12):
-        await engine.take_turn(chat_id, f"scene two, line {n}", NullSink())
-    await engine.take_turn(chat_id, "again, the brass key?", NullSink())
+        await engine.turns.take(chat_id, f"scene two, line {n}", NullSink())
+    await engine.turns.take(chat_id, "again, the brass key?", NullSink())
 
     for prompt in llm.prompts():
         shown = {m for beat in _transcript(prompt) for m in REPLY.findall(beat.content)}
@@ -201,9 +201,9 @@ async def test_the_same_character_is_told_it_never_speaks_for_the_player_in_a_me
     llm = MarkingLLM()
     app = Engine(db, llm, Settings())
     chat_id = await seed_story(app)
-    await app.take_turn(chat_id, "hello", NullSink())
-    await app.start_meanwhile(chat_id)
-    await app.meanwhile_beats(chat_id, 2, NullSink)
+    await app.turns.take(chat_id, "hello", NullSink())
+    await app.scenes.start_meanwhile(chat_id)
+    await app.turns.meanwhile_beats(chat_id, 2, NullSink)
 
     host_heads = [p[0].content for p in llm.prompts() if p[0].content.startswith("You are BotA")]
     assert len(host_heads) == 2 and host_heads[0] == host_heads[1]

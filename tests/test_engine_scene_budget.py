@@ -80,7 +80,7 @@ async def test_a_long_scene_closes_with_every_prompt_within_the_budget(db: Datab
     chat_id = await seed_story(engine)
     scene_id = await _long_scene(db, chat_id, 300)
     # When the scene closes
-    closed = await engine.close_scene(chat_id)
+    closed = await engine.scenes.close(chat_id)
     # Then no prompt was bigger than the budget
     assert max(prompt_tokens(p) for p in llm.prompts) <= BUDGET
     # and every witness still got its summary, and the threads were found
@@ -108,7 +108,7 @@ async def test_a_scene_that_fits_is_summarised_in_one_call_per_witness(db: Datab
     engine = Engine(db, llm, Settings.model_validate({"engine": {"prompt_token_budget": BUDGET}}))
     chat_id = await seed_story(engine)
     await _long_scene(db, chat_id, 2)
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
     # three witnesses, then the story threads: nothing condensed
     assert len(llm.prompts) == 4
     assert not any("one part of a long scene" in p[0].content for p in llm.prompts)

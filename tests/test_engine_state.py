@@ -70,9 +70,9 @@ async def test_loosely_named_feelings_change_the_relationship(db: Database) -> N
     guest = json.dumps({"MeDeltas": {"affinity_delta": -3}, "bota": {"trust_delta": 5}})
     mock.add("BotA nods.", classify, host, guest)
 
-    await engine.take_turn(chat_id, "hello both", RecordingSink())
+    await engine.turns.take(chat_id, "hello both", RecordingSink())
 
-    assert (await engine.relationship(chat_id, HOST, YOU)).affinity == 54
-    assert (await engine.relationship(chat_id, HOST, GUEST)).trust == 52
-    assert (await engine.relationship(chat_id, GUEST, YOU)).affinity == 47
-    assert (await engine.relationship(chat_id, GUEST, HOST)).trust == 55
+    assert (await engine.queries.relationship(chat_id, HOST, YOU)).affinity == 54
+    assert (await engine.queries.relationship(chat_id, HOST, GUEST)).trust == 52
+    assert (await engine.queries.relationship(chat_id, GUEST, YOU)).affinity == 47
+    assert (await engine.queries.relationship(chat_id, GUEST, HOST)).trust == 55

@@ -56,10 +56,10 @@ def macro_card(bot_id: str, name: str, **extra: Any) -> dict[str, Any]:
 
 
 async def start(engine: Engine, *, guest: bool = True, greeting: int = 0, **host: Any) -> str:
-    await engine.author_character(macro_card(HOST, "Mira", **host))
-    await engine.author_character(macro_card(GUEST, "Tomas"))
-    await engine.set_you(name="Sam", pronouns="they/them")
-    started = await engine.start_chat(
+    await engine.characters.author(macro_card(HOST, "Mira", **host))
+    await engine.characters.author(macro_card(GUEST, "Tomas"))
+    await engine.characters.set_you(name="Sam", pronouns="they/them")
+    started = await engine.chats.start(
         host_id=HOST,
         guest_id=GUEST if guest else None,
         place="the lighthouse",
@@ -85,14 +85,14 @@ async def test_no_macro_reaches_the_llm_in_any_kind_of_prompt(db: Database) -> N
     engine, mock = make_engine(db)
     chat_id = await start(engine)
     mock.add("Mira smiles.", parse_answer("I wave."), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "I wave at {{char}} and <BOT>.", RecordingSink())
+    await engine.turns.take(chat_id, "I wave at {{char}} and <BOT>.", RecordingSink())
     mock.add(*(summary_answer("A quiet evening.") for _ in range(3)), threads_answer("boat"))
-    await engine.close_scene(chat_id)
-    await engine.start_meanwhile(chat_id, premise="{{char}} and Tomas talk")
+    await engine.scenes.close(chat_id)
+    await engine.scenes.start_meanwhile(chat_id, premise="{{char}} and Tomas talk")
     mock.add("Tomas shrugs.", parse_answer("They talk."), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "They talk about {{user}}.", RecordingSink())
+    await engine.turns.take(chat_id, "They talk about {{user}}.", RecordingSink())
     mock.add(summary_answer("s"), summary_answer("s"), summary_answer("While…"), threads_answer())
-    await engine.end_meanwhile(chat_id)
+    await engine.scenes.end_meanwhile(chat_id)
 
     kinds = {
         "reply": [c for c in mock.calls if c.kind == "stream"],
@@ -125,7 +125,7 @@ async def test_original_inserts_the_text_the_card_replaces(db: Database) -> None
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
     mock.add("Hello.", parse_answer("Hi"), zero_state())
-    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    await engine.turns.take(chat_id, "Hi", RecordingSink())
     system = narrative_prompts(mock)[0][0].content
     assert system.startswith("You are Mira, a character in an ongoing role-play story.")
     assert "never for Sam. Stay with Mira's voice." in system
@@ -138,7 +138,7 @@ async def test_a_card_system_prompt_without_original_replaces_ours(db: Database)
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, system_prompt="You are {{char}}. Be terse.")
     mock.add("Hello.", parse_answer("Hi"), zero_state())
-    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    await engine.turns.take(chat_id, "Hi", RecordingSink())
     system = narrative_prompts(mock)[0][0].content
     assert system.startswith("You are Mira. Be terse.\nPersona:")
     assert "ongoing role-play story" not in system
@@ -151,9 +151,9 @@ async def test_the_character_note_sits_at_its_depth_in_the_transcript(db: Databa
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
     mock.add("First reply.", parse_answer("One"), zero_state())
-    await engine.take_turn(chat_id, "One", RecordingSink())
+    await engine.turns.take(chat_id, "One", RecordingSink())
     mock.add("Second reply.", parse_answer("Two"), zero_state())
-    await engine.take_turn(chat_id, "Two", RecordingSink())
+    await engine.turns.take(chat_id, "Two", RecordingSink())
     prompt = narrative_prompts(mock)[1]
     note = prompt.index(Message(role="system", content="Mira is tired."))
     # depth 1: one message of the chat (the line being answered) comes after it; world info
@@ -170,7 +170,7 @@ async def test_depth_zero_puts_the_note_after_the_line_and_roles_are_kept(db: Da
     note = {"prompt": "OOC: slow down.", "depth": 0, "role": "user"}
     chat_id = await start(engine, guest=False, extensions={"depth_prompt": note})
     mock.add("Reply.", parse_answer("Go"), zero_state())
-    await engine.take_turn(chat_id, "Go", RecordingSink())
+    await engine.turns.take(chat_id, "Go", RecordingSink())
     prompt = narrative_prompts(mock)[0]
     at = prompt.index(Message(role="user", content="OOC: slow down."))
     assert prompt[at - 1].content == "Sam: Go"
@@ -183,9 +183,9 @@ async def test_an_at_depth_entry_goes_into_the_transcript(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, character_book=None, extensions={})
     entry = {"keys": ["storm"], "content": "Thunder, {{user}}.", "position": "at_depth"}
-    await engine.add_lore(chat_id, {**entry, "depth": 0, "role": "user"})
+    await engine.lore.add(chat_id, {**entry, "depth": 0, "role": "user"})
     mock.add("Reply.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "A storm comes.", RecordingSink())
+    await engine.turns.take(chat_id, "A storm comes.", RecordingSink())
     prompt = narrative_prompts(mock)[0]
     at = prompt.index(Message(role="user", content="Thunder, Sam."))
     assert prompt[at - 1] == Message(role="user", content="Sam: A storm comes.")
@@ -197,9 +197,9 @@ async def test_a_cards_lorebook_reaches_only_its_own_characters_prompts(db: Data
     engine, mock = make_engine(db)
     chat_id = await start(engine)
     mock.add("Mira replies.", parse_answer("Hi"), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "Hi Sam here", RecordingSink())
+    await engine.turns.take(chat_id, "Hi Sam here", RecordingSink())
     mock.add("Tomas replies.", parse_answer("Tomas?"), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "Tomas, Sam again", RecordingSink())
+    await engine.turns.take(chat_id, "Tomas, Sam again", RecordingSink())
     mira, tomas = narrative_prompts(mock)
     assert "Mira remembers Sam's boat." in texts(mira) and "Mira hums." in texts(mira)
     assert "Tomas remembers Sam's boat." in texts(tomas)
@@ -209,14 +209,14 @@ async def test_a_cards_lorebook_reaches_only_its_own_characters_prompts(db: Data
 async def test_the_world_book_reaches_every_character(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, character_book=None)
-    number = await engine.add_lore(
+    number = await engine.lore.add(
         chat_id, {"keys": ["lantern"], "content": "The lantern is {{char}}'s."}
     )
     assert number == 1
     mock.add("Mira.", parse_answer("x"), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "the lantern", RecordingSink())
+    await engine.turns.take(chat_id, "the lantern", RecordingSink())
     mock.add("Tomas.", parse_answer("x"), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "Tomas, the lantern", RecordingSink())
+    await engine.turns.take(chat_id, "Tomas, the lantern", RecordingSink())
     mira, tomas = narrative_prompts(mock)
     assert "The lantern is Mira's." in texts(mira)
     assert "The lantern is Tomas's." in texts(tomas)
@@ -230,12 +230,12 @@ async def test_world_info_stays_within_its_share_of_the_prompt_budget(db: Databa
     chat_id = await start(engine, guest=False, character_book=None)
     for word, priority in (("lamp", 1), ("storm", 9)):
         entry = {"keys": [word], "content": f"{word} " * 90, "priority": priority}
-        await engine.add_lore(chat_id, entry)  # about 135 tokens each; the share is 150
+        await engine.lore.add(chat_id, entry)  # about 135 tokens each; the share is 150
     mock.add("Reply.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "The lamp in the storm.", RecordingSink())
+    await engine.turns.take(chat_id, "The lamp in the storm.", RecordingSink())
     lore = next(m for m in narrative_prompts(mock)[0] if m.content.startswith("World info:"))
     assert "storm" in lore.content and "lamp" not in lore.content
-    _, now = await engine.lore_why(chat_id, HOST, "The lamp in the storm.")
+    _, now = await engine.lore.why(chat_id, HOST, "The lamp in the storm.")
     assert [f.entry.priority for f in now.over_budget] == [1]
 
 
@@ -243,7 +243,7 @@ async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Da
     """Tomas was not there when the letter came up: its entry fires for Mira, never for him."""
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, character_book=None)
-    await engine.import_world_book(
+    await engine.lore.import_book(
         chat_id,
         json.dumps(
             {"scanDepth": 50, "entries": {"0": {"key": ["letter"], "content": "The letter."}}}
@@ -251,18 +251,18 @@ async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Da
         "vale.json",
     )
     mock.add("Mira reads it.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "I hand you the letter.", RecordingSink())
+    await engine.turns.take(chat_id, "I hand you the letter.", RecordingSink())
     mock.add(summary_answer("s"), summary_answer("s"), threads_answer())
-    await engine.guest_join(chat_id, GUEST)
+    await engine.scenes.guest_join(chat_id, GUEST)
     mock.add("Tomas hello.", parse_answer("x"), zero_state(), zero_state())
-    await engine.take_turn(chat_id, "Tomas, hello.", RecordingSink())
+    await engine.turns.take(chat_id, "Tomas, hello.", RecordingSink())
 
     _, tomas = narrative_prompts(mock)
     assert "The letter." not in texts(tomas)
-    speaker, now = await engine.lore_why(chat_id, GUEST)
+    speaker, now = await engine.lore.why(chat_id, GUEST)
     assert speaker.id == GUEST
     assert {f.book for f in now.fired} == {"Tomas's lorebook"}  # its own book only
-    speaker, now = await engine.lore_why(chat_id, HOST)
+    speaker, now = await engine.lore.why(chat_id, HOST)
     assert [f.reason for f in now.fired if f.book == "the story's world book"] == [
         "key 'letter' in Sam's line (3 before the latest)"
     ]
@@ -272,16 +272,16 @@ async def test_world_book_changes_are_events_and_survive_a_regenerate(db: Databa
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, character_book=None)
     mock.add("Reply.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "the lantern", RecordingSink())
+    await engine.turns.take(chat_id, "the lantern", RecordingSink())
     book = {"entries": {"0": {"key": ["a"], "content": "A."}, "1": {"key": ["b"], "content": "B"}}}
-    await engine.import_world_book(chat_id, json.dumps(book).encode(), "w.json")
-    await engine.add_lore(chat_id, {"keys": ["lantern"], "content": "The lantern glows."})
-    await engine.remove_lore(chat_id, 1)
+    await engine.lore.import_book(chat_id, json.dumps(book).encode(), "w.json")
+    await engine.lore.add(chat_id, {"keys": ["lantern"], "content": "The lantern glows."})
+    await engine.lore.remove(chat_id, 1)
     mock.add("Again.", zero_state())
-    await engine.regenerate(chat_id, RecordingSink())
+    await engine.history.regenerate(chat_id, RecordingSink())
 
     assert "The lantern glows." in texts(narrative_prompts(mock)[1])
-    listed = await engine.world_book(chat_id)
+    listed = await engine.lore.book(chat_id)
     assert [(n, e.content) for n, e in zip(listed.numbers, listed.entries, strict=True)] == [
         (2, "B"),
         (3, "The lantern glows."),
@@ -300,20 +300,20 @@ async def test_bad_lore_is_refused_with_a_reason(db: Database) -> None:
         ({"keys": ["a"], "content": "x", "priority": "high"}, "priority"),
     ]:
         try:
-            await engine.add_lore(chat_id, fields)
+            await engine.lore.add(chat_id, fields)
         except StoryError as exc:
             assert words in str(exc)
         else:
             raise AssertionError(f"{fields} was accepted")
     for data, words in [(b"[1]", "should be a JSON object"), (b'{"x": 1}', "no 'entries'")]:
         try:
-            await engine.import_world_book(chat_id, data, "w.json")
+            await engine.lore.import_book(chat_id, data, "w.json")
         except StoryError as exc:
             assert words in str(exc)
         else:
             raise AssertionError(f"{data!r} was accepted")
     try:
-        await engine.remove_lore(chat_id, 9)
+        await engine.lore.remove(chat_id, 9)
     except StoryError as exc:
         assert "no entry 9" in str(exc)
     assert await payloads(db, "lore_entry_added") == []
@@ -327,7 +327,7 @@ async def test_a_story_opens_with_the_chosen_greeting(db: Database) -> None:
     await start(engine, guest=False, greeting=2)
     [opening] = await payloads(db, "assistant_turn")
     assert opening["text"] == "Mira nods to Sam."
-    assert await engine.greetings(0, 0, HOST) == [
+    assert await engine.chats.greetings(0, 0, HOST) == [
         "*Mira looks up.* You're soaked, Sam.",
         "Mira waves at Sam.",
         "Mira nods to Sam.",
@@ -352,7 +352,7 @@ async def test_regenerating_the_opening_shows_the_next_greeting_without_the_llm(
     shown = []
     for _ in range(3):
         sink = RecordingSink()
-        _, result = await engine.regenerate(chat_id, sink)
+        _, result = await engine.history.regenerate(chat_id, sink)
         shown.append("".join(sink.chunks))
         assert result.status == "done" and sink.ends[0].status == "done"
     assert shown == [
@@ -361,7 +361,7 @@ async def test_regenerating_the_opening_shows_the_next_greeting_without_the_llm(
         "*Mira looks up.* You're soaked, Sam.",
     ]
     assert mock.calls == []
-    beats = await engine.views.beats(chat_id)
+    beats = await engine.queries.beats(chat_id)
     assert [b.text for b in beats] == [shown[-1]]
 
 
@@ -369,9 +369,9 @@ async def test_after_the_first_line_regenerate_asks_the_llm_again(db: Database) 
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
     mock.add("Reply.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    await engine.turns.take(chat_id, "Hi", RecordingSink())
     mock.add("Another reply.", zero_state())
-    _, result = await engine.regenerate(chat_id, RecordingSink())
+    _, result = await engine.history.regenerate(chat_id, RecordingSink())
     assert result.text == "Another reply."
 
 
@@ -383,12 +383,12 @@ async def test_initial_relationship_to_you_seeds_the_edge_and_reaches_the_prompt
 ) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
-    relationship = await engine.relationship(chat_id, HOST, "you")
+    relationship = await engine.queries.relationship(chat_id, HOST, "you")
     assert relationship.summary == "Mira owes Sam a favour."
     assert (relationship.affinity, relationship.trust) == (50, 50)
-    assert await engine.why(chat_id, HOST, "you") == []
+    assert await engine.history.why(chat_id, HOST, "you") == []
     mock.add("Reply.", parse_answer("x"), zero_state())
-    await engine.take_turn(chat_id, "Hi", RecordingSink())
+    await engine.turns.take(chat_id, "Hi", RecordingSink())
     # the relationship's summary is part of how Mira feels now: the changing context
     [context] = [m for m in narrative_prompts(mock)[0] if m.content.startswith("Now: ")]
     assert "Mira owes Sam a favour." in context.content
@@ -398,7 +398,7 @@ async def test_a_guest_joining_later_brings_its_starting_view_of_you(db: Databas
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
     mock.add(summary_answer("s"), threads_answer())
-    await engine.guest_join(chat_id, GUEST)
-    assert (await engine.relationship(chat_id, GUEST, "you")).summary == (
+    await engine.scenes.guest_join(chat_id, GUEST)
+    assert (await engine.queries.relationship(chat_id, GUEST, "you")).summary == (
         "Tomas owes Sam a favour."
     )

@@ -143,7 +143,7 @@ def test_the_console_names_only_its_own_commands() -> None:
 async def test_the_console_tells_how_to_get_a_guest_and_end_a_meanwhile(db: Database) -> None:
     engine = Engine(db, MockLLMClient(), Settings())
     for cast in ("mira", "jun", "tomas"):
-        await engine.author_character(character(cast, cast.title(), kickoff_prose=""))
+        await engine.characters.author(character(cast, cast.title(), kickoff_prose=""))
     script = (
         "/chat start host=mira\n/meanwhile start\n/chat end\n"
         "/chat start host=mira guest=jun\n/meanwhile start\n/scene join tomas\n"

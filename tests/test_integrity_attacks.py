@@ -100,23 +100,23 @@ async def test_an_edit_does_not_hand_an_old_beat_what_came_after_it(db: Database
     chat_id = await seed_story(engine)
     llm.fresh += ["greeting everyone", "waving"]
     llm.add("BotA greets everyone.", parse_answer("hello all"))
-    await engine.take_turn(chat_id, "hello all", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "hello all", RecordingSink(), message_id=7)
     llm.add(*(summary_answer("a greeting") for _ in range(3)), threads_answer())
-    await engine.guest_leave(chat_id)
+    await engine.scenes.guest_leave(chat_id)
     llm.fresh.append("thinking about ZSC1Q")
     llm.add("BotA nods slowly.", parse_answer("the vault code is ZSC1Q"))
-    await engine.take_turn(chat_id, "the vault code is ZSC1Q", RecordingSink())
+    await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
     llm.add(summary_answer("the code"), summary_answer("the code"), threads_answer())
-    await engine.guest_join(chat_id)
-    assert "ZSC1Q" not in str(await engine.views.activities_seen(chat_id, GUEST, (HOST,)))
+    await engine.scenes.guest_join(chat_id)
+    assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
 
     llm.add(parse_answer("hello everyone"))
     llm.add(*(summary_answer("a greeting") for _ in range(3)), threads_answer())
-    await engine.edit_message(chat_id, 7, "hello everyone")
+    await engine.history.edit_message(chat_id, 7, "hello everyone")
 
-    assert "ZSC1Q" not in str(await engine.views.activities_seen(chat_id, GUEST, (HOST,)))
+    assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
     llm.add("BotB waves.", parse_answer("BotB, hi"))
-    await engine.take_turn(chat_id, "BotB, hi", RecordingSink())
+    await engine.turns.take(chat_id, "BotB, hi", RecordingSink())
     guest = _prompts_of(llm, "BotB")
     assert guest and all("ZSC1Q" not in p for p in guest)
     assert llm._canned == []
@@ -155,21 +155,21 @@ async def test_an_edit_cut_short_leaves_no_summary_of_the_old_words(db: Database
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine, guest=False)
     llm.add("BotA listens.", parse_answer("first, a word"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "first, a word", RecordingSink(), message_id=6)
+    await engine.turns.take(chat_id, "first, a word", RecordingSink(), message_id=6)
     llm.add("BotA nods.", parse_answer("I hid it under ZOL1Q"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
     llm.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
     llm.add(threads_answer("Where is ZOL1Q?"))
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
 
     llm.block = True
-    edit = asyncio.create_task(engine.edit_message(chat_id, 7, "I hid it under ZNW1Q"))
+    edit = asyncio.create_task(engine.history.edit_message(chat_id, 7, "I hid it under ZNW1Q"))
     await llm.hung.wait()
     edit.cancel()
     await asyncio.gather(edit, return_exceptions=True)
 
     for owner in (HOST, "you"):
-        for memory in await engine.memories(chat_id, owner, limit=50):
+        for memory in await engine.queries.own_memories(chat_id, owner, limit=50):
             assert "ZOL1Q" not in memory.text + memory.pov_summary, (owner, memory)
     await _rebuild_agrees(db)
 
@@ -184,7 +184,7 @@ async def test_a_turn_cancelled_mid_stream_keeps_what_the_player_read(db: Databa
     chat_id = await seed_story(engine, guest=False)
     llm.add("BotA begins a long story about the harbour and the lanterns and the rain.")
     sink = RecordingSink()
-    turn = asyncio.create_task(engine.take_turn(chat_id, "tell me", sink))
+    turn = asyncio.create_task(engine.turns.take(chat_id, "tell me", sink))
     await sink.first_text.wait()
 
     turn.cancel()
@@ -192,7 +192,7 @@ async def test_a_turn_cancelled_mid_stream_keeps_what_the_player_read(db: Databa
 
     shown = "".join(sink.chunks)
     assert await db.fetchall("SELECT * FROM open_turns") == []
-    [line, reply] = (await engine.views.beats(chat_id))[-2:]
+    [line, reply] = (await engine.queries.beats(chat_id))[-2:]
     assert line.text == "tell me" and reply.text.startswith(shown) and shown
     assert reply.answers_turn_id == line.id
     await _rebuild_agrees(db)
@@ -209,23 +209,23 @@ async def test_what_the_host_was_doing_alone_does_not_carry_on_before_the_guest(
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine)
     llm.add(threads_answer())  # nothing was remembered yet, so no one summarizes
-    await engine.guest_leave(chat_id)
+    await engine.scenes.guest_leave(chat_id)
     llm.fresh.append("thinking about ZSC1Q")
     llm.add("BotA nods slowly.", parse_answer("the vault code is ZSC1Q"))
-    await engine.take_turn(chat_id, "the vault code is ZSC1Q", RecordingSink())
+    await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
     llm.add(summary_answer("the code"), summary_answer("the code"), threads_answer())
-    await engine.guest_join(chat_id)
+    await engine.scenes.guest_join(chat_id)
 
     llm.add("BotA turns to the door.", parse_answer("look who is here"))
-    await engine.take_turn(chat_id, "look who is here", RecordingSink())
+    await engine.turns.take(chat_id, "look who is here", RecordingSink())
     llm.add("BotB waves.", parse_answer("BotB, hi"))
-    await engine.take_turn(chat_id, "BotB, hi", RecordingSink())
+    await engine.turns.take(chat_id, "BotB, hi", RecordingSink())
 
-    assert "ZSC1Q" not in str(await engine.views.activities_seen(chat_id, GUEST, (HOST,)))
+    assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
     guest = _prompts_of(llm, "BotB")
     assert guest and all("ZSC1Q" not in p for p in guest)
     # the host still knows, and "you" saw it
-    assert "ZSC1Q" in str(await engine.views.activities_seen(chat_id, "you", (HOST,)))
+    assert "ZSC1Q" in str(await engine.queries.activities_seen(chat_id, "you", (HOST,)))
     await _rebuild_agrees(db)
 
 
@@ -238,15 +238,15 @@ async def test_an_edit_reaches_what_later_beats_carried_on_from_the_old_words(
     chat_id = await seed_story(engine, guest=False)
     llm.fresh.append("thinking about ZOL1Q")
     llm.add("BotA repeats it.", parse_answer("My name is ZOL1Q."))
-    await engine.take_turn(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
     llm.add("BotA looks outside.", parse_answer("nice weather"))
-    await engine.take_turn(chat_id, "nice weather", RecordingSink())  # "still thinking …"
+    await engine.turns.take(chat_id, "nice weather", RecordingSink())  # "still thinking …"
 
     llm.fresh.append("thinking about ZNW1Q")
     llm.add(parse_answer("My name is ZNW1Q."))
-    await engine.edit_message(chat_id, 7, "My name is ZNW1Q.")
+    await engine.history.edit_message(chat_id, 7, "My name is ZNW1Q.")
 
-    assert "ZOL1Q" not in str((await engine.status(chat_id)).activities)
+    assert "ZOL1Q" not in str((await engine.queries.status(chat_id)).activities)
 
 
 async def test_a_broken_character_in_a_json_answer_costs_nothing(db: Database) -> None:
@@ -262,14 +262,16 @@ async def test_a_broken_character_in_a_json_answer_costs_nothing(db: Database) -
     assert "\\ud800" in state
     mock.add("BotA nods.", parse_answer("hello"), state)
 
-    result = await engine.take_turn(chat_id, "hello", RecordingSink())
+    result = await engine.turns.take(chat_id, "hello", RecordingSink())
 
     assert result.status == "done"
-    assert (await engine.relationship(chat_id, HOST, "you")).knowledge_facts == ("x \ufffd y",)
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).knowledge_facts == (
+        "x \ufffd y",
+    )
     summary = summary_answer(broken)
     mock.add(summary, summary, threads_answer())
-    await engine.close_scene(chat_id)
-    assert any("\ufffd" in m.pov_summary for m in await engine.memories(chat_id, HOST))
+    await engine.scenes.close(chat_id)
+    assert any("\ufffd" in m.pov_summary for m in await engine.queries.own_memories(chat_id, HOST))
     await _rebuild_agrees(db)
 
 
@@ -280,23 +282,27 @@ async def test_a_rewind_past_an_edit_keeps_the_scene_summaries_it_wrote(db: Data
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock.add("BotA listens.", parse_answer("I hid it under ZOL1Q"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
     mock.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
     mock.add(threads_answer())
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
     mock.add("BotA smiles.", parse_answer("next"), _state("", ["you"]))
-    second = await engine.take_turn(chat_id, "next", RecordingSink())
+    second = await engine.turns.take(chat_id, "next", RecordingSink())
     mock.add("BotA waits.", parse_answer("and then"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "and then", RecordingSink())
+    await engine.turns.take(chat_id, "and then", RecordingSink())
     mock.add(parse_answer("I hid it under ZNW1Q"), _state("", ["you"]))
     mock.add(summary_answer("Me hid it under ZNW1Q"), summary_answer("I hid it under ZNW1Q"))
     mock.add(threads_answer())
-    await engine.edit_message(chat_id, 7, "I hid it under ZNW1Q")
+    await engine.history.edit_message(chat_id, 7, "I hid it under ZNW1Q")
 
-    await engine.rewind_to_turn(chat_id, second.assistant_turn_id)
+    await engine.history.rewind_to_turn(chat_id, second.assistant_turn_id)
 
     for owner in (HOST, "you"):
-        summaries = [m.pov_summary for m in await engine.memories(chat_id, owner) if m.pov_summary]
+        summaries = [
+            m.pov_summary
+            for m in await engine.queries.own_memories(chat_id, owner)
+            if m.pov_summary
+        ]
         assert len(summaries) == 1 and "ZNW1Q" in summaries[0], (owner, summaries)
     await _rebuild_agrees(db)
 
@@ -309,10 +315,10 @@ async def test_a_broken_character_in_the_reply_stream_loses_no_beat(db: Database
     mock.chunk_delay = 0.06  # a checkpoint falls due while it streams
     mock.add("BotA says \ud83d and goes on.", parse_answer("hello"), _state("", ["you"]))
 
-    result = await engine.take_turn(chat_id, "hello", RecordingSink())
+    result = await engine.turns.take(chat_id, "hello", RecordingSink())
 
     assert result.status == "done"
-    [line, reply] = (await engine.views.beats(chat_id))[-2:]
+    [line, reply] = (await engine.queries.beats(chat_id))[-2:]
     assert line.text == "hello" and reply.text == "BotA says \ufffd and goes on."
     await _rebuild_agrees(db)
 
@@ -325,19 +331,21 @@ async def test_an_edit_in_an_old_scene_keeps_the_latest_view_of_you(db: Database
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock.add("BotA listens.", parse_answer("I am a sailor"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "I am a sailor", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "I am a sailor", RecordingSink(), message_id=7)
     mock.add(summary_answer("mine"), _summary_with_view("a sailor, it seems"), threads_answer())
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
     mock.add("BotA gasps.", parse_answer("I lied: I am a spy"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "I lied: I am a spy", RecordingSink())
+    await engine.turns.take(chat_id, "I lied: I am a spy", RecordingSink())
     mock.add(summary_answer("mine"), _summary_with_view("a spy who lied to me"), threads_answer())
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
     mock.add(parse_answer("I am a sailor, yes"), _state("", ["you"]))
     mock.add(summary_answer("mine"), _summary_with_view("a sailor, yes"), threads_answer())
 
-    await engine.edit_message(chat_id, 7, "I am a sailor, yes")
+    await engine.history.edit_message(chat_id, 7, "I am a sailor, yes")
 
-    assert (await engine.relationship(chat_id, HOST, "you")).summary == "a spy who lied to me"
+    assert (
+        await engine.queries.relationship(chat_id, HOST, "you")
+    ).summary == "a spy who lied to me"
 
 
 async def test_world_info_does_not_fire_on_an_aside_no_character_heard(db: Database) -> None:
@@ -345,12 +353,12 @@ async def test_world_info_does_not_fire_on_an_aside_no_character_heard(db: Datab
     hears it, so no world-info entry may fire on its words, in this beat or later ones."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    await engine.add_lore(chat_id, {"keys": ["ZSC1Q"], "content": "LORE-VAULT opens at dawn."})
+    await engine.lore.add(chat_id, {"keys": ["ZSC1Q"], "content": "LORE-VAULT opens at dawn."})
     line = "I sit down. ((OOC: later the vault code should be ZSC1Q))"
     mock.add("BotA waits.", parse_answer("I sit down."), _state("", ["you"]))
-    await engine.take_turn(chat_id, line, RecordingSink())
+    await engine.turns.take(chat_id, line, RecordingSink())
     mock.add("BotA smiles.", parse_answer("and then?"), _state("", ["you"]))
-    await engine.take_turn(chat_id, "and then?", RecordingSink())
+    await engine.turns.take(chat_id, "and then?", RecordingSink())
 
     narrated = [_prompt(c) for c in mock.calls if c.kind == "stream"]
     assert len(narrated) == 2 and all("LORE-VAULT" not in p for p in narrated)

@@ -25,11 +25,11 @@ async def test_a_500_storm_on_a_scene_close_costs_only_the_retries_and_keeps_jso
     async with loopback_client(llm_server, max_retries=RETRIES) as client:
         engine = Engine(db, client, Settings())
         chat_id = await seed_story(engine)
-        await engine.take_turn(chat_id, "Hello, both of you.", RecordingSink())
+        await engine.turns.take(chat_id, "Hello, both of you.", RecordingSink())
         llm_server.reset_stats()
         storm = True
 
-        closed = await engine.close_scene(chat_id)
+        closed = await engine.scenes.close(chat_id)
 
         assert closed.new_scene_id != closed.scene_id  # the close itself went through
         calls = [r for r in llm_server.requests if r.method == "POST"]
@@ -41,6 +41,6 @@ async def test_a_500_storm_on_a_scene_close_costs_only_the_retries_and_keeps_jso
 
         storm = False
         llm_server.reset_stats()
-        await engine.take_turn(chat_id, "Still there?", RecordingSink())
+        await engine.turns.take(chat_id, "Still there?", RecordingSink())
         structured = [r for r in llm_server.requests if not r.stream]
         assert structured and all("response_format" in r.json for r in structured)

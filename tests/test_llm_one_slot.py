@@ -41,7 +41,7 @@ async def test_no_reply_queues_behind_a_json_call_on_a_one_slot_server(db: Datab
             chat = await seed_story(engine, guest=False)
             # lines typed while the one before is answered and the world updates after it
             await asyncio.gather(
-                *(engine.take_turn(chat, line, RecordingSink()) for line in ("hi", "so?", "and?"))
+                *(engine.turns.take(chat, line, RecordingSink()) for line in ("hi", "so?", "and?"))
             )
         finally:
             await client.aclose()
@@ -69,7 +69,7 @@ async def test_no_json_call_is_sent_while_another_chats_reply_waits(db: Database
         try:
             engine = Engine(db, client, settings)
             chats = [await seed_story(engine, guest=False, chat_id=f"c{i}") for i in range(2)]
-            await asyncio.gather(*(engine.take_turn(c, "hello", RecordingSink()) for c in chats))
+            await asyncio.gather(*(engine.turns.take(c, "hello", RecordingSink()) for c in chats))
         finally:
             await client.aclose()
 

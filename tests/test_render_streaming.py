@@ -36,8 +36,8 @@ async def settle() -> None:
 def world(interval: float = 1.0) -> tuple[FakeDiscord, Renderer, VirtualClock]:
     clock = VirtualClock()
     fake = FakeDiscord(clock=clock)
-    engine = fake.engine({MIRA.avatar: PNG})
-    renderer = Renderer(engine, settings(interval, MARKER), clock=clock, sleep=clock.sleep)
+    avatars = fake.avatar_source({MIRA.avatar: PNG})
+    renderer = Renderer(avatars, settings(interval, MARKER), clock=clock, sleep=clock.sleep)
     return fake, renderer, clock
 
 

@@ -19,8 +19,8 @@ JUN = Speaker("jun", "Jun", "")
 def world(fake: FakeDiscord | None = None, avatars: dict[str, bytes] | None = None) -> Renderer:
     clock = VirtualClock()
     fake = fake or FakeDiscord(clock=clock)
-    engine = fake.engine({MIRA.avatar: PNG} if avatars is None else avatars)
-    return Renderer(engine, settings(1.0), clock=clock, sleep=clock.sleep)
+    source = fake.avatar_source({MIRA.avatar: PNG} if avatars is None else avatars)
+    return Renderer(source, settings(1.0), clock=clock, sleep=clock.sleep)
 
 
 async def stream(renderer: Renderer, place: object, speaker: Speaker, text: str) -> list[int]:

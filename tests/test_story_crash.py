@@ -44,8 +44,8 @@ async def test_a_reply_killed_mid_stream_keeps_what_was_shown(tmp_path: Path) ->
 
     async with open_db(db_path) as db:
         engine = Engine(db, MockLLMClient(), Settings())
-        assert await engine.recover_interrupted() == 1
-        [line, reply] = (await engine.views.beats(await _chat_id(db)))[-2:]
+        assert await engine.turns.recover_interrupted() == 1
+        [line, reply] = (await engine.queries.beats(await _chat_id(db)))[-2:]
 
     assert line.role == "user" and line.text == "tell me everything"
     assert reply.interrupted and REPLY.startswith(reply.text)

@@ -69,29 +69,29 @@ async def test_what_the_guest_missed_reaches_none_of_its_prompts(db: Database) -
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
     mock.add(threads_answer())  # nothing was remembered yet, so no one summarizes
-    await engine.guest_leave(chat_id)
+    await engine.scenes.guest_leave(chat_id)
     mock.add(
         "BotA nods slowly.",
         parse_answer("the vault code is ZSC1Q"),
         _state(verb="thinking about ZSC1Q", facts=["Me told me the vault code ZSC1Q"]),
     )
-    await engine.take_turn(chat_id, "the vault code is ZSC1Q", RecordingSink())
+    await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
     mock.add(summary_answer("my view"), summary_answer("BotA's view"), threads_answer())
-    await engine.guest_join(chat_id)
+    await engine.scenes.guest_join(chat_id)
     mock.add("BotB waves.", parse_answer("BotB, hello"))
     mock.add(_state(targets=("you", GUEST)), _state(targets=("you", HOST)))
 
-    await engine.take_turn(chat_id, "BotB, hello", RecordingSink())
+    await engine.turns.take(chat_id, "BotB, hello", RecordingSink())
 
     [guest_prompt] = _narrative_for(mock, "BotB")
     assert "ZSC1Q" not in guest_prompt
     [guest_state] = [c for c in mock.calls if "inner life of BotB" in c.messages[0].content]
     assert "ZSC1Q" not in _prompt(guest_state)  # nor its state update
     # the host still knows, and the player saw it: the status shows what "you" witnessed
-    seen = await engine.views.activities_seen(chat_id, HOST, (HOST, GUEST))
+    seen = await engine.queries.activities_seen(chat_id, HOST, (HOST, GUEST))
     assert seen[HOST].verb == "thinking about ZSC1Q"
-    assert HOST not in await engine.views.activities_seen(chat_id, GUEST, (HOST,))
-    status = await engine.status(chat_id)
+    assert HOST not in await engine.queries.activities_seen(chat_id, GUEST, (HOST,))
+    status = await engine.queries.status(chat_id)
     assert status.activities[HOST].verb == "thinking about ZSC1Q"
     assert mock._canned == []
     await _rebuild_agrees(db)
@@ -106,23 +106,23 @@ async def test_an_edit_leaves_no_fact_or_activity_of_the_old_words(db: Database)
         parse_answer("My name is ZOL1Q."),
         _state(verb="thinking about ZOL1Q", facts=["their name is ZOL1Q"]),
     )
-    await engine.take_turn(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
     mock.add(
         parse_answer("My name is ZNW1Q."),
         _state(verb="thinking about ZNW1Q", facts=["their name is ZNW1Q"]),
     )
 
-    await engine.edit_message(chat_id, 7, "My name is ZNW1Q.")
+    await engine.history.edit_message(chat_id, 7, "My name is ZNW1Q.")
 
-    relationship = await engine.relationship(chat_id, HOST, "you")
+    relationship = await engine.queries.relationship(chat_id, HOST, "you")
     assert relationship.knowledge_facts == ("their name is ZNW1Q",)
-    assert (await engine.status(chat_id)).activities[HOST].verb == "thinking about ZNW1Q"
+    assert (await engine.queries.status(chat_id)).activities[HOST].verb == "thinking about ZNW1Q"
     mock.add("BotA smiles.", parse_answer("and you?"), zero_state())
-    await engine.take_turn(chat_id, "and you?", RecordingSink())
+    await engine.turns.take(chat_id, "and you?", RecordingSink())
     later = _narrative_for(mock, "BotA")[-1]
     assert "ZOL1Q" not in later
     assert "What you know of Me: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
-    for memory in await engine.memories(chat_id, HOST, limit=50):
+    for memory in await engine.queries.own_memories(chat_id, HOST, limit=50):
         assert "ZOL1Q" not in memory.text
     await _rebuild_agrees(db)
 
@@ -132,18 +132,22 @@ async def test_an_edit_in_a_closed_scene_summarizes_it_again(db: Database) -> No
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock.add("BotA listens.", parse_answer("I hid it under ZOL1Q"), zero_state())
-    await engine.take_turn(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
+    await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
     mock.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
     mock.add(threads_answer("Where is ZOL1Q?"))
-    await engine.close_scene(chat_id)
+    await engine.scenes.close(chat_id)
     mock.add(parse_answer("I hid it under ZNW1Q"), zero_state())
     mock.add(summary_answer("Me hid it under ZNW1Q"), summary_answer("I hid it under ZNW1Q"))
     mock.add(threads_answer("Where is ZNW1Q?"))
 
-    await engine.edit_message(chat_id, 7, "I hid it under ZNW1Q")
+    await engine.history.edit_message(chat_id, 7, "I hid it under ZNW1Q")
 
-    summaries = [m.pov_summary for m in await engine.memories(chat_id, HOST) if m.pov_summary]
-    summaries += [m.pov_summary for m in await engine.memories(chat_id, "you") if m.pov_summary]
+    summaries = [
+        m.pov_summary for m in await engine.queries.own_memories(chat_id, HOST) if m.pov_summary
+    ]
+    summaries += [
+        m.pov_summary for m in await engine.queries.own_memories(chat_id, "you") if m.pov_summary
+    ]
     assert summaries and all("ZOL1Q" not in s and "ZNW1Q" in s for s in summaries)
     threads = await db.fetchall("SELECT title FROM story_threads WHERE chat_id = ?", (chat_id,))
     assert [t[0] for t in threads] == ["Where is ZNW1Q?"]
@@ -181,7 +185,7 @@ async def test_a_reply_the_player_read_is_kept_when_the_turn_is_cut_after_it(
     slow = _SlowJson(["BotA answers at length.", parse_answer("hello"), zero_state()])
     engine.ctx.models.llm = slow
     sink = RecordingSink()
-    turn = asyncio.create_task(engine.take_turn(chat_id, "hello", sink))
+    turn = asyncio.create_task(engine.turns.take(chat_id, "hello", sink))
     await slow.json_asked.wait()  # the reply has streamed; the world update is under way
 
     turn.cancel()
@@ -209,20 +213,23 @@ async def test_recovery_after_a_crash_during_a_regenerate_keeps_what_the_reply_a
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     mock.add("BotA first.", parse_answer("tell me"), zero_state())
-    line = await engine.take_turn(chat_id, "tell me", RecordingSink())
+    line = await engine.turns.take(chat_id, "tell me", RecordingSink())
     mock.add(_Crash())
     with contextlib.suppress(_Crash):
-        await engine.regenerate(chat_id, RecordingSink())
+        await engine.history.regenerate(chat_id, RecordingSink())
 
     restarted, again = make_engine(db)
-    assert await restarted.recover_interrupted() == 1
+    assert await restarted.turns.recover_interrupted() == 1
     closed = (await payloads(db, "assistant_turn"))[-1]
     assert closed["answers_turn_id"] == line.user_turn_id
     assert closed["witnesses"] == ["you", HOST] and closed["interrupted"]
     again.add("BotA again.", zero_state())
-    await restarted.regenerate(chat_id, RecordingSink())
+    await restarted.history.regenerate(chat_id, RecordingSink())
     # the line stays in the story, and the new reply is asked to answer it
-    assert [b.text for b in await restarted.views.beats(chat_id)][-2:] == ["tell me", "BotA again."]
+    assert [b.text for b in await restarted.queries.beats(chat_id)][-2:] == [
+        "tell me",
+        "BotA again.",
+    ]
     prompt = again.calls[0].messages
     assert prompt[-3].content == "Me: tell me"  # the last beat; then the changing context, the cue
     await _rebuild_agrees(db)
@@ -237,7 +244,7 @@ async def test_a_huge_reply_to_a_long_line_keeps_its_beat(db: Database) -> None:
     assert len(line) == 3_999 and len(reply) == 16_800
     mock.add(reply, parse_answer(line), zero_state())
 
-    result = await engine.take_turn(chat_id, line, RecordingSink())
+    result = await engine.turns.take(chat_id, line, RecordingSink())
 
     assert result.status == "done" and result.text == reply
     stored = (await payloads(db, "assistant_turn"))[-1]
@@ -260,7 +267,7 @@ async def test_the_player_hears_the_story_is_busy_while_the_world_moves_on(db: D
     engine.on_busy(listener)
     sink = RecordingSink()
     mock.add("BotA nods.", parse_answer("hello"), zero_state())
-    await engine.take_turn(chat_id, "hello", sink)
+    await engine.turns.take(chat_id, "hello", sink)
     # busy once the reply had ended, quiet once its state update was written
     assert heard == [(chat_id, 0, True, 0), (chat_id, 0, False, 1)]
     assert sink.ends
@@ -278,10 +285,10 @@ async def test_the_console_shows_a_status_line_that_clears(db: Database) -> None
     console = Console(engine, out)
     console.chat_id = chat_id
     mock.add("BotA nods.", parse_answer("hello"), zero_state())
-    await engine.take_turn(chat_id, "hello", RecordingSink())
+    await engine.turns.take(chat_id, "hello", RecordingSink())
     assert out.getvalue() == BUSY_LINE + "\r\033[K"
     piped = io.StringIO()
     Console(engine, piped)
     mock.add("BotA nods.", parse_answer("hello"), zero_state())
-    await engine.take_turn(chat_id, "hello", RecordingSink())
+    await engine.turns.take(chat_id, "hello", RecordingSink())
     assert piped.getvalue() == ""  # piped output is the story alone

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import discord
 
 from bot.config import DiscordSettings
-from bot.engine import BeatSink, Engine, Speaker
+from bot.engine import BeatSink, Speaker
 from cogs._render._limiter import EditLimiters
 from cogs._render._registry import StreamingMessages
 from cogs._render._retire import RetireMode, retire_message
@@ -20,7 +20,13 @@ from cogs._render._split import MESSAGE_LIMIT, split_for_discord
 from cogs._render._streaming import StreamingReply
 from cogs._render._types import StoryChannel
 from cogs._render._voices import QUIET, BotVoice, Voice, WebhookVoice
-from cogs._render._webhooks import MAX_WEBHOOKS_PER_CHANNEL, NoWebhook, WebhookHome, WebhookPool
+from cogs._render._webhooks import (
+    MAX_WEBHOOKS_PER_CHANNEL,
+    AvatarSource,
+    NoWebhook,
+    WebhookHome,
+    WebhookPool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +48,16 @@ class Renderer:
 
     def __init__(
         self,
-        engine: Engine,
+        avatars: AvatarSource,
         settings: DiscordSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """``clock`` and ``sleep`` pace edits; tests and the bench pass fakes that agree."""
+        """``avatars`` serves a character's avatar image by its hash (the engine's queries do);
+        ``clock`` and ``sleep`` pace edits; tests and the bench pass fakes that agree."""
         self._settings = settings
-        self._pool = WebhookPool(engine.views.asset)
+        self._pool = WebhookPool(avatars)
         self._limiters = EditLimiters(settings.edit_interval_seconds, clock=clock, sleep=sleep)
         self._streaming = StreamingMessages()
         self._told: set[int] = set()

@@ -655,10 +655,10 @@ class StoryWorld:
         """Given: BotA (and BotB) of this server, and a story of the owner's in the channel."""
         guild_id = self.channel.guild.id
         for bot_id, name in ((HOST, "BotA"), (GUEST, "BotB")):
-            await self.engine.author_character(
+            await self.engine.characters.author(
                 character(bot_id, name), guild_id=guild_id, creator_id=self.owner.id
             )
-        started = await self.engine.start_chat(
+        started = await self.engine.chats.start(
             host_id=HOST,
             guest_id=GUEST if guest else None,
             guild_id=guild_id,

@@ -61,10 +61,10 @@ class RecordingSink:
 
 async def seed_story(engine: Engine, *, guest: bool = True, chat_id: str = "chat_bot_a") -> str:
     """Two characters, you, and a chat with both wired in: the usual test world, via the API."""
-    await engine.author_character(character(HOST, "BotA"))
-    await engine.author_character(character(GUEST, "BotB"))
-    await engine.set_you(name="Me", pronouns="they/them")
-    started = await engine.start_chat(
+    await engine.characters.author(character(HOST, "BotA"))
+    await engine.characters.author(character(GUEST, "BotB"))
+    await engine.characters.set_you(name="Me", pronouns="they/them")
+    started = await engine.chats.start(
         host_id=HOST,
         guest_id=GUEST if guest else None,
         place="office",

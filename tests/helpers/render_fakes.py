@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
-from unittest.mock import MagicMock, create_autospec
+from unittest.mock import create_autospec
 
 import discord
 
 from bot.config import DiscordSettings
-from bot.engine import Engine
-from bot.store.views import Views
 
 BOT_ID = 1
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
@@ -147,18 +145,16 @@ class FakeDiscord:
         self._messageable(thread, thread.id)
         return thread
 
-    def engine(self, avatars: dict[str, bytes] | None = None) -> Any:
-        """An Engine stand-in whose ``views.asset`` serves the given avatar images."""
-        images = avatars or {}
-        views = create_autospec(Views, instance=True)
+    def avatar_source(
+        self, images: dict[str, bytes] | None = None
+    ) -> Callable[[str], Awaitable[tuple[bytes, str] | None]]:
+        """An avatar source serving the given images by hash, as the engine's queries do."""
+        served = images or {}
 
         async def asset(sha256: str) -> tuple[bytes, str] | None:
-            return (images[sha256], "image/png") if sha256 in images else None
+            return (served[sha256], "image/png") if sha256 in served else None
 
-        views.asset.side_effect = asset
-        engine = MagicMock(spec=Engine)
-        engine.views = views
-        return engine
+        return asset
 
     def delete_webhook(self, webhook: Any) -> None:
         """Someone deletes a webhook in the channel settings."""
