@@ -362,15 +362,7 @@ class Console:
         if len(args) > 1 or (args and not args[0].isdigit()) or args == ["0"]:
             raise UsageError("use /rewind [N] with N ≥ 1")
         count = int(args[0]) if args else 1
-        chat_id = self._chat_id()
-        beats = await self.engine.queries.beats(chat_id)
-        lines = [i for i, beat in enumerate(beats) if beat.role == "user"]
-        if len(lines) < count:
-            raise UsageError(f"there are only {len(lines)} of your lines to take back")
-        first_gone = lines[-count]
-        if first_gone == 0:
-            raise UsageError("cannot rewind past the start of the story")
-        rewound = await self.engine.history.rewind_from_turn(chat_id, beats[first_gone].id)
+        rewound = await self.engine.history.rewind_lines(self._chat_id(), count)
         self.say(f"(rewound {len(rewound.beats)} beats; the story goes on from here)")
 
     async def _why(self, args: list[str]) -> None:

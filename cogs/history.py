@@ -66,6 +66,19 @@ class History(StoryCog):
         await regenerate_reply(self.bot, place.chat)
         await answer(interaction, f"{REGENERATE_EMOJI} the latest reply was regenerated")
 
+    @app_commands.command(name="rewind", description="Take your last lines back, and what followed")
+    @app_commands.describe(lines="How many of your lines to take back (1 = the latest)")
+    @app_commands.guild_only()
+    async def rewind(
+        self, interaction: Interaction, lines: app_commands.Range[int, 1, 50] = 1
+    ) -> None:
+        refuse_while_closing(interaction)
+        place = await steered_story(interaction, "rewind it")
+        await defer(interaction, ephemeral=True)
+        rewound = await self.engine.history.rewind_lines(place.chat.id, lines)
+        await retire_beats(self.bot, place.chat, rewound.beats)
+        await answer(interaction, rewound_note(rewound))
+
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         member = payload.member

@@ -209,6 +209,28 @@ async def test_rewind_retires_the_later_beats_messages_and_the_story_ends_there(
     await assert_replay_equals_incremental(world)
 
 
+async def test_slash_rewind_takes_back_the_last_lines_and_refuses_past_the_opening(
+    world: StoryWorld, llm: MockLLMClient
+) -> None:
+    chat_id = await world.story()
+    _, kept = await turn(world, llm, "One", "BotA one.", affinity=2)
+    await turn(world, llm, "Two", "BotA two.", affinity=9)
+    await turn(world, llm, "Three", "BotA three.", affinity=9)
+
+    (refusal,) = await slash(world, "History", "rewind", world.stranger, lines=1)
+    assert refusal.content == "only the owner of this story can rewind it"
+    (too_many,) = await slash(world, "History", "rewind", world.owner, lines=4)
+    assert too_many.content == "there are only 3 of your lines to take back, not 4"
+    (done,) = await slash(world, "History", "rewind", world.owner, lines=2)
+
+    assert done.ephemeral and done.content == "⏪ rewound 4 beats"
+    assert (await texts(world, chat_id))[-2:] == ["One", "BotA one."]
+    assert (await world.engine.queries.relationship(chat_id, HOST, "you")).affinity == 52
+    posts = {p.message_id: p.content for p in world.gaps.posts_in(world.channel.id)}
+    assert posts[kept] == "BotA one."
+    await assert_replay_equals_incremental(world)
+
+
 async def test_rewind_with_the_delete_setting_deletes_the_later_messages(
     deleting_world: StoryWorld, llm: MockLLMClient
 ) -> None:

@@ -17,6 +17,7 @@ from bot.store import Database, project
 from tests.helpers.engine_helpers import (
     HOST,
     RecordingSink,
+    character,
     make_engine,
     parse_answer,
     payloads,
@@ -353,3 +354,28 @@ async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_bea
     with pytest.raises(StoryError, match="leave the open meanwhile scene behind") as refused:
         await engine.history.rewind_to_turn(chat_id, before.id)
     assert "the earliest you can rewind to is your line “they whisper”" in str(refused.value)
+
+
+async def test_rewind_lines_takes_back_the_last_n_lines_and_keeps_the_opening(
+    db: Database,
+) -> None:
+    """Both adapters' "rewind N lines" is the engine's: its count and its one refusal."""
+    engine, mock = make_engine(db)
+    await engine.characters.author(character(HOST, "BotA", kickoff_prose=""))
+    await engine.characters.set_you(name="Me")
+    chat_id = (await engine.chats.start(host_id=HOST, chat_id="quiet")).chat.id
+    assert (await engine.queries.beats(chat_id)) == []  # no greeting: the first line opens it
+    await _play(engine, mock, chat_id, "one", "BotA one.", affinity=1)
+    await _play(engine, mock, chat_id, "two", "BotA two.", affinity=4)
+    await _play(engine, mock, chat_id, "three", "BotA three.", affinity=4)
+
+    with pytest.raises(StoryError, match="only 3 of your lines to take back, not 4"):
+        await engine.history.rewind_lines(chat_id, 4)
+    with pytest.raises(StoryError, match="past the start of the story"):
+        await engine.history.rewind_lines(chat_id, 3)  # the first line is the story's opening
+    rewound = await engine.history.rewind_lines(chat_id, 2)
+
+    assert [b.text for b in rewound.beats] == ["two", "BotA two.", "three", "BotA three."]
+    assert [b.text for b in await engine.queries.beats(chat_id)] == ["one", "BotA one."]
+    assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 51
+    await _assert_replay_equals_incremental(db)

@@ -274,6 +274,22 @@ class NothingToRewind(StoryError):
 
 
 @dataclass(eq=False)
+class TooFewLines(StoryError):
+    asked: int
+    have: int
+
+    def __str__(self) -> str:
+        lines = "line" if self.have == 1 else "lines"
+        return f"there are only {self.have} of your {lines} to take back, not {self.asked}"
+
+
+@dataclass(eq=False)
+class RewindPastStart(StoryError):
+    def __str__(self) -> str:
+        return "that would rewind past the start of the story: its opening stays"
+
+
+@dataclass(eq=False)
 class NothingToRegenerate(StoryError):
     def __str__(self) -> str:
         return "there is no reply to regenerate yet"

@@ -472,6 +472,14 @@ class Views:
         )
         return None if row is None or row[0] is None else int(row[0])
 
+    async def last_player_lines(self, chat_id: str, count: int) -> list[Beat]:
+        """The player's newest ``count`` lines in the story, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM turns WHERE chat_id = ? AND role = 'user' ORDER BY id DESC LIMIT ?",
+            (chat_id, count),
+        )
+        return [_beat(r) for r in rows]
+
     async def first_beat_after(
         self, chat_id: str, after: int, *, players_only: bool = False
     ) -> Beat | None:

@@ -7,6 +7,8 @@ from bot.engine.edits import edit_player_line
 from bot.engine.errors import (
     EditOutOfBounds,
     NotABeat,
+    RewindPastStart,
+    TooFewLines,
 )
 from bot.engine.history import (
     FeelingChange,
@@ -79,6 +81,19 @@ class History(Service):
             if beat is None:
                 raise NotABeat(turn_id)
             return await rewind_from(self.ctx, chat_id, beat)
+
+    async def rewind_lines(self, chat_id: str, count: int) -> Rewound:
+        """Take the player's last ``count`` lines back, with everything after the first of
+        them; the story's opening always stays."""
+        async with self._turn(chat_id):
+            lines = await self.ctx.views.last_player_lines(chat_id, count)
+            if len(lines) < count:
+                raise TooFewLines(count, len(lines))
+            first_gone = lines[-1]
+            opening = await self.ctx.views.opening_beat(chat_id)
+            if opening is not None and opening[0] == first_gone.id:
+                raise RewindPastStart()
+            return await rewind_from(self.ctx, chat_id, first_gone)
 
     async def take_back_message(self, chat_id: str, message_id: int) -> Rewound:
         """The player deleted their latest line: it and the reply to it leave the story."""
