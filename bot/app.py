@@ -222,6 +222,11 @@ class StoryBot(commands.Bot):
             if not kept:
                 self._turns.discard(task)
 
+    @property
+    def turns_running(self) -> int:
+        """How many tasks of story work shutdown would still wait for."""
+        return len(self._turns)
+
     def keep_until_done(self) -> None:
         """Shutdown waits for the current task (story work that writes), then cancels it."""
         task = asyncio.current_task()

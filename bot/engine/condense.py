@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
 from bot.engine.prompts import estimate_tokens
-from bot.llm import Message
+from bot.llm import Message, Purpose, Task
 
 log = logging.getLogger(__name__)
 
@@ -95,5 +95,10 @@ async def _condense(models: StoryModels, lines: list[str], *, whose: str, names:
         ),
         Message(role="user", content="\n".join(lines)),
     ]
-    answer = await models.ask_json(resolve_prompt(prompt, names), Condensed, default=Condensed())
+    answer = await models.ask_json(
+        resolve_prompt(prompt, names),
+        Condensed,
+        default=Condensed(),
+        purpose=Purpose(Task.CONDENSE),
+    )
     return answer.summary.strip()[:2000] or _clip(" ".join(lines), 300)

@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from bot.config import LLMSettings, SamplingSettings
-from bot.llm import LLMClient, Message, Priority, complete_json
+from bot.llm import LLMClient, Message, Priority, Purpose, Task, complete_json
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,19 +25,27 @@ class StoryModels:
         self.settings = settings
 
     def narrate(
-        self, messages: Sequence[Message], *, stop: list[str] | None = None
+        self, messages: Sequence[Message], *, speaker: str, stop: list[str] | None = None
     ) -> AsyncIterator[str]:
-        """A streamed reply; ``stop`` (most important first) ends it where the model starts
-        speaking for another, as many of them as the server takes (``max_stop_sequences``)."""
+        """``speaker``'s streamed reply; ``stop`` (most important first) ends it where the model
+        starts speaking for another, as many of them as the server takes (``max_stop_sequences``).
+        """
         params = _sampling(self.settings.narrative_sampling)
         if stop and self.settings.max_stop_sequences:
             params["stop"] = stop[: self.settings.max_stop_sequences]
         return self.llm.stream(
-            messages, model=self.settings.narrative_model, priority=Priority.NARRATIVE, **params
+            messages,
+            model=self.settings.narrative_model,
+            priority=Priority.NARRATIVE,
+            purpose=Purpose(Task.NARRATE, speaker),
+            **params,
         )
 
-    async def ask_json(self, messages: Sequence[Message], schema: type[M], *, default: M) -> M:
-        """A background structured call: a malformed answer or a failure gives ``default``."""
+    async def ask_json(
+        self, messages: Sequence[Message], schema: type[M], *, default: M, purpose: Purpose
+    ) -> M:
+        """A background structured call for ``purpose``: a malformed answer or a failure gives
+        ``default``."""
         return await complete_json(
             self.llm,
             messages,
@@ -46,5 +54,6 @@ class StoryModels:
             default=default,
             use_response_format=self.settings.use_response_format,
             priority=Priority.BACKGROUND,
+            purpose=purpose,
             **_sampling(self.settings.classifier_sampling),
         )

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
-from bot.llm import Message
+from bot.llm import Message, Purpose, Task
 from bot.store.events import Segment, SegmentKind
 
 log = logging.getLogger(__name__)
@@ -175,5 +175,7 @@ async def parse_turn(models: StoryModels, prose: str, names: Names) -> list[Segm
         [Message(role="system", content=CLASSIFY_SYSTEM), Message(role="user", content=prose)],
         names,
     )
-    parsed = await models.ask_json(messages, ParsedTurn, default=ParsedTurn())
+    parsed = await models.ask_json(
+        messages, ParsedTurn, default=ParsedTurn(), purpose=Purpose(Task.CLASSIFY)
+    )
     return label_spans(messages[-1].content, parsed)

@@ -86,6 +86,7 @@ async def write_pov_summaries(ctx: StoryContext, cast: Cast, scene: Scene) -> di
         *(
             summarize_pov(
                 ctx.models,
+                owner_id=owner,
                 owner_name=names.get(owner, owner),
                 you_name=cast.you.name,
                 lines=[m.text for m in by_owner[owner]],

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
-from bot.llm import Message
+from bot.llm import Message, Purpose, Task
 from bot.store.events import ActivityAction, ActivityChange, EdgeUpdate, Payload
 from bot.store.views import Activity, Relationship
 
@@ -195,6 +195,7 @@ async def ask_state_update(
         ),
         StateUpdate,
         default=StateUpdate(),
+        purpose=Purpose(Task.STATE, source_id),
     )
     by_target = _match_targets(answer, targets, aliases)
     events: list[Payload] = []

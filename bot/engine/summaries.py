@@ -10,7 +10,7 @@ from bot.engine.condense import fit_lines
 from bot.engine.lenient import usable_items
 from bot.engine.macros import Names, resolve_prompt
 from bot.engine.models import StoryModels
-from bot.llm import Message
+from bot.llm import Message, Purpose, Task
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class StoryThreads(BaseModel):
 async def summarize_pov(
     models: StoryModels,
     *,
+    owner_id: str,
     owner_name: str,
     you_name: str,
     lines: list[str],
@@ -86,7 +87,10 @@ async def summarize_pov(
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
     return await models.ask_json(
-        resolve_prompt(prompt, names), SceneSummary, default=SceneSummary()
+        resolve_prompt(prompt, names),
+        SceneSummary,
+        default=SceneSummary(),
+        purpose=Purpose(Task.SUMMARY, owner_id),
     )
 
 
@@ -109,7 +113,10 @@ async def write_digest(
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
     return await models.ask_json(
-        resolve_prompt(prompt, names), SceneSummary, default=SceneSummary()
+        resolve_prompt(prompt, names),
+        SceneSummary,
+        default=SceneSummary(),
+        purpose=Purpose(Task.DIGEST),
     )
 
 
@@ -131,6 +138,9 @@ async def detect_threads(
         Message(role="user", content="\n".join(lines) or "(nothing happened)"),
     ]
     answer = await models.ask_json(
-        resolve_prompt(prompt, names), StoryThreads, default=StoryThreads()
+        resolve_prompt(prompt, names),
+        StoryThreads,
+        default=StoryThreads(),
+        purpose=Purpose(Task.THREADS),
     )
     return answer.threads

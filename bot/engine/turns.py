@@ -127,7 +127,7 @@ async def play_beat(
             budget_tokens=ctx.settings.prompt_token_budget,
         )
         await guarded.begin(speaker_of(speaker))
-        stream.start(messages, stop=_stop_sequences(cast, present, speaker))
+        stream.start(messages, speaker=speaker.id, stop=_stop_sequences(cast, present, speaker))
         text, status, failure = await stream.finished()
     except asyncio.CancelledError:
         # the turn itself is cancelled (a shutdown past its grace): what was shown is the
@@ -269,8 +269,10 @@ class _ReplyStream:
         self.label = cleaner
         self.task: asyncio.Task[None] | None = None
 
-    def start(self, messages: Sequence[Message], *, stop: list[str]) -> None:
-        self.task = asyncio.create_task(self._run(messages, stop), name=f"stream {self.chat_id}")
+    def start(self, messages: Sequence[Message], *, speaker: str, stop: list[str]) -> None:
+        self.task = asyncio.create_task(
+            self._run(messages, speaker, stop), name=f"stream {self.chat_id}"
+        )
 
     async def _show(self, text: str) -> None:
         text = mended_text(text)  # what is shown is what can be kept
@@ -279,8 +281,8 @@ class _ReplyStream:
             await self.sink.append(text)
             await self.checkpoint.maybe_save("".join(self.parts))
 
-    async def _run(self, messages: Sequence[Message], stop: list[str]) -> None:
-        chunks = self.ctx.models.narrate(messages, stop=stop)
+    async def _run(self, messages: Sequence[Message], speaker: str, stop: list[str]) -> None:
+        chunks = self.ctx.models.narrate(messages, speaker=speaker, stop=stop)
         try:
             async for chunk in chunks:
                 await self._show(self.label.feed(chunk))

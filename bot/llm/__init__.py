@@ -1,6 +1,6 @@
 """The LLM layer: one protocol, a real OpenAI-compatible client, a mock, structured outputs."""
 
-from bot.llm.base import LLMClient, Message, Priority, Role
+from bot.llm.base import LLMClient, Message, Priority, Purpose, Role, Task
 from bot.llm.client import OpenAICompatibleClient, Timeouts
 from bot.llm.errors import (
     LLMConnectionError,
@@ -13,7 +13,7 @@ from bot.llm.errors import (
     TimeoutPhase,
 )
 from bot.llm.gate import PriorityGate
-from bot.llm.mock import MockLLMClient, MockLLMExhausted, RecordedCall
+from bot.llm.mock import MockLLMClient, MockLLMExhausted, RecordedCall, ScriptedLLM
 from bot.llm.structured import complete_json, extract_json_object
 
 __all__ = [
@@ -31,8 +31,11 @@ __all__ = [
     "OpenAICompatibleClient",
     "Priority",
     "PriorityGate",
+    "Purpose",
     "RecordedCall",
     "Role",
+    "ScriptedLLM",
+    "Task",
     "TimeoutPhase",
     "Timeouts",
     "complete_json",

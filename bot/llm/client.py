@@ -20,7 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 from bot.config import LLMSettings, TimeoutSettings
-from bot.llm.base import Message, Priority
+from bot.llm.base import Message, Priority, Purpose
 from bot.llm.errors import (
     LLMConnectionError,
     LLMError,
@@ -148,6 +148,7 @@ class OpenAICompatibleClient:
         *,
         model: str,
         priority: Priority = Priority.BACKGROUND,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> str:
         """The whole answer at once (``stream: false``); retried as a unit.
@@ -223,6 +224,7 @@ class OpenAICompatibleClient:
         *,
         model: str,
         priority: Priority = Priority.NARRATIVE,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> AsyncGenerator[str, None]:
         """Yield text deltas as they arrive; never retried once any text was yielded.

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bot.llm.base import LLMClient, Message, Priority
+from bot.llm.base import LLMClient, Message, Priority, Purpose
 from bot.llm.errors import LLMError
 from bot.validation import all_problems
 
@@ -82,6 +82,7 @@ async def complete_json(
     default: T,
     use_response_format: bool = True,
     priority: Priority = Priority.BACKGROUND,
+    purpose: Purpose | None = None,
     **params: Any,
 ) -> T:
     """Ask for a ``schema`` object; one repair round on a bad answer, else ``default``.
@@ -95,7 +96,9 @@ async def complete_json(
     problem = ""
     for attempt in range(2):
         try:
-            answer = await client.complete(convo, model=model, priority=priority, **params)
+            answer = await client.complete(
+                convo, model=model, priority=priority, purpose=purpose, **params
+            )
         except LLMError as exc:
             log.warning(
                 "structured LLM call for %s failed (%s); using the default", schema.__name__, exc

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.store.db import Database
-from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind
+from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind, Segment
 from bot.store.projections.story import memory_scope
 
 FACTS_NEWEST = 6
@@ -119,6 +119,9 @@ class Beat:
     message_ids: tuple[int, ...] = ()
     answers_turn_id: int | None = None
     """For a reply: the player's line it answers."""
+    segments: tuple[Segment, ...] = ()
+    """For a player's line: its labels (narration, dialogue, action...), the classifier's once
+    it answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,7 @@ def _beat(row: sqlite3.Row) -> Beat:
         interrupted=bool(row["interrupted"]),
         message_ids=tuple(json.loads(row["message_ids_json"])),
         answers_turn_id=row["answers_turn_id"],
+        segments=tuple(Segment.model_validate(s) for s in json.loads(row["segments_json"])),
     )
 
 
@@ -340,6 +344,13 @@ class Views:
         rows = await self.db.fetchall(
             "SELECT * FROM memories WHERE chat_id = ? AND owner_id = ? ORDER BY id DESC LIMIT ?",
             (chat_id, owner_id, limit),
+        )
+        return [_memory(r) for r in rows]
+
+    async def chat_memories(self, chat_id: str) -> list[Memory]:
+        """Every memory of the story, oldest first: unbounded, so for checks, never a prompt."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM memories WHERE chat_id = ? ORDER BY id", (chat_id,)
         )
         return [_memory(r) for r in rows]
 
@@ -528,6 +539,13 @@ class Views:
             "SELECT 1 FROM lore_entries WHERE chat_id = ? AND number = ?", (chat_id, number)
         )
         return row is not None
+
+    async def story_threads(self, chat_id: str) -> list[str]:
+        """The titles of the plot threads the story's closed scenes left open, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT title FROM story_threads WHERE chat_id = ? ORDER BY id", (chat_id,)
+        )
+        return [r[0] for r in rows]
 
     async def open_turns(self) -> list[tuple[int, str]]:
         rows = await self.db.fetchall(
