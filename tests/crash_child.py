@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import open_db
 from tests.helpers.engine_helpers import seed_story
 
@@ -41,7 +41,7 @@ class PrintingSink:
 
 async def main(path: str) -> None:
     async with open_db(path) as db:
-        llm = MockLLMClient([REPLY], chunk_delay=0.005)
+        llm = ScriptedLLM(narrate=REPLY, chunk_delay=0.005)
         settings = Settings.model_validate({"engine": {"checkpoint_seconds": 0.1}})
         engine = Engine(db, llm, settings)
         chat_id = await seed_story(engine, guest=False)

@@ -16,7 +16,7 @@ import pytest
 from bot.config import Settings
 from bot.console import play
 from bot.engine import Engine, StoryError
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import Database
 from tests.helpers.bot_process import ROOT, start_bot
 from tests.helpers.discord_fakes import StoryWorld, channel_texts
@@ -27,7 +27,7 @@ REFUSED = "holds a broken character (a lone surrogate, U+D83D, at position 15)"
 
 
 async def test_discord_answers_a_line_with_a_lone_surrogate(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     before = len(await world.engine.queries.beats(chat_id))
@@ -38,13 +38,13 @@ async def test_discord_answers_a_line_with_a_lone_surrogate(
     assert llm.calls == []
     assert len(await world.engine.queries.beats(chat_id)) == before
     # and the story goes on with the next line
-    llm.add("BotA nods.", parse_answer("fine"), zero_state())
+    llm.script(narrate="BotA nods.", classify=parse_answer("fine"), state=zero_state())
     await dpytest.message("fine", channel=world.channel, member=world.owner)
     assert (await world.engine.queries.beats(chat_id))[-1].text == "BotA nods."
 
 
 async def test_the_console_answers_a_line_with_a_lone_surrogate(db: Database) -> None:
-    mock = MockLLMClient(["Evening.", parse_answer("hello"), zero_state()])
+    mock = ScriptedLLM(narrate="Evening.", classify=parse_answer("hello"), state=zero_state())
     engine = Engine(db, mock, Settings())
     await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     out = io.StringIO()
@@ -103,7 +103,7 @@ async def test_a_script_that_is_not_utf8_is_played_line_by_line(tmp_path: Path) 
 
 
 async def test_a_lone_surrogate_anywhere_in_a_command_is_refused_not_raised(db: Database) -> None:
-    engine = Engine(db, MockLLMClient([]), Settings())
+    engine = Engine(db, ScriptedLLM(), Settings())
     await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     out = io.StringIO()
     script = (
@@ -123,7 +123,7 @@ async def test_a_lone_surrogate_anywhere_in_a_command_is_refused_not_raised(db: 
 
 
 async def test_an_edit_with_a_lone_surrogate_is_refused_before_any_lookup(db: Database) -> None:
-    engine = Engine(db, MockLLMClient([]), Settings())
+    engine = Engine(db, ScriptedLLM(), Settings())
 
     with pytest.raises(StoryError, match="the edited line holds a broken character"):
         await engine.history.edit_message("any-chat", 1, BROKEN)

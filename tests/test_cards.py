@@ -37,28 +37,9 @@ from bot.cards.png import read_chunks, text_chunks
 from bot.cards.result import CALLER_FIELDS
 from bot.cards.toml_write import toml_string
 from bot.store.events import BotAuthored
+from tests.helpers.cards import chunk, make_png
 
 # --- builders ------------------------------------------------------------------------------
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def make_png(*texts: tuple[str, str], pixel: bytes = b"\xff\x00\x00") -> bytes:
-    """A valid 1x1 RGB PNG, with tEXt chunks (keyword, text) before IEND."""
-    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" + pixel)
-    text_chunks_ = [_chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode()) for k, v in texts]
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            _chunk(b"IHDR", ihdr),
-            _chunk(b"IDAT", idat),
-            *text_chunks_,
-            _chunk(b"IEND", b""),
-        ]
-    )
 
 
 def b64(card: object) -> str:
@@ -252,7 +233,7 @@ def test_png_keyword_is_case_insensitive_and_base64_may_be_wrapped() -> None:
 
 def test_png_too_big_for_an_avatar_imports_without_one() -> None:
     png = make_png(("chara", b64(v2_card())))
-    huge = png[:-12] + _chunk(b"zzZz", b"\0" * (MAX_AVATAR_BYTES + 1)) + png[-12:]
+    huge = png[:-12] + chunk(b"zzZz", b"\0" * (MAX_AVATAR_BYTES + 1)) + png[-12:]
     result = load_character(huge, "card.png")
     assert result.avatar_bytes is None and result.avatar_content_type is None
     assert any("too big" in warning for warning in result.warnings)
@@ -497,7 +478,7 @@ def test_png_with_bad_crc() -> None:
 
 def test_png_not_starting_with_ihdr() -> None:
     png = make_png()
-    swapped = png[:8] + _chunk(b"IDAT", zlib.compress(b"\0\0\0\0")) + png[8:]
+    swapped = png[:8] + chunk(b"IDAT", zlib.compress(b"\0\0\0\0")) + png[8:]
     assert "IHDR" in error_of(swapped)
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import resource
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 
 from bot import cli
 from tests.helpers.bot_process import ROOT, start_bot
+from tests.helpers.events import log_in_file
 
 MIRA = ROOT / "examples" / "characters" / "mira.toml"
 BEGINS = re.compile(r"\(story (console-\w+) begins")
@@ -146,6 +146,5 @@ async def test_a_full_disk_ends_the_console_clearly_and_loses_nothing(tmp_path: 
     # every change the console confirmed is in the log
     code = await asyncio.to_thread(_main, "--db", str(db), "rebuild")
     assert code == 0
-    with sqlite3.connect(db) as conn:
-        kinds = [r[0] for r in conn.execute("SELECT kind FROM event_log ORDER BY id")]
+    kinds = [event.kind for event in await log_in_file(db)]
     assert kinds.count("you_authored") == len(written)

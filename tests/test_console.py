@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import re
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -21,17 +19,17 @@ from bot import cli
 from bot.config import Settings
 from bot.console import play
 from bot.engine import Engine
-from bot.llm import MockLLMClient
-from bot.store import Database
+from bot.llm import ScriptedLLM
+from bot.store import Database, open_db
+from bot.store.events import AssistantTurn, BotAuthored
+from bot.store.views import Views
 from tests.helpers.engine_helpers import character, parse_answer, zero_state
-from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
+from tests.helpers.events import log_in_file, then_events
+from tests.helpers.llm_server import LoopbackLLMServer
+from tests.helpers.story_replies import DIGEST, THREAD, story_reply
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARACTERS = ROOT / "examples" / "characters"
-NARRATOR = re.compile(r"You are (.+?), a character")
-TARGET_ID = re.compile(r"\(id ([\w-]+), affinity")
-DIGEST = "While you were away, Mira and Tomás stacked the chairs and argued about the ledger."
-THREAD = "The missing ledger page"
 
 SCRIPT = f"""\
 # a whole evening at the Lantern
@@ -50,32 +48,6 @@ They stack the chairs while the rain eases.
 /relationship mira you
 /scene close
 """
-
-
-def story_reply(request: RecordedRequest) -> Reply:
-    """Answer any engine call sensibly: JSON for structured calls, prose for narration."""
-    messages = request.messages
-    system = messages[0]["content"] if messages else ""
-    if "response_format" not in request.json and request.stream:
-        match = NARRATOR.search(system)
-        name = match[1].split()[0] if match else "Someone"
-        return Reply.text(f'*{name} nods slowly.* "Go on, I\'m listening."')
-    if system.startswith("You split a role-play player's message"):
-        answer: object = {"segments": [{"kind": "narration", "text": messages[-1]["content"]}]}
-    elif system.startswith("You track the inner life of"):
-        answer = {
-            "relationships": [
-                {"target_id": t, "affinity_delta": 3, "trust_delta": 1, "knowledge_facts": []}
-                for t in TARGET_ID.findall(messages[-1]["content"])
-            ]
-        }
-    elif system.startswith("Summarize, in two to four sentences"):
-        answer = {"summary": DIGEST}
-    elif system.startswith("List the open plot threads"):
-        answer = {"threads": [{"title": THREAD, "summary": "Who tore it out?"}]}
-    else:  # a point-of-view summary
-        answer = {"summary": "A long, wet evening.", "knowledge_facts": []}
-    return Reply.text(json.dumps(answer))
 
 
 @pytest.fixture
@@ -104,9 +76,8 @@ total = 30.0
     return path
 
 
-def _kinds(db_path: Path) -> set[str]:
-    with sqlite3.connect(db_path) as conn:
-        return {row[0] for row in conn.execute("SELECT DISTINCT kind FROM event_log")}
+async def _kinds(db_path: Path) -> set[str]:
+    return {event.kind for event in await log_in_file(db_path)}
 
 
 def _check_story_output(out: str) -> None:
@@ -139,7 +110,7 @@ def _check_story_output(out: str) -> None:
     assert lines.index("error: unknown command /frobnicate; try /help") < lines.index(DIGEST)
 
 
-def _check_story_log(db_path: Path) -> None:
+async def _check_story_log(db_path: Path) -> None:
     assert {
         "bot_authored",
         "you_authored",
@@ -156,14 +127,12 @@ def _check_story_log(db_path: Path) -> None:
         "manual_edit",
         "story_thread_detected",
         "scene_closed",
-    } <= _kinds(db_path)
-    with sqlite3.connect(db_path) as conn:
-        (open_turns,) = conn.execute("SELECT COUNT(*) FROM open_turns").fetchone()
-        (replies,) = conn.execute(
-            "SELECT COUNT(*) FROM event_log WHERE kind = 'assistant_turn'"
-        ).fetchone()
-    assert open_turns == 0
-    assert replies == 4  # the kickoff and three streamed beats
+    } <= await _kinds(db_path)
+    async with open_db(db_path, read_only=True) as db:
+        open_turns = await Views(db).open_turns()
+        replies = await then_events(db, AssistantTurn)
+    assert open_turns == []
+    assert len(replies) == 4  # the kickoff and three streamed beats
 
 
 def _check_requests(server: LoopbackLLMServer) -> None:
@@ -190,7 +159,7 @@ async def test_cli_main_plays_a_script_end_to_end(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     _check_story_output(captured.out)
-    _check_story_log(db_path)
+    await _check_story_log(db_path)
     _check_requests(story_server)
 
 
@@ -218,7 +187,7 @@ async def test_python_m_bot_console_plays_piped_stdin(
     out = stdout.decode()
     assert "storybot console" not in out  # a pipe is not a terminal: no banner, no prompts
     _check_story_output(out)
-    _check_story_log(db_path)
+    await _check_story_log(db_path)
     _check_requests(story_server)
 
 
@@ -258,8 +227,8 @@ async def _play(engine: Engine, script: str, *, interactive: bool = False) -> st
     return out.getvalue()
 
 
-async def _engine_with_cast(db: Database, *canned: str) -> tuple[Engine, MockLLMClient]:
-    mock = MockLLMClient(canned)
+async def _engine_with_cast(db: Database, **script: str) -> tuple[Engine, ScriptedLLM]:
+    mock = ScriptedLLM(**script)
     engine = Engine(db, mock, Settings())
     await engine.characters.author(character("mira", "Mira Vale", kickoff_prose=""))
     return engine, mock
@@ -297,13 +266,14 @@ async def test_a_turn_before_any_story_is_an_error(db: Database) -> None:
 
 async def test_a_turn_streams_after_the_speakers_name(db: Database) -> None:
     engine, mock = await _engine_with_cast(
-        db, "Evening. What'll it be?", parse_answer("hello"), zero_state()
+        db, narrate="Evening. What'll it be?", classify=parse_answer("hello"), state=zero_state()
     )
 
     out = await _play(engine, "/chat start host=mira\nhello\n")
 
     assert out.splitlines()[1:] == ["Mira Vale: Evening. What'll it be?"]
     assert [c.kind for c in mock.calls] == ["stream", "complete", "complete"]
+    assert mock.unused == {}
 
 
 async def test_quit_stops_reading_further_lines(db: Database) -> None:
@@ -334,7 +304,7 @@ async def test_an_interactive_console_greets_prompts_and_resumes_its_story(db: D
 
 
 async def test_console_characters_are_its_own_and_it_says_so(db: Database) -> None:
-    engine = Engine(db, MockLLMClient(), Settings())
+    engine = Engine(db, ScriptedLLM(), Settings())
 
     out = await _play(engine, f"/character import {CHARACTERS / 'mira.toml'}\n")
 
@@ -356,9 +326,13 @@ def test_console_guild_prepares_characters_for_that_server(
     assert code == 0
     assert "console's own" not in out
     assert out.splitlines()[-1] == "mira: Mira Vale"
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT guild_id, id FROM characters").fetchall()
-    assert rows == [(4242, "mira")]
+    authored = asyncio.run(_authored(db_path))
+    assert [(c.guild_id, c.id) for c in authored] == [(4242, "mira")]
+
+
+async def _authored(db_path: Path) -> list[BotAuthored]:
+    async with open_db(db_path, read_only=True) as db:
+        return await then_events(db, BotAuthored)
 
 
 def _readme_console_example() -> str:

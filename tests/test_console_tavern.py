@@ -12,7 +12,7 @@ import pytest
 from bot.config import Settings
 from bot.console import play
 from bot.engine import Engine
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import Database
 from tests.helpers.engine_helpers import parse_answer, zero_state
 
@@ -59,7 +59,9 @@ async def play_script(engine: Engine, script: str) -> str:
 async def test_the_console_plays_greetings_and_the_world_book(
     db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mock = MockLLMClient(["Mira looks at the harbour.", parse_answer("x"), zero_state()])
+    mock = ScriptedLLM(
+        narrate="Mira looks at the harbour.", classify=parse_answer("x"), state=zero_state()
+    )
     engine = Engine(db, mock, Settings())
     script = f"""\
 /character import {write_card(tmp_path)}
@@ -99,7 +101,7 @@ The harbour, Mira.
 async def test_a_greeting_that_is_not_a_number_is_a_usage_error(
     db: Database, tmp_path: Path
 ) -> None:
-    engine = Engine(db, MockLLMClient(), Settings())
+    engine = Engine(db, ScriptedLLM(), Settings())
     out = await play_script(
         engine, f"/character import {write_card(tmp_path)}\n/chat start host=mira greeting=x\n"
     )
@@ -107,7 +109,7 @@ async def test_a_greeting_that_is_not_a_number_is_a_usage_error(
 
 
 async def test_the_example_world_book_imports(db: Database) -> None:
-    engine = Engine(db, MockLLMClient(), Settings())
+    engine = Engine(db, ScriptedLLM(), Settings())
     out = await play_script(
         engine,
         f"/character import {EXAMPLES / 'characters' / 'mira.toml'}\n"

@@ -14,7 +14,7 @@ import pytest
 from discord.ext.test.backend import FakeHttp, FakeRequest
 
 from bot.engine import FeelingChange
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store.views import Memory, Relationship
 from cogs._embeds import (
     DESCRIPTION_LIMIT,
@@ -27,6 +27,7 @@ from cogs._embeds import (
     why_embed,
 )
 from cogs._regenerate import OWNER_ONLY, RegenerateOffer
+from tests.helpers.cards import make_png
 from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
@@ -42,7 +43,6 @@ from tests.helpers.engine_helpers import (
     threads_answer,
     zero_state,
 )
-from tests.test_cards import make_png
 
 
 def slash_interaction(
@@ -152,11 +152,13 @@ async def test_commands_are_refused_while_the_bot_shuts_down(world: StoryWorld) 
 
 
 async def test_the_end_button_answers_before_it_archives_the_thread(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story(guest=True)
     thread = await open_meanwhile(world)
-    llm.add(summary_answer("While you were away, nothing much."), threads_answer())
+    llm.script(
+        digest=summary_answer("While you were away, nothing much."), threads=threads_answer()
+    )
     pressed = make_interaction(world.bot, world.owner, thread)
     archived_when_answered: list[bool] = []
     answer_in_thread = pressed.followup.send.side_effect
@@ -267,19 +269,21 @@ async def test_a_channel_manager_may_press_regenerate_and_a_stranger_may_not(
 
 async def test_an_edit_whose_offer_cannot_be_posted_is_logged_not_raised(
     world: StoryWorld,
-    llm: MockLLMClient,
+    llm: ScriptedLLM,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     chat_id = await world.story()
-    llm.add("BotA waves.", parse_answer("Hi"), zero_state())
+    llm.script(narrate="BotA waves.", classify=parse_answer("Hi"), state=zero_state())
     line = await dpytest.message("Hi", channel=world.channel, member=world.owner)
 
     async def forbidden(*args: Any, **kwargs: Any) -> None:
         raise discord.Forbidden(FakeRequest(403, "Missing Permissions"), "Missing Permissions")
 
     monkeypatch.setattr(FakeHttp, "send_message", forbidden)
-    llm.add(parse_answer("Hi there"), zero_state())  # the edit's new labels and feelings
+    llm.script(
+        classify=parse_answer("Hi there"), state=zero_state()
+    )  # the edit's new labels and feelings
     with caplog.at_level(logging.INFO):
         edit_by_author(line, "Hi there")
         await dpytest.run_all_events()

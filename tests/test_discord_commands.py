@@ -12,9 +12,10 @@ import pytest
 from discord.ext import commands
 
 from bot.cards import export_card
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store.events import BotAuthored
 from cogs._choices import character_choices
+from tests.helpers.cards import make_png
 from tests.helpers.discord_fakes import (
     GUEST,
     HOST,
@@ -26,18 +27,17 @@ from tests.helpers.discord_fakes import (
     make_interaction,
 )
 from tests.helpers.engine_helpers import parse_answer, threads_answer, zero_state
-from tests.test_cards import make_png
 
 MIRA_TOML = b'name = "Mira"\npersona = "A lighthouse keeper."\nkickoff_prose = "Mira waves."\n'
 
 
 @pytest.fixture
-def llm() -> MockLLMClient:
-    return MockLLMClient()
+def llm() -> ScriptedLLM:
+    return ScriptedLLM()
 
 
 @pytest.fixture
-async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
+async def world(monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM) -> AsyncIterator[StoryWorld]:
     async for built in Wiring(monkeypatch).world(llm, guilds=2):
         yield built
 
@@ -282,10 +282,10 @@ async def test_character_import_of_a_tavern_png_card_makes_the_png_its_avatar(
 
 
 async def test_scene_join_and_leave_open_new_scenes_with_the_new_present_set(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
-    llm.add(threads_answer())
+    llm.script(threads=threads_answer())
 
     (joined,) = await slash(world, "Chats", "join", world.owner, character=GUEST)
 
@@ -294,21 +294,25 @@ async def test_scene_join_and_leave_open_new_scenes_with_the_new_present_set(
     status = await world.engine.queries.status(chat_id)
     assert status.present == ("you", HOST, GUEST)
 
-    llm.add(threads_answer("the missing key"))
+    llm.script(threads=threads_answer("the missing key"))
     (left,) = await slash(world, "Chats", "leave", world.owner)
 
     assert left.content == "The scene closes. Threads to follow: the missing key"
     assert (await world.engine.queries.status(chat_id)).present == ("you", HOST)
     (refusal,) = await slash(world, "Chats", "leave", world.owner)
     assert refusal.content == "the guest is not in the scene"
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_memories_shows_what_the_character_remembers(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story()
-    llm.add("BotA takes the tea gratefully.", parse_answer("I brought you tea"), zero_state())
+    llm.script(
+        narrate="BotA takes the tea gratefully.",
+        classify=parse_answer("I brought you tea"),
+        state=zero_state(),
+    )
     await dpytest.message("I brought you tea", channel=world.channel, member=world.owner)
 
     (refused,) = await slash(world, "Insight", "memories", world.stranger, character=HOST)

@@ -19,16 +19,18 @@ from discord.ext import commands
 from discord.ext.test.backend import FakeHttp, FakeRequest
 
 from bot.cards import load_character
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import open_db, project
 from bot.store.backup import import_log
 from bot.store.views import Views
 from cogs._choices import someone_choices
 from cogs._regenerate import RegenerateOffer
+from tests.helpers.cards import make_png
 from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
     Wiring,
+    cached_message,
     channel_texts,
     delete_by_author,
     edit_by_author,
@@ -39,55 +41,30 @@ from tests.helpers.discord_fakes import (
     stored_message,
     wait_until,
 )
+from tests.helpers.discord_story import feeling, texts, turn
 from tests.helpers.engine_helpers import parse_answer, zero_state
 from tests.helpers.store_factories import snapshot
-from tests.test_cards import make_png
 
 REGENERATE = "🔄"
 REWOUND = "⏪"
 
 
-def feeling(affinity: int = 0, trust: int = 0) -> str:
-    """A state update moving the host's affinity and trust toward you."""
-    change = {"target_id": "you", "affinity_delta": affinity, "trust_delta": trust}
-    return json.dumps({"relationships": [change]})
-
-
 @pytest.fixture
 async def deleting_world(
-    monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient
+    monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM
 ) -> AsyncIterator[StoryWorld]:
     async for built in Wiring(monkeypatch).world(llm, rewound_messages="delete"):
         yield built
 
 
-async def turn(
-    world: StoryWorld, llm: MockLLMClient, prose: str, reply: str, **moved: int
-) -> tuple[discord.Message, int]:
-    """The owner writes ``prose``; BotA answers ``reply``. Returns the line and the reply's id."""
-    llm.add(reply, parse_answer(prose), feeling(**moved))
-    line = await dpytest.message(prose, channel=world.channel, member=world.owner)
-    return line, world.gaps.posts_in(world.channel.id)[-1].message_id
-
-
-def message(world: StoryWorld, message_id: int) -> discord.Message:
-    found = world.bot._connection._get_message(message_id)
-    assert found is not None, message_id
-    return found
-
-
 async def react(world: StoryWorld, message_id: int, member: discord.Member) -> None:
-    dpytest_backend.add_reaction(message(world, message_id), member, REGENERATE)
+    dpytest_backend.add_reaction(cached_message(world.bot, message_id), member, REGENERATE)
     await dpytest.run_all_events()
 
 
 def reactions(world: StoryWorld, message_id: int) -> list[str]:
     stored = stored_message(world.channel.id, message_id)
     return [r["emoji"]["name"] for r in stored.get("reactions", [])]
-
-
-async def texts(world: StoryWorld, chat_id: str) -> list[str]:
-    return [b.text for b in await world.engine.queries.beats(chat_id)]
 
 
 async def assert_replay_equals_incremental(world: StoryWorld) -> None:
@@ -114,11 +91,11 @@ async def slash(
 
 
 async def test_regenerate_by_the_owner_replaces_the_reply_and_strikes_the_old_one(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     _, old = await turn(world, llm, "Hello", "BotA smiles.", affinity=5)
-    llm.add("BotA frowns.", feeling(affinity=-2))
+    llm.script(narrate="BotA frowns.", state=feeling(affinity=-2))
 
     await react(world, old, world.owner)
 
@@ -131,16 +108,16 @@ async def test_regenerate_by_the_owner_replaces_the_reply_and_strikes_the_old_on
     assert beats[-1].message_ids == (new.message_id,)
     assert (await world.engine.queries.relationship(chat_id, HOST, "you")).affinity == 48
     await assert_replay_equals_incremental(world)
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_regenerate_with_the_delete_setting_deletes_the_old_reply(
-    deleting_world: StoryWorld, llm: MockLLMClient
+    deleting_world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     world = deleting_world
     chat_id = await world.story()
     _, old = await turn(world, llm, "Hello", "BotA smiles.")
-    llm.add("BotA frowns.", feeling())
+    llm.script(narrate="BotA frowns.", state=feeling())
 
     (answered,) = await slash(world, "History", "regenerate", world.owner)
 
@@ -151,7 +128,7 @@ async def test_regenerate_with_the_delete_setting_deletes_the_old_reply(
 
 
 async def test_regenerate_from_a_stranger_or_on_an_older_reply_is_removed_and_ignored(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     _, first = await turn(world, llm, "One", "BotA one.")
@@ -182,7 +159,7 @@ def rewind_menu(world: StoryWorld) -> discord.app_commands.ContextMenu:
 
 
 async def test_rewind_retires_the_later_beats_messages_and_the_story_ends_there(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     _, kept = await turn(world, llm, "One", "BotA one.", affinity=2)
@@ -190,13 +167,13 @@ async def test_rewind_retires_the_later_beats_messages_and_the_story_ends_there(
     third, gone_b = await turn(world, llm, "Three", "BotA three.", affinity=9)
 
     refused = make_interaction(world.bot, world.stranger, world.channel)
-    (refusal,) = await invoke_menu(rewind_menu(world), refused, message(world, kept))
+    (refusal,) = await invoke_menu(rewind_menu(world), refused, cached_message(world.bot, kept))
     assert refusal.ephemeral
     assert refusal.content == "only the owner of this story can rewind it"
     assert (await texts(world, chat_id))[-1] == "BotA three."
 
     asked = make_interaction(world.bot, world.owner, world.channel)
-    (done,) = await invoke_menu(rewind_menu(world), asked, message(world, kept))
+    (done,) = await invoke_menu(rewind_menu(world), asked, cached_message(world.bot, kept))
 
     assert done.ephemeral and done.content == "⏪ rewound 4 beats"
     assert (await texts(world, chat_id))[-2:] == ["One", "BotA one."]
@@ -210,7 +187,7 @@ async def test_rewind_retires_the_later_beats_messages_and_the_story_ends_there(
 
 
 async def test_slash_rewind_takes_back_the_last_lines_and_refuses_past_the_opening(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     _, kept = await turn(world, llm, "One", "BotA one.", affinity=2)
@@ -232,7 +209,7 @@ async def test_slash_rewind_takes_back_the_last_lines_and_refuses_past_the_openi
 
 
 async def test_rewind_with_the_delete_setting_deletes_the_later_messages(
-    deleting_world: StoryWorld, llm: MockLLMClient
+    deleting_world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     world = deleting_world
     chat_id = await world.story()
@@ -253,14 +230,17 @@ async def test_rewind_with_the_delete_setting_deletes_the_later_messages(
 
 
 async def test_editing_the_latest_line_changes_the_story_and_offers_to_regenerate(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     older, _ = await turn(world, llm, "Hi", "BotA waves.")
     line, old_reply = await turn(world, llm, "I sya hello", "BotA tilts her head.")
 
     # each edit labels the new words and updates the beat's feelings from them again
-    llm.add(parse_answer("Hi there"), feeling(), parse_answer("I say hello"), feeling())
+    llm.script(
+        classify=[parse_answer("Hi there"), parse_answer("I say hello")],
+        state=[feeling(), feeling()],
+    )
     edit_by_author(older, "Hi there")
     edit_by_author(line, "I say hello")
     await dpytest.run_all_events()
@@ -280,7 +260,7 @@ async def test_editing_the_latest_line_changes_the_story_and_offers_to_regenerat
     assert not await offer.interaction_check(pressed)
     assert pressed.answers[0].content.startswith("only the owner of this story")
 
-    llm.add("BotA smiles warmly.", feeling())
+    llm.script(narrate="BotA smiles warmly.", state=feeling())
     pressed = make_interaction(world.bot, world.owner, world.channel)
     assert await offer.interaction_check(pressed)
     await offer.regenerate.callback(pressed)
@@ -294,7 +274,7 @@ async def test_editing_the_latest_line_changes_the_story_and_offers_to_regenerat
 
 
 async def test_deleting_the_latest_line_takes_the_beat_back(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     older, _ = await turn(world, llm, "Keep", "BotA keeps.", affinity=2)
@@ -317,7 +297,7 @@ async def test_deleting_the_latest_line_takes_the_beat_back(
 
 
 async def test_why_lists_what_moved_a_feeling_newest_first(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story()
     await turn(world, llm, "A gift", "BotA beams at the gift.", affinity=3)
@@ -339,7 +319,7 @@ async def test_why_lists_what_moved_a_feeling_newest_first(
 
 
 async def test_chat_export_attaches_markdown_and_a_log_that_restores_the_chat(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     await turn(world, llm, "Hello", "BotA smiles.")
@@ -385,7 +365,7 @@ async def test_character_export_v3_png_round_trips(world: StoryWorld) -> None:
 
 
 async def test_a_player_message_the_bot_may_not_delete_is_marked_instead(
-    deleting_world: StoryWorld, llm: MockLLMClient, monkeypatch: pytest.MonkeyPatch
+    deleting_world: StoryWorld, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = deleting_world
     await world.story()
@@ -404,7 +384,7 @@ async def test_a_player_message_the_bot_may_not_delete_is_marked_instead(
 
 
 async def test_regenerate_in_a_meanwhile_thread_replaces_the_reply_there(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story(guest=True)
     meanwhile = world.bot.get_cog("Meanwhile")
@@ -413,9 +393,13 @@ async def test_regenerate_in_a_meanwhile_thread_replaces_the_reply_there(
     start = meanwhile.meanwhile  # type: ignore[attr-defined]
     await invoke(meanwhile, start, opened, premise="after hours")
     (thread,) = world.channel.threads
-    llm.add("BotA whispers.", parse_answer("they talk"), zero_state(), zero_state())
+    llm.script(
+        narrate="BotA whispers.",
+        classify=parse_answer("they talk"),
+        state=[zero_state(), zero_state()],
+    )
     await dpytest.message("they talk", channel=thread, member=world.owner)
-    llm.add("BotA laughs softly.", zero_state(), zero_state())
+    llm.script(narrate="BotA laughs softly.", state=[zero_state(), zero_state()])
 
     history = cog(world, "History")
     asked = make_interaction(world.bot, world.owner, thread)
@@ -428,7 +412,7 @@ async def test_regenerate_in_a_meanwhile_thread_replaces_the_reply_there(
 
 
 async def test_the_regenerate_offer_takes_itself_away_after_its_time(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     line, _ = await turn(world, llm, "Hi", "BotA waves.")

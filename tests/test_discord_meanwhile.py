@@ -7,13 +7,12 @@ per-POV summaries for host and guest only, a digest) checked end to end through 
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 import discord
 import discord.ext.test as dpytest
 
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from tests.helpers.discord_fakes import (
     GUEST,
     HOST,
@@ -23,11 +22,11 @@ from tests.helpers.discord_fakes import (
     make_interaction,
 )
 from tests.helpers.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
+from tests.helpers.events import whole_log
 
 
 async def events(world: StoryWorld) -> list[tuple[int, str, dict[str, Any]]]:
-    rows = await world.db.fetchall("SELECT id, kind, payload_json FROM event_log ORDER BY id")
-    return [(row[0], row[1], json.loads(row[2])) for row in rows]
+    return [(e.id, e.kind, e.payload.model_dump(mode="json")) for e in await whole_log(world.db)]
 
 
 def end_button(world: StoryWorld) -> Any:
@@ -52,7 +51,7 @@ async def test_the_end_button_is_a_persistent_view(world: StoryWorld) -> None:
 
 
 async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story(guest=True)
     thread = await open_meanwhile(world)
@@ -61,7 +60,7 @@ async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
 
     # When the owner writes twice in the thread
     for prose, reply in (("they exchange a glance", "BotA leans in."), ("and again", "BotB nods.")):
-        llm.add(reply, parse_answer(prose), zero_state(), zero_state())
+        llm.script(narrate=reply, classify=parse_answer(prose), state=[zero_state(), zero_state()])
         await dpytest.message(prose, channel=thread, member=world.owner)
 
     # Then host and guest answer in turn, in the thread, with their own names
@@ -90,11 +89,13 @@ async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
     assert f"<#{thread.id}>" in channel_texts(world.channel.id)[-1]
 
     # When the owner presses "End meanwhile"
-    llm.add(
-        summary_answer("BotA reflects on the quiet moment."),
-        summary_answer("BotB notices BotA's reserve."),
-        summary_answer("While you were away, BotA and BotB talked quietly."),
-        threads_answer(),
+    llm.script(
+        summary={
+            HOST: summary_answer("BotA reflects on the quiet moment."),
+            GUEST: summary_answer("BotB notices BotA's reserve."),
+        },
+        digest=summary_answer("While you were away, BotA and BotB talked quietly."),
+        threads=threads_answer(),
     )
     view = end_button(world)
     await view.end.callback(make_interaction(world.bot, world.owner, thread))
@@ -103,38 +104,38 @@ async def test_meanwhile_thread_turns_alternate_and_end_with_a_digest(
     digest = channel_texts(world.channel.id)[-1]
     assert digest.startswith("**While you were away…**")
     assert "BotA and BotB talked quietly" in digest
+    owner_of = {m.id: m.owner_id for m in await world.engine.queries.chat_memories(chat_id)}
     owners = []
     for _, kind, payload in await events(world):
         if kind == "manual_edit" and payload["target_kind"] == "memory_pov_summary":
-            row = await world.db.fetchone(
-                "SELECT owner_id FROM memories WHERE id = ?", (payload["target_id"],)
-            )
-            assert row is not None
-            owners.append(row[0])
+            owners.append(owner_of[payload["target_id"]])
     assert sorted(owners) == sorted([HOST, GUEST])
     assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
     assert await world.engine.queries.story_of_thread(thread.id) is None
-    assert llm._canned == []
+    assert llm.unused == {}
     assert chat_id
 
 
 async def test_archiving_the_thread_by_hand_ends_the_meanwhile_scene(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story(guest=True)
     thread = await open_meanwhile(world)
-    llm.add(summary_answer("While you were away, nothing much happened."), threads_answer())
+    llm.script(
+        digest=summary_answer("While you were away, nothing much happened."),
+        threads=threads_answer(),
+    )
 
     await thread.edit(archived=True)
     await dpytest.run_all_events()
 
     assert "nothing much happened" in channel_texts(world.channel.id)[-1]
     assert await world.engine.queries.story_of_thread(thread.id) is None
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_only_the_owner_can_end_the_meanwhile_scene(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story(guest=True)
     thread = await open_meanwhile(world)
@@ -153,13 +154,16 @@ async def test_only_the_owner_can_end_the_meanwhile_scene(
 
 
 async def test_scene_close_inside_the_thread_ends_the_meanwhile_scene(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story(guest=True)
     thread = await open_meanwhile(world)
     chats = world.bot.get_cog("Chats")
     assert chats is not None
-    llm.add(summary_answer("While you were away, they tidied the office."), threads_answer())
+    llm.script(
+        digest=summary_answer("While you were away, they tidied the office."),
+        threads=threads_answer(),
+    )
 
     asked = make_interaction(world.bot, world.owner, thread)
     (answered,) = await invoke(chats, chats.close, asked)  # type: ignore[attr-defined]
@@ -169,15 +173,15 @@ async def test_scene_close_inside_the_thread_ends_the_meanwhile_scene(
     assert digest == "**While you were away…**\nWhile you were away, they tidied the office."
     assert world.gaps.thread_edits == [(thread.id, {"archived": True})]
     assert await world.engine.queries.story_of_thread(thread.id) is None
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_meanwhile_with_beats_plays_them_alternating_host_and_guest(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story(guest=True)
-    llm.add("BotA starts sorting files.", zero_state(), zero_state())
-    llm.add("BotB hands her a folder.", zero_state(), zero_state())
+    llm.script(narrate="BotA starts sorting files.", state=[zero_state(), zero_state()])
+    llm.script(narrate="BotB hands her a folder.", state=[zero_state(), zero_state()])
     cog = world.bot.get_cog("Meanwhile")
     assert cog is not None
 
@@ -189,4 +193,4 @@ async def test_meanwhile_with_beats_plays_them_alternating_host_and_guest(
         ("BotA", "BotA starts sorting files."),
         ("BotB", "BotB hands her a folder."),
     ]
-    assert llm._canned == []
+    assert llm.unused == {}

@@ -15,10 +15,10 @@ import discord.ext.test as dpytest
 import discord.ext.test.backend as dpytest_backend
 import pytest
 
-from bot.llm import MockLLMClient
-from tests.helpers.discord_fakes import StoryWorld, stored_message
+from bot.llm import ScriptedLLM
+from tests.helpers.discord_fakes import StoryWorld, forget_cached, stored_message
+from tests.helpers.discord_story import feeling, texts, turn
 from tests.helpers.engine_helpers import parse_answer
-from tests.test_discord_history import feeling, texts, turn
 
 
 @pytest.fixture
@@ -53,15 +53,17 @@ def update_without_author(world: StoryWorld, message_id: int | str, content: str
 
 
 async def test_an_update_without_author_still_edits_the_owners_line(
-    world: StoryWorld, llm: MockLLMClient, listener_errors: list[BaseException]
+    world: StoryWorld, llm: ScriptedLLM, listener_errors: list[BaseException]
 ) -> None:
     chat_id = await world.story()
     line, _ = await turn(world, llm, "I sya hello", "BotA tilts her head.")
     stored_message(world.channel.id, line.id)["content"] = "I say hello"
     # Not in discord.py's cache (as on the real server): a cached one fails inside discord.py's
     # own parser, which the gateway guard turns into a reconnect (tests/test_discord_gateway.py).
-    state()._messages.remove(world.bot._connection._get_message(line.id))
-    llm.add(parse_answer("I say hello"), feeling())  # the edit labels the new words again
+    forget_cached(world.bot, line.id)
+    llm.script(
+        classify=parse_answer("I say hello"), state=feeling()
+    )  # the edit labels the new words again
     update_without_author(world, line.id, "I say hello")
     await dpytest.run_all_events()
     assert listener_errors == []

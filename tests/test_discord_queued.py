@@ -18,7 +18,8 @@ import discord.ext.test as dpytest
 import pytest
 
 import bot.app
-from bot.llm import Message, MockLLMClient
+from bot.llm import Message, ScriptedLLM
+from bot.store.events import AssistantTurn
 from tests.helpers.discord_fakes import (
     StoryWorld,
     channel_texts,
@@ -29,15 +30,17 @@ from tests.helpers.discord_fakes import (
     wait_until,
 )
 from tests.helpers.engine_helpers import (
+    GUEST,
+    HOST,
     parse_answer,
-    payloads,
     summary_answer,
     threads_answer,
     zero_state,
 )
+from tests.helpers.events import then_events
 
 
-class GatedLLM(MockLLMClient):
+class GatedLLM(ScriptedLLM):
     """The scripted LLM; its streams wait after each word while ``gate`` is closed."""
 
     def __init__(self) -> None:
@@ -87,7 +90,11 @@ async def test_a_thread_line_queued_behind_the_end_button_is_refused(
 ) -> None:
     chat_id = await world.story(guest=True)
     thread = await open_meanwhile(world)
-    llm.add("BotA leans in.", parse_answer("they talk"), zero_state(), zero_state())
+    llm.script(
+        narrate="BotA leans in.",
+        classify=parse_answer("they talk"),
+        state=[zero_state(), zero_state()],
+    )
     await streaming(world, llm, thread, "they talk", chat_id)
 
     # The owner presses End meanwhile, then writes one more line in the thread: both wait
@@ -96,11 +103,10 @@ async def test_a_thread_line_queued_behind_the_end_button_is_refused(
     await wait_until(lambda: queued(world, chat_id) == 2)
     post_message(thread, world.owner, "one more thing")
     await wait_until(lambda: queued(world, chat_id) == 3)
-    llm.add(
-        summary_answer("BotA remembers."),
-        summary_answer("BotB remembers."),
-        summary_answer("While you were away, they talked."),
-        threads_answer(),
+    llm.script(
+        summary={HOST: summary_answer("BotA remembers."), GUEST: summary_answer("BotB remembers.")},
+        digest=summary_answer("While you were away, they talked."),
+        threads=threads_answer(),
     )
     llm.gate.set()
     await ending
@@ -112,14 +118,16 @@ async def test_a_thread_line_queued_behind_the_end_button_is_refused(
     assert any("ended before your line was played" in text for text in said), said
     texts = [beat.text for beat in await world.engine.queries.beats(chat_id)]
     assert "one more thing" not in texts
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_a_channel_line_queued_while_meanwhile_starts_is_refused(
     world: StoryWorld, llm: GatedLLM
 ) -> None:
     chat_id = await world.story(guest=True)
-    llm.add("BotA smiles.", parse_answer("hello"), zero_state(), zero_state())
+    llm.script(
+        narrate="BotA smiles.", classify=parse_answer("hello"), state=[zero_state(), zero_state()]
+    )
     await streaming(world, llm, world.channel, "hello", chat_id)
 
     # /meanwhile opens its thread and waits to start the scene; a line in the channel waits too
@@ -141,14 +149,14 @@ async def test_a_channel_line_queued_while_meanwhile_starts_is_refused(
     )
     assert "and then?" not in [beat.text for beat in await world.engine.queries.beats(chat_id)]
     assert (await world.engine.queries.status(chat_id)).meanwhile is not None
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_shutdown_stops_the_streaming_reply_and_starts_none_of_the_waiting_ones(
     world: StoryWorld, llm: GatedLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
     chat_id = await world.story()
-    llm.add("BotA begins a long story", parse_answer("hello"))
+    llm.script(narrate="BotA begins a long story", classify=parse_answer("hello"))
     await streaming(world, llm, world.channel, "hello", chat_id)
     await wait_until(lambda: bool(world.gaps.posts))
     second = post_message(world.channel, world.owner, "second")
@@ -165,15 +173,15 @@ async def test_shutdown_stops_the_streaming_reply_and_starts_none_of_the_waiting
 
     assert world.engine.closing
     assert llm.streams() == 1
-    turn = (await payloads(world.db, "assistant_turn"))[-1]
-    assert turn["cancelled"] is True
+    turn = (await then_events(world.db, AssistantTurn))[-1]
+    assert turn.cancelled is True
     (reply,) = world.gaps.posts_in(world.channel.id)
     assert stored_message(world.channel.id, reply.message_id)["content"].endswith("*(stopped)*")
     assert [b.text for b in await world.engine.queries.beats(chat_id)][-2] == "hello"
     shutting = [t for t in channel_texts(world.channel.id) if "shutting down" in t]
     assert len(shutting) == 2  # "second" and "third" are answered once, nothing more
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert world.bot._turns == set()
+    assert world.bot.turns_running == 0
 
 
 async def test_a_turn_still_running_after_the_grace_is_cancelled_before_the_store_closes(
@@ -194,4 +202,4 @@ async def test_a_turn_still_running_after_the_grace_is_cancelled_before_the_stor
     await world.bot.close()
 
     assert task.cancelled()
-    assert world.bot._turns == set()
+    assert world.bot.turns_running == 0

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import discord.ext.test as dpytest
 
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import DatabaseGoneError
 from bot.store.health import FileIdentity
 from tests.helpers.discord_fakes import StoryWorld, wait_until
 
 
 async def test_a_database_gone_under_the_discord_bot_stops_it(
-    world: StoryWorld, llm: MockLLMClient, tmp_path: Path
+    world: StoryWorld, llm: ScriptedLLM, tmp_path: Path
 ) -> None:
     chat_id = await world.story()
     world.db.identity = FileIdentity(tmp_path / "story.db", 0, 0)  # as if the file was deleted

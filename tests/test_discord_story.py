@@ -13,25 +13,32 @@ import discord.ext.test as dpytest
 import discord.ext.test.backend as dpytest_backend
 import pytest
 
-from bot.llm import MockLLMClient, OpenAICompatibleClient
+from bot.llm import OpenAICompatibleClient, ScriptedLLM
+from bot.store.events import AssistantTurn, MemoryWritten, TurnStarted
 from cogs._render import STOP_EMOJI
 from tests.helpers.discord_fakes import (
     StoryWorld,
     Wiring,
+    cached_message,
     channel_texts,
     post_message,
     stored_message,
     wait_until,
 )
-from tests.helpers.engine_helpers import parse_answer, payloads, zero_state
+from tests.helpers.engine_helpers import parse_answer, zero_state
+from tests.helpers.events import then_events
 from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
 
 
 async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
-    llm.add("BotA smiles. Good evening.", parse_answer("Hello there"), zero_state())
+    llm.script(
+        narrate="BotA smiles. Good evening.",
+        classify=parse_answer("Hello there"),
+        state=zero_state(),
+    )
 
     await dpytest.message("Hello there", channel=world.channel, member=world.owner)
 
@@ -41,11 +48,11 @@ async def test_the_owners_message_is_a_turn_shown_through_the_characters_webhook
     beats = await world.engine.queries.beats(chat_id)
     assert beats[-1].text == "BotA smiles. Good evening."
     assert beats[-1].message_ids == (reply.message_id,)
-    assert llm._canned == []
+    assert llm.unused == {}
 
 
 async def test_bots_webhooks_strangers_and_unbound_channels_are_not_turns(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await dpytest.message("no story here yet", channel=world.channel, member=world.owner)
     await world.story()
@@ -59,11 +66,11 @@ async def test_bots_webhooks_strangers_and_unbound_channels_are_not_turns(
 
 
 async def test_a_reply_longer_than_2000_characters_is_split(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story()
     long_reply = " ".join(f"word{i}" for i in range(600))  # about 4,000 characters
-    llm.add(long_reply, parse_answer("Tell me everything"), zero_state())
+    llm.script(narrate=long_reply, classify=parse_answer("Tell me everything"), state=zero_state())
 
     await dpytest.message("Tell me everything", channel=world.channel, member=world.owner)
 
@@ -75,11 +82,15 @@ async def test_a_reply_longer_than_2000_characters_is_split(
 
 
 async def test_edits_are_no_faster_than_the_edit_interval(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await world.story()
     llm.chunk_delay = 0.02
-    llm.add(" ".join(f"w{i}" for i in range(60)), parse_answer("Go on"), zero_state())
+    llm.script(
+        narrate=" ".join(f"w{i}" for i in range(60)),
+        classify=parse_answer("Go on"),
+        state=zero_state(),
+    )
 
     await dpytest.message("Go on", channel=world.channel, member=world.owner)
 
@@ -90,9 +101,7 @@ async def test_edits_are_no_faster_than_the_edit_interval(
     assert min(gaps) >= 0.2 - 0.02, gaps
 
 
-async def test_a_story_error_is_answered_to_the_player(
-    world: StoryWorld, llm: MockLLMClient
-) -> None:
+async def test_a_story_error_is_answered_to_the_player(world: StoryWorld, llm: ScriptedLLM) -> None:
     await world.story()
 
     await dpytest.message("x" * 4001, channel=world.channel, member=world.owner)
@@ -102,25 +111,25 @@ async def test_a_story_error_is_answered_to_the_player(
 
 
 async def test_an_out_of_character_line_is_acknowledged_not_played(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
 
     await dpytest.message("(( brb, phone ))", channel=world.channel, member=world.owner)
 
     assert channel_texts(world.channel.id)[-1].startswith("(( out of character: noted.")
-    assert llm.calls == [] and await payloads(world.db, "turn_started") == []
+    assert llm.calls == [] and await then_events(world.db, TurnStarted) == []
     assert [b.text for b in await world.engine.queries.beats(chat_id)][-1] != "(( brb, phone ))"
 
 
 async def test_without_manage_webhooks_characters_speak_through_the_bot(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await dpytest.set_permission_overrides(
         world.channel.guild.me, world.channel, manage_webhooks=False
     )
     await world.story()
-    llm.add("BotA waves.", parse_answer("Hi"), zero_state())
+    llm.script(narrate="BotA waves.", classify=parse_answer("Hi"), state=zero_state())
 
     await dpytest.message("Hi", channel=world.channel, member=world.owner)
 
@@ -130,14 +139,14 @@ async def test_without_manage_webhooks_characters_speak_through_the_bot(
     assert texts[-1] == "**BotA**: BotA waves."
 
 
-async def test_a_deleted_webhook_is_recreated(world: StoryWorld, llm: MockLLMClient) -> None:
+async def test_a_deleted_webhook_is_recreated(world: StoryWorld, llm: ScriptedLLM) -> None:
     await world.story()
-    llm.add("First reply.", parse_answer("One"), zero_state())
+    llm.script(narrate="First reply.", classify=parse_answer("One"), state=zero_state())
     await dpytest.message("One", channel=world.channel, member=world.owner)
     (first,) = world.gaps.posts_in(world.channel.id)
     world.gaps.delete_webhook(first.webhook_id)
 
-    llm.add("Second reply.", parse_answer("Two"), zero_state())
+    llm.script(narrate="Second reply.", classify=parse_answer("Two"), state=zero_state())
     await dpytest.message("Two", channel=world.channel, member=world.owner)
 
     second = world.gaps.posts_in(world.channel.id)[-1]
@@ -180,8 +189,7 @@ async def test_stop_by_the_owner_cancels_a_slow_stream_and_a_strangers_is_remove
     post_message(world.channel, world.owner, "Hello")
     await wait_until(lambda: any(streaming(m) == chat_id for m in world.gaps.posts))
     reply_id = next(iter(world.gaps.posts))
-    reply = world.bot._connection._get_message(reply_id)
-    assert reply is not None
+    reply = cached_message(world.bot, reply_id)
 
     dpytest_backend.add_reaction(reply, world.stranger, STOP_EMOJI)
     await wait_until(lambda: bool(world.gaps.removed_reactions))
@@ -193,11 +201,11 @@ async def test_stop_by_the_owner_cancels_a_slow_stream_and_a_strangers_is_remove
     await dpytest.run_all_events()
 
     assert world.engine.turns.in_flight == {}
-    turn = (await payloads(world.db, "assistant_turn"))[-1]
-    assert turn["cancelled"] is True
-    assert 0 < len(turn["text"]) < len(SLOW_REPLY)
+    turn = (await then_events(world.db, AssistantTurn))[-1]
+    assert turn.cancelled is True
+    assert 0 < len(turn.text) < len(SLOW_REPLY)
     assert stored_message(world.channel.id, reply_id)["content"].endswith("*(stopped)*")
-    assert await payloads(world.db, "memory_written") == []
+    assert await then_events(world.db, MemoryWritten) == []
 
 
 async def test_shutdown_stops_replies_in_flight_and_writes_them(
@@ -212,7 +220,7 @@ async def test_shutdown_stops_replies_in_flight_and_writes_them(
     await world.bot.close()
 
     assert world.engine.turns.in_flight == {}
-    turn = (await payloads(world.db, "assistant_turn"))[-1]
-    assert turn["cancelled"] is True
+    turn = (await then_events(world.db, AssistantTurn))[-1]
+    assert turn.cancelled is True
     reply_id = next(iter(world.gaps.posts))
     assert stored_message(world.channel.id, reply_id)["content"].endswith("*(stopped)*")

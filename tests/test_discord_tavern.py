@@ -12,11 +12,12 @@ import discord.ext.test as dpytest
 import discord.ext.test.backend as dpytest_backend
 from discord.ext import commands
 
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from cogs._choices import greeting_choices
 from tests.helpers.discord_fakes import (
     HOST,
     StoryWorld,
+    cached_message,
     invoke,
     make_attachment,
     make_interaction,
@@ -47,15 +48,14 @@ async def cast(world: StoryWorld, **fields: Any) -> None:
 
 
 async def test_chat_start_opens_with_the_chosen_greeting_and_cycles_on_regenerate(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     await cast(world, **GREETINGS)
     await slash(world, "Chats", "start", world.owner, host=HOST, greeting=1)
     (opening,) = world.gaps.posts_in(world.channel.id)
     assert (opening.username, opening.content) == ("BotA", "BotA bows.")
 
-    found = world.bot._connection._get_message(opening.message_id)
-    assert found is not None
+    found = cached_message(world.bot, opening.message_id)
     dpytest_backend.add_reaction(found, world.owner, "🔄")
     await dpytest.run_all_events()
 
@@ -79,7 +79,7 @@ async def test_the_greeting_option_previews_each_greeting_of_the_host(world: Sto
 
 
 async def test_lore_commands_change_the_world_book_and_show_what_fires(
-    world: StoryWorld, llm: MockLLMClient
+    world: StoryWorld, llm: ScriptedLLM
 ) -> None:
     chat_id = await world.story()
     (added,) = await slash(
@@ -110,7 +110,7 @@ async def test_lore_commands_change_the_world_book_and_show_what_fires(
     (missing,) = await slash(world, "Lore", "remove", world.owner, number=1)
     assert missing.ephemeral and "no entry 1" in missing.content
 
-    llm.add("BotA trims the lamp.", parse_answer("x"), zero_state())
+    llm.script(narrate="BotA trims the lamp.", classify=parse_answer("x"), state=zero_state())
     await dpytest.message("How is the lamp?", channel=world.channel, member=world.owner)
     prompt = next(call for call in llm.calls if call.kind == "stream").messages
     assert any(m.content == "World info:\nThe lamp never fails." for m in prompt)

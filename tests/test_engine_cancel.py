@@ -10,16 +10,17 @@ from typing import Any
 import pytest
 
 from bot.engine import StoryError
-from bot.llm import LLMRateLimitedError, MockLLMClient
+from bot.llm import LLMRateLimitedError, ScriptedLLM
 from bot.store import Database
+from bot.store.events import AssistantTurn, EdgeUpdate, MemoryWritten, UserTurn
 from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
     parse_answer,
-    payloads,
     seed_story,
     zero_state,
 )
+from tests.helpers.events import then_events
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(200))
 
@@ -37,7 +38,7 @@ async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: 
     mock.chunk_delay = 0.02
     chat_id = await seed_story(engine, guest=False)
     # a stopped beat asks for no classification or state update: nothing past its stream
-    mock._canned.extend([LONG_REPLY, "short", parse_answer("second"), zero_state()])
+    mock.script(narrate=[LONG_REPLY, "short"], classify=parse_answer("second"), state=zero_state())
     sink = RecordingSink()
     first = asyncio.create_task(engine.turns.take(chat_id, "first", sink))
     await _until(lambda: len(sink.chunks) >= 3)
@@ -53,14 +54,14 @@ async def test_cancel_stops_a_slow_stream_keeps_text_and_frees_the_registry(db: 
     result = await first
     assert result.status == "stopped"
     assert result.text == "".join(sink.chunks) and 0 < len(result.text) < len(LONG_REPLY)
-    beat = (await payloads(db, "assistant_turn"))[-1]
-    assert beat["cancelled"] is True and beat["text"] == result.text
-    assert await payloads(db, "memory_written") == []
-    assert await payloads(db, "edge_update") == []
+    beat = (await then_events(db, AssistantTurn))[-1]
+    assert beat.cancelled is True and beat.text == result.text
+    assert await then_events(db, MemoryWritten) == []
+    assert await then_events(db, EdgeUpdate) == []
     follow_up = await second
     assert follow_up.status == "done" and follow_up.text == "short"
     assert chat_id not in engine.turns.in_flight
-    assert mock._canned == []
+    assert mock.unused == {}
 
 
 async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
@@ -68,15 +69,15 @@ async def test_turns_of_one_chat_run_in_arrival_order(db: Database) -> None:
     mock.chunk_delay = 0.001
     chat_id = await seed_story(engine, guest=False)
     for i in range(4):
-        mock._canned.extend([f"reply {i}", parse_answer(f"m{i}"), zero_state()])
+        mock.script(narrate=f"reply {i}", classify=parse_answer(f"m{i}"), state=zero_state())
 
     results = await asyncio.gather(
         *(engine.turns.take(chat_id, f"m{i}", RecordingSink()) for i in range(4))
     )
 
     assert [r.text for r in results] == [f"reply {i}" for i in range(4)]
-    assert [u["prose"] for u in await payloads(db, "user_turn")] == [f"m{i}" for i in range(4)]
-    assert mock._canned == []
+    assert [u.prose for u in await then_events(db, UserTurn)] == [f"m{i}" for i in range(4)]
+    assert mock.unused == {}
 
 
 async def test_cancel_with_nothing_streaming_is_a_no_op(db: Database) -> None:
@@ -100,20 +101,20 @@ async def test_a_turn_cut_off_by_a_crash_is_closed_as_interrupted_at_start(db: D
     engine, mock = make_engine(db)
     mock.chunk_delay = 0.02
     chat_id = await seed_story(engine, guest=False)
-    mock._canned.extend([LONG_REPLY, parse_answer("doomed")])
+    mock.script(narrate=LONG_REPLY, classify=parse_answer("doomed"))
     # the process dying mid-stream: nothing after turn_started is written
     with pytest.raises(_Crash):
         await engine.turns.take(chat_id, "doomed", _DyingSink())
-    assert await payloads(db, "user_turn") == []
+    assert await then_events(db, UserTurn) == []
 
     restarted, _ = make_engine(db)
     closed = await restarted.turns.recover_interrupted()
 
     assert closed == 1
-    assert [u["prose"] for u in await payloads(db, "user_turn")] == ["doomed"]
-    beat = (await payloads(db, "assistant_turn"))[-1]
-    assert beat["interrupted"] is True
-    assert await db.fetchall("SELECT * FROM open_turns") == []
+    assert [u.prose for u in await then_events(db, UserTurn)] == ["doomed"]
+    beat = (await then_events(db, AssistantTurn))[-1]
+    assert beat.interrupted is True
+    assert await restarted.queries.open_turns() == []
     assert await restarted.turns.recover_interrupted() == 0
 
 
@@ -121,7 +122,7 @@ async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database
     engine, mock = make_engine(db)
     mock.chunk_delay = 0.02
     chat_id = await seed_story(engine, guest=False)
-    mock.add(LONG_REPLY)
+    mock.script(narrate=LONG_REPLY)
     sink = RecordingSink()
     streaming = asyncio.create_task(engine.turns.take(chat_id, "first", sink))
     await sink.first_text.wait()
@@ -134,19 +135,19 @@ async def test_close_stops_the_stream_and_refuses_the_turns_waiting(db: Database
     with pytest.raises(StoryError, match="shutting down"):
         await waiting
     assert [c.kind for c in mock.calls] == ["stream"]  # a stopped beat classifies nothing
-    assert await db.fetchall("SELECT * FROM open_turns") == []
+    assert await engine.queries.open_turns() == []
 
 
 async def test_a_failed_reply_keeps_its_text_and_says_why_in_public_words(db: Database) -> None:
     engine, _ = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
 
-    class Overloaded(MockLLMClient):
+    class Overloaded(ScriptedLLM):
         async def stream(self, messages: Any, *, model: str, **params: Any) -> AsyncIterator[str]:
             yield "She begins to"
             raise LLMRateLimitedError("see https://internal.example/quota")
 
-    engine.ctx.models.llm = Overloaded(canned=[parse_answer("x")])
+    engine.ctx.models.llm = Overloaded(classify=parse_answer("x"))
     sink = RecordingSink()
 
     result = await engine.turns.take(chat_id, "go on", sink)
@@ -154,6 +155,6 @@ async def test_a_failed_reply_keeps_its_text_and_says_why_in_public_words(db: Da
     assert result.status == "failed" and result.text == "She begins to"
     assert sink.ends[0].reason == "the model server is busy; try again in a moment"
     assert "internal.example" in sink.ends[0].error
-    beat = (await payloads(db, "assistant_turn"))[-1]
-    assert beat["interrupted"] is True and beat["text"] == "She begins to"
-    assert await payloads(db, "memory_written") == []
+    beat = (await then_events(db, AssistantTurn))[-1]
+    assert beat.interrupted is True and beat.text == "She begins to"
+    assert await then_events(db, MemoryWritten) == []

@@ -16,8 +16,9 @@ from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels
 from bot.engine.parse import ParsedTurn
 from bot.engine.state import StateUpdate
 from bot.engine.summaries import SceneSummary, StoryThreads
-from bot.llm import Message, MockLLMClient, Priority
+from bot.llm import Message, Priority, ScriptedLLM, Task
 from bot.store import Database
+from bot.store.events import AssistantTurn
 from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
@@ -25,9 +26,9 @@ from tests.helpers.engine_helpers import (
     character,
     make_engine,
     parse_answer,
-    payloads,
     seed_story,
 )
+from tests.helpers.events import then_events
 
 
 def _run(chunks: list[str], name: str = "Mira Vale") -> str:
@@ -113,13 +114,15 @@ def test_one_broken_item_costs_that_item_not_the_answer() -> None:
 async def test_a_reply_stops_where_the_model_speaks_for_someone_else(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock.add("BotA: Hello there.", parse_answer("hi"), json.dumps({}), json.dumps({}))
+    mock.script(
+        narrate="BotA: Hello there.", classify=parse_answer("hi"), state=[json.dumps({})] * 2
+    )
     sink = RecordingSink()
 
     result = await engine.turns.take(chat_id, "hi", sink)
 
     assert result.text == "Hello there." and "".join(sink.chunks) == "Hello there."
-    narrative = next(call for call in mock.calls if call.kind == "stream")
+    [narrative] = mock.calls_for(Task.NARRATE)
     assert narrative.params["stop"] == ["\nMe:", "\nBotB:", "\nNarration:"]
     assert result.speaker.id == HOST
 
@@ -129,14 +132,18 @@ async def test_a_reply_the_server_did_not_stop_is_cut_where_it_speaks_for_the_pl
 ) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA waves.\n\nMe: I wave back.\nBotA: Good.", parse_answer("hi"), "{}")
+    mock.script(
+        narrate="BotA waves.\n\nMe: I wave back.\nBotA: Good.",
+        classify=parse_answer("hi"),
+        state="{}",
+    )
     sink = RecordingSink()
 
     result = await engine.turns.take(chat_id, "hi", sink)
 
     assert result.text == "BotA waves." and "".join(sink.chunks) == "BotA waves."
-    *_kickoff, reply = await payloads(db, "assistant_turn")
-    assert reply["text"] == "BotA waves."
+    *_kickoff, reply = await then_events(db, AssistantTurn)
+    assert reply.text == "BotA waves."
 
 
 async def test_in_a_meanwhile_the_stops_cover_the_absent_player_and_every_name(
@@ -148,10 +155,10 @@ async def test_in_a_meanwhile_the_stops_cover_the_absent_player_and_every_name(
     await engine.characters.set_you(name="Alex Kim", pronouns="they/them")
     started = await engine.chats.start(host_id=HOST, guest_id=GUEST, place="office")
     await engine.scenes.start_meanwhile(started.chat.id)
-    mock.add("She waits.", "{}", "{}")
+    mock.script(narrate="She waits.", state=["{}", "{}"])
     await engine.turns.meanwhile_beats(started.chat.id, 1, RecordingSink)
 
-    stops = next(call for call in mock.calls if call.kind == "stream").params["stop"]
+    stops = mock.calls_for(Task.NARRATE)[0].params["stop"]
     assert stops == [
         "\nBea Brook:",
         "\nAlex Kim:",
@@ -167,13 +174,13 @@ async def test_the_stop_list_keeps_what_the_server_takes_most_important_first(
 ) -> None:
     engine, mock = make_engine(db, llm={"max_stop_sequences": 2})
     chat_id = await seed_story(engine)
-    mock.add("Hello.", parse_answer("hi"), "{}", "{}")
+    mock.script(narrate="Hello.", classify=parse_answer("hi"), state=["{}", "{}"])
     await engine.turns.take(chat_id, "hi", RecordingSink())
-    stops = next(call for call in mock.calls if call.kind == "stream").params["stop"]
+    stops = mock.calls_for(Task.NARRATE)[0].params["stop"]
     assert stops == ["\nMe:", "\nBotB:"]
 
 
-class _EndlessReply(MockLLMClient):
+class _EndlessReply(ScriptedLLM):
     """A server that ignores stop sequences and would write for the player forever."""
 
     closed = False
@@ -196,7 +203,7 @@ class _EndlessReply(MockLLMClient):
 
 
 async def test_a_cut_reply_stops_its_stream(db: Database) -> None:
-    llm = _EndlessReply([parse_answer("hi"), "{}"])
+    llm = _EndlessReply(classify=parse_answer("hi"), state="{}")
     engine = Engine(db, llm, Settings())
     chat_id = await seed_story(engine, guest=False)
 

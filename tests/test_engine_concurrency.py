@@ -54,8 +54,7 @@ class _ByKind(MockLLMClient):
         super().__init__(chunk_delay=0.02)
         self.reply = reply
 
-    def _next(self, call: RecordedCall) -> str:
-        self.calls.append(call)
+    def answer(self, call: RecordedCall) -> str:
         return self.reply if call.kind == "stream" else "{}"
 
 

@@ -12,18 +12,20 @@ import re
 import pytest
 
 from bot.engine import Engine, StoryError
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import Database, project
+from bot.store.events import AssistantTurn, ManualEdit
 from tests.helpers.engine_helpers import (
+    GUEST,
     HOST,
     RecordingSink,
     character,
     make_engine,
     parse_answer,
-    payloads,
     seed_story,
     summary_answer,
 )
+from tests.helpers.events import count_events, then_events
 from tests.helpers.store_factories import snapshot
 
 
@@ -34,9 +36,9 @@ def _state(affinity: int) -> str:
 
 
 async def _play(
-    engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str, *, affinity: int = 0
+    engine: Engine, mock: ScriptedLLM, chat_id: str, prose: str, reply: str, *, affinity: int = 0
 ) -> int:
-    mock.add(reply, parse_answer(prose), _state(affinity))
+    mock.script(narrate=reply, classify=parse_answer(prose), state=_state(affinity))
     result = await engine.turns.take(
         chat_id, prose, RecordingSink(), message_id=hash(prose) % 10**9
     )
@@ -44,14 +46,14 @@ async def _play(
 
 
 async def _edit(
-    engine: Engine, mock: MockLLMClient, chat_id: str, old: str, new: str, *, affinity: int = 0
+    engine: Engine, mock: ScriptedLLM, chat_id: str, old: str, new: str, *, affinity: int = 0
 ) -> bool:
     """Edit the line ``old``: its labels and its beat's state update are asked again."""
-    mock.add(parse_answer(new), _state(affinity))
+    mock.script(classify=parse_answer(new), state=_state(affinity))
     return await engine.history.edit_message(chat_id, hash(old) % 10**9, new)
 
 
-def _prompt_texts(mock: MockLLMClient) -> list[str]:
+def _prompt_texts(mock: ScriptedLLM) -> list[str]:
     return ["\n".join(m.content for m in call.messages) for call in mock.calls]
 
 
@@ -67,7 +69,7 @@ async def test_regenerate_replaces_the_latest_reply_and_undoes_its_effects(db: D
     await _play(engine, mock, chat_id, "hello", "REPLY-ONE warm", affinity=5)
     await _play(engine, mock, chat_id, "tell me a secret", "REPLY-TWO-OLD cold", affinity=-8)
     assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 47
-    mock.add("REPLY-TWO-NEW kind", _state(3))
+    mock.script(narrate="REPLY-TWO-NEW kind", state=_state(3))
 
     rewound, result = await engine.history.regenerate(chat_id, RecordingSink())
 
@@ -83,7 +85,7 @@ async def test_regenerate_replaces_the_latest_reply_and_undoes_its_effects(db: D
 
     await _play(engine, mock, chat_id, "and then?", "REPLY-THREE")
     assert all("REPLY-TWO-OLD" not in text for text in _prompt_texts(mock)[-3:])
-    assert mock._canned == []
+    assert mock.unused == {}
 
 
 async def test_rewind_returns_the_story_to_right_after_a_beat(db: Database) -> None:
@@ -98,13 +100,13 @@ async def test_rewind_returns_the_story_to_right_after_a_beat(db: Database) -> N
     assert [b.text for b in rewound.beats] == ["second", "GONE-ONE", "third", "GONE-TWO"]
     assert [b.text for b in await engine.queries.beats(chat_id)][-1] == "KEEP-ME"
     assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 54
-    assert len(await payloads(db, "assistant_turn")) == 4  # the log keeps everything
+    assert len(await then_events(db, AssistantTurn)) == 4  # the log keeps everything
     await _assert_replay_equals_incremental(db)
 
     await _play(engine, mock, chat_id, "a new path", "NEW-PATH")
     last_prompts = _prompt_texts(mock)[-3:]
     assert all("GONE-" not in text and "second" not in text for text in last_prompts)
-    assert mock._canned == []
+    assert mock.unused == {}
 
 
 async def test_rewind_to_the_player_line_keeps_its_reply(db: Database) -> None:
@@ -172,7 +174,7 @@ async def test_an_edited_line_keeps_its_new_words_when_its_reply_is_regenerated(
     await _play(engine, mock, chat_id, "I sya hello", "REPLY-OLD")
     await _edit(engine, mock, chat_id, "first", "first, edited")
     await _edit(engine, mock, chat_id, "I sya hello", "I say hello")
-    mock.add("REPLY-NEW", _state(0))
+    mock.script(narrate="REPLY-NEW", state=_state(0))
 
     await engine.history.regenerate(chat_id, RecordingSink())
 
@@ -205,9 +207,9 @@ async def test_regenerating_twice_still_answers_the_players_line(db: Database) -
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "what is in the box?", "REPLY-1")
-    mock.add("REPLY-2", _state(0))
+    mock.script(narrate="REPLY-2", state=_state(0))
     await engine.history.regenerate(chat_id, RecordingSink())
-    mock.add("REPLY-3", _state(0))
+    mock.script(narrate="REPLY-3", state=_state(0))
 
     _, result = await engine.history.regenerate(chat_id, RecordingSink())
 
@@ -227,25 +229,29 @@ async def test_rewinding_to_a_regenerated_line_keeps_its_new_reply(db: Database)
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "first", "OLD")
-    mock.add("NEW", _state(0))
+    mock.script(narrate="NEW", state=_state(0))
     await engine.history.regenerate(chat_id, RecordingSink())
     await _play(engine, mock, chat_id, "second", "LATER")
 
     await engine.history.rewind_to_message(chat_id, hash("first") % 10**9)
 
     assert [b.text for b in await engine.queries.beats(chat_id)][-2:] == ["first", "NEW"]
-    assert await db.fetchall("SELECT * FROM open_turns") == []
+    assert await engine.queries.open_turns() == []
 
 
 async def test_regenerate_and_rewind_never_cross_a_meanwhile_scene(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock.add("BEFORE", parse_answer("x"), _state(0), _state(0))
+    mock.script(narrate="BEFORE", classify=parse_answer("x"), state=[_state(0), _state(0)])
     await engine.turns.take(chat_id, "hello", RecordingSink(), message_id=11)
     await engine.scenes.start_meanwhile(chat_id, thread_id=5)
-    mock.add("AWAY", parse_answer("x"), _state(0), _state(0))
+    mock.script(narrate="AWAY", classify=parse_answer("x"), state=[_state(0), _state(0)])
     await engine.turns.take(chat_id, "they talk", RecordingSink())
-    mock.add(summary_answer("a"), summary_answer("b"), summary_answer("While you were away…"), "{}")
+    mock.script(
+        summary={HOST: summary_answer("a"), GUEST: summary_answer("b")},
+        digest=summary_answer("While you were away…"),
+        threads="{}",
+    )
     await engine.scenes.end_meanwhile(chat_id)
 
     with pytest.raises(StoryError, match="meanwhile scene that ended"):
@@ -261,36 +267,41 @@ async def test_an_update_that_changes_no_text_is_no_edit(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     await _play(engine, mock, chat_id, "same words", "REPLY")
-    before = await payloads(db, "manual_edit")
+    before = await then_events(db, ManualEdit)
 
     changed = await engine.history.edit_message(chat_id, hash("same words") % 10**9, "same words")
 
     assert changed is False
-    assert await payloads(db, "manual_edit") == before
+    assert await then_events(db, ManualEdit) == before
 
 
 async def _play_with_guest(
-    engine: Engine, mock: MockLLMClient, chat_id: str, prose: str, reply: str
+    engine: Engine, mock: ScriptedLLM, chat_id: str, prose: str, reply: str
 ) -> None:
-    mock.add(reply, parse_answer(prose), _state(0), _state(0))
+    mock.script(narrate=reply, classify=parse_answer(prose), state=[_state(0), _state(0)])
     await engine.turns.take(chat_id, prose, RecordingSink())
 
 
 async def _story_with_a_meanwhile(
     db: Database, *, end: bool = True
-) -> tuple[Engine, MockLLMClient, str]:
+) -> tuple[Engine, ScriptedLLM, str]:
     """A line, a meanwhile scene of one beat, then (``end``) the meanwhile ends and the world
     moves on: the next line is the first after the meanwhile's end."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
     await _play_with_guest(engine, mock, chat_id, "before the meanwhile", "REPLY-BEFORE")
     await engine.scenes.start_meanwhile(chat_id)
-    mock.add("REPLY-MEANWHILE", parse_answer("they whisper"), "{}", "{}")
+    mock.script(
+        narrate="REPLY-MEANWHILE", classify=parse_answer("they whisper"), state=["{}", "{}"]
+    )
     await engine.turns.take(chat_id, "they whisper", RecordingSink())
     if not end:
         return engine, mock, chat_id
-    mock.add(summary_answer("host"), summary_answer("guest"), summary_answer("While away"))
-    mock.add(json.dumps({"threads": []}))
+    mock.script(
+        summary={HOST: summary_answer("host"), GUEST: summary_answer("guest")},
+        digest=summary_answer("While away"),
+        threads=json.dumps({"threads": []}),
+    )
     await engine.scenes.end_meanwhile(chat_id)
     await engine.chats.set_world(chat_id, time="23:30")
     return engine, mock, chat_id
@@ -334,7 +345,7 @@ async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
     await _play_with_guest(
         engine, mock, chat_id, "what were you two whispering about?", "REPLY-AFTER"
     )
-    events = await db.fetchone("SELECT COUNT(*) FROM event_log")
+    events = await count_events(db)
     earliest = "the earliest you can rewind to is your line “what were you two whispering about?”"
     with pytest.raises(StoryError, match="meanwhile scene that ended") as refused:
         await engine.history.rewind_from_turn(chat_id, whisper.id)
@@ -342,7 +353,7 @@ async def test_a_rewind_into_a_meanwhile_is_refused_naming_the_earliest_line(
     before = next(b for b in beats if b.text == "REPLY-BEFORE")
     with pytest.raises(StoryError, match=re.escape(earliest)):
         await engine.history.rewind_to_turn(chat_id, before.id)
-    assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events
+    assert await count_events(db) == events
 
 
 async def test_a_rewind_out_of_an_open_meanwhile_is_refused_naming_its_first_beat(

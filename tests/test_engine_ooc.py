@@ -13,16 +13,18 @@ import pytest
 
 from bot.console import Console
 from bot.engine import OutOfCharacter
+from bot.llm import Task
 from bot.llm.mock import RecordedCall
 from bot.store import Database
+from bot.store.events import MemoryWritten, UserTurn
 from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
     parse_answer,
-    payloads,
     seed_story,
     zero_state,
 )
+from tests.helpers.events import count_events, then_events
 
 
 def _prompt(call: RecordedCall) -> str:
@@ -33,14 +35,14 @@ def _prompt(call: RecordedCall) -> str:
 async def test_a_line_wholly_out_of_character_is_no_beat(db: Database, line: str) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    events = len(await db.fetchall("SELECT id FROM event_log"))
+    events = await count_events(db)
 
     with pytest.raises(OutOfCharacter, match="stays out of the story"):
         await engine.turns.take(chat_id, line, RecordingSink())
 
     assert mock.calls == []
-    assert len(await db.fetchall("SELECT id FROM event_log")) == events  # nothing written
-    mock.add("BotA smiles.", parse_answer("hello"), zero_state())
+    assert await count_events(db) == events  # nothing written
+    mock.script(narrate="BotA smiles.", classify=parse_answer("hello"), state=zero_state())
     await engine.turns.take(chat_id, "hello", RecordingSink())
     assert all(line not in _prompt(c) for c in mock.calls)
 
@@ -49,22 +51,22 @@ async def test_an_aside_in_a_story_line_is_kept_but_heard_by_no_one(db: Database
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     line = "I sit down by the fire. ((brb, doorbell))"
-    mock.add("BotA pours tea.", parse_answer(line), zero_state())
+    mock.script(narrate="BotA pours tea.", classify=parse_answer(line), state=zero_state())
 
     result = await engine.turns.take(chat_id, line, RecordingSink())
 
-    [stored] = await payloads(db, "user_turn")
-    assert stored["prose"] == line  # the player's words, verbatim
-    reply_prompt = _prompt(mock.calls[0])
+    [stored] = await then_events(db, UserTurn)
+    assert stored.prose == line  # the player's words, verbatim
+    reply_prompt = _prompt(mock.calls_for(Task.NARRATE)[0])
     assert "I sit down by the fire." in reply_prompt and "doorbell" not in reply_prompt
     # no character's prompt (reply, state update) holds it; only the labeller sees the line
-    heard = [c for c in mock.calls if not c.messages[0].content.startswith("You split")]
+    heard = mock.calls_for(Task.NARRATE) + mock.calls_for(Task.STATE)
     assert len(heard) == 2 and all("doorbell" not in _prompt(c) for c in heard)
-    for memory in await payloads(db, "memory_written"):
-        assert "doorbell" not in memory["text"] and "I sit down by the fire." in memory["text"]
-    mock.add("BotA nods.", parse_answer("and?"), zero_state())
+    for memory in await then_events(db, MemoryWritten):
+        assert "doorbell" not in memory.text and "I sit down by the fire." in memory.text
+    mock.script(narrate="BotA nods.", classify=parse_answer("and?"), state=zero_state())
     await engine.turns.take(chat_id, "and?", RecordingSink())
-    assert "doorbell" not in _prompt(mock.calls[-3])  # the next reply's transcript
+    assert "doorbell" not in _prompt(mock.calls_for(Task.NARRATE)[-1])  # the next reply's
     assert result.status == "done"
 
 
@@ -74,15 +76,15 @@ async def test_after_an_ooc_line_replies_and_regenerates_stay_in_character(
     """The measured failure: one OOC line, then ~15 replies of "(OOC: I'm sorry…)"."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA greets you.", parse_answer("hi"), zero_state())
+    mock.script(narrate="BotA greets you.", classify=parse_answer("hi"), state=zero_state())
     await engine.turns.take(chat_id, "hi", RecordingSink())
     with pytest.raises(OutOfCharacter):
         await engine.turns.take(chat_id, "(( can you stop writing for me? ))", RecordingSink())
-    mock.add("BotA waves again.", zero_state())
+    mock.script(narrate="BotA waves again.", state=zero_state())
 
     await engine.history.regenerate(chat_id, RecordingSink())
 
-    assert "stop writing for me" not in _prompt(mock.calls[-2])
+    assert "stop writing for me" not in _prompt(mock.calls_for(Task.NARRATE)[-1])
     texts = [b.text for b in await engine.queries.beats(chat_id)]
     assert texts[-2:] == ["hi", "BotA waves again."]
 

@@ -15,14 +15,16 @@ from bot.engine.parse import (
     is_out_of_character,
     label_spans,
 )
+from bot.llm import Task
 from bot.store import Database
+from bot.store.events import UserTurn
 from tests.helpers.engine_helpers import (
     RecordingSink,
     make_engine,
-    payloads,
     seed_story,
     zero_state,
 )
+from tests.helpers.events import then_events
 
 
 def _spans(prose: str, *segments: tuple[str, str]) -> list[tuple[str, str]]:
@@ -115,16 +117,16 @@ async def test_the_stored_line_is_the_players_and_ooc_costs_no_classifier_call(
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
     invented = json.dumps({"segments": [{"kind": "dialogue", "text": "I never said this."}]})
-    mock.add("BotA nods.", invented, zero_state())
+    mock.script(narrate="BotA nods.", classify=invented, state=zero_state())
     await engine.turns.take(chat_id, "I shrug.", RecordingSink())
     with pytest.raises(OutOfCharacter):  # no beat at all, so no classification either
         await engine.turns.take(chat_id, "(( OOC: brb ))", RecordingSink())
 
-    stored = await payloads(db, "user_turn")
-    assert [t["prose"] for t in stored] == ["I shrug."]
-    rows = await db.fetchall("SELECT text, segments_json FROM turns WHERE role = 'user'")
-    assert [(text, json.loads(labels)) for text, labels in rows] == [
+    stored = await then_events(db, UserTurn)
+    assert [t.prose for t in stored] == ["I shrug."]
+    lines = [b for b in await engine.queries.beats(chat_id) if b.role == "user"]
+    assert [(b.text, [s.model_dump(mode="json") for s in b.segments]) for b in lines] == [
         ("I shrug.", [{"kind": "narration", "text": "I shrug."}]),
     ]
-    classify = [c for c in mock.calls if c.messages[0].content.startswith("You split")]
+    classify = mock.calls_for(Task.CLASSIFY)
     assert len(classify) == 1

@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 from bot.config import Settings
 from bot.engine import Engine, NullSink, StoryError
 from bot.engine.prompts import estimate_tokens, prompt_tokens
-from bot.llm import Message, MockLLMClient, Priority
+from bot.llm import Message, MockLLMClient, Priority, Purpose, Task
 from bot.llm.mock import RecordedCall, split_words
 from bot.store import YOU, Database, open_db, project
 from tests.helpers.engine_helpers import GUEST, HOST, character
+from tests.helpers.events import count_events
 from tests.helpers.store_factories import snapshot
 
 CAROL = "carol"
@@ -71,7 +72,7 @@ class StoryDouble(MockLLMClient):
         self.log: list[str] = []  # every marker, in the order it was made
         self.fact_of: dict[str, str] = {}  # a state update's FACT/ACT marker -> its beat
 
-    def _marker(self, prefix: str) -> str:
+    def marker(self, prefix: str) -> str:
         self.counter += 1
         self.log.append(f"{prefix}{self.counter}")
         return self.log[-1]
@@ -82,21 +83,26 @@ class StoryDouble(MockLLMClient):
         *,
         model: str,
         priority: Priority = Priority.BACKGROUND,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> str:
-        self.calls.append(RecordedCall("complete", list(messages), model, params, priority))
+        call = RecordedCall("complete", list(messages), model, params, priority, purpose)
+        self.calls.append(call)
+        assert purpose is not None, "an LLM call that does not say what it is for"
         system = messages[0].content
-        if system.startswith(CLASSIFY):
+        if purpose.task == Task.CLASSIFY:
+            assert system.startswith(CLASSIFY)
             return json.dumps({"segments": [{"kind": "narration", "text": messages[-1].content}]})
-        if match := STATE.match(system):
+        if purpose.task == Task.STATE:
             # what a real model does: facts and activities in the words of the beat it was shown
-            source, text = IDS[match[1]], _text(messages)
+            source, text = _owner_of(call), _text(messages)
+            assert source is not None
             beat = BEAT_MARKER.findall(text)[-1]
             lived = [line for line in text.splitlines() if LABELLED.match(line)]
             about = " ".join(PROSE_MARKER.findall("\n".join(lived))[:1])
             relationships = []
             for target in TARGET_ID.findall(messages[-1].content):
-                fact = self._marker("FACT")
+                fact = self.marker("FACT")
                 self.owned[fact] = source
                 self.fact_of[fact] = beat
                 relationships.append(
@@ -107,13 +113,13 @@ class StoryDouble(MockLLMClient):
                         "knowledge_facts": [f"{fact} {about} {FILLER}"],
                     }
                 )
-            act = self._marker("ACT")  # seen by everyone who witnessed the beat
+            act = self.marker("ACT")  # seen by everyone who witnessed the beat
             self.fact_of[act] = beat
             activity = {"posture": "standing", "verb": f"{act} thinking about {about}"}
             return json.dumps({"relationships": relationships, "activity": activity})
-        if match := POV_SUMMARY.match(system):
-            owner = IDS[match[1]]
-            summary, fact, rsum = self._marker("SUM"), self._marker("FACT"), self._marker("RSUM")
+        if purpose.task == Task.SUMMARY:
+            owner = _owner_of(call)
+            summary, fact, rsum = self.marker("SUM"), self.marker("FACT"), self.marker("RSUM")
             for marker in (summary, fact, rsum):
                 self.owned[marker] = owner
             # a summary in the words of the lines it was given (the first one it was shown)
@@ -127,13 +133,16 @@ class StoryDouble(MockLLMClient):
                     "relationship_summary": f"{rsum} {FILLER}",
                 }
             )
-        if system.startswith(DIGEST):
-            digest = self._marker("DIGEST")
+        if purpose.task == Task.DIGEST:
+            assert system.startswith(DIGEST)
+            digest = self.marker("DIGEST")
             self.digests.append(digest)
             return json.dumps({"summary": f"{digest} While you were away, {FILLER}."})
-        if system.startswith(THREADS):
+        if purpose.task == Task.THREADS:
+            assert system.startswith(THREADS)
             return json.dumps({"threads": []})
-        if system.startswith(CONDENSE):  # a part of a long scene, in the words it was given
+        if purpose.task == Task.CONDENSE:  # a part of a long scene, in the words it was given
+            assert system.startswith(CONDENSE)
             about = " ".join(PROSE_MARKER.findall(messages[-1].content)[:1])
             return json.dumps({"summary": f"{about} {FILLER}"})
         raise AssertionError(f"an LLM call of no known kind: {system[:80]!r}")
@@ -144,13 +153,15 @@ class StoryDouble(MockLLMClient):
         *,
         model: str,
         priority: Priority = Priority.NARRATIVE,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> AsyncIterator[str]:
-        self.calls.append(RecordedCall("stream", list(messages), model, params, priority))
-        match = NARRATOR.match(messages[0].content)
-        assert match, f"a narrative prompt that names no speaker: {messages[0].content[:80]!r}"
-        beat = self._marker("BEAT")
-        self.beats.append((beat, IDS[match[1]]))
+        call = RecordedCall("stream", list(messages), model, params, priority, purpose)
+        self.calls.append(call)
+        speaker = _owner_of(call)
+        assert speaker, f"a narrative prompt for no speaker: {messages[0].content[:80]!r}"
+        beat = self.marker("BEAT")
+        self.beats.append((beat, speaker))
         text = f"{beat} {FILLER}" + " and more" * self.reply_words
         for piece in split_words(text):
             yield piece
@@ -403,7 +414,7 @@ class Story:
         assert [speaker for _, speaker in self.llm.beats[beats:]] == expected
         self._record(self.llm.log[log:])
         await self.check_transcript()
-        await _check_memories_table(self.db, self.chat_id, self.model)
+        await _check_memories_left(self.engine, self.chat_id, self.model)
         await _check_player_view(self.engine, self.chat_id, self.model)
 
     def _record(self, markers: list[str]) -> None:
@@ -433,10 +444,8 @@ class Story:
         return Entry("note", marker, state, scene=scene if self.closed is None else self.closed)
 
     async def _turn_rows(self) -> list[tuple[int, str, str]]:
-        rows = await self.db.fetchall(
-            "SELECT id, role, text FROM turns WHERE chat_id = ? ORDER BY id", (self.chat_id,)
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
+        beats = await self.engine.queries.beats(self.chat_id)
+        return [(beat.id, beat.role, beat.text) for beat in beats]
 
     async def check_transcript(self) -> None:
         """The engine's transcript is the model's, turn for turn."""
@@ -448,11 +457,11 @@ class Story:
     async def _refused(self, call: Awaitable[object], reason: str) -> list[str]:
         """A call the model refuses: StoryError for that reason, and nothing changes."""
         rows = await self._turn_rows()
-        events = await self.db.fetchone("SELECT COUNT(*) FROM event_log")
+        events = await count_events(self.db)
         with pytest.raises(StoryError, match=REFUSALS[reason]):
             await call
         assert await self._turn_rows() == rows
-        assert await self.db.fetchone("SELECT COUNT(*) FROM event_log") == events
+        assert await count_events(self.db) == events
         self.outcome = f"refused: {reason}"
         return []
 
@@ -460,7 +469,7 @@ class Story:
 
     async def _turn(self, arg: int) -> list[str]:
         model = self.model
-        marker = self.llm._marker("PROSE")
+        marker = self.llm.marker("PROSE")
         prose = f"{marker} {FILLER}"
         speaker = HOST
         if model.meanwhile:
@@ -624,7 +633,7 @@ class Story:
         at = lines[max(0, len(lines) - 1 - arg)]
         line = model.entries[at]
         assert line.marker is not None
-        marker = self.llm._marker("PROSE")
+        marker = self.llm.marker("PROSE")
         self.handled.add(marker)
         text = line.text.replace(line.marker, marker)
         calls, log = len(self.llm.calls), len(self.llm.log)
@@ -678,13 +687,18 @@ class Story:
         model.entries[:] = keep
 
 
+OWNED_TASKS = {Task.NARRATE: NARRATOR, Task.STATE: STATE, Task.SUMMARY: POV_SUMMARY}
+
+
 def _owner_of(call: RecordedCall) -> str | None:
-    """The character a call's prompt is built for (None: a call for no one's point of view)."""
-    first = call.messages[0].content
-    for pattern in (NARRATOR, STATE, POV_SUMMARY):
-        if match := pattern.match(first):
-            return IDS[match[1]]
-    return None
+    """The character a call is for (None: a call for no one's point of view); its prompt must
+    be written for that character, by name."""
+    purpose = call.purpose
+    if purpose is None or purpose.task not in OWNED_TASKS:
+        return None
+    named = OWNED_TASKS[purpose.task].match(call.messages[0].content)
+    assert named and IDS[named[1]] == purpose.about, (purpose, call.messages[0].content[:80])
+    return purpose.about
 
 
 def _check_points_of_view(llm: StoryDouble, model: StoryModel) -> None:
@@ -734,13 +748,12 @@ def _check_nothing_gone_comes_back(llm: StoryDouble, model: StoryModel) -> None:
                 )
 
 
-async def _check_memories_table(db: Database, chat_id: str, model: StoryModel) -> None:
-    """The memories projection holds no memory of a beat that left the story, nor its words."""
-    rows = await db.fetchall("SELECT id FROM turns WHERE chat_id = ?", (chat_id,))
-    turns = {row[0] for row in rows}
-    for memory_id, beat_id, text, pov_summary in await db.fetchall(
-        "SELECT id, beat_id, text, pov_summary FROM memories WHERE chat_id = ?", (chat_id,)
-    ):
+async def _check_memories_left(engine: Engine, chat_id: str, model: StoryModel) -> None:
+    """No memory is of a beat that left the story, nor holds its words."""
+    turns = {beat.id for beat in await engine.queries.beats(chat_id)}
+    for memory in await engine.queries.chat_memories(chat_id):
+        memory_id, beat_id = memory.id, memory.beat_id
+        text, pov_summary = memory.text, memory.pov_summary
         assert beat_id is None or beat_id in turns, f"memory {memory_id} is of gone beat {beat_id}"
         gone = set(MARKER.findall(f"{text} {pov_summary}")) & model.gone.keys()
         assert not gone, f"memory {memory_id} holds {gone}, gone from the story"
@@ -880,12 +893,12 @@ async def test_a_meanwhile_join_that_fails_changes_no_one() -> None:
         engine = Engine(db, llm, Settings())
         chat_id = await _seed(engine, with_guest=True)
         await engine.scenes.start_meanwhile(chat_id)
-        before = await db.fetchone("SELECT COUNT(*) FROM event_log")
+        before = await count_events(db)
 
         with pytest.raises(StoryError):
             await engine.scenes.guest_join(chat_id, CAROL)
 
-        assert await db.fetchone("SELECT COUNT(*) FROM event_log") == before
+        assert await count_events(db) == before
         assert (await engine.queries.chat(chat_id)).guest_id == GUEST  # type: ignore[union-attr]
         result = await engine.turns.take(chat_id, "they talk", NullSink())
         assert result.speaker.id == HOST
@@ -949,8 +962,8 @@ async def test_an_edited_line_leaves_its_old_words_in_no_memory_or_prompt() -> N
         calls = len(llm.calls)
         await engine.scenes.close(chat_id)
 
-        memories = await db.fetchall("SELECT text FROM memories WHERE chat_id = ?", (chat_id,))
-        assert [m for (m,) in memories if "OLDWORDS" in m] == []
+        memories = [m.text for m in await engine.queries.chat_memories(chat_id)]
+        assert [m for m in memories if "OLDWORDS" in m] == []
         assert [c for c in llm.calls[calls:] if "OLDWORDS" in _text(c.messages)] == []
 
 
@@ -969,8 +982,8 @@ async def test_a_rewind_to_the_latest_beat_is_refused_after_an_earlier_rewind() 
         assert (
             len((await engine.history.rewind_to_turn(chat_id, first.assistant_turn_id)).beats) == 2
         )
-        events = await db.fetchone("SELECT COUNT(*) FROM event_log")
+        events = await count_events(db)
 
         with pytest.raises(StoryError, match="already the latest beat"):
             await engine.history.rewind_to_turn(chat_id, first.assistant_turn_id)
-        assert await db.fetchone("SELECT COUNT(*) FROM event_log") == events
+        assert await count_events(db) == events

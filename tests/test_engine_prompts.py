@@ -28,7 +28,7 @@ from bot.engine.prompts import (
     settle_window,
 )
 from bot.engine.state import state_prompt
-from bot.llm import Message, MockLLMClient
+from bot.llm import Message, MockLLMClient, Task
 from bot.llm.mock import RecordedCall
 from bot.store import Database
 from bot.store.views import Relationship
@@ -46,20 +46,19 @@ class MarkingLLM(MockLLMClient):
         self.replies = 0
         self.reply_words = reply_words
 
-    def _next(self, call: RecordedCall) -> str:
-        self.calls.append(call)
-        system = call.messages[0].content
-        if call.kind == "stream":
+    def answer(self, call: RecordedCall) -> str:
+        task = call.purpose.task if call.purpose is not None else None
+        if task == Task.NARRATE:
             self.replies += 1
             return f"R{self.replies} " + "lantern harbour " * self.reply_words
-        if system.startswith("You split"):
+        if task == Task.CLASSIFY:
             return json.dumps({"segments": []})
-        if system.startswith("You track the inner life"):
+        if task == Task.STATE:
             n = len(self.calls)
             return json.dumps(
                 {"relationships": [{"target_id": "you", "affinity_delta": n % 3 - 1}]}
             )
-        if system.startswith("You write"):
+        if task == Task.SUMMARY:
             markers = REPLY.findall(call.messages[-1].content)
             return json.dumps({"summary": "SUMMARY " + " ".join(markers)})
         return json.dumps({"summary": "", "threads": []})

@@ -9,7 +9,7 @@ from typing import Any
 from bot.config import Settings
 from bot.engine import Engine
 from bot.engine.prompts import prompt_tokens
-from bot.llm import Message, Priority
+from bot.llm import Message, Priority, Purpose, Task
 from bot.store import YOU, Database, append_events
 from tests.helpers.engine_helpers import GUEST, HOST, seed_story
 
@@ -21,6 +21,7 @@ class RecordingLLM:
 
     def __init__(self) -> None:
         self.prompts: list[list[Message]] = []
+        self.purposes: list[Purpose | None] = []
 
     async def complete(
         self,
@@ -28,10 +29,12 @@ class RecordingLLM:
         *,
         model: str,
         priority: Priority = Priority.BACKGROUND,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> str:
         self.prompts.append(list(messages))
-        if messages[0].content.startswith("List the open plot threads"):
+        self.purposes.append(purpose)
+        if purpose is not None and purpose.task == Task.THREADS:
             return json.dumps({"threads": [{"title": "the ledger", "summary": "torn out"}]})
         return json.dumps({"summary": f"condensed {len(self.prompts)}"})
 
@@ -47,12 +50,10 @@ class RecordingLLM:
         yield ""  # pragma: no cover
 
 
-async def _long_scene(db: Database, chat_id: str, beats: int) -> int:
-    row = await db.fetchone(
-        "SELECT id FROM scenes WHERE chat_id = ? AND status = 'open'", (chat_id,)
-    )
-    assert row is not None
-    scene_id = int(row[0])
+async def _long_scene(engine: Engine, chat_id: str, beats: int) -> int:
+    scene = (await engine.queries.status(chat_id)).scene
+    assert scene is not None and scene.status == "open"
+    scene_id = scene.id
     events = [
         (
             "memory_written",
@@ -69,7 +70,7 @@ async def _long_scene(db: Database, chat_id: str, beats: int) -> int:
         for n in range(beats)
         for owner in (YOU, HOST, GUEST)
     ]
-    await append_events(db, events)
+    await append_events(engine.ctx.db, events)
     return scene_id
 
 
@@ -78,7 +79,7 @@ async def test_a_long_scene_closes_with_every_prompt_within_the_budget(db: Datab
     llm = RecordingLLM()
     engine = Engine(db, llm, Settings.model_validate({"engine": {"prompt_token_budget": BUDGET}}))
     chat_id = await seed_story(engine)
-    scene_id = await _long_scene(db, chat_id, 300)
+    scene_id = await _long_scene(engine, chat_id, 300)
     # When the scene closes
     closed = await engine.scenes.close(chat_id)
     # Then no prompt was bigger than the budget
@@ -96,19 +97,19 @@ async def test_a_long_scene_closes_with_every_prompt_within_the_budget(db: Datab
             for other in (YOU, HOST, GUEST)
             if other != owner
         )
-    row = await db.fetchone(
-        "SELECT pov_summary FROM memories WHERE scene_id = ? AND owner_id = ? ORDER BY id",
-        (scene_id, HOST),
+    host_first = next(
+        m for m in await engine.queries.scene_memories(scene_id) if m.owner_id == HOST
     )
-    assert row is not None and row[0].startswith("condensed")
+    assert host_first.pov_summary.startswith("condensed")
 
 
 async def test_a_scene_that_fits_is_summarised_in_one_call_per_witness(db: Database) -> None:
     llm = RecordingLLM()
     engine = Engine(db, llm, Settings.model_validate({"engine": {"prompt_token_budget": BUDGET}}))
     chat_id = await seed_story(engine)
-    await _long_scene(db, chat_id, 2)
+    await _long_scene(engine, chat_id, 2)
     await engine.scenes.close(chat_id)
     # three witnesses, then the story threads: nothing condensed
     assert len(llm.prompts) == 4
+    assert not any(p is not None and p.task == Task.CONDENSE for p in llm.purposes)
     assert not any("one part of a long scene" in p[0].content for p in llm.prompts)

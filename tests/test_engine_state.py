@@ -68,7 +68,7 @@ async def test_loosely_named_feelings_change_the_relationship(db: Database) -> N
     # BotA answers for "Me" spaced and cased oddly and for BotB by a glued name
     host = json.dumps({"relationships": {"ME": {"affinity_delta": 4}, "Bot B": {"trust_delta": 2}}})
     guest = json.dumps({"MeDeltas": {"affinity_delta": -3}, "bota": {"trust_delta": 5}})
-    mock.add("BotA nods.", classify, host, guest)
+    mock.script(narrate="BotA nods.", classify=classify, state={HOST: host, GUEST: guest})
 
     await engine.turns.take(chat_id, "hello both", RecordingSink())
 

@@ -9,8 +9,9 @@ import re
 from typing import Any
 
 from bot.engine import Engine, StoryError
-from bot.llm import Message, MockLLMClient
+from bot.llm import Message, ScriptedLLM, Task
 from bot.store import Database, project
+from bot.store.events import AssistantTurn, LoreEntryAdded
 from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
@@ -18,11 +19,11 @@ from tests.helpers.engine_helpers import (
     character,
     make_engine,
     parse_answer,
-    payloads,
     summary_answer,
     threads_answer,
     zero_state,
 )
+from tests.helpers.events import then_events
 from tests.helpers.store_factories import snapshot
 
 MACRO = re.compile(r"\{\{\s*(char|user|original)\s*\}\}|<(bot|user|char)>", re.IGNORECASE)
@@ -74,8 +75,8 @@ def texts(messages: list[Message]) -> str:
     return "\n".join(m.content for m in messages)
 
 
-def narrative_prompts(mock: MockLLMClient) -> list[list[Message]]:
-    return [call.messages for call in mock.calls if call.kind == "stream"]
+def narrative_prompts(mock: ScriptedLLM) -> list[list[Message]]:
+    return [call.messages for call in mock.calls_for(Task.NARRATE)]
 
 
 # --- 1. macros everywhere -------------------------------------------------------------------
@@ -84,23 +85,33 @@ def narrative_prompts(mock: MockLLMClient) -> list[list[Message]]:
 async def test_no_macro_reaches_the_llm_in_any_kind_of_prompt(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine)
-    mock.add("Mira smiles.", parse_answer("I wave."), zero_state(), zero_state())
+    mock.script(
+        narrate="Mira smiles.", classify=parse_answer("I wave."), state=[zero_state(), zero_state()]
+    )
     await engine.turns.take(chat_id, "I wave at {{char}} and <BOT>.", RecordingSink())
-    mock.add(*(summary_answer("A quiet evening.") for _ in range(3)), threads_answer("boat"))
+    mock.script(summary=[summary_answer("A quiet evening.")] * 3, threads=threads_answer("boat"))
     await engine.scenes.close(chat_id)
     await engine.scenes.start_meanwhile(chat_id, premise="{{char}} and Tomas talk")
-    mock.add("Tomas shrugs.", parse_answer("They talk."), zero_state(), zero_state())
+    mock.script(
+        narrate="Tomas shrugs.",
+        classify=parse_answer("They talk."),
+        state=[zero_state(), zero_state()],
+    )
     await engine.turns.take(chat_id, "They talk about {{user}}.", RecordingSink())
-    mock.add(summary_answer("s"), summary_answer("s"), summary_answer("While…"), threads_answer())
+    mock.script(
+        summary=[summary_answer("s"), summary_answer("s")],
+        digest=summary_answer("While…"),
+        threads=threads_answer(),
+    )
     await engine.scenes.end_meanwhile(chat_id)
 
     kinds = {
-        "reply": [c for c in mock.calls if c.kind == "stream"],
-        "classification": [c for c in mock.calls if "split a role-play" in texts(c.messages)],
-        "state update": [c for c in mock.calls if "track the inner life" in texts(c.messages)],
-        "summary": [c for c in mock.calls if "own memory of a scene" in texts(c.messages)],
-        "digest": [c for c in mock.calls if "While you were away" in texts(c.messages)],
-        "threads": [c for c in mock.calls if "open plot threads" in texts(c.messages)],
+        "reply": mock.calls_for(Task.NARRATE),
+        "classification": mock.calls_for(Task.CLASSIFY),
+        "state update": mock.calls_for(Task.STATE),
+        "summary": mock.calls_for(Task.SUMMARY),
+        "digest": mock.calls_for(Task.DIGEST),
+        "threads": mock.calls_for(Task.THREADS),
     }
     assert {kind: len(calls) for kind, calls in kinds.items()} == {
         "reply": 2,
@@ -124,7 +135,7 @@ async def test_no_macro_reaches_the_llm_in_any_kind_of_prompt(db: Database) -> N
 async def test_original_inserts_the_text_the_card_replaces(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
-    mock.add("Hello.", parse_answer("Hi"), zero_state())
+    mock.script(narrate="Hello.", classify=parse_answer("Hi"), state=zero_state())
     await engine.turns.take(chat_id, "Hi", RecordingSink())
     system = narrative_prompts(mock)[0][0].content
     assert system.startswith("You are Mira, a character in an ongoing role-play story.")
@@ -137,7 +148,7 @@ async def test_original_inserts_the_text_the_card_replaces(db: Database) -> None
 async def test_a_card_system_prompt_without_original_replaces_ours(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, system_prompt="You are {{char}}. Be terse.")
-    mock.add("Hello.", parse_answer("Hi"), zero_state())
+    mock.script(narrate="Hello.", classify=parse_answer("Hi"), state=zero_state())
     await engine.turns.take(chat_id, "Hi", RecordingSink())
     system = narrative_prompts(mock)[0][0].content
     assert system.startswith("You are Mira. Be terse.\nPersona:")
@@ -150,9 +161,9 @@ async def test_a_card_system_prompt_without_original_replaces_ours(db: Database)
 async def test_the_character_note_sits_at_its_depth_in_the_transcript(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
-    mock.add("First reply.", parse_answer("One"), zero_state())
+    mock.script(narrate="First reply.", classify=parse_answer("One"), state=zero_state())
     await engine.turns.take(chat_id, "One", RecordingSink())
-    mock.add("Second reply.", parse_answer("Two"), zero_state())
+    mock.script(narrate="Second reply.", classify=parse_answer("Two"), state=zero_state())
     await engine.turns.take(chat_id, "Two", RecordingSink())
     prompt = narrative_prompts(mock)[1]
     note = prompt.index(Message(role="system", content="Mira is tired."))
@@ -169,7 +180,7 @@ async def test_depth_zero_puts_the_note_after_the_line_and_roles_are_kept(db: Da
     engine, mock = make_engine(db)
     note = {"prompt": "OOC: slow down.", "depth": 0, "role": "user"}
     chat_id = await start(engine, guest=False, extensions={"depth_prompt": note})
-    mock.add("Reply.", parse_answer("Go"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("Go"), state=zero_state())
     await engine.turns.take(chat_id, "Go", RecordingSink())
     prompt = narrative_prompts(mock)[0]
     at = prompt.index(Message(role="user", content="OOC: slow down."))
@@ -184,7 +195,7 @@ async def test_an_at_depth_entry_goes_into_the_transcript(db: Database) -> None:
     chat_id = await start(engine, guest=False, character_book=None, extensions={})
     entry = {"keys": ["storm"], "content": "Thunder, {{user}}.", "position": "at_depth"}
     await engine.lore.add(chat_id, {**entry, "depth": 0, "role": "user"})
-    mock.add("Reply.", parse_answer("x"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "A storm comes.", RecordingSink())
     prompt = narrative_prompts(mock)[0]
     at = prompt.index(Message(role="user", content="Thunder, Sam."))
@@ -196,9 +207,15 @@ async def test_an_at_depth_entry_goes_into_the_transcript(db: Database) -> None:
 async def test_a_cards_lorebook_reaches_only_its_own_characters_prompts(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine)
-    mock.add("Mira replies.", parse_answer("Hi"), zero_state(), zero_state())
+    mock.script(
+        narrate="Mira replies.", classify=parse_answer("Hi"), state=[zero_state(), zero_state()]
+    )
     await engine.turns.take(chat_id, "Hi Sam here", RecordingSink())
-    mock.add("Tomas replies.", parse_answer("Tomas?"), zero_state(), zero_state())
+    mock.script(
+        narrate="Tomas replies.",
+        classify=parse_answer("Tomas?"),
+        state=[zero_state(), zero_state()],
+    )
     await engine.turns.take(chat_id, "Tomas, Sam again", RecordingSink())
     mira, tomas = narrative_prompts(mock)
     assert "Mira remembers Sam's boat." in texts(mira) and "Mira hums." in texts(mira)
@@ -213,9 +230,9 @@ async def test_the_world_book_reaches_every_character(db: Database) -> None:
         chat_id, {"keys": ["lantern"], "content": "The lantern is {{char}}'s."}
     )
     assert number == 1
-    mock.add("Mira.", parse_answer("x"), zero_state(), zero_state())
+    mock.script(narrate="Mira.", classify=parse_answer("x"), state=[zero_state(), zero_state()])
     await engine.turns.take(chat_id, "the lantern", RecordingSink())
-    mock.add("Tomas.", parse_answer("x"), zero_state(), zero_state())
+    mock.script(narrate="Tomas.", classify=parse_answer("x"), state=[zero_state(), zero_state()])
     await engine.turns.take(chat_id, "Tomas, the lantern", RecordingSink())
     mira, tomas = narrative_prompts(mock)
     assert "The lantern is Mira's." in texts(mira)
@@ -231,7 +248,7 @@ async def test_world_info_stays_within_its_share_of_the_prompt_budget(db: Databa
     for word, priority in (("lamp", 1), ("storm", 9)):
         entry = {"keys": [word], "content": f"{word} " * 90, "priority": priority}
         await engine.lore.add(chat_id, entry)  # about 135 tokens each; the share is 150
-    mock.add("Reply.", parse_answer("x"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "The lamp in the storm.", RecordingSink())
     lore = next(m for m in narrative_prompts(mock)[0] if m.content.startswith("World info:"))
     assert "storm" in lore.content and "lamp" not in lore.content
@@ -250,11 +267,13 @@ async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Da
         ).encode(),
         "vale.json",
     )
-    mock.add("Mira reads it.", parse_answer("x"), zero_state())
+    mock.script(narrate="Mira reads it.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "I hand you the letter.", RecordingSink())
-    mock.add(summary_answer("s"), summary_answer("s"), threads_answer())
+    mock.script(summary=[summary_answer("s"), summary_answer("s")], threads=threads_answer())
     await engine.scenes.guest_join(chat_id, GUEST)
-    mock.add("Tomas hello.", parse_answer("x"), zero_state(), zero_state())
+    mock.script(
+        narrate="Tomas hello.", classify=parse_answer("x"), state=[zero_state(), zero_state()]
+    )
     await engine.turns.take(chat_id, "Tomas, hello.", RecordingSink())
 
     _, tomas = narrative_prompts(mock)
@@ -271,13 +290,13 @@ async def test_lore_keyed_on_what_a_character_missed_does_not_fire_for_it(db: Da
 async def test_world_book_changes_are_events_and_survive_a_regenerate(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False, character_book=None)
-    mock.add("Reply.", parse_answer("x"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "the lantern", RecordingSink())
     book = {"entries": {"0": {"key": ["a"], "content": "A."}, "1": {"key": ["b"], "content": "B"}}}
     await engine.lore.import_book(chat_id, json.dumps(book).encode(), "w.json")
     await engine.lore.add(chat_id, {"keys": ["lantern"], "content": "The lantern glows."})
     await engine.lore.remove(chat_id, 1)
-    mock.add("Again.", zero_state())
+    mock.script(narrate="Again.", state=zero_state())
     await engine.history.regenerate(chat_id, RecordingSink())
 
     assert "The lantern glows." in texts(narrative_prompts(mock)[1])
@@ -316,7 +335,7 @@ async def test_bad_lore_is_refused_with_a_reason(db: Database) -> None:
         await engine.lore.remove(chat_id, 9)
     except StoryError as exc:
         assert "no entry 9" in str(exc)
-    assert await payloads(db, "lore_entry_added") == []
+    assert await then_events(db, LoreEntryAdded) == []
 
 
 # --- 4. greetings ---------------------------------------------------------------------------
@@ -325,8 +344,8 @@ async def test_bad_lore_is_refused_with_a_reason(db: Database) -> None:
 async def test_a_story_opens_with_the_chosen_greeting(db: Database) -> None:
     engine, _ = make_engine(db)
     await start(engine, guest=False, greeting=2)
-    [opening] = await payloads(db, "assistant_turn")
-    assert opening["text"] == "Mira nods to Sam."
+    [opening] = await then_events(db, AssistantTurn)
+    assert opening.text == "Mira nods to Sam."
     assert await engine.chats.greetings(0, 0, HOST) == [
         "*Mira looks up.* You're soaked, Sam.",
         "Mira waves at Sam.",
@@ -368,9 +387,9 @@ async def test_regenerating_the_opening_shows_the_next_greeting_without_the_llm(
 async def test_after_the_first_line_regenerate_asks_the_llm_again(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
-    mock.add("Reply.", parse_answer("x"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "Hi", RecordingSink())
-    mock.add("Another reply.", zero_state())
+    mock.script(narrate="Another reply.", state=zero_state())
     _, result = await engine.history.regenerate(chat_id, RecordingSink())
     assert result.text == "Another reply."
 
@@ -387,7 +406,7 @@ async def test_initial_relationship_to_you_seeds_the_edge_and_reaches_the_prompt
     assert relationship.summary == "Mira owes Sam a favour."
     assert (relationship.affinity, relationship.trust) == (50, 50)
     assert await engine.history.why(chat_id, HOST, "you") == []
-    mock.add("Reply.", parse_answer("x"), zero_state())
+    mock.script(narrate="Reply.", classify=parse_answer("x"), state=zero_state())
     await engine.turns.take(chat_id, "Hi", RecordingSink())
     # the relationship's summary is part of how Mira feels now: the changing context
     [context] = [m for m in narrative_prompts(mock)[0] if m.content.startswith("Now: ")]
@@ -397,7 +416,7 @@ async def test_initial_relationship_to_you_seeds_the_edge_and_reaches_the_prompt
 async def test_a_guest_joining_later_brings_its_starting_view_of_you(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await start(engine, guest=False)
-    mock.add(summary_answer("s"), threads_answer())
+    mock.script(summary=summary_answer("s"), threads=threads_answer())
     await engine.scenes.guest_join(chat_id, GUEST)
     assert (await engine.queries.relationship(chat_id, GUEST, "you")).summary == (
         "Tomas owes Sam a favour."

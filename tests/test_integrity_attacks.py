@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from bot.llm import Message, MockLLMClient, Priority
+from bot.llm import Message, Priority, Purpose, ScriptedLLM, Task
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
 from tests.helpers.engine_helpers import (
@@ -51,7 +51,7 @@ def _state(verb: str, targets: Sequence[str]) -> str:
     )
 
 
-class CarriesOn(MockLLMClient):
+class CarriesOn(ScriptedLLM):
     """A model that, asked for a state update, keeps doing what it was told it was doing
     ("still …"), as real models do, unless the test gives it something new to do (``fresh``);
     every other call comes from the script."""
@@ -66,11 +66,16 @@ class CarriesOn(MockLLMClient):
         *,
         model: str,
         priority: Priority = Priority.BACKGROUND,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> str:
-        if "You track the inner life of" not in messages[0].content:
-            return await super().complete(messages, model=model, priority=priority, **params)
-        self.calls.append(RecordedCall("complete", list(messages), model, params, priority))
+        if purpose is None or purpose.task != Task.STATE:
+            return await super().complete(
+                messages, model=model, priority=priority, purpose=purpose, **params
+            )
+        self.calls.append(
+            RecordedCall("complete", list(messages), model, params, priority, purpose)
+        )
         prompt = messages[-1].content
         targets = re.findall(r"\(id (\w+), affinity", prompt)
         if self.fresh:
@@ -79,15 +84,10 @@ class CarriesOn(MockLLMClient):
         return _state(f"still {doing[2]}" if doing else "", targets)
 
 
-def _prompts_of(llm: MockLLMClient, name: str) -> list[str]:
-    """Every prompt built for ``name``: its replies and its state updates."""
-    return [
-        _prompt(c)
-        for c in llm.calls
-        if c.messages[0].content.startswith(
-            (f"You are {name},", f"You track the inner life of {name}")
-        )
-    ]
+def _prompts_of(llm: ScriptedLLM, character: str) -> list[str]:
+    """Every prompt built for ``character``: its replies and its state updates."""
+    calls = llm.calls_for(Task.NARRATE, character) + llm.calls_for(Task.STATE, character)
+    return [_prompt(c) for c in calls]
 
 
 async def test_an_edit_does_not_hand_an_old_beat_what_came_after_it(db: Database) -> None:
@@ -99,31 +99,34 @@ async def test_an_edit_does_not_hand_an_old_beat_what_came_after_it(db: Database
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine)
     llm.fresh += ["greeting everyone", "waving"]
-    llm.add("BotA greets everyone.", parse_answer("hello all"))
+    llm.script(narrate="BotA greets everyone.", classify=parse_answer("hello all"))
     await engine.turns.take(chat_id, "hello all", RecordingSink(), message_id=7)
-    llm.add(*(summary_answer("a greeting") for _ in range(3)), threads_answer())
+    llm.script(summary=[summary_answer("a greeting")] * 3, threads=threads_answer())
     await engine.scenes.guest_leave(chat_id)
     llm.fresh.append("thinking about ZSC1Q")
-    llm.add("BotA nods slowly.", parse_answer("the vault code is ZSC1Q"))
+    llm.script(narrate="BotA nods slowly.", classify=parse_answer("the vault code is ZSC1Q"))
     await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
-    llm.add(summary_answer("the code"), summary_answer("the code"), threads_answer())
+    llm.script(
+        summary={"you": summary_answer("the code"), HOST: summary_answer("the code")},
+        threads=threads_answer(),
+    )
     await engine.scenes.guest_join(chat_id)
     assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
 
-    llm.add(parse_answer("hello everyone"))
-    llm.add(*(summary_answer("a greeting") for _ in range(3)), threads_answer())
+    llm.script(classify=parse_answer("hello everyone"))
+    llm.script(summary=[summary_answer("a greeting")] * 3, threads=threads_answer())
     await engine.history.edit_message(chat_id, 7, "hello everyone")
 
     assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
-    llm.add("BotB waves.", parse_answer("BotB, hi"))
+    llm.script(narrate="BotB waves.", classify=parse_answer("BotB, hi"))
     await engine.turns.take(chat_id, "BotB, hi", RecordingSink())
-    guest = _prompts_of(llm, "BotB")
+    guest = _prompts_of(llm, GUEST)
     assert guest and all("ZSC1Q" not in p for p in guest)
-    assert llm._canned == []
+    assert llm.unused == {}
     await _rebuild_agrees(db)
 
 
-class _Blocking(MockLLMClient):
+class _Blocking(ScriptedLLM):
     """Answers from the script until ``block`` is set; then every JSON call hangs (a busy
     server, or the moment the player presses Ctrl-C)."""
 
@@ -154,12 +157,23 @@ async def test_an_edit_cut_short_leaves_no_summary_of_the_old_words(db: Database
     llm = _Blocking()
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine, guest=False)
-    llm.add("BotA listens.", parse_answer("first, a word"), _state("", ["you"]))
+    llm.script(
+        narrate="BotA listens.", classify=parse_answer("first, a word"), state=_state("", ["you"])
+    )
     await engine.turns.take(chat_id, "first, a word", RecordingSink(), message_id=6)
-    llm.add("BotA nods.", parse_answer("I hid it under ZOL1Q"), _state("", ["you"]))
+    llm.script(
+        narrate="BotA nods.",
+        classify=parse_answer("I hid it under ZOL1Q"),
+        state=_state("", ["you"]),
+    )
     await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
-    llm.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
-    llm.add(threads_answer("Where is ZOL1Q?"))
+    llm.script(
+        summary={
+            HOST: summary_answer("Me hid it under ZOL1Q"),
+            "you": summary_answer("I hid it under ZOL1Q"),
+        }
+    )
+    llm.script(threads=threads_answer("Where is ZOL1Q?"))
     await engine.scenes.close(chat_id)
 
     llm.block = True
@@ -179,10 +193,10 @@ async def test_a_turn_cancelled_mid_stream_keeps_what_the_player_read(db: Databa
     an adapter's task torn down): the words already shown are the story's at once, not an open
     turn that a later restart would close after everything played since."""
     engine, _ = make_engine(db)
-    llm = MockLLMClient(chunk_delay=0.01)
+    llm = ScriptedLLM(chunk_delay=0.01)
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine, guest=False)
-    llm.add("BotA begins a long story about the harbour and the lanterns and the rain.")
+    llm.script(narrate="BotA begins a long story about the harbour and the lanterns and the rain.")
     sink = RecordingSink()
     turn = asyncio.create_task(engine.turns.take(chat_id, "tell me", sink))
     await sink.first_text.wait()
@@ -191,7 +205,7 @@ async def test_a_turn_cancelled_mid_stream_keeps_what_the_player_read(db: Databa
     await asyncio.gather(turn, return_exceptions=True)
 
     shown = "".join(sink.chunks)
-    assert await db.fetchall("SELECT * FROM open_turns") == []
+    assert await engine.queries.open_turns() == []
     [line, reply] = (await engine.queries.beats(chat_id))[-2:]
     assert line.text == "tell me" and reply.text.startswith(shown) and shown
     assert reply.answers_turn_id == line.id
@@ -208,21 +222,24 @@ async def test_what_the_host_was_doing_alone_does_not_carry_on_before_the_guest(
     llm = CarriesOn()
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine)
-    llm.add(threads_answer())  # nothing was remembered yet, so no one summarizes
+    llm.script(threads=threads_answer())  # nothing was remembered yet, so no one summarizes
     await engine.scenes.guest_leave(chat_id)
     llm.fresh.append("thinking about ZSC1Q")
-    llm.add("BotA nods slowly.", parse_answer("the vault code is ZSC1Q"))
+    llm.script(narrate="BotA nods slowly.", classify=parse_answer("the vault code is ZSC1Q"))
     await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
-    llm.add(summary_answer("the code"), summary_answer("the code"), threads_answer())
+    llm.script(
+        summary={"you": summary_answer("the code"), HOST: summary_answer("the code")},
+        threads=threads_answer(),
+    )
     await engine.scenes.guest_join(chat_id)
 
-    llm.add("BotA turns to the door.", parse_answer("look who is here"))
+    llm.script(narrate="BotA turns to the door.", classify=parse_answer("look who is here"))
     await engine.turns.take(chat_id, "look who is here", RecordingSink())
-    llm.add("BotB waves.", parse_answer("BotB, hi"))
+    llm.script(narrate="BotB waves.", classify=parse_answer("BotB, hi"))
     await engine.turns.take(chat_id, "BotB, hi", RecordingSink())
 
     assert "ZSC1Q" not in str(await engine.queries.activities_seen(chat_id, GUEST, (HOST,)))
-    guest = _prompts_of(llm, "BotB")
+    guest = _prompts_of(llm, GUEST)
     assert guest and all("ZSC1Q" not in p for p in guest)
     # the host still knows, and "you" saw it
     assert "ZSC1Q" in str(await engine.queries.activities_seen(chat_id, "you", (HOST,)))
@@ -237,13 +254,13 @@ async def test_an_edit_reaches_what_later_beats_carried_on_from_the_old_words(
     engine.ctx.models.llm = llm
     chat_id = await seed_story(engine, guest=False)
     llm.fresh.append("thinking about ZOL1Q")
-    llm.add("BotA repeats it.", parse_answer("My name is ZOL1Q."))
+    llm.script(narrate="BotA repeats it.", classify=parse_answer("My name is ZOL1Q."))
     await engine.turns.take(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
-    llm.add("BotA looks outside.", parse_answer("nice weather"))
+    llm.script(narrate="BotA looks outside.", classify=parse_answer("nice weather"))
     await engine.turns.take(chat_id, "nice weather", RecordingSink())  # "still thinking …"
 
     llm.fresh.append("thinking about ZNW1Q")
-    llm.add(parse_answer("My name is ZNW1Q."))
+    llm.script(classify=parse_answer("My name is ZNW1Q."))
     await engine.history.edit_message(chat_id, 7, "My name is ZNW1Q.")
 
     assert "ZOL1Q" not in str((await engine.queries.status(chat_id)).activities)
@@ -260,7 +277,7 @@ async def test_a_broken_character_in_a_json_answer_costs_nothing(db: Database) -
     answer["relationships"][0]["knowledge_facts"] = [broken]
     state = json.dumps(answer)
     assert "\\ud800" in state
-    mock.add("BotA nods.", parse_answer("hello"), state)
+    mock.script(narrate="BotA nods.", classify=parse_answer("hello"), state=state)
 
     result = await engine.turns.take(chat_id, "hello", RecordingSink())
 
@@ -269,7 +286,7 @@ async def test_a_broken_character_in_a_json_answer_costs_nothing(db: Database) -
         "x \ufffd y",
     )
     summary = summary_answer(broken)
-    mock.add(summary, summary, threads_answer())
+    mock.script(summary={"you": summary, HOST: summary}, threads=threads_answer())
     await engine.scenes.close(chat_id)
     assert any("\ufffd" in m.pov_summary for m in await engine.queries.own_memories(chat_id, HOST))
     await _rebuild_agrees(db)
@@ -281,18 +298,32 @@ async def test_a_rewind_past_an_edit_keeps_the_scene_summaries_it_wrote(db: Data
     still land on the copies."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA listens.", parse_answer("I hid it under ZOL1Q"), _state("", ["you"]))
+    mock.script(
+        narrate="BotA listens.",
+        classify=parse_answer("I hid it under ZOL1Q"),
+        state=_state("", ["you"]),
+    )
     await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
-    mock.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
-    mock.add(threads_answer())
+    mock.script(
+        summary={
+            HOST: summary_answer("Me hid it under ZOL1Q"),
+            "you": summary_answer("I hid it under ZOL1Q"),
+        }
+    )
+    mock.script(threads=threads_answer())
     await engine.scenes.close(chat_id)
-    mock.add("BotA smiles.", parse_answer("next"), _state("", ["you"]))
+    mock.script(narrate="BotA smiles.", classify=parse_answer("next"), state=_state("", ["you"]))
     second = await engine.turns.take(chat_id, "next", RecordingSink())
-    mock.add("BotA waits.", parse_answer("and then"), _state("", ["you"]))
+    mock.script(narrate="BotA waits.", classify=parse_answer("and then"), state=_state("", ["you"]))
     await engine.turns.take(chat_id, "and then", RecordingSink())
-    mock.add(parse_answer("I hid it under ZNW1Q"), _state("", ["you"]))
-    mock.add(summary_answer("Me hid it under ZNW1Q"), summary_answer("I hid it under ZNW1Q"))
-    mock.add(threads_answer())
+    mock.script(classify=parse_answer("I hid it under ZNW1Q"), state=_state("", ["you"]))
+    mock.script(
+        summary={
+            HOST: summary_answer("Me hid it under ZNW1Q"),
+            "you": summary_answer("I hid it under ZNW1Q"),
+        }
+    )
+    mock.script(threads=threads_answer())
     await engine.history.edit_message(chat_id, 7, "I hid it under ZNW1Q")
 
     await engine.history.rewind_to_turn(chat_id, second.assistant_turn_id)
@@ -313,7 +344,11 @@ async def test_a_broken_character_in_the_reply_stream_loses_no_beat(db: Database
     engine, mock = make_engine(db, engine={"checkpoint_seconds": 0.1})
     chat_id = await seed_story(engine, guest=False)
     mock.chunk_delay = 0.06  # a checkpoint falls due while it streams
-    mock.add("BotA says \ud83d and goes on.", parse_answer("hello"), _state("", ["you"]))
+    mock.script(
+        narrate="BotA says \ud83d and goes on.",
+        classify=parse_answer("hello"),
+        state=_state("", ["you"]),
+    )
 
     result = await engine.turns.take(chat_id, "hello", RecordingSink())
 
@@ -330,16 +365,31 @@ def _summary_with_view(view: str) -> str:
 async def test_an_edit_in_an_old_scene_keeps_the_latest_view_of_you(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA listens.", parse_answer("I am a sailor"), _state("", ["you"]))
+    mock.script(
+        narrate="BotA listens.", classify=parse_answer("I am a sailor"), state=_state("", ["you"])
+    )
     await engine.turns.take(chat_id, "I am a sailor", RecordingSink(), message_id=7)
-    mock.add(summary_answer("mine"), _summary_with_view("a sailor, it seems"), threads_answer())
+    mock.script(
+        summary={"you": summary_answer("mine"), HOST: _summary_with_view("a sailor, it seems")},
+        threads=threads_answer(),
+    )
     await engine.scenes.close(chat_id)
-    mock.add("BotA gasps.", parse_answer("I lied: I am a spy"), _state("", ["you"]))
+    mock.script(
+        narrate="BotA gasps.",
+        classify=parse_answer("I lied: I am a spy"),
+        state=_state("", ["you"]),
+    )
     await engine.turns.take(chat_id, "I lied: I am a spy", RecordingSink())
-    mock.add(summary_answer("mine"), _summary_with_view("a spy who lied to me"), threads_answer())
+    mock.script(
+        summary={"you": summary_answer("mine"), HOST: _summary_with_view("a spy who lied to me")},
+        threads=threads_answer(),
+    )
     await engine.scenes.close(chat_id)
-    mock.add(parse_answer("I am a sailor, yes"), _state("", ["you"]))
-    mock.add(summary_answer("mine"), _summary_with_view("a sailor, yes"), threads_answer())
+    mock.script(classify=parse_answer("I am a sailor, yes"), state=_state("", ["you"]))
+    mock.script(
+        summary={"you": summary_answer("mine"), HOST: _summary_with_view("a sailor, yes")},
+        threads=threads_answer(),
+    )
 
     await engine.history.edit_message(chat_id, 7, "I am a sailor, yes")
 
@@ -355,9 +405,13 @@ async def test_world_info_does_not_fire_on_an_aside_no_character_heard(db: Datab
     chat_id = await seed_story(engine, guest=False)
     await engine.lore.add(chat_id, {"keys": ["ZSC1Q"], "content": "LORE-VAULT opens at dawn."})
     line = "I sit down. ((OOC: later the vault code should be ZSC1Q))"
-    mock.add("BotA waits.", parse_answer("I sit down."), _state("", ["you"]))
+    mock.script(
+        narrate="BotA waits.", classify=parse_answer("I sit down."), state=_state("", ["you"])
+    )
     await engine.turns.take(chat_id, line, RecordingSink())
-    mock.add("BotA smiles.", parse_answer("and then?"), _state("", ["you"]))
+    mock.script(
+        narrate="BotA smiles.", classify=parse_answer("and then?"), state=_state("", ["you"])
+    )
     await engine.turns.take(chat_id, "and then?", RecordingSink())
 
     narrated = [_prompt(c) for c in mock.calls if c.kind == "stream"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +21,11 @@ from bot.store import (
     events_after,
     events_by_kind,
     events_of_chat,
-    open_db,
     project,
     validate,
 )
 from bot.store.events import MemoryWritten
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> Any:
-    async with open_db(tmp_path / "store.db") as database:
-        yield database
+from tests.helpers.events import count_events
 
 
 def test_every_kind_has_a_factory_that_validates() -> None:
@@ -147,7 +140,7 @@ async def test_a_bad_payload_is_refused_naming_kind_and_field_and_nothing_is_wri
     db: Database, kind: str, payload: dict[str, Any], field: str
 ) -> None:
     await f.seed_meanwhile_chat(db)
-    before, tables_before = await f.count_events(db), await f.snapshot(db)
+    before, tables_before = await count_events(db), await f.snapshot(db)
     for append in (append_event, append_and_apply):
         with pytest.raises(EventError) as caught:
             await append(db, kind=kind, payload=payload)
@@ -155,7 +148,7 @@ async def test_a_bad_payload_is_refused_naming_kind_and_field_and_nothing_is_wri
         assert field in str(caught.value)
     with pytest.raises(EventError, match=field):
         await append_events(db, [("you_authored", f.you_authored()), (kind, payload)])
-    assert await f.count_events(db) == before
+    assert await count_events(db) == before
     assert await f.snapshot(db) == tables_before
 
 
@@ -164,16 +157,16 @@ async def test_an_unknown_kind_is_refused_and_the_known_kinds_are_listed(db: Dat
         await append_and_apply(db, kind="bot_created", payload=f.bot_authored())
     with pytest.raises(EventError, match="bot_created"):
         await append_events(db, [("you_authored", f.you_authored()), ("bot_created", {})])
-    assert await f.count_events(db) == 0
+    assert await count_events(db) == 0
 
 
 async def _assert_batch_refused(db: Database, batch: list[Appendable], *needles: str) -> None:
-    before, tables_before = await f.count_events(db), await f.snapshot(db)
+    before, tables_before = await count_events(db), await f.snapshot(db)
     with pytest.raises(EventError) as caught:
         await append_events(db, batch)
     for needle in needles:
         assert needle in str(caught.value)
-    assert await f.count_events(db) == before
+    assert await count_events(db) == before
     assert await f.snapshot(db) == tables_before
     # and the log still replays to the same tables afterwards
     await project(db)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import tests.helpers.store_factories as f
-from bot.store import Database, Later, Ref, append_and_apply, append_events, open_db, project
+from bot.store import Database, Later, Ref, append_and_apply, append_events, project
 from bot.store.events import MemoryWritten
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    async with open_db(":memory:") as database:
-        yield database
 
 
 @pytest.fixture

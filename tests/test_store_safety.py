@@ -27,6 +27,7 @@ from bot.store import (
 )
 from bot.store.health import quick_check
 from bot.store.lock import WriterLock, lock_path
+from tests.helpers.events import count_events
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ async def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> N
     assert "only one process may write" in message
     # closed: the next writer may open it
     async with open_db(path) as db:
-        assert await f.count_events(db) == 1
+        assert await count_events(db) == 1
 
 
 async def test_two_spellings_of_one_file_meet_at_one_lock(
@@ -228,8 +229,8 @@ async def test_a_full_disk_refuses_the_write_whole_and_says_so(tmp_path: Path) -
             await append_events(db, batch)
 
         assert "nothing is half-written" in str(refused.value)
-        assert await f.count_events(db) == 1
+        assert await count_events(db) == 1
         # room again: the store goes on (the transaction was rolled back, none left open)
         await db.read(lambda raw: raw.execute("PRAGMA max_page_count = 1000000"))
         await append_events(db, batch)
-        assert await f.count_events(db) == 21
+        assert await count_events(db) == 21

@@ -12,8 +12,10 @@ from pathlib import Path
 from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import MockLLMClient
-from bot.store import open_db
+from bot.store import Database, open_db
+from bot.store.events import ChatCreated
 from tests.crash_child import REPLY
+from tests.helpers.events import then_events
 
 CHILD = Path(__file__).with_name("crash_child.py")
 
@@ -53,7 +55,6 @@ async def test_a_reply_killed_mid_stream_keeps_what_was_shown(tmp_path: Path) ->
     assert shown_before <= len(reply.text) <= shown_after
 
 
-async def _chat_id(db: object) -> str:
-    row = await db.fetchone("SELECT id FROM chats")  # type: ignore[attr-defined]
-    assert row is not None
-    return str(row[0])
+async def _chat_id(db: Database) -> str:
+    [created] = await then_events(db, ChatCreated)
+    return created.id

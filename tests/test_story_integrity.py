@@ -16,21 +16,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.console import BUSY_LINE, Console
-from bot.llm import Message, MockLLMClient, Priority
+from bot.llm import Message, Priority, ScriptedLLM, Task
 from bot.llm.mock import RecordedCall
 from bot.store import Database, project
+from bot.store.events import AssistantTurn, EdgeUpdate, MemoryWritten, UserTurn
 from tests.helpers.engine_helpers import (
     GUEST,
     HOST,
     RecordingSink,
     make_engine,
     parse_answer,
-    payloads,
     seed_story,
     summary_answer,
     threads_answer,
     zero_state,
 )
+from tests.helpers.events import then_events
 from tests.helpers.store_factories import snapshot
 
 
@@ -50,12 +51,8 @@ def _prompt(call: RecordedCall) -> str:
     return "\n".join(m.content for m in call.messages)
 
 
-def _narrative_for(mock: MockLLMClient, name: str) -> list[str]:
-    return [
-        _prompt(c)
-        for c in mock.calls
-        if c.kind == "stream" and c.messages[0].content.startswith(f"You are {name},")
-    ]
+def _narrative_for(mock: ScriptedLLM, character: str) -> list[str]:
+    return [_prompt(c) for c in mock.calls_for(Task.NARRATE, character)]
 
 
 async def _rebuild_agrees(db: Database) -> None:
@@ -68,24 +65,30 @@ async def test_what_the_guest_missed_reaches_none_of_its_prompts(db: Database) -
     """Finding 1: the host's activity, derived from a beat the guest missed, leaked to it."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine)
-    mock.add(threads_answer())  # nothing was remembered yet, so no one summarizes
+    mock.script(threads=threads_answer())  # nothing was remembered yet, so no one summarizes
     await engine.scenes.guest_leave(chat_id)
-    mock.add(
-        "BotA nods slowly.",
-        parse_answer("the vault code is ZSC1Q"),
-        _state(verb="thinking about ZSC1Q", facts=["Me told me the vault code ZSC1Q"]),
+    mock.script(
+        narrate="BotA nods slowly.",
+        classify=parse_answer("the vault code is ZSC1Q"),
+        state=_state(verb="thinking about ZSC1Q", facts=["Me told me the vault code ZSC1Q"]),
     )
     await engine.turns.take(chat_id, "the vault code is ZSC1Q", RecordingSink())
-    mock.add(summary_answer("my view"), summary_answer("BotA's view"), threads_answer())
+    mock.script(
+        summary={"you": summary_answer("my view"), HOST: summary_answer("BotA's view")},
+        threads=threads_answer(),
+    )
     await engine.scenes.guest_join(chat_id)
-    mock.add("BotB waves.", parse_answer("BotB, hello"))
-    mock.add(_state(targets=("you", GUEST)), _state(targets=("you", HOST)))
+    mock.script(
+        narrate="BotB waves.",
+        classify=parse_answer("BotB, hello"),
+        state={HOST: _state(targets=("you", GUEST)), GUEST: _state(targets=("you", HOST))},
+    )
 
     await engine.turns.take(chat_id, "BotB, hello", RecordingSink())
 
-    [guest_prompt] = _narrative_for(mock, "BotB")
+    [guest_prompt] = _narrative_for(mock, GUEST)
     assert "ZSC1Q" not in guest_prompt
-    [guest_state] = [c for c in mock.calls if "inner life of BotB" in c.messages[0].content]
+    [guest_state] = mock.calls_for(Task.STATE, GUEST)
     assert "ZSC1Q" not in _prompt(guest_state)  # nor its state update
     # the host still knows, and the player saw it: the status shows what "you" witnessed
     seen = await engine.queries.activities_seen(chat_id, HOST, (HOST, GUEST))
@@ -93,7 +96,7 @@ async def test_what_the_guest_missed_reaches_none_of_its_prompts(db: Database) -
     assert HOST not in await engine.queries.activities_seen(chat_id, GUEST, (HOST,))
     status = await engine.queries.status(chat_id)
     assert status.activities[HOST].verb == "thinking about ZSC1Q"
-    assert mock._canned == []
+    assert mock.unused == {}
     await _rebuild_agrees(db)
 
 
@@ -101,15 +104,15 @@ async def test_an_edit_leaves_no_fact_or_activity_of_the_old_words(db: Database)
     """Finding 2: "You know: … ZOL1Q" and "thinking about ZOL1Q" survived an edit to ZNW1Q."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add(
-        "BotA repeats it.",
-        parse_answer("My name is ZOL1Q."),
-        _state(verb="thinking about ZOL1Q", facts=["their name is ZOL1Q"]),
+    mock.script(
+        narrate="BotA repeats it.",
+        classify=parse_answer("My name is ZOL1Q."),
+        state=_state(verb="thinking about ZOL1Q", facts=["their name is ZOL1Q"]),
     )
     await engine.turns.take(chat_id, "My name is ZOL1Q.", RecordingSink(), message_id=7)
-    mock.add(
-        parse_answer("My name is ZNW1Q."),
-        _state(verb="thinking about ZNW1Q", facts=["their name is ZNW1Q"]),
+    mock.script(
+        classify=parse_answer("My name is ZNW1Q."),
+        state=_state(verb="thinking about ZNW1Q", facts=["their name is ZNW1Q"]),
     )
 
     await engine.history.edit_message(chat_id, 7, "My name is ZNW1Q.")
@@ -117,9 +120,9 @@ async def test_an_edit_leaves_no_fact_or_activity_of_the_old_words(db: Database)
     relationship = await engine.queries.relationship(chat_id, HOST, "you")
     assert relationship.knowledge_facts == ("their name is ZNW1Q",)
     assert (await engine.queries.status(chat_id)).activities[HOST].verb == "thinking about ZNW1Q"
-    mock.add("BotA smiles.", parse_answer("and you?"), zero_state())
+    mock.script(narrate="BotA smiles.", classify=parse_answer("and you?"), state=zero_state())
     await engine.turns.take(chat_id, "and you?", RecordingSink())
-    later = _narrative_for(mock, "BotA")[-1]
+    later = _narrative_for(mock, HOST)[-1]
     assert "ZOL1Q" not in later
     assert "What you know of Me: their name is ZNW1Q." in later and "thinking about ZNW1Q" in later
     for memory in await engine.queries.own_memories(chat_id, HOST, limit=50):
@@ -131,14 +134,26 @@ async def test_an_edit_in_a_closed_scene_summarizes_it_again(db: Database) -> No
     """The scene's summaries were written from the old words; they are written again."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA listens.", parse_answer("I hid it under ZOL1Q"), zero_state())
+    mock.script(
+        narrate="BotA listens.", classify=parse_answer("I hid it under ZOL1Q"), state=zero_state()
+    )
     await engine.turns.take(chat_id, "I hid it under ZOL1Q", RecordingSink(), message_id=7)
-    mock.add(summary_answer("Me hid it under ZOL1Q"), summary_answer("I hid it under ZOL1Q"))
-    mock.add(threads_answer("Where is ZOL1Q?"))
+    mock.script(
+        summary={
+            HOST: summary_answer("Me hid it under ZOL1Q"),
+            "you": summary_answer("I hid it under ZOL1Q"),
+        }
+    )
+    mock.script(threads=threads_answer("Where is ZOL1Q?"))
     await engine.scenes.close(chat_id)
-    mock.add(parse_answer("I hid it under ZNW1Q"), zero_state())
-    mock.add(summary_answer("Me hid it under ZNW1Q"), summary_answer("I hid it under ZNW1Q"))
-    mock.add(threads_answer("Where is ZNW1Q?"))
+    mock.script(classify=parse_answer("I hid it under ZNW1Q"), state=zero_state())
+    mock.script(
+        summary={
+            HOST: summary_answer("Me hid it under ZNW1Q"),
+            "you": summary_answer("I hid it under ZNW1Q"),
+        }
+    )
+    mock.script(threads=threads_answer("Where is ZNW1Q?"))
 
     await engine.history.edit_message(chat_id, 7, "I hid it under ZNW1Q")
 
@@ -149,17 +164,16 @@ async def test_an_edit_in_a_closed_scene_summarizes_it_again(db: Database) -> No
         m.pov_summary for m in await engine.queries.own_memories(chat_id, "you") if m.pov_summary
     ]
     assert summaries and all("ZOL1Q" not in s and "ZNW1Q" in s for s in summaries)
-    threads = await db.fetchall("SELECT title FROM story_threads WHERE chat_id = ?", (chat_id,))
-    assert [t[0] for t in threads] == ["Where is ZNW1Q?"]
-    assert mock._canned == []
+    assert await engine.queries.story_threads(chat_id) == ["Where is ZNW1Q?"]
+    assert mock.unused == {}
     await _rebuild_agrees(db)
 
 
-class _SlowJson(MockLLMClient):
+class _SlowJson(ScriptedLLM):
     """Streams replies at once; every JSON call waits until released (a busy local server)."""
 
-    def __init__(self, canned: list[str]) -> None:
-        super().__init__(canned)
+    def __init__(self, **script: Any) -> None:
+        super().__init__(**script)
         self.release = asyncio.Event()
         self.json_asked = asyncio.Event()
 
@@ -182,7 +196,9 @@ async def test_a_reply_the_player_read_is_kept_when_the_turn_is_cut_after_it(
     """Finding 3: Ctrl-C while classification ran lost the line, the reply and the memories."""
     engine, _ = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    slow = _SlowJson(["BotA answers at length.", parse_answer("hello"), zero_state()])
+    slow = _SlowJson(
+        narrate="BotA answers at length.", classify=parse_answer("hello"), state=zero_state()
+    )
     engine.ctx.models.llm = slow
     sink = RecordingSink()
     turn = asyncio.create_task(engine.turns.take(chat_id, "hello", sink))
@@ -191,12 +207,12 @@ async def test_a_reply_the_player_read_is_kept_when_the_turn_is_cut_after_it(
     turn.cancel()
     await asyncio.gather(turn, return_exceptions=True)
 
-    [line] = await payloads(db, "user_turn")
-    reply = (await payloads(db, "assistant_turn"))[-1]
-    assert line["prose"] == "hello" and line["witnesses"] == ["you", HOST]
-    assert reply["text"] == "BotA answers at length." and not reply["interrupted"]
-    assert sorted(m["owner_id"] for m in await payloads(db, "memory_written")) == [HOST, "you"]
-    assert await db.fetchall("SELECT * FROM open_turns") == []
+    [line] = await then_events(db, UserTurn)
+    reply = (await then_events(db, AssistantTurn))[-1]
+    assert line.prose == "hello" and line.witnesses == ["you", HOST]
+    assert reply.text == "BotA answers at length." and not reply.interrupted
+    assert sorted(m.owner_id for m in await then_events(db, MemoryWritten)) == [HOST, "you"]
+    assert await engine.queries.open_turns() == []
     assert sink.ends and sink.ends[0].text == "BotA answers at length."
     await _rebuild_agrees(db)
 
@@ -212,18 +228,18 @@ async def test_recovery_after_a_crash_during_a_regenerate_keeps_what_the_reply_a
     answered nothing ("(Continue the scene as …)")."""
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)
-    mock.add("BotA first.", parse_answer("tell me"), zero_state())
+    mock.script(narrate="BotA first.", classify=parse_answer("tell me"), state=zero_state())
     line = await engine.turns.take(chat_id, "tell me", RecordingSink())
-    mock.add(_Crash())
+    mock.script(narrate=_Crash())
     with contextlib.suppress(_Crash):
         await engine.history.regenerate(chat_id, RecordingSink())
 
     restarted, again = make_engine(db)
     assert await restarted.turns.recover_interrupted() == 1
-    closed = (await payloads(db, "assistant_turn"))[-1]
-    assert closed["answers_turn_id"] == line.user_turn_id
-    assert closed["witnesses"] == ["you", HOST] and closed["interrupted"]
-    again.add("BotA again.", zero_state())
+    closed = (await then_events(db, AssistantTurn))[-1]
+    assert closed.answers_turn_id == line.user_turn_id
+    assert closed.witnesses == ["you", HOST] and closed.interrupted
+    again.script(narrate="BotA again.", state=zero_state())
     await restarted.history.regenerate(chat_id, RecordingSink())
     # the line stays in the story, and the new reply is asked to answer it
     assert [b.text for b in await restarted.queries.beats(chat_id)][-2:] == [
@@ -242,15 +258,15 @@ async def test_a_huge_reply_to_a_long_line_keeps_its_beat(db: Database) -> None:
     line = "word " * 799 + "end."
     reply = "BotA talks. " * 1400
     assert len(line) == 3_999 and len(reply) == 16_800
-    mock.add(reply, parse_answer(line), zero_state())
+    mock.script(narrate=reply, classify=parse_answer(line), state=zero_state())
 
     result = await engine.turns.take(chat_id, line, RecordingSink())
 
     assert result.status == "done" and result.text == reply
-    stored = (await payloads(db, "assistant_turn"))[-1]
-    assert stored["text"] == reply
-    memories = await payloads(db, "memory_written")
-    assert len(memories) == 2 and all(len(m["text"]) <= 20_000 for m in memories)
+    stored = (await then_events(db, AssistantTurn))[-1]
+    assert stored.text == reply
+    memories = await then_events(db, MemoryWritten)
+    assert len(memories) == 2 and all(len(m.text) <= 20_000 for m in memories)
     await _rebuild_agrees(db)
 
 
@@ -261,12 +277,12 @@ async def test_the_player_hears_the_story_is_busy_while_the_world_moves_on(db: D
     heard: list[tuple[str, int, bool, int]] = []
 
     async def listener(chat: str, where: int, busy: bool) -> None:
-        updates = len(await payloads(db, "edge_update"))
+        updates = len(await then_events(db, EdgeUpdate))
         heard.append((chat, where, busy, updates))
 
     engine.on_busy(listener)
     sink = RecordingSink()
-    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    mock.script(narrate="BotA nods.", classify=parse_answer("hello"), state=zero_state())
     await engine.turns.take(chat_id, "hello", sink)
     # busy once the reply had ended, quiet once its state update was written
     assert heard == [(chat_id, 0, True, 0), (chat_id, 0, False, 1)]
@@ -284,11 +300,11 @@ async def test_the_console_shows_a_status_line_that_clears(db: Database) -> None
     out = _Terminal()
     console = Console(engine, out)
     console.chat_id = chat_id
-    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    mock.script(narrate="BotA nods.", classify=parse_answer("hello"), state=zero_state())
     await engine.turns.take(chat_id, "hello", RecordingSink())
     assert out.getvalue() == BUSY_LINE + "\r\033[K"
     piped = io.StringIO()
     Console(engine, piped)
-    mock.add("BotA nods.", parse_answer("hello"), zero_state())
+    mock.script(narrate="BotA nods.", classify=parse_answer("hello"), state=zero_state())
     await engine.turns.take(chat_id, "hello", RecordingSink())
     assert piped.getvalue() == ""  # piped output is the story alone

@@ -35,7 +35,7 @@ import pytest_asyncio
 from cogs._guards import NO_STORY_HERE
 from tests.e2e.player import Payload, Player
 from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply
-from tests.test_console import story_reply
+from tests.helpers.story_replies import story_reply
 
 REPO = Path(__file__).resolve().parents[2]
 LOGGED_ERROR = re.compile(r"^\d{4}-\d\d-\d\d [\d:,]+ (ERROR|CRITICAL) ")

@@ -153,6 +153,11 @@ class Player:
 
     # -- REST -------------------------------------------------------------------------------------
 
+    async def get(self, path: str) -> httpx.Response:
+        """The server's answer to a GET, whatever its status."""
+        assert self._http is not None
+        return await self._http.get(path)
+
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         assert self._http is not None
         response = await self._http.request(method, path, **kwargs)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from tests.e2e.conftest import E2E_TEST, BotProcess, Narration, new_channel
 from tests.e2e.player import Payload, Player
 from tests.e2e.seeing import both, by_webhook, sees, text_has, text_is
-from tests.e2e.test_story import KICKOFF_START, MIRA, STOP_EMOJI, say, start_story
+from tests.e2e.story import KICKOFF_START, MIRA, STOP_EMOJI, say, start_story
 
 pytestmark = E2E_TEST
 
@@ -52,9 +52,8 @@ async def test_chat_start_refuses_where_the_bot_cannot_speak_or_a_story_runs(
 
 async def reacted_with(player: Player, channel: str, message_id: str, emoji: str) -> set[str]:
     """Who has reacted ``emoji`` to the message (Spacebar answers 404 for nobody)."""
-    assert player._http is not None
     path = f"/channels/{channel}/messages/{message_id}/reactions/{quote(emoji)}"
-    response = await player._http.get(path)
+    response = await player.get(path)
     if response.status_code == 404:
         return set()
     response.raise_for_status()

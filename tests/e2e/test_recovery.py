@@ -7,31 +7,33 @@ story goes on after the restart.
 
 from __future__ import annotations
 
-import json
 import signal
-import sqlite3
 import tomllib
 from pathlib import Path
 
+from bot.store.events import AssistantTurn
 from tests.e2e.conftest import E2E_TEST, BotProcess, Narration
 from tests.e2e.player import Player
 from tests.e2e.seeing import by_webhook, sees, text_has
-from tests.e2e.test_story import MIRA, say, start_story
+from tests.e2e.story import MIRA, say, start_story
+from tests.helpers.events import log_in_file
 
 pytestmark = E2E_TEST
 
 LONG = "*Mira talks on and on about the old lighthouse keeper.* " * 10
 
 
-def interrupted_turns(bot: BotProcess, chat_prefix: str) -> list[dict[str, object]]:
+async def interrupted_turns(bot: BotProcess, chat_prefix: str) -> list[dict[str, object]]:
     """The log's interrupted replies of the channel's story (read from the bot's database)."""
     settings = tomllib.loads(bot.config.read_text())
-    with sqlite3.connect(Path(settings["storage"]["db_path"])) as conn:
-        rows = conn.execute(
-            "SELECT payload_json FROM event_log WHERE kind = 'assistant_turn' AND chat_id LIKE ?",
-            (f"{chat_prefix}%",),
-        ).fetchall()
-    return [turn for row in rows if (turn := json.loads(row[0])).get("interrupted")]
+    log = await log_in_file(Path(settings["storage"]["db_path"]))
+    return [
+        event.payload.model_dump(mode="json")
+        for event in log
+        if isinstance(event.payload, AssistantTurn)
+        and (event.chat_id or "").startswith(chat_prefix)
+        and event.payload.interrupted
+    ]
 
 
 async def test_a_clean_restart_mid_reply_marks_it_stopped_and_the_story_goes_on(
@@ -58,10 +60,10 @@ async def test_a_crash_mid_reply_is_closed_at_the_next_start(
     await owner.send(channel, "And the storm?")
     await sees(owner, channel, by_webhook(MIRA), since=mark)
     await bot.stop(signal.SIGKILL)
-    assert interrupted_turns(bot, channel) == []  # cut off: only its turn_started is written
+    assert await interrupted_turns(bot, channel) == []  # cut off: only its turn_started is written
 
     await bot.start()  # closes the cut-off turn before it connects
-    [interrupted] = interrupted_turns(bot, channel)
+    [interrupted] = await interrupted_turns(bot, channel)
     assert interrupted["speaker_id"] == "mira"
     await say(owner, channel, "Are you all right?", narration.then('"I lost my thread."'))
     assert bot.errors() == []

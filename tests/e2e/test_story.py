@@ -8,12 +8,11 @@ receives (messages, edits, answers, files), not what the bot believes it did.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import E2E_TEST, BotProcess, Narration
-from tests.e2e.player import Payload, Player
+from tests.e2e.player import Player
 from tests.e2e.seeing import (
     STREAM_MARKER,
     both,
@@ -24,33 +23,14 @@ from tests.e2e.seeing import (
     text_has,
     text_is,
 )
+from tests.e2e.story import MIRA, STOP_EMOJI, say, start_story
 
 pytestmark = E2E_TEST
 
-MIRA = "Mira Vale"
 TOMAS = "Tomás Reyes"
-KICKOFF_START = "*Rain ticks against the Lantern's windows."
 EDIT_BUDGET = 10  # [discord] edit_interval_seconds = 0.5 in the e2e config: 10 per 5 s
-STOP_EMOJI = "⛔"
 REGENERATE_EMOJI = "🔄"
 END_MEANWHILE = "storybot:meanwhile:end"
-
-
-async def start_story(owner: Player, channel: str, **options: Any) -> Payload:
-    """/chat start with Mira hosting (Tomás the guest); returns the host's opening message."""
-    mark = await owner.slash(channel, "chat start", host="mira", **options)
-    await sees(owner, channel, text_has("A story begins with Mira Vale"), since=mark)
-    return await sees(owner, channel, text_has(KICKOFF_START), since=mark)
-
-
-async def say(
-    owner: Player, channel: str, line: str, reply: str, *, speaker: str = MIRA
-) -> tuple[Payload, Payload]:
-    """The owner writes ``line``; ``speaker`` answers exactly ``reply`` (streamed, edited)."""
-    mark = owner.mark()
-    sent = await owner.send(channel, line)
-    final = await sees(owner, channel, both(by_webhook(speaker), text_is(reply)), since=mark)
-    return sent, final
 
 
 async def test_a_whole_story(

@@ -54,7 +54,7 @@ from discord.webhook.async_ import AsyncWebhookAdapter
 from bot.app import StoryBot, build_bot
 from bot.config import Settings
 from bot.engine import Engine
-from bot.llm import LLMClient, MockLLMClient
+from bot.llm import LLMClient, ScriptedLLM
 from bot.store import Database, open_db
 from tests.helpers.engine_helpers import character
 
@@ -414,6 +414,18 @@ def stored_message(channel_id: int, message_id: int) -> dict[str, Any]:
     )
 
 
+def cached_message(client: discord.Client, message_id: int) -> discord.Message:
+    """The message as discord.py's cache holds it (what a listener is handed)."""
+    found = discord.utils.get(client.cached_messages, id=message_id)
+    assert found is not None, message_id
+    return found
+
+
+def forget_cached(client: discord.Client, message_id: int) -> None:
+    """Drop a message from discord.py's cache, as a real server's gateway never filled it."""
+    dpytest_backend.get_state()._messages.remove(cached_message(client, message_id))
+
+
 def _delete_stored(channel_id: int, message_id: int) -> None:
     """Drop a message from dpytest's store and dispatch MESSAGE_DELETE, as Discord would."""
     state = dpytest_backend.get_state()
@@ -672,7 +684,7 @@ class StoryWorld:
 
 @dataclass
 class Wiring:
-    """Builds a StoryWorld on any LLM client (a MockLLMClient, or one of the loopback server)."""
+    """Builds a StoryWorld on any LLM client (a ScriptedLLM, or one of the loopback server)."""
 
     monkeypatch: pytest.MonkeyPatch
 
@@ -697,13 +709,13 @@ class Wiring:
 
 
 @pytest.fixture
-def llm() -> MockLLMClient:
-    """The scripted LLM behind the bot; a test adds the answers its flow needs."""
-    return MockLLMClient()
+def llm() -> ScriptedLLM:
+    """The scripted LLM behind the bot; a test scripts, by purpose, the answers its flow needs."""
+    return ScriptedLLM()
 
 
 @pytest.fixture
-async def world(monkeypatch: pytest.MonkeyPatch, llm: MockLLMClient) -> AsyncIterator[StoryWorld]:
+async def world(monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM) -> AsyncIterator[StoryWorld]:
     """A configured bot on dpytest with one guild, a bound story channel and its owner."""
     async for built in Wiring(monkeypatch).world(llm):
         yield built

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
-from bot.llm import MockLLMClient
+from bot.llm import ScriptedLLM
 from bot.store import Database
 from tests.helpers.store_factories import bot_authored
 
@@ -74,15 +74,7 @@ async def seed_story(engine: Engine, *, guest: bool = True, chat_id: str = "chat
     return started.chat.id
 
 
-def make_engine(
-    db: Database, canned: Sequence[str] = (), **settings: Any
-) -> tuple[Engine, MockLLMClient]:
-    mock = MockLLMClient(canned=list(canned))
-    return Engine(db, mock, Settings.model_validate(settings)), mock
-
-
-async def payloads(db: Database, kind: str, *, after: int = 0) -> list[dict[str, Any]]:
-    rows = await db.fetchall(
-        "SELECT payload_json FROM event_log WHERE kind = ? AND id > ? ORDER BY id", (kind, after)
-    )
-    return [json.loads(r[0]) for r in rows]
+def make_engine(db: Database, **settings: Any) -> tuple[Engine, ScriptedLLM]:
+    """An engine on ``db`` and the LLM fake it asks: script it by purpose (``llm.script``)."""
+    llm = ScriptedLLM()
+    return Engine(db, llm, Settings.model_validate(settings)), llm

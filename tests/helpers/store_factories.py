@@ -418,9 +418,3 @@ def snapshot_tables(raw: sqlite3.Connection, words: tuple[str, ...] = ()) -> Sna
 
 async def snapshot(db: Database, words: tuple[str, ...] = ()) -> Snapshot:
     return await db.read(lambda raw: snapshot_tables(raw, words))
-
-
-async def count_events(db: Database) -> int:
-    row = await db.fetchone("SELECT COUNT(*) FROM event_log")
-    assert row is not None
-    return int(row[0])
