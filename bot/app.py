@@ -13,13 +13,13 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import aiohttp
 import discord
 from discord.backoff import ExponentialBackoff
 from discord.ext import commands
-from discord.state import ConnectionState
+from discord.state import AutoShardedConnectionState, ConnectionState
 
 from bot import server
 from bot.config import DISCORD_API_BASE, Settings
@@ -27,7 +27,8 @@ from bot.engine import SHUTDOWN_GRACE_SECONDS, Engine
 from bot.errors import CommandError
 from bot.gateway import guard_parsers
 from bot.llm import OpenAICompatibleClient
-from bot.store import Database, StoreError, open_db
+from bot.sharing import sharing
+from bot.store import StoreError, open_db
 from cogs._render import Renderer
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class StoryBot(commands.Bot):
         *,
         intents: discord.Intents | None = None,
         extensions: Sequence[str] = EXTENSIONS,
+        **options: Any,
     ) -> None:
         # storybot never joins voice: discord.py's warnings about voice libraries are noise
         discord.VoiceClient.warn_nacl = False
@@ -102,6 +104,7 @@ class StoryBot(commands.Bot):
             intents=intents or story_intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            **options,
         )
         self.settings = settings
         self.engine = engine
@@ -258,6 +261,16 @@ class StoryBot(commands.Bot):
         await super().close()
 
 
+class ShardedStoryBot(StoryBot, commands.AutoShardedBot):
+    """The bot over several gateway connections: the shards ``[discord] shards`` names, of
+    ``shard_count``. Every guild's events come through its own shard, so each chat is played
+    by the one process running that guild's shard."""
+
+    def _get_state(self, **options: Any) -> AutoShardedConnectionState[Self]:
+        """The sharded connection state, guarded as ``StoryBot``'s is (the MRO reaches it)."""
+        return cast(AutoShardedConnectionState[Self], super()._get_state(**options))
+
+
 def build_bot(
     settings: Settings,
     engine: Engine,
@@ -265,8 +278,22 @@ def build_bot(
     intents: discord.Intents | None = None,
     extensions: Sequence[str] = EXTENSIONS,
 ) -> StoryBot:
-    """The bot, wired but not connected: what ``run_discord`` starts and what tests drive."""
-    return StoryBot(settings, engine, intents=intents, extensions=extensions)
+    """The bot, wired but not connected: what ``run_discord`` starts and what tests drive.
+
+    Sharded settings (``[discord] shard_count``) give an ``AutoShardedBot`` running this
+    process's shards; otherwise one connection, as a bot in fewer than 2,500 servers needs.
+    """
+    discord_settings = settings.discord
+    if not discord_settings.shard_count:
+        return StoryBot(settings, engine, intents=intents, extensions=extensions)
+    return ShardedStoryBot(
+        settings,
+        engine,
+        intents=intents,
+        extensions=extensions,
+        shard_ids=discord_settings.shard_ids,
+        shard_count=discord_settings.shard_count,
+    )
 
 
 async def run_discord(settings: Settings) -> int:
@@ -279,14 +306,16 @@ async def run_discord(settings: Settings) -> int:
         )
     async with (
         open_db(settings.storage.db_path) as db,
-        OpenAICompatibleClient.from_settings(settings.llm) as llm,
+        sharing(settings) as shared,
+        OpenAICompatibleClient.from_settings(settings.llm, gate=shared.gate) as llm,
     ):
         with server.talking_to(settings.discord.api_base, settings.discord.gateway_url):
-            return await _serve(settings, db, llm, token)
+            return await _serve(
+                settings, Engine(db, llm, settings, chat_lock=shared.chat_lock), token
+            )
 
 
-async def _serve(settings: Settings, db: Database, llm: OpenAICompatibleClient, token: str) -> int:
-    engine = Engine(db, llm, settings)
+async def _serve(settings: Settings, engine: Engine, token: str) -> int:
     recovered = await engine.turns.recover_interrupted()
     if recovered:
         log.info("closed %d turns cut off by the last shutdown", recovered)

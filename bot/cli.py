@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, with_shards
 from bot.errors import CommandError
 from bot.store import EventError, StoreError, dump_jsonl, events_of_chat, open_db, project
 from bot.store.backup import import_log
@@ -58,7 +58,20 @@ def _parser() -> argparse.ArgumentParser:
         "import-log", help="restore a chat from an exported log (JSON lines) into the database"
     )
     restore.add_argument("file", type=Path, help="the .jsonl file from /chat export")
-    commands.add_parser("run", help="run the Discord bot")
+    run = commands.add_parser("run", help="run the Discord bot")
+    run.add_argument(
+        "--shards",
+        type=_shard_list,
+        metavar="IDS",
+        help="run these shards (comma-separated ids, e.g. 0,1) of --shard-count; overrides "
+        "[discord] shards",
+    )
+    run.add_argument(
+        "--shard-count",
+        type=int,
+        metavar="N",
+        help="the bot's number of shards over all processes; overrides [discord] shard_count",
+    )
     console = commands.add_parser("console", help="play a story in this terminal")
     console.add_argument("--script", type=Path, help="play the lines of this file, then exit")
     console.add_argument(
@@ -69,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         help="make characters and stories for this Discord server (default: the console's own)",
     )
     return parser
+
+
+def _shard_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of shard ids: give numbers separated by commas, e.g. 0,1"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +136,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
+    if args.command == "run":
+        settings = with_shards(settings, args.shards, args.shard_count)
     if args.db is None:
         return settings
     return settings.model_copy(

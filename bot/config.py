@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from bot.validation import field_path
 
@@ -52,6 +61,31 @@ class DiscordSettings(_Section):
     api_base: str = Field(default=DISCORD_API_BASE, pattern=r"^https?://[^/\s]+(/\S*)?$")
     # Empty: the gateway the server announces (GET /gateway/bot), or Discord's own.
     gateway_url: str = Field(default="", pattern=r"^(wss?://[^/\s]+(/\S*)?)?$")
+    # Sharding (Discord requires it past 2,500 servers): the bot's number of shards, and which
+    # of them this process runs (empty: all). 0: one connection, no sharding.
+    shard_count: int = Field(default=0, ge=0, le=65_536)
+    shards: list[int] = Field(default_factory=list)
+
+    @field_validator("shards")
+    @classmethod
+    def _shards_of_the_count(cls, shards: list[int], info: ValidationInfo) -> list[int]:
+        count = info.data.get("shard_count", 0)
+        if shards and not count:
+            raise ValueError("needs shard_count too: how many shards the whole bot has")
+        wrong = [shard for shard in shards if not 0 <= shard < count]
+        if wrong:
+            raise ValueError(
+                f"shard {wrong[0]} is not one of the bot's {count} shards "
+                f"(ids run from 0 to {count - 1}, below shard_count)"
+            )
+        if len(set(shards)) != len(shards):
+            raise ValueError("names a shard twice")
+        return sorted(shards)
+
+    @property
+    def shard_ids(self) -> list[int]:
+        """The shards this process runs (all of them unless ``shards`` says)."""
+        return self.shards or list(range(self.shard_count))
 
 
 class TimeoutSettings(_Section):
@@ -101,6 +135,11 @@ class StorageSettings(_Section):
     """``postgresql://user@host/db`` stores the story in PostgreSQL (for several processes);
     empty keeps SQLite at ``db_path``, and so does a plain path (it is that file)."""
 
+    @property
+    def postgres(self) -> bool:
+        """True when the story lives in PostgreSQL, which several processes can share."""
+        return urlsplit(self.url.strip()).scheme in ("postgresql", "postgres")
+
 
 class Settings(_Section):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
@@ -125,9 +164,51 @@ def load_settings(path: Path | str | None = None, env: dict[str, str] | None = N
         raw = _read_toml(Path(chosen))
     _apply_env_overrides(raw, environ)
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, chosen)) from None
+    _check_sharing(settings, f"config key [discord.shards]{f' in {chosen}' if chosen else ''}")
+    return settings
+
+
+def with_shards(settings: Settings, shards: list[int] | None, shard_count: int | None) -> Settings:
+    """``settings`` running the shards the command line names (``--shards``, ``--shard-count``)."""
+    given: dict[str, object] = {}
+    if shard_count is not None:
+        given["shard_count"] = shard_count
+    if shards is not None:
+        given["shards"] = shards
+    if not given:
+        return settings
+    try:
+        discord = DiscordSettings.model_validate({**settings.discord.model_dump(), **given})
+    except ValidationError as exc:
+        raise ConfigError(
+            "\n".join(
+                f"--{str(err['loc'][0]).replace('_', '-')}: "
+                f"{str(err['msg']).removeprefix('Value error, ').replace('shard_count', '--shard-count')}"
+                for err in exc.errors()
+            )
+        ) from None
+    chosen = settings.model_copy(update={"discord": discord})
+    _check_sharing(chosen, "--shards")
+    return chosen
+
+
+def _check_sharing(settings: Settings, where: str) -> None:
+    """Shards of one bot run in several processes only over one PostgreSQL (one SQLite file
+    has one writer process, so the other shards' processes could not see the story)."""
+    discord = settings.discord
+    others = sorted(set(range(discord.shard_count)) - set(discord.shard_ids))
+    if not others or settings.storage.postgres:
+        return
+    mine = ", ".join(map(str, discord.shard_ids))
+    rest = ", ".join(map(str, others))
+    raise ConfigError(
+        f"{where}: this process runs shards {mine} of {discord.shard_count}, so shards {rest} "
+        "run in other processes, which can share the story only in PostgreSQL: set [storage] "
+        'url = "postgresql://user@host/db" for every process (or run all shards here)'
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.config import Settings
 from bot.engine.busy import BusyListener
 from bot.engine.context import StoryContext
+from bot.engine.inflight import ChatLock, ChatQueues
 from bot.engine.models import StoryModels
 from bot.engine.services.characters import Characters
 from bot.engine.services.chats import Chats
@@ -41,13 +42,16 @@ class Engine:
         settings: Settings,
         *,
         clock: Callable[[], datetime] | None = None,
+        chat_lock: ChatLock | None = None,
     ) -> None:
+        """``chat_lock`` keeps each chat to one process when several share the story."""
         self.settings = settings
         self.ctx = StoryContext(
             db=db,
             views=Views(db),
             models=StoryModels(llm, settings.llm),
             settings=settings.engine,
+            queues=ChatQueues(chat_lock),
         )
         if clock is not None:
             self.ctx.clock = clock

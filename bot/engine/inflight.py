@@ -1,8 +1,10 @@
 """Order and cancel: one turn at a time per chat, and the streaming task of each chat on record.
 
 A chat's turns wait on a FIFO lock, so a message that arrives while a reply streams waits its
-turn and nothing is dropped; different chats never wait on each other. The task streaming a
-chat's reply is registered while in flight so ``cancel(chat)`` can stop it.
+turn and nothing is dropped; different chats never wait on each other. Inside it, a turn also
+holds the chat's ``ChatLock`` across processes (PostgreSQL's advisory lock when several
+processes share the story; nothing with SQLite, whose file has one writer process). The task
+streaming a chat's reply is registered while in flight so ``cancel(chat)`` can stop it.
 """
 
 from __future__ import annotations
@@ -10,24 +12,39 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class ChatLock(Protocol):
+    """Keeps a chat to one process at a time, whatever other processes share the story."""
+
+    def hold(self, chat_id: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class OneProcess:
+    """The ``ChatLock`` of a story no other process writes (SQLite): nothing to take."""
+
+    def hold(self, chat_id: str) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
 
 
 class ChatQueues:
     """A FIFO lock per chat (asyncio.Lock wakes waiters in arrival order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, across: ChatLock | None = None) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self._across: ChatLock = across or OneProcess()
 
     @asynccontextmanager
     async def turn(self, chat_id: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(chat_id, asyncio.Lock())
         self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
         try:
-            async with lock:
+            async with lock, self._across.hold(chat_id):
                 yield
         finally:
             self._waiting[chat_id] -= 1

@@ -31,7 +31,7 @@ from bot.llm.errors import (
     LLMTimeoutError,
     TimeoutPhase,
 )
-from bot.llm.gate import PriorityGate, ReplyWait
+from bot.llm.gate import LLMGate, PriorityGate, ReplyWait
 from bot.llm.json_mode import JsonMode
 from bot.llm.retry import RetryPolicy, parse_retry_after
 from bot.llm.sse import ChatStreamDecoder, error_text, parse_json
@@ -78,7 +78,7 @@ class OpenAICompatibleClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         retry_after_cap: float = 30.0,
-        gate: PriorityGate | None = None,
+        gate: LLMGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -86,7 +86,7 @@ class OpenAICompatibleClient:
         self._key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self.timeouts = timeouts or Timeouts()
         self.retry = RetryPolicy(max_retries, backoff_base, backoff_cap, retry_after_cap)
-        self.gate = gate or PriorityGate(max_concurrency)
+        self.gate: LLMGate = gate or PriorityGate(max_concurrency)
         self._json_mode = JsonMode(self.base_url)
         headers = {"User-Agent": "storybot", "Accept": "application/json, text/event-stream"}
         if self._key.get_secret_value():

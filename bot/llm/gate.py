@@ -14,10 +14,27 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 from bot.llm.base import Priority
+
+
+class LLMGate(Protocol):
+    """What the client needs of a gate: this process's (``PriorityGate``) or one shared by
+    every process on a PostgreSQL (``bot.llm.shared_gate.SharedGate``)."""
+
+    @property
+    def limit(self) -> int: ...
+
+    def slot(self, priority: Priority = Priority.BACKGROUND) -> AbstractAsyncContextManager[None]:
+        """Hold one of ``limit`` slots for the body of the ``async with``."""
+        ...
+
+    def reply_waiting(self) -> AbstractAsyncContextManager[ReplyWait]:
+        """Hold background calls back until the reply's first token (``arrived()``)."""
+        ...
 
 
 class PriorityGate:
@@ -51,7 +68,7 @@ class PriorityGate:
     @asynccontextmanager
     async def reply_waiting(self) -> AsyncIterator[ReplyWait]:
         """Mark a reply as waiting for its first token until ``arrived()`` or the block ends."""
-        wait = ReplyWait(self)
+        wait = ReplyWait(self._reply_arrived)
         self.replies_waiting += 1
         self._no_reply_waiting.clear()
         try:
@@ -93,11 +110,11 @@ class PriorityGate:
 class ReplyWait:
     """One reply's wait for its first token (see ``PriorityGate.reply_waiting``)."""
 
-    def __init__(self, gate: PriorityGate | None) -> None:
-        self._gate = gate
+    def __init__(self, on_arrived: Callable[[], None] | None) -> None:
+        self._on_arrived = on_arrived
 
     def arrived(self) -> None:
         """The first token is here (or the reply ended): background calls may go. Idempotent."""
-        if self._gate is not None:
-            self._gate._reply_arrived()
-            self._gate = None
+        if self._on_arrived is not None:
+            self._on_arrived()
+            self._on_arrived = None
