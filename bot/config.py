@@ -186,7 +186,9 @@ def with_shards(settings: Settings, shards: list[int] | None, shard_count: int |
         raise ConfigError(
             "\n".join(
                 f"--{str(err['loc'][0]).replace('_', '-')}: "
-                f"{str(err['msg']).removeprefix('Value error, ').replace('shard_count', '--shard-count')}"
+                + str(err["msg"])
+                .removeprefix("Value error, ")
+                .replace("shard_count", "--shard-count")
                 for err in exc.errors()
             )
         ) from None
