@@ -146,7 +146,10 @@ class SharedGate:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._wake.set()
         if self._pump_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pump_task), 2)
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
@@ -209,8 +212,8 @@ class SharedGate:
         while not self._closed:
             try:
                 await self._step()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                await self._lost(exc)
+            except Exception as exc:  # the session is in doubt: a new one is the safe way on
+                await self._lost(str(exc) or type(exc).__name__)
                 continue
             timeout = self.poll if self._live_waiters() else None
             with contextlib.suppress(TimeoutError):
@@ -226,6 +229,8 @@ class SharedGate:
     async def _step(self) -> None:
         conn = self._conn
         assert conn is not None
+        if conn.is_closed():
+            raise asyncpg.InterfaceError("the server closed the connection")
         announce = False
         while self._to_release:
             freed = self._to_release.pop()
@@ -310,7 +315,12 @@ class SharedGate:
 
     async def _reconnect(self) -> None:
         conn = await self._connect()
-        await conn.add_listener(self._channel, self._heard)
+        try:
+            await conn.add_listener(self._channel, self._heard)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(lambda _: self._wake.set())  # noticed even when idle
         self._conn = conn
         self._generation += 1
         self._held.clear()
@@ -322,12 +332,14 @@ class SharedGate:
         if self._conn is None or pid != self._conn.get_server_pid():
             self._wake.set()
 
-    async def _lost(self, exc: BaseException) -> None:
+    async def _lost(self, reason: str) -> None:
         """The connection died, and every slot it held with it: fail the waiters, reconnect.
 
         Requests already running finish; until they do, they are not counted by PostgreSQL.
         """
-        log.error("lost the PostgreSQL connection that shares the LLM cap: %s", exc)
+        if self._closed:
+            return
+        log.error("lost the PostgreSQL connection that shares the LLM cap: %s", reason)
         for waiter in self._waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(LLMConnectionError(_LOST))

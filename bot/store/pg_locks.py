@@ -99,8 +99,8 @@ class PgChatLocks:
         async with self._io:
             try:
                 return await self._conn.fetchval(sql, key)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self._terminated(self._conn, reason=str(exc))
+            except Exception as exc:  # whatever broke, this session's locks are in doubt
+                self._terminated(self._conn, reason=str(exc) or type(exc).__name__)
                 raise ChatLockLostError(self._lost) from None
 
     @staticmethod

@@ -1,0 +1,68 @@
+"""The engine's seam for a cross-process chat lock (issue 16): taken inside the FIFO queue.
+
+With SQLite (one writer process) there is nothing to take; with PostgreSQL a ``ChatLock``
+keeps each chat to one process (tests/test_pg_chat_locks.py, tests/test_shards_processes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.config import Settings
+from bot.engine import Engine
+from bot.llm import MockLLMClient
+from bot.store import Database
+from tests.helpers.engine_helpers import RecordingSink, seed_story
+from tests.helpers.llm_server import LoopbackLLMServer, RecordedRequest, Reply, loopback_client
+
+
+class RecordingLock:
+    """Notes when each chat's cross-process lock is taken and given back."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.holding: set[str] = set()
+
+    @asynccontextmanager
+    async def hold(self, chat_id: str) -> AsyncIterator[None]:
+        assert chat_id not in self.holding  # the FIFO queue lets one turn in at a time
+        self.holding.add(chat_id)
+        self.log.append(f"take {chat_id}")
+        try:
+            yield
+        finally:
+            self.holding.discard(chat_id)
+            self.log.append(f"give {chat_id}")
+
+
+def _answers(request: RecordedRequest) -> Reply:
+    if request.stream:
+        return Reply.text(f"BotA answers {request.messages[-1]['content'][-5:]}.")
+    if request.messages[0]["content"].startswith("You split"):
+        return Reply.text('{"segments": [{"kind": "narration", "text": "x"}]}')
+    return Reply.text('{"relationships": []}')
+
+
+async def test_every_turn_holds_its_chats_lock_one_at_a_time(db: Database) -> None:
+    lock = RecordingLock()
+    async with LoopbackLLMServer(_answers) as server, loopback_client(server) as llm:
+        engine = Engine(db, llm, Settings(), chat_lock=lock)
+        chat = await seed_story(engine, guest=False)
+        lock.log.clear()
+        sinks = [RecordingSink() for _ in range(3)]
+        lines = ("line1", "line2", "line3")
+        await asyncio.gather(
+            *(engine.take_turn(chat, t, s) for t, s in zip(lines, sinks, strict=True))
+        )
+    assert lock.log == [f"{verb} {chat}" for _ in range(3) for verb in ("take", "give")]
+    assert ["".join(s.chunks) for s in sinks] == [f"BotA answers {t}." for t in lines]
+    assert not lock.holding
+
+
+async def test_a_single_process_takes_no_lock(db: Database) -> None:
+    engine = Engine(db, MockLLMClient(), Settings())
+    async with engine.ctx.queues.turn("any chat"):
+        assert engine.queued("any chat") == 1
+    assert engine.queued("any chat") == 0
