@@ -163,3 +163,25 @@ async def test_a_lost_session_fails_waiters_clearly_and_the_gate_comes_back(
     log: list[str] = []
     await asyncio.wait_for(_hold(gate, Priority.NARRATIVE, log, "again"), 5)
     assert log == ["again"]
+
+
+async def test_a_reply_arriving_while_a_json_call_is_granted_is_served_first(
+    gates: MakeGate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pump asks PostgreSQL before granting; a reply that comes meanwhile is not lost."""
+    gate = await gates(1)
+    log: list[str] = []
+    asked = gate._may_take
+    reply: list[asyncio.Task[None]] = []
+
+    async def may_take(conn: asyncpg.Connection, best: object) -> bool:
+        if not reply:  # the JSON call is being considered: now the reply arrives
+            reply.append(asyncio.create_task(_hold(gate, Priority.NARRATIVE, log, "reply")))
+            await asyncio.sleep(0.01)
+        return await asked(conn, best)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gate, "_may_take", may_take)
+    background = asyncio.create_task(_hold(gate, Priority.BACKGROUND, log, "json"))
+    await asyncio.wait_for(asyncio.gather(background, *reply), 5)
+    await asyncio.wait_for(reply[0], 5)
+    assert log == ["reply", "json"]

@@ -238,18 +238,27 @@ class SharedGate:
             await conn.fetchval("SELECT pg_advisory_unlock($1::int8)", self._slot(freed))
             announce = True
         announce |= await self._show_replies(conn)
+        spare: int | None = None  # a slot taken for a waiter that left meanwhile
         while self._live_waiters():
             best = self._waiters[0]
             announce |= await self._register(conn, best)
             if not await self._may_take(conn, best):
                 break
-            index = await self._take_free_slot(conn)
-            if index is None:
-                break
+            if spare is None:
+                spare = await self._take_free_slot(conn)
+                if spare is None:
+                    break
+                self._held.add(spare)
+            if not self._waiters or self._waiters[0] is not best or best.future.done():
+                continue  # while we asked, a better waiter came (a reply) or this one left
             heapq.heappop(self._waiters)
-            self._held.add(index)
             self.in_use += 1
-            best.future.set_result(_Held(self._generation, index))
+            best.future.set_result(_Held(self._generation, spare))
+            spare = None
+            announce = True
+        if spare is not None:
+            self._held.discard(spare)
+            await conn.fetchval("SELECT pg_advisory_unlock($1::int8)", self._slot(spare))
             announce = True
         if not self._live_waiters():
             announce |= await self._register(conn, None)
