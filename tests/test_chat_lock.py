@@ -54,7 +54,7 @@ async def test_every_turn_holds_its_chats_lock_one_at_a_time(db: Database) -> No
         sinks = [RecordingSink() for _ in range(3)]
         lines = ("line1", "line2", "line3")
         await asyncio.gather(
-            *(engine.take_turn(chat, t, s) for t, s in zip(lines, sinks, strict=True))
+            *(engine.turns.take(chat, t, s) for t, s in zip(lines, sinks, strict=True))
         )
     assert lock.log == [f"{verb} {chat}" for _ in range(3) for verb in ("take", "give")]
     assert ["".join(s.chunks) for s in sinks] == [f"BotA answers {t}." for t in lines]
@@ -64,5 +64,5 @@ async def test_every_turn_holds_its_chats_lock_one_at_a_time(db: Database) -> No
 async def test_a_single_process_takes_no_lock(db: Database) -> None:
     engine = Engine(db, MockLLMClient(), Settings())
     async with engine.ctx.queues.turn("any chat"):
-        assert engine.queued("any chat") == 1
-    assert engine.queued("any chat") == 0
+        assert engine.turns.queued("any chat") == 1
+    assert engine.turns.queued("any chat") == 0

@@ -95,11 +95,11 @@ async def _play(args: argparse.Namespace) -> dict[str, Any]:
     ):
         lock = TimedChatLock(shared.chat_lock)
         engine = Engine(db, llm, settings, chat_lock=lock)
-        await engine.author_character(character(HOST, "BotA"))
-        await engine.author_character(character(GUEST, "BotB"))
-        await engine.set_you(name="Me", pronouns="they/them")
+        await engine.characters.author(character(HOST, "BotA"))
+        await engine.characters.author(character(GUEST, "BotB"))
+        await engine.characters.set_you(name="Me", pronouns="they/them")
         for chat in chats:
-            await engine.start_chat(
+            await engine.chats.start(
                 host_id=HOST, guest_id=None, place="office", time="20:00", chat_id=chat
             )
         lock.held.clear()
@@ -123,7 +123,7 @@ async def _chat_turns(engine: Engine, chat: str, turns: int, line: str) -> list[
     for n in range(turns):
         began = time.time()
         sink = RecordingSink()
-        await engine.take_turn(chat, f"{line} ({n})", sink)
+        await engine.turns.take(chat, f"{line} ({n})", sink)
         ended = time.time()
         status = sink.ends[-1].status if sink.ends else "no end"
         done.append({"chat": chat, "start": began, "end": ended, "status": status})
