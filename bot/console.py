@@ -27,6 +27,7 @@ from bot.console_errors import describe
 from bot.console_lore import LoreUsageError, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.llm import OpenAICompatibleClient
+from bot.sharing import sharing
 from bot.store import open_db
 from bot.store.views import Character
 
@@ -511,9 +512,10 @@ def _interrupt(console: Console) -> None:
 async def run_console(settings: Settings, *, script: Path | None = None, guild_id: int = 0) -> int:
     async with (
         open_db(settings.storage.db_path) as db,
-        OpenAICompatibleClient.from_settings(settings.llm) as llm,
+        sharing(settings) as shared,  # beside bot processes on one PostgreSQL: their cap, locks
+        OpenAICompatibleClient.from_settings(settings.llm, gate=shared.gate) as llm,
     ):
-        engine = Engine(db, llm, settings)
+        engine = Engine(db, llm, settings, chat_lock=shared.chat_lock)
         await engine.turns.recover_interrupted()
         if script is not None:
             with script.open("rb") as source:

@@ -102,22 +102,31 @@ class Turns(Service):
         """Close every turn a crash cut off mid-stream, so no half-done turn stays open.
 
         The beat is written as the pipeline would have written a failed one (same witnesses,
-        same line it answers), keeping the text last checkpointed: what the player saw.
+        same line it answers), keeping the text last checkpointed: what the player saw. Each
+        is closed holding its chat's turn: when processes share the story, an open turn may be
+        another process's, streaming right now; it is closed only if it is still open once we
+        hold its chat (a crashed process holds nothing, so its turns are closed at once).
         """
         closed = 0
         for started_id, raw in await self.ctx.views.open_turns():
             started = TurnStarted.model_validate_json(raw)
-            text = await checkpoint_text(self.ctx.db, started_id)
-            beat = turn_events(started, started_id, text=text, status="failed")
-            await append_events(self.ctx.db, beat.batch)
-            closed += 1
-            log.warning(
-                "closed turn %d of chat %s, cut off by a restart (%d characters kept)",
-                started_id,
-                started.chat_id,
-                len(text),
-            )
+            async with self.ctx.queues.turn(started.chat_id):
+                if started_id not in {i for i, _ in await self.ctx.views.open_turns()}:
+                    continue
+                closed += await self._close_interrupted(started_id, started)
         return closed
+
+    async def _close_interrupted(self, started_id: int, started: TurnStarted) -> int:
+        text = await checkpoint_text(self.ctx.db, started_id)
+        beat = turn_events(started, started_id, text=text, status="failed")
+        await append_events(self.ctx.db, beat.batch)
+        log.warning(
+            "closed turn %d of chat %s, cut off by a restart (%d characters kept)",
+            started_id,
+            started.chat_id,
+            len(text),
+        )
+        return 1
 
     def queued(self, chat_id: str) -> int:
         """Beats and story changes of this chat running or waiting their turn."""
