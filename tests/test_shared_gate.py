@@ -171,16 +171,16 @@ async def test_a_reply_arriving_while_a_json_call_is_granted_is_served_first(
     """The pump asks PostgreSQL before granting; a reply that comes meanwhile is not lost."""
     gate = await gates(1)
     log: list[str] = []
-    asked = gate._may_take
+    asked = gate._take_if_first
     reply: list[asyncio.Task[None]] = []
 
-    async def may_take(conn: asyncpg.Connection, best: object) -> bool:
+    async def take_if_first(conn: asyncpg.Connection, best: object) -> int | None:
         if not reply:  # the JSON call is being considered: now the reply arrives
             reply.append(asyncio.create_task(_hold(gate, Priority.NARRATIVE, log, "reply")))
             await asyncio.sleep(0.01)
         return await asked(conn, best)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(gate, "_may_take", may_take)
+    monkeypatch.setattr(gate, "_take_if_first", take_if_first)
     background = asyncio.create_task(_hold(gate, Priority.BACKGROUND, log, "json"))
     await asyncio.wait_for(asyncio.gather(background, *reply), 5)
     await asyncio.wait_for(reply[0], 5)

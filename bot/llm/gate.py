@@ -65,16 +65,13 @@ class PriorityGate:
         finally:
             self.release()
 
-    @asynccontextmanager
-    async def reply_waiting(self) -> AsyncIterator[ReplyWait]:
+    def reply_waiting(self) -> AbstractAsyncContextManager[ReplyWait]:
         """Mark a reply as waiting for its first token until ``arrived()`` or the block ends."""
-        wait = ReplyWait(self._reply_arrived)
+        return waiting_for_first_token(self._reply_started, self._reply_arrived)
+
+    def _reply_started(self) -> None:
         self.replies_waiting += 1
         self._no_reply_waiting.clear()
-        try:
-            yield wait
-        finally:
-            wait.arrived()
 
     def _reply_arrived(self) -> None:
         self.replies_waiting -= 1
@@ -118,3 +115,16 @@ class ReplyWait:
         if self._on_arrived is not None:
             self._on_arrived()
             self._on_arrived = None
+
+
+@asynccontextmanager
+async def waiting_for_first_token(
+    started: Callable[[], None], arrived: Callable[[], None]
+) -> AsyncIterator[ReplyWait]:
+    """``started()`` now, ``arrived()`` once: at the first token or when the block ends."""
+    wait = ReplyWait(arrived)
+    started()
+    try:
+        yield wait
+    finally:
+        wait.arrived()

@@ -29,14 +29,14 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from bot.llm.base import Priority
 from bot.llm.errors import LLMConnectionError
-from bot.llm.gate import ReplyWait
+from bot.llm.gate import ReplyWait, waiting_for_first_token
 
 log = logging.getLogger(__name__)
 _LOST = "lost the connection to PostgreSQL, which shares the LLM cap"
@@ -50,18 +50,29 @@ _SLOT, _REPLY, _WAIT_NARRATIVE, _WAIT_BACKGROUND = 1, 2, 3, 4
 _VALUE_BITS = 40
 _EPOCH_MS = 1_704_067_200_000  # 2024-01-01: arrival in ms since then fits 40 bits until 2058
 
-# The advisory locks of this database, as bigints, and who holds them (``pg_locks`` splits a
-# bigint key into classid, the high half, and objid, the low one).
-_STATE_SQL = """
+# Take a free slot (its index, or NULL) for this session's waiter if it is the first of all
+# processes and, for a background call ($5), no other session shows a reply waiting. The
+# advisory locks of this database come from pg_locks, as bigints (it splits a bigint key into
+# classid, the high half, and objid, the low one); a free slot is one nobody holds.
+_TAKE_SQL = """
 WITH held AS (
     SELECT pid, (classid::int8 << 32) | objid::int8 AS key
     FROM pg_locks
     WHERE locktype = 'advisory' AND objsubid = 1 AND granted
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+),
+free AS (
+    SELECT min(i) AS i FROM generate_series(0, $3::int - 1) AS i
+    WHERE ($4::int8 | i) NOT IN (SELECT key FROM held)
 )
-SELECT
-    (SELECT pid FROM held WHERE key >> 40 = ANY($1::int8[]) ORDER BY key, pid LIMIT 1),
-    EXISTS (SELECT 1 FROM held WHERE key = $2 AND pid <> pg_backend_pid())
+SELECT free.i,
+    CASE WHEN free.i IS NOT NULL
+        AND (SELECT pid FROM held WHERE key >> 40 = ANY($1::int8[]) ORDER BY key, pid LIMIT 1)
+            = pg_backend_pid()
+        AND NOT ($5::bool AND EXISTS (
+            SELECT 1 FROM held WHERE key = $2 AND pid <> pg_backend_pid()))
+    THEN pg_try_advisory_lock($4::int8 | free.i) END
+FROM free
 """
 
 
@@ -171,15 +182,12 @@ class SharedGate:
         finally:
             self._release(held)
 
-    @asynccontextmanager
-    async def reply_waiting(self) -> AsyncIterator[ReplyWait]:
-        wait = ReplyWait(self._reply_arrived)
+    def reply_waiting(self) -> AbstractAsyncContextManager[ReplyWait]:
+        return waiting_for_first_token(self._reply_started, self._reply_arrived)
+
+    def _reply_started(self) -> None:
         self.replies_waiting += 1
         self._wake.set()
-        try:
-            yield wait
-        finally:
-            wait.arrived()
 
     def _reply_arrived(self) -> None:
         self.replies_waiting -= 1
@@ -242,10 +250,8 @@ class SharedGate:
         while self._live_waiters():
             best = self._waiters[0]
             announce |= await self._register(conn, best)
-            if not await self._may_take(conn, best):
-                break
             if spare is None:
-                spare = await self._take_free_slot(conn)
+                spare = await self._take_if_first(conn, best)
                 if spare is None:
                     break
                 self._held.add(spare)
@@ -286,36 +292,36 @@ class SharedGate:
             key = _key(purpose, self.scope, best.arrived_ms)
         if key == self._registered:
             return False
-        if self._registered is not None:
+        if self._registered is not None and key is not None:  # one round trip for the swap
+            await conn.execute(
+                "SELECT pg_advisory_lock_shared($2::int8), pg_advisory_unlock_shared($1::int8)",
+                self._registered,
+                key,
+            )
+        elif self._registered is not None:
             await conn.fetchval("SELECT pg_advisory_unlock_shared($1::int8)", self._registered)
-        if key is not None:
+        elif key is not None:
             await conn.fetchval("SELECT pg_advisory_lock_shared($1::int8)", key)
         self._registered = key
         return True
 
-    async def _may_take(self, conn: asyncpg.Connection, best: _Waiter) -> bool:
-        """Is ``best`` the first waiter of every process, and (if background) no reply waits?"""
+    async def _take_if_first(self, conn: asyncpg.Connection, best: _Waiter) -> int | None:
+        """A free slot for ``best`` if it is the first waiter of every process and, if a
+        background call, no reply waits anywhere; else None (look again when woken)."""
         background = best.priority != Priority.NARRATIVE
         if background and self.replies_waiting:
-            return False
+            return None
         row = await conn.fetchrow(
-            _STATE_SQL,
+            _TAKE_SQL,
             [_prefix(_WAIT_NARRATIVE, self.scope), _prefix(_WAIT_BACKGROUND, self.scope)],
             _key(_REPLY, self.scope, 0),
+            self._limit,
+            _key(_SLOT, self.scope, 0),
+            background,
         )
-        assert row is not None
-        first_pid, others_reply_waiting = row[0], row[1]
-        if background and others_reply_waiting:
-            return False
-        return bool(first_pid == conn.get_server_pid())
-
-    async def _take_free_slot(self, conn: asyncpg.Connection) -> int | None:
-        for index in range(self._limit):
-            if index in self._held:
-                continue
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1::int8)", self._slot(index)):
-                return index
-        return None
+        if row is None or not row[1]:
+            return None  # not first, a reply waits, no slot free, or another took it first
+        return int(row[0])
 
     def _slot(self, index: int) -> int:
         return _key(_SLOT, self.scope, index)
