@@ -6,17 +6,19 @@ running ``shards`` of them; shards left to other processes need the story in Pos
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from discord.ext import commands
 
-from bot import cli
+from bot import cli, server
 from bot.app import ShardedStoryBot, StoryBot, build_bot
 from bot.config import ConfigError, Settings, load_settings, with_shards
 from bot.engine import Engine
 from bot.llm import MockLLMClient
 from bot.store import Database
+from tests.helpers.fake_gateway import FakeDiscordServer
 
 PG = "postgresql://storybot@db.example/story"
 
@@ -138,3 +140,28 @@ async def test_unsharded_settings_build_one_connection(db: Database) -> None:
     async with bot:
         assert type(bot) is StoryBot
         assert not isinstance(bot, commands.AutoShardedBot)
+
+
+async def test_a_sharded_bot_connects_exactly_its_own_shards(db: Database) -> None:
+    """Shards 1 and 3 of 4: two gateway connections, each identifying as its shard."""
+    async with FakeDiscordServer() as fake:
+        settings = Settings.model_validate(
+            {
+                "discord": {"api_base": fake.api_base, "shards": [1, 3], "shard_count": 4},
+                "storage": {"url": PG},
+            }
+        )
+        bot = build_bot(settings, Engine(db, MockLLMClient(), settings), extensions=())
+
+        async def at_once(shard_id: int | None, *, initial: bool = False) -> None:
+            return None  # discord.py spaces identifies 5 s apart, as Discord asks; not here
+
+        bot.before_identify_hook = at_once  # type: ignore[method-assign]
+        with server.talking_to(settings.discord.api_base):
+            task = asyncio.create_task(bot.start("a-token"))
+            try:
+                await fake.wait_for_connections(2)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(task, 10)
+    assert sorted(tuple(i["d"]["shard"]) for i in fake.identifies) == [(1, 4), (3, 4)]

@@ -104,7 +104,10 @@ class FakeDiscordServer:
                 await ws.send_json({"op": 11})
             elif payload.get("op") == 2:  # IDENTIFY
                 self.identifies.append(payload)
-                await ws.send_json({"op": 0, "t": "READY", "s": 1, "d": self._ready()})
+                ready = self._ready()
+                if "shard" in payload["d"]:  # a sharded connection: READY names its shard
+                    ready["shard"] = payload["d"]["shard"]
+                await ws.send_json({"op": 0, "t": "READY", "s": 1, "d": ready})
                 async with self.connected:
                     self.connections += 1
                     self.connected.notify_all()
