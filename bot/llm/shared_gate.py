@@ -166,7 +166,7 @@ class SharedGate:
                 await self._pump_task
         for waiter in self._waiters:
             if not waiter.future.done():
-                waiter.future.cancel()
+                waiter.future.set_exception(LLMConnectionError("the shared LLM cap was closed"))
         if self._conn is not None:
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await self._conn.close(timeout=2)  # and every lock it held goes with it
@@ -246,26 +246,20 @@ class SharedGate:
             await conn.fetchval("SELECT pg_advisory_unlock($1::int8)", self._slot(freed))
             announce = True
         announce |= await self._show_replies(conn)
-        spare: int | None = None  # a slot taken for a waiter that left meanwhile
         while self._live_waiters():
             best = self._waiters[0]
             announce |= await self._register(conn, best)
-            if spare is None:
-                spare = await self._take_if_first(conn, best)
-                if spare is None:
-                    break
-                self._held.add(spare)
-            if not self._waiters or self._waiters[0] is not best or best.future.done():
-                continue  # while we asked, a better waiter came (a reply) or this one left
-            heapq.heappop(self._waiters)
-            self.in_use += 1
-            best.future.set_result(_Held(self._generation, spare))
-            spare = None
+            index = await self._take_if_first(conn, best)
+            if index is None:
+                break
             announce = True
-        if spare is not None:
-            self._held.discard(spare)
-            await conn.fetchval("SELECT pg_advisory_unlock($1::int8)", self._slot(spare))
-            announce = True
+            if self._waiters and self._waiters[0] is best and not best.future.done():
+                heapq.heappop(self._waiters)
+                self._held.add(index)
+                self.in_use += 1
+                best.future.set_result(_Held(self._generation, index))
+            else:  # while we asked, a better waiter came (a reply) or this one left: ask again
+                await conn.fetchval("SELECT pg_advisory_unlock($1::int8)", self._slot(index))
         if not self._live_waiters():
             announce |= await self._register(conn, None)
         if announce:
