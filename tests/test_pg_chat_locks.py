@@ -1,6 +1,7 @@
 """A chat is played by one process at a time, across processes (issue 16, item 2).
 
-Each ``PgChatLocks`` has its own PostgreSQL session, as each process has.
+Each ``PgChatLocks`` has its own PostgreSQL session, as each process has. Last, ``run`` with
+the story on PostgreSQL serves with these locks and the shared LLM cap.
 """
 
 from __future__ import annotations
@@ -10,10 +11,16 @@ import functools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bot import app
+from bot.config import Settings
+from bot.engine import Engine
+from bot.llm import OpenAICompatibleClient
+from bot.llm.shared_gate import SharedGate
 from bot.store.pg_locks import ChatLockLostError, PgChatLocks
 from bot.store.pg_session import connect
 
@@ -112,3 +119,26 @@ async def test_a_turn_cancelled_while_waiting_takes_nothing_with_it(processes: M
             await waiting
     await asyncio.wait_for(_enter(second, chat), 1)  # nothing of the cancelled wait is held
     await asyncio.wait_for(_enter(first, chat), 1)
+
+
+async def test_run_shares_the_cap_and_the_chat_locks_when_the_story_is_on_postgresql(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bot run`` with ``[storage] url``: the engine and LLM client it serves with."""
+    seen: dict[str, object] = {}
+
+    async def serve(settings: Settings, engine: Engine, token: str) -> int:
+        llm = engine.ctx.models.llm
+        assert isinstance(llm, OpenAICompatibleClient)
+        seen["gate"], seen["lock"] = llm.gate, engine.ctx.queues._across
+        return 0
+
+    monkeypatch.setattr(app, "_serve", serve)
+    settings = Settings.model_validate(
+        {
+            "discord": {"token": "t", "shards": [0], "shard_count": 2},
+            "storage": {"url": postgres_url, "db_path": str(tmp_path / "story.db")},
+        }
+    )
+    assert await app.run_discord(settings) == 0
+    assert isinstance(seen["gate"], SharedGate) and isinstance(seen["lock"], PgChatLocks)

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from discord.ext import commands
 
-from bot import cli, server
+from bot import app, cli, server
 from bot.app import ShardedStoryBot, StoryBot, build_bot
 from bot.config import ConfigError, Settings, load_settings, with_shards
 from bot.engine import Engine
-from bot.llm import MockLLMClient
+from bot.engine.inflight import OneProcess
+from bot.llm import MockLLMClient, OpenAICompatibleClient, PriorityGate
 from bot.store import Database
 from tests.helpers.fake_gateway import FakeDiscordServer
 
@@ -165,3 +166,22 @@ async def test_a_sharded_bot_connects_exactly_its_own_shards(db: Database) -> No
                 await bot.close()
                 await asyncio.wait_for(task, 10)
     assert sorted(tuple(i["d"]["shard"]) for i in fake.identifies) == [(1, 4), (3, 4)]
+
+
+async def test_run_on_sqlite_keeps_its_own_cap_and_takes_no_chat_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    async def serve(settings: Settings, engine: Engine, token: str) -> int:
+        llm = engine.ctx.models.llm
+        assert isinstance(llm, OpenAICompatibleClient)
+        seen["gate"], seen["lock"] = llm.gate, engine.ctx.queues._across
+        return 0
+
+    monkeypatch.setattr(app, "_serve", serve)
+    settings = Settings.model_validate(
+        {"discord": {"token": "t"}, "storage": {"db_path": str(tmp_path / "story.db")}}
+    )
+    assert await app.run_discord(settings) == 0
+    assert isinstance(seen["gate"], PriorityGate) and isinstance(seen["lock"], OneProcess)
