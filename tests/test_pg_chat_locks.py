@@ -18,11 +18,10 @@ import pytest
 
 from bot import app
 from bot.config import Settings
-from bot.engine import Engine
-from bot.llm import OpenAICompatibleClient
 from bot.llm.shared_gate import SharedGate
 from bot.store.pg_locks import ChatLockLostError, PgChatLocks
 from bot.store.pg_session import connect
+from tests.helpers.serving import capture_serving
 
 pytestmark = pytest.mark.postgres
 
@@ -125,15 +124,7 @@ async def test_run_shares_the_cap_and_the_chat_locks_when_the_story_is_on_postgr
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``python -m bot run`` with ``[storage] url``: the engine and LLM client it serves with."""
-    seen: dict[str, object] = {}
-
-    async def serve(settings: Settings, engine: Engine, token: str) -> int:
-        llm = engine.ctx.models.llm
-        assert isinstance(llm, OpenAICompatibleClient)
-        seen["gate"], seen["lock"] = llm.gate, engine.ctx.queues._across
-        return 0
-
-    monkeypatch.setattr(app, "_serve", serve)
+    seen = capture_serving(monkeypatch)
     settings = Settings.model_validate(
         {
             "discord": {"token": "t", "shards": [0], "shard_count": 2},

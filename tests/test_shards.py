@@ -17,9 +17,10 @@ from bot.app import ShardedStoryBot, StoryBot, build_bot
 from bot.config import ConfigError, Settings, load_settings, with_shards
 from bot.engine import Engine
 from bot.engine.inflight import OneProcess
-from bot.llm import MockLLMClient, OpenAICompatibleClient, PriorityGate
+from bot.llm import MockLLMClient, PriorityGate
 from bot.store import Database
 from tests.helpers.fake_gateway import FakeDiscordServer
+from tests.helpers.serving import capture_serving
 
 PG = "postgresql://storybot@db.example/story"
 
@@ -171,15 +172,7 @@ async def test_a_sharded_bot_connects_exactly_its_own_shards(db: Database) -> No
 async def test_run_on_sqlite_keeps_its_own_cap_and_takes_no_chat_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: dict[str, object] = {}
-
-    async def serve(settings: Settings, engine: Engine, token: str) -> int:
-        llm = engine.ctx.models.llm
-        assert isinstance(llm, OpenAICompatibleClient)
-        seen["gate"], seen["lock"] = llm.gate, engine.ctx.queues._across
-        return 0
-
-    monkeypatch.setattr(app, "_serve", serve)
+    seen = capture_serving(monkeypatch)
     settings = Settings.model_validate(
         {"discord": {"token": "t"}, "storage": {"db_path": str(tmp_path / "story.db")}}
     )
