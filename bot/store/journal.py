@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bot.store import memo
 from bot.store.schema import CHAT_SCOPED_TABLES
 
 TRIGGER_PREFIX = "undo_"
@@ -106,6 +107,7 @@ def forget_all(raw: sqlite3.Connection, *, since: int = NOTHING_COVERED) -> None
 
 def restart_chat(raw: sqlite3.Connection, chat_id: str) -> None:
     """Empty the chat's rows and journal: a whole replay follows and journals everything."""
+    memo.forget(raw)
     with unjournalled(raw):
         for table in CHAT_SCOPED_TABLES:
             raw.execute(f"DELETE FROM {table} WHERE {_chat_column(table)} = ?", (chat_id,))
@@ -121,6 +123,7 @@ def restart_chat(raw: sqlite3.Connection, chat_id: str) -> None:
 def undo_after(raw: sqlite3.Connection, chat_id: str, point: int) -> int:
     """Undo, newest first, what the chat's events after ``point`` changed; returns how many
     changes were undone. The caller made sure the journal covers them (``covered_after``)."""
+    memo.forget(raw)
     shapes: dict[str, tuple[list[str], list[str]]] = {}
     rows = raw.execute(
         "SELECT tbl, op, key_json, old_json FROM undo_journal "

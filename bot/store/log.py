@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError
 from bot.store.batch import Batch, Later
 from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
+from bot.store.memo import memo
 from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
 from bot.validation import all_problems
@@ -103,7 +104,12 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
 
 async def append(db: Database, event: Payload) -> int:
     """Append one event and update every projection, in one transaction; returns its id."""
-    return await db.write(lambda raw: _insert(raw, event.kind, event, apply=True))
+
+    def work(raw: sqlite3.Connection) -> int:
+        with memo(raw):
+            return _insert(raw, event.kind, event, apply=True)
+
+    return await db.write(work)
 
 
 async def append_events(
@@ -119,9 +125,10 @@ async def append_events(
 
     def work(raw: sqlite3.Connection) -> list[int]:
         ids: list[int] = []
-        for event in ready:
-            built = _later(event, ids) if isinstance(event, Later) else event
-            ids.append(_insert(raw, built.kind, built, apply=apply))
+        with memo(raw):
+            for event in ready:
+                built = _later(event, ids) if isinstance(event, Later) else event
+                ids.append(_insert(raw, built.kind, built, apply=apply))
         return ids
 
     return await db.write(work)

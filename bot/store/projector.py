@@ -21,6 +21,7 @@ from bot.store.journal import (
     restart_chat,
     undo_after,
 )
+from bot.store.memo import memo
 from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
 from bot.store.schema import PROJECTION_TABLES
@@ -73,9 +74,10 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
     for table in PROJECTION_TABLES:
         raw.execute(f"DELETE FROM {table}")
     count = 0
-    for row in raw.execute("SELECT * FROM event_log ORDER BY id"):
-        apply_event(raw, parse_row(row))
-        count += 1
+    with memo(raw):
+        for row in raw.execute("SELECT * FROM event_log ORDER BY id"):
+            apply_event(raw, parse_row(row))
+            count += 1
     for _, sql in triggers:
         raw.execute(sql)
     raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
@@ -109,13 +111,14 @@ def rebuild_chat(raw: sqlite3.Connection, chat_id: str, *, up_to: int, since: in
         (chat_id, point, up_to),
     ).fetchall()
     replayed = 0
-    for row in rows:
-        if exclusions.rewound(row["id"]):
-            continue
-        event = parse_row(row)
-        if not exclusions.replaced(event):
-            apply_journalled(raw, event)
-            replayed += 1
+    with memo(raw):
+        for row in rows:
+            if exclusions.rewound(row["id"]):
+                continue
+            event = parse_row(row)
+            if not exclusions.replaced(event):
+                apply_journalled(raw, event)
+                replayed += 1
     return replayed
 
 

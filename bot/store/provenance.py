@@ -14,6 +14,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from bot.store import memo
 from bot.store.events import (
     ActivityChange,
     DigestWritten,
@@ -98,18 +99,52 @@ def source_of(payload: Payload) -> Source | None:
 
 
 def witnesses_of(raw: sqlite3.Connection, source: Source | None) -> frozenset[str] | None:
-    """Who witnessed ``source``; None when an item has no known source (everyone, as before)."""
+    """Who witnessed ``source``; None when an item has no known source (everyone, as before).
+
+    Inside a batch the answer is kept (``memo``): every memory and fact of a beat asks it.
+    """
     if source is None:
         return None
     if source.beat_id is not None:
-        rows = raw.execute(
-            "SELECT entity_id FROM turn_witnesses WHERE turn_id = ?", (source.beat_id,)
-        ).fetchall()
-        return frozenset(row[0] for row in rows)
+        return beat_witnesses(raw, source.beat_id)
+    scenes = memo.table(raw, "scene_participants")
+    if scenes is not None and (known := scenes.get(source.scene_id)) is not None:
+        return known  # type: ignore[no-any-return]
     row = raw.execute(
         "SELECT participants_json FROM scenes WHERE id = ?", (source.scene_id,)
     ).fetchone()
-    return frozenset(json.loads(row[0])) if row is not None else frozenset()
+    if row is None:
+        return frozenset()
+    found = frozenset(json.loads(row[0]))
+    if scenes is not None:
+        scenes[source.scene_id] = found
+    return found
+
+
+def beat_witnesses(raw: sqlite3.Connection, beat_id: int) -> frozenset[str]:
+    """Who witnessed the beat ``beat_id`` (nobody, for a beat not in the story)."""
+    beats = memo.table(raw, "turn_witnesses")
+    if beats is not None and (known := beats.get(beat_id)) is not None:
+        return known  # type: ignore[no-any-return]
+    rows = raw.execute("SELECT entity_id FROM turn_witnesses WHERE turn_id = ?", (beat_id,))
+    found = frozenset(row[0] for row in rows)
+    if beats is not None and found:  # none yet may still be recorded later in the batch
+        beats[beat_id] = found
+    return found
+
+
+def witnessed(raw: sqlite3.Connection, beat_id: int, witnesses: list[str]) -> None:
+    """The handler recording a beat's witnesses says so, for the rest of its batch."""
+    beats = memo.table(raw, "turn_witnesses")
+    if beats is not None:
+        beats[beat_id] = beats.get(beat_id, frozenset()) | frozenset(witnesses)
+
+
+def participated(raw: sqlite3.Connection, scene_id: int, participants: list[str]) -> None:
+    """The handler opening a scene says who is in it, for the rest of its batch."""
+    scenes = memo.table(raw, "scene_participants")
+    if scenes is not None:
+        scenes[scene_id] = frozenset(participants)
 
 
 def may_know(raw: sqlite3.Connection, entity_id: str, payload: Payload) -> bool:

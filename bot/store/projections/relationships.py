@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 
+from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
 from bot.store.projector import handles
 from bot.store.provenance import may_know, source_of, witnesses_of
@@ -37,11 +38,14 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent[EdgeUpdate]) -> Non
     if not may_know(raw, p.source_id, p):
         return  # nobody learns from what they did not witness
     key = (p.chat_id, p.source_id, p.target_id)
-    row = raw.execute(
-        "SELECT affinity, trust, relationship_summary, summary_seen_at FROM edges "
-        "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
-        key,
-    ).fetchone()
+    edges = memo.table(raw, "edges")
+    row = edges.get(key) if edges is not None else None
+    if row is None:
+        row = raw.execute(
+            "SELECT affinity, trust, relationship_summary, summary_seen_at FROM edges "
+            "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
+            key,
+        ).fetchone()
     affinity, trust = (50, 50) if row is None else (row[0], row[1])
     new_affinity = clamp(affinity + p.affinity_delta)
     new_trust = clamp(trust + p.trust_delta)
@@ -64,6 +68,8 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent[EdgeUpdate]) -> Non
             "summary_seen_at = ? WHERE chat_id = ? AND source_id = ? AND target_id = ?",
             (new_affinity, new_trust, summary, seen_at, *key),
         )
+    if edges is not None:
+        edges[key] = (new_affinity, new_trust, summary, seen_at)
     _learn(raw, event.id, p)
     if new_affinity != affinity or new_trust != trust:
         # what the beat actually moved, after clamping, is what "why" should show

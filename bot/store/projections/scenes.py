@@ -14,6 +14,7 @@ from bot.store.events import (
     SceneOpened,
 )
 from bot.store.projector import handles
+from bot.store.provenance import participated
 from bot.store.record import StoredEvent
 
 
@@ -40,6 +41,7 @@ def scene_opened(raw: sqlite3.Connection, event: StoredEvent[SceneOpened]) -> No
             p.started_at,
         ),
     )
+    participated(raw, event.id, p.participants)
 
 
 @handles(MeanwhileSceneStarted)
@@ -63,6 +65,7 @@ def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent[MeanwhileScene
             p.started_at,
         ),
     )
+    participated(raw, event.id, [p.host_bot_id, p.guest_bot_id])
 
 
 def scene_closed(

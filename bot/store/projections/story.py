@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 
@@ -43,6 +44,7 @@ def memory_written(raw: sqlite3.Connection, event: StoredEvent[MemoryWritten]) -
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def memory_scope(chat_id: str, owner_id: str) -> str:
     """One full-text token naming a (chat, owner): recall searches only inside it."""
     return (

@@ -16,6 +16,7 @@ from bot.store.events import (
     UserTurn,
 )
 from bot.store.projector import handles
+from bot.store.provenance import witnessed
 from bot.store.record import StoredEvent
 
 _INSERT = (
@@ -51,6 +52,7 @@ def _record_witnesses(
         "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES (?, ?, ?)",
         [(turn_id, chat_id, entity) for entity in witnesses],
     )
+    witnessed(raw, turn_id, witnesses)
 
 
 @handles(TurnStarted)
