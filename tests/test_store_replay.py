@@ -8,6 +8,8 @@ reference points at a scene, memory or turn that was written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.helpers.store_factories as f
-from bot.store import Appendable, Later, append_and_apply, append_events, open_db, project
+from bot.store import Appendable, Later, append_and_apply, append_events, journal, open_db, project
 from bot.store.events import MemoryWritten
 
 CHARACTERS = ("bot_a", "bot_b", "bot_c")
@@ -479,3 +481,76 @@ def test_a_rewind_gives_back_the_world_book_a_later_import_replaced() -> None:
     events = story_of(drawn).events
     assert [kind for kind, _ in events][-2:] == ["world_book_imported", "beats_rewound"]
     asyncio.run(replay_matches(events, cuts=[]))
+
+
+@contextlib.contextmanager
+def journal_bounded(beats: int, every: int) -> Iterator[None]:
+    """A journal pruned far more eagerly than in production, so small stories reach behind it."""
+    saved = (journal.JOURNAL_BEATS, journal.PRUNE_EVERY)
+    journal.JOURNAL_BEATS, journal.PRUNE_EVERY = beats, every
+    try:
+        yield
+    finally:
+        journal.JOURNAL_BEATS, journal.PRUNE_EVERY = saved
+
+
+def test_the_journal_keeps_only_the_last_beats_and_deeper_rewinds_replay_the_chat() -> None:
+    """The journal is bounded: it covers a chat's last JOURNAL_BEATS beats; a rewind inside
+    them undoes through it, one further back replays the chat whole. Both give what a
+    rebuild from the log gives."""
+    drawn = [(op, 0, b, (5, -5), b % 4) for b in range(1, 40) for op in ("turn", "memory", "edge")]
+    events = story_of([("chat", 0, 0, (0, 0), 0), ("scene", 0, 0, (0, 0), 0), *drawn]).events
+
+    async def since(db: Any) -> int:
+        row = await db.fetchone("SELECT since FROM undo_since WHERE chat_id = 'chat0'")
+        assert row is not None
+        return int(row[0])
+
+    async def run() -> None:
+        async with open_db(":memory:") as db:
+            for kind, payload in events:
+                await append_and_apply(db, kind=kind, payload=payload)
+            # Then the journal reaches back only to (about) the chat's last 10 beats
+            beats = await db.fetchall(
+                "SELECT id FROM turns WHERE chat_id = 'chat0' ORDER BY id DESC"
+            )
+            assert len(beats) > 40
+            cut = await since(db)
+            assert beats[16][0] <= cut < beats[9][0]  # 10 beats kept, pruned every 16 events
+            oldest = await db.fetchone("SELECT MIN(event_id) FROM undo_journal")
+            assert oldest is not None and oldest[0] > cut
+            # When the last beat is rewound, the journal undoes it (nothing replayed whole)
+            last = len(events)
+            await append_and_apply(
+                db, kind="beats_rewound", payload=f.beats_rewound(last - 3, "chat0")
+            )
+            assert await since(db) == cut
+            # When a rewind reaches behind the journal, the chat is replayed whole (and
+            # journalled from its start again)
+            await append_and_apply(
+                db, kind="beats_rewound", payload=f.beats_rewound(beats[30][0], "chat0")
+            )
+            assert await since(db) == 0
+            incremental = await f.snapshot(db, WORDS)
+            await project(db)
+            assert await f.snapshot(db, WORDS) == incremental
+
+    with journal_bounded(beats=10, every=16):
+        asyncio.run(run())
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(drawn=actions, cuts=st.lists(st.integers(0, 200), max_size=12))
+def test_replay_equals_incremental_with_a_pruned_journal(
+    drawn: list[tuple[str, int, int, tuple[int, int], int]], cuts: list[int]
+) -> None:
+    """Every kind of rewind and edit, with the journal pruned to two beats every few events:
+    rewinds behind it replay their chat whole, and the tables still equal a rebuild."""
+    story = story_of(drawn)
+    with journal_bounded(beats=2, every=3):
+        asyncio.run(replay_matches(story.events, cuts))

@@ -9,6 +9,12 @@ being applied. A full rebuild does not journal (it would halve its speed); it re
 that the journal covers only events after it (``undo_state.since``), and the first rewind
 reaching further back in a chat replays that chat whole, journalling as it goes.
 
+The journal is bounded: every ``PRUNE_EVERY`` events, the chats just written forget what their
+events before their last ``JOURNAL_BEATS`` beats changed (``prune``), and say so in
+``undo_since``; a rewind or an edit reaching further back replays its chat whole, as after a
+rebuild. So the journal holds about ``JOURNAL_BEATS`` beats' worth of rows a chat, however long
+the story.
+
 Handlers of chat-scoped tables must not use ``INSERT OR REPLACE``: the rows it deletes fire no
 trigger (SQLite's recursive triggers are off), so they could not be given back. Use an upsert.
 """
@@ -24,6 +30,13 @@ from bot.store import memo
 from bot.store.schema import CHAT_SCOPED_TABLES
 
 TRIGGER_PREFIX = "undo_"
+
+JOURNAL_BEATS = 500
+"""Rewinds and edits within a chat's last this many beats undo through the journal; deeper
+ones (rare: each is a long way back) replay the chat whole."""
+PRUNE_EVERY = 256
+"""A chat written in a batch whose event ids pass a multiple of this is pruned (one indexed
+delete), so pruning costs nothing most turns and the journal overshoots by little."""
 
 
 def _chat_column(table: str) -> str:
@@ -152,3 +165,32 @@ def undo_after(raw: sqlite3.Connection, chat_id: str, point: int) -> int:
                 )
     raw.execute("DELETE FROM undo_journal WHERE chat_id = ? AND event_id > ?", (chat_id, point))
     return len(rows)
+
+
+def prune_due(first_id: int, last_id: int) -> bool:
+    """True when the events ``first_id``..``last_id`` just written pass a pruning mark."""
+    return last_id // PRUNE_EVERY > (first_id - 1) // PRUNE_EVERY
+
+
+def prune(raw: sqlite3.Connection, chat_id: str, *, keep_beats: int | None = None) -> int:
+    """Forget what the chat's events before its last ``keep_beats`` beats changed; returns
+    how many journal rows went. Rewinds behind that point replay the chat whole."""
+    keep = JOURNAL_BEATS if keep_beats is None else keep_beats
+    row = raw.execute(
+        "SELECT id FROM turns WHERE chat_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+        (chat_id, keep),
+    ).fetchone()
+    if row is None:
+        return 0  # a chat shorter than that keeps all of its journal
+    cut = int(row[0])
+    if cut <= covered_after(raw, chat_id):
+        return 0  # covered from later already (after a rebuild, or pruned past it)
+    deleted = raw.execute(
+        "DELETE FROM undo_journal WHERE chat_id = ? AND event_id <= ?", (chat_id, cut)
+    ).rowcount
+    raw.execute(
+        "INSERT INTO undo_since (chat_id, since) VALUES (?, ?) "
+        "ON CONFLICT (chat_id) DO UPDATE SET since = excluded.since",
+        (chat_id, cut),
+    )
+    return int(deleted)

@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError
 from bot.store.batch import Batch, Later
 from bot.store.db import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
+from bot.store.journal import prune, prune_due
 from bot.store.memo import memo
 from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
@@ -107,7 +108,9 @@ async def append(db: Database, event: Payload) -> int:
 
     def work(raw: sqlite3.Connection) -> int:
         with memo(raw):
-            return _insert(raw, event.kind, event, apply=True)
+            event_id = _insert(raw, event.kind, event, apply=True)
+        _prune_journal(raw, [event_id])
+        return event_id
 
     return await db.write(work)
 
@@ -129,6 +132,8 @@ async def append_events(
             for event in ready:
                 built = _later(event, ids) if isinstance(event, Later) else event
                 ids.append(_insert(raw, built.kind, built, apply=apply))
+        if apply:
+            _prune_journal(raw, ids)
         return ids
 
     return await db.write(work)
@@ -139,6 +144,19 @@ def _checked(event: Appendable) -> Payload | Later[Any]:
         kind, fields = event
         return validate(kind, fields)
     return event
+
+
+def _prune_journal(raw: sqlite3.Connection, ids: list[int]) -> None:
+    """Keep the undo journal bounded: now and then, the chats just written forget their
+    oldest changes (``journal.prune``)."""
+    if not ids or not prune_due(ids[0], ids[-1]):
+        return
+    chats = raw.execute(  # a batch's ids follow one another
+        "SELECT DISTINCT chat_id FROM event_log WHERE id BETWEEN ? AND ? AND chat_id IS NOT NULL",
+        (ids[0], ids[-1]),
+    ).fetchall()
+    for (chat_id,) in chats:
+        prune(raw, chat_id)
 
 
 def _later(event: Later[Any], ids: list[int]) -> Payload:
