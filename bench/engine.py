@@ -310,6 +310,8 @@ class SizeResult:
     turn_with_latency_ms: list[float]
     regenerate_ms: list[float] = field(default_factory=list)
     rewind_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    """Process CPU time per turn (both threads): what the turn costs whatever the load."""
 
 
 async def bench_size(
@@ -331,15 +333,17 @@ async def bench_size(
         llm.prompt_sizes.clear()
         profiler = cProfile.Profile() if profile else None
         timer = QueryTimer() if profile else None
-        turn_ms = []
+        turn_ms: list[float] = []
+        cpu_ms: list[float] = []
         with timer or contextlib.nullcontext():
             for n in range(turns):
                 prose = PROSES[n % len(PROSES)] + f" (bench {n})"
                 if profiler:
                     profiler.enable()
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await engine.turns.take(CHAT, prose, TimingSink())
                 turn_ms.append((time.perf_counter() - started) * 1000)
+                cpu_ms.append((time.process_time() - cpu) * 1000)
                 if profiler:
                     profiler.disable()
         calls = {kind: count / turns for kind, count in sorted(llm.counts.items())}
@@ -363,7 +367,16 @@ async def bench_size(
             first_ms.append((sink.first_text - started) * 1000)
             whole_ms.append((ended - started) * 1000)
     return SizeResult(
-        history, build_seconds, turn_ms, sizes, calls, first_ms, whole_ms, regenerate_ms, rewind_ms
+        history,
+        build_seconds,
+        turn_ms,
+        sizes,
+        calls,
+        first_ms,
+        whole_ms,
+        regenerate_ms,
+        rewind_ms,
+        cpu_ms,
     )
 
 
@@ -521,7 +534,8 @@ async def main(argv: list[str] | None = None) -> int:
             )
             print(
                 f"{size:>7,} prior turns: built in {result.build_seconds:.1f} s, "
-                f"median overhead {statistics.median(result.turn_ms):.2f} ms/turn",
+                f"median overhead {statistics.median(result.turn_ms):.2f} ms/turn "
+                f"(CPU {statistics.median(result.cpu_ms):.2f} ms)",
                 flush=True,
             )
             results.append(result)

@@ -62,18 +62,13 @@ class Cast:
 
 async def load_cast(ctx: StoryContext, chat_id: str) -> Cast:
     """Everything a turn needs about a chat, or a StoryError that says what is missing."""
-    chat = await ctx.views.chat(chat_id)
-    if chat is None or chat.status != "open":
+    setting = await ctx.views.setting(chat_id)
+    if setting is None or setting.chat.status != "open":
         raise NoOpenStory(chat_id)
-    host = await ctx.views.character(chat.guild_id, chat.host_id)
-    if host is None:
-        raise HostDeleted(chat.host_id)
-    guest = None
-    if chat.guest_id:
-        guest = await ctx.views.character(chat.guild_id, chat.guest_id)
-    scene = await ctx.views.open_scene(chat_id, "you")
-    if scene is None:
+    if setting.host is None:
+        raise HostDeleted(setting.chat.host_id)
+    if setting.scene is None:
         raise NoOpenScene()
-    meanwhile = await ctx.views.open_scene(chat_id, "meanwhile")
-    you = await ctx.views.you(chat.guild_id, chat.owner_id)
-    return Cast(chat, host, guest, you, scene, meanwhile)
+    return Cast(
+        setting.chat, setting.host, setting.guest, setting.you, setting.scene, setting.meanwhile
+    )

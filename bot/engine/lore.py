@@ -84,9 +84,14 @@ async def lore_for(
     speaker: Character,
     transcript: Sequence[Beat],
     line: str,
+    *,
+    chat_book: Lorebook | None = None,
 ) -> Activation:
-    """What world info fires for ``speaker`` given what it witnessed and the line it answers."""
-    books = books_for(speaker, await world_book(ctx, cast.chat.id))
+    """What world info fires for ``speaker`` given what it witnessed and the line it answers
+    (``chat_book``: the chat's world book, when the caller has read it already)."""
+    if chat_book is None:
+        chat_book = await world_book(ctx, cast.chat.id)
+    books = books_for(speaker, chat_book)
     if not books:
         return Activation()
     names = Names(char=speaker.name, user=cast.you.name)

@@ -12,6 +12,7 @@ its segments are stored on the user_turn for later reading.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -54,7 +55,13 @@ CLASSIFY_SYSTEM = (
 
 def out_of_character_spans(prose: str) -> list[tuple[int, int]]:
     """Where ``prose`` speaks out of character, as (start, end) offsets in order."""
-    return [m.span() for m in OOC_PATTERN.finditer(prose) if m.group().strip()]
+    return list(_ooc_spans(prose))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ooc_spans(prose: str) -> tuple[tuple[int, int], ...]:
+    # every turn measures each beat of its transcript window again: the same lines each time
+    return tuple(m.span() for m in OOC_PATTERN.finditer(prose) if m.group().strip())
 
 
 def is_out_of_character(prose: str) -> bool:
@@ -63,10 +70,11 @@ def is_out_of_character(prose: str) -> bool:
     return not rest.strip() and bool(prose.strip())
 
 
+@functools.lru_cache(maxsize=4096)
 def in_character_text(prose: str) -> str:
     """``prose`` without its out-of-character spans (an OOC aside inside a story line)."""
     kept, at = [], 0
-    for start, end in out_of_character_spans(prose):
+    for start, end in _ooc_spans(prose):
         kept.append(prose[at:start])
         at = end
     kept.append(prose[at:])

@@ -8,6 +8,8 @@ them, so they would match everything.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,8 +58,14 @@ def name_words(names: list[str]) -> frozenset[str]:
 
 
 def _shared(memory: Memory, words: list[str]) -> int:
-    found = set(_WORD.findall((memory.text + " " + memory.pov_summary).lower()))
+    found = _words_of(memory.text, memory.pov_summary)
     return sum(word in found for word in words)
+
+
+@functools.lru_cache(maxsize=4096)
+def _words_of(text: str, pov_summary: str) -> frozenset[str]:
+    # the same memories come back turn after turn: their words are found once
+    return frozenset(_WORD.findall((text + " " + pov_summary).lower()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +112,18 @@ async def recall(
         return Recalled()
     recent_count = limit // 2
     seen = Shown(shown)
-    candidates = await views.memories(chat_id, owner_id, limit=recent_count + 2 * len(shown))
+    words = cue_words(query, leave_out=name_words(list(names)))
+    candidates, matches = await asyncio.gather(  # queued together: one wait, not two
+        views.memories(chat_id, owner_id, limit=recent_count + 2 * len(shown)),
+        views.search_memories(
+            chat_id,
+            owner_id,
+            any_of(words),
+            (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
+        ),
+    )
     earlier = [m for m in candidates if not seen.repeated_by(m)][:recent_count]
     taken = {m.id for m in earlier}
-    words = cue_words(query, leave_out=name_words(list(names)))
-    matches = await views.search_memories(
-        chat_id,
-        owner_id,
-        any_of(words),
-        (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
-    )
     fresh = [m for m in matches if m.id not in taken and not seen.repeated_by(m)]
     relevant = sorted(fresh, key=lambda m: (-_shared(m, words), -m.id))[: limit - recent_count]
     return Recalled(

@@ -332,7 +332,11 @@ async def _point_of_view(
     """
     present = present_entities(scene)
     others = tuple(other for other in present if other != speaker.id)
-    relationships = await ctx.views.relationships(cast.chat.id, speaker.id, others, about=prose)
+    relationships, activities, chat_book = await asyncio.gather(  # queued together
+        ctx.views.relationships(cast.chat.id, speaker.id, others, about=prose),
+        ctx.views.activities_seen(cast.chat.id, speaker.id, present),
+        world_book(ctx, cast.chat.id),
+    )
     pov = PointOfView(
         speaker=speaker,
         you=cast.you,
@@ -340,16 +344,17 @@ async def _point_of_view(
         present=present,
         names=cast.names(),
         relationships=relationships,
-        activities=await ctx.views.activities_seen(cast.chat.id, speaker.id, present),
+        activities=activities,
         premise=scene.premise,
     )
     budget = ctx.settings.prompt_token_budget
-    if books_for(speaker, await world_book(ctx, cast.chat.id)):
+    if books_for(speaker, chat_book):
         pov = replace(pov, lore_reserve=int(budget * LORE_SHARE))
     window = await witnessed_window(
         ctx.views, pov, budget_tokens=budget, max_beats=ctx.settings.transcript_beats
     )
-    pov = replace(pov, transcript=window, lore=await lore_for(ctx, cast, speaker, window, prose))
+    lore = await lore_for(ctx, cast, speaker, window, prose, chat_book=chat_book)
+    pov = replace(pov, transcript=window, lore=lore)
     shown = fit_transcript(pov, _cue(cast, prose or None, speaker), budget_tokens=budget)
     memories = await recall(
         ctx.views,
@@ -412,9 +417,11 @@ async def derive_world(
     nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
     for source in sources:
         others = tuple(t for t in present if t != source.id)
-        seen = await ctx.views.relationships(cast.chat.id, source.id, others)
+        seen, doing = await asyncio.gather(  # queued together
+            ctx.views.relationships(cast.chat.id, source.id, others),
+            activity_all_saw(ctx, cast.chat.id, source.id, present, before=beat_id),
+        )
         targets = [(t, names.get(t, t), rel) for t, rel in zip(others, seen, strict=True)]
-        doing = await activity_all_saw(ctx, cast.chat.id, source.id, present, before=beat_id)
         requests.append(
             ask_state_update(
                 ctx.models,
@@ -443,10 +450,10 @@ async def activity_all_saw(
     if all of them last saw the same thing (one who missed a change must see the new one too).
     Nothing seen at or after the beat counts: an edit derives old beats again.
     """
-    seen = [
-        (await ctx.views.activities_seen(chat_id, viewer, (entity,), before=before)).get(entity)
-        for viewer in dict.fromkeys((entity, *present))
-    ]
+    viewers = tuple(dict.fromkeys((entity, *present)))
+    seen = list(
+        (await ctx.views.activities_seen_by(chat_id, viewers, entity, before=before)).values()
+    )
     return seen[0] if all(view == seen[0] for view in seen) else None
 
 

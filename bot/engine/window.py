@@ -20,10 +20,12 @@ async def witnessed_window(
 ) -> list[Beat]:
     """The beats ``pov.speaker`` witnessed that its next prompt shows, oldest first."""
     chat_id, speaker_id = pov.chat.id, pov.speaker.id
-    witnessed = await views.witnessed_count(chat_id, speaker_id)
     step = ANCHOR_STEPS * max_beats
-    anchor = max(0, (witnessed - max_beats) // step * step)
-    beats = await views.witnessed_beats(chat_id, speaker_id, witnessed - anchor)
+
+    def since_anchor(witnessed: int) -> int:
+        return witnessed - max(0, (witnessed - max_beats) // step * step)
+
+    beats = await views.witnessed_latest(chat_id, speaker_id, since_anchor)
     room = transcript_room(pov, budget_tokens)
     start = settle_window([beat_cost(pov, b) for b in beats], room, max_beats)
     return beats[start:]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +166,24 @@ def _scene(row: sqlite3.Row) -> Scene:
     )
 
 
+def _activity(row: sqlite3.Row) -> Activity:
+    return Activity(
+        entity_id=row["entity_id"],
+        posture=row["posture"],
+        verb=json.loads(row["action_json"]).get("verb", ""),
+        attention=row["attention"],
+        holding=tuple(json.loads(row["holding_json"])),
+    )
+
+
 def _memory(row: sqlite3.Row) -> Memory:
+    return _memory_of(tuple(row), tuple(row.keys()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _memory_of(values: tuple[object, ...], keys: tuple[str, ...]) -> Memory:
+    # every prompt reads the same memories again: a row seen before is the same Memory
+    row: dict[str, Any] = dict(zip(keys, values, strict=True))
     return Memory(
         id=row["id"],
         owner_id=row["owner_id"],
@@ -179,6 +198,13 @@ def _memory(row: sqlite3.Row) -> Memory:
 
 
 def _beat(row: sqlite3.Row) -> Beat:
+    return _beat_of(tuple(row), tuple(row.keys()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _beat_of(values: tuple[object, ...], keys: tuple[str, ...]) -> Beat:
+    # every prompt reads its transcript window again: a row seen before is the same Beat
+    row: dict[str, Any] = dict(zip(keys, values, strict=True))
     return Beat(
         id=row["id"],
         role=row["role"],
@@ -194,12 +220,71 @@ def _beat(row: sqlite3.Row) -> Beat:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A chat as every turn reads it first: its characters, open scenes and player."""
+
+    chat: Chat
+    host: Character | None
+    guest: Character | None
+    you: You
+    scene: Scene | None
+    meanwhile: Scene | None
+
+
+def _setting(raw: sqlite3.Connection, chat_id: str) -> Setting | None:
+    row = raw.execute("SELECT * FROM chats WHERE id = ?", (chat_id,)).fetchone()
+    if row is None:
+        return None
+    chat = _chat(row)
+
+    def character(character_id: str | None) -> Character | None:
+        if not character_id:
+            return None
+        found = raw.execute(
+            "SELECT payload_json FROM characters WHERE guild_id = ? AND id = ?",
+            (chat.guild_id, character_id),
+        ).fetchone()
+        return None if found is None else Character(chat.guild_id, _card(found[0]))
+
+    def open_scene(kind: str) -> Scene | None:
+        found = raw.execute(
+            "SELECT * FROM scenes WHERE chat_id = ? AND status = 'open' AND kind = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (chat_id, kind),
+        ).fetchone()
+        return None if found is None else _scene(found)
+
+    you = raw.execute(
+        "SELECT name, pronouns, persona FROM yous WHERE guild_id = ? AND owner_id = ?",
+        (chat.guild_id, chat.owner_id),
+    ).fetchone()
+    return Setting(
+        chat=chat,
+        host=character(chat.host_id),
+        guest=character(chat.guest_id),
+        you=DEFAULT_YOU if you is None else You(you[0], you[1], you[2]),
+        scene=open_scene("you"),
+        meanwhile=open_scene("meanwhile"),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _card(payload_json: str) -> BotAuthored:
+    """A card as stored (read every turn; the same text gives the same card, never changed)."""
+    return BotAuthored.model_validate_json(payload_json)
+
+
 class Views:
     """Queries over the projections, each on an index. Prompts use only bounded ones (LIMIT);
     ``beats`` reads a whole transcript, for exports and rewinds."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def setting(self, chat_id: str) -> Setting | None:
+        """The chat, its characters, open scenes and player, in one trip to the store."""
+        return await self.db.read(lambda raw: _setting(raw, chat_id))
 
     async def character(self, guild_id: int, character_id: str) -> Character | None:
         row = await self.db.fetchone(
@@ -208,13 +293,13 @@ class Views:
         )
         if row is None:
             return None
-        return Character(guild_id, BotAuthored.model_validate_json(row[0]))
+        return Character(guild_id, _card(row[0]))
 
     async def characters(self, guild_id: int) -> list[Character]:
         rows = await self.db.fetchall(
             "SELECT payload_json FROM characters WHERE guild_id = ? ORDER BY id", (guild_id,)
         )
-        return [Character(guild_id, BotAuthored.model_validate_json(r[0])) for r in rows]
+        return [Character(guild_id, _card(r[0])) for r in rows]
 
     async def asset(self, sha256: str) -> tuple[bytes, str] | None:
         row = await self.db.fetchone(
@@ -308,6 +393,19 @@ class Views:
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
+    async def activities_seen_by(
+        self, chat_id: str, viewer_ids: tuple[str, ...], entity_id: str, *, before: int
+    ) -> dict[str, Activity | None]:
+        """``activities_seen`` of one entity by several viewers, in one query."""
+        marks = ",".join("?" * len(viewer_ids))
+        rows = await self.db.fetchall(
+            "SELECT * FROM activity_views WHERE chat_id = ? AND entity_id = ? "
+            f"AND viewer_id IN ({marks}) AND seen_at < ?",
+            (chat_id, entity_id, *viewer_ids, before),
+        )
+        found = {r["viewer_id"]: _activity(r) for r in rows}
+        return {viewer: found.get(viewer) for viewer in viewer_ids}
+
     async def activities_seen(
         self,
         chat_id: str,
@@ -328,16 +426,7 @@ class Views:
             f"AND entity_id IN ({marks}) AND seen_at < ?",
             (chat_id, viewer_id, *entity_ids, 2**62 if before is None else before),
         )
-        found = {
-            r["entity_id"]: Activity(
-                entity_id=r["entity_id"],
-                posture=r["posture"],
-                verb=json.loads(r["action_json"]).get("verb", ""),
-                attention=r["attention"],
-                holding=tuple(json.loads(r["holding_json"])),
-            )
-            for r in rows
-        }
+        found = {r["entity_id"]: _activity(r) for r in rows}
         return {entity: found[entity] for entity in entity_ids if entity in found}
 
     async def memories(self, chat_id: str, owner_id: str, limit: int = 20) -> list[Memory]:
@@ -388,13 +477,24 @@ class Views:
         )
         return [_beat(r) for r in reversed(rows)]
 
-    async def witnessed_count(self, chat_id: str, entity_id: str) -> int:
-        """How many beats ``entity_id`` was present for (a range count on the primary key)."""
-        row = await self.db.fetchone(
-            "SELECT COUNT(*) FROM turn_witnesses WHERE entity_id = ? AND chat_id = ?",
-            (entity_id, chat_id),
-        )
-        return int(row[0]) if row is not None else 0
+    async def witnessed_latest(
+        self, chat_id: str, entity_id: str, how_many: Callable[[int], int]
+    ) -> list[Beat]:
+        """The latest ``how_many(count)`` beats ``entity_id`` was present for, oldest first,
+        where count is how many it was present for: both in one trip to the store."""
+
+        def read(raw: sqlite3.Connection) -> list[sqlite3.Row]:
+            count = raw.execute(
+                "SELECT COUNT(*) FROM turn_witnesses WHERE entity_id = ? AND chat_id = ?",
+                (entity_id, chat_id),
+            ).fetchone()[0]
+            return raw.execute(
+                "SELECT t.* FROM turn_witnesses w JOIN turns t ON t.id = w.turn_id "
+                "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
+                (entity_id, chat_id, how_many(int(count))),
+            ).fetchall()
+
+        return [_beat(r) for r in reversed(await self.db.read(read))]
 
     async def scene_beats(self, scene_id: int, limit: int = 200) -> list[Beat]:
         rows = await self.db.fetchall(
@@ -516,13 +616,18 @@ class Views:
 
     async def world_book(self, chat_id: str) -> tuple[dict[str, Any], list[tuple[int, LoreEntry]]]:
         """The chat's world-book settings and its entries, by number (what /lore list shows)."""
-        settings_row = await self.db.fetchone(
-            "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
-        )
-        rows = await self.db.fetchall(
-            "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
-            (chat_id,),
-        )
+
+        def read(raw: sqlite3.Connection) -> tuple[sqlite3.Row | None, list[sqlite3.Row]]:
+            settings_row = raw.execute(
+                "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
+            ).fetchone()
+            rows = raw.execute(
+                "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
+                (chat_id,),
+            ).fetchall()
+            return settings_row, rows
+
+        settings_row, rows = await self.db.read(read)  # one trip: every prompt asks
         settings = json.loads(settings_row[0]) if settings_row is not None else {}
         return settings, [(int(row[0]), LoreEntry.model_validate_json(row[1])) for row in rows]
 
