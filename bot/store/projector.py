@@ -23,7 +23,7 @@ from bot.store.journal import (
 )
 from bot.store.memo import memo
 from bot.store.provenance import Source, source_of
-from bot.store.record import StoredEvent, parse_row
+from bot.store.record import StoredEvent, parse_row, parse_values
 from bot.store.schema import PROJECTION_TABLES
 
 if TYPE_CHECKING:
@@ -75,8 +75,12 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
         raw.execute(f"DELETE FROM {table}")
     count = 0
     with memo(raw):
-        for row in raw.execute("SELECT * FROM event_log ORDER BY id"):
-            apply_event(raw, parse_row(row))
+        log = raw.cursor()
+        log.row_factory = None  # plain tuples: a million sqlite3.Row lookups are not free
+        for row in log.execute(
+            "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
+        ):
+            apply_event(raw, parse_values(*row))
             count += 1
     for _, sql in triggers:
         raw.execute(sql)

@@ -31,6 +31,15 @@ class StoredEvent(Generic[E_co]):
         }
 
 
+def parse_values(
+    event_id: int, kind: str, payload_json: str, chat_id: str | None, created_at: str
+) -> StoredEvent[Payload]:
+    """``parse_row`` from the columns themselves (a replay reads them as plain tuples)."""
+    return StoredEvent(
+        event_id, kind, PAYLOAD_MODELS[kind].model_validate_json(payload_json), chat_id, created_at
+    )
+
+
 def parse_row(row: sqlite3.Row) -> StoredEvent[Payload]:
     model = PAYLOAD_MODELS[row["kind"]]
     return StoredEvent(

@@ -90,11 +90,12 @@ def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
             rows.append(
                 (p.chat_id, p.source_id, p.target_id, key, text, event_id, p.beat_id, p.scene_id)
             )
-    if rows:
-        raw.executemany(
+    if rows:  # one statement for all of them (executemany costs more for a few rows)
+        raw.execute(
             "INSERT OR IGNORE INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
-            "event_id, beat_id, scene_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            "event_id, beat_id, scene_id) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            [value for row in rows for value in row],
         )
 
 

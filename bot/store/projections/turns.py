@@ -48,10 +48,12 @@ def _record_witnesses(
             "host_guest": [host, guest],
         }[present_set_kind]
         witnesses = [entity for entity in implied if entity]
-    raw.executemany(
-        "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES (?, ?, ?)",
-        [(turn_id, chat_id, entity) for entity in witnesses],
-    )
+    if witnesses:  # one statement for all of them (executemany costs more for a few rows)
+        raw.execute(
+            "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(witnesses)),
+            [value for entity in witnesses for value in (turn_id, chat_id, entity)],
+        )
     witnessed(raw, turn_id, witnesses)
 
 
