@@ -28,7 +28,9 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import importlib.util
 import json
+import os
 import pstats
 import re
 import statistics
@@ -314,70 +316,84 @@ class SizeResult:
     """Process CPU time per turn (both threads): what the turn costs whatever the load."""
 
 
-async def bench_size(
-    history: int, directory: Path, *, turns: int, latency: float, direct_above: int, profile: bool
-) -> SizeResult:
-    path = directory / f"engine-{history}.db"
-    settings = Settings()
-    async with open_db(path) as db:
-        llm = FakeLLM()
-        engine = Engine(db, llm, settings)
+@dataclass
+class Prepared:
+    """One size's story, open, with its engine, ready for turns."""
+
+    history: int
+    db: Database
+    engine: Engine
+    llm: FakeLLM
+    result: SizeResult
+    calls: Counter[str] = field(default_factory=Counter)
+    """LLM calls of the measured turns, by kind."""
+
+
+async def prepare(
+    history: int, directory: Path, stack: contextlib.AsyncExitStack, *, direct_above: int
+) -> Prepared:
+    """Open a database of ``history`` prior turns (kept open in ``stack``) and warm it up."""
+    db = await stack.enter_async_context(open_db(directory / f"engine-{history}.db"))
+    llm = FakeLLM()
+    engine = Engine(db, llm, Settings())
+    started = time.perf_counter()
+    await _build_history(engine, db, history, direct=history > direct_above)
+    build_seconds = time.perf_counter() - started
+    # warm up (first-use caches, statement preparation), then measure
+    for n in range(3):
+        await engine.turns.take(CHAT, PROSES[n % len(PROSES)], TimingSink())
+    llm.counts.clear()
+    llm.prompt_sizes.clear()
+    result = SizeResult(history, build_seconds, [], [], {}, [], [])
+    return Prepared(history, db, engine, llm, result)
+
+
+async def measure_turns(ready: Prepared, turns: int, *, profile: bool = False) -> None:
+    """Play ``turns`` turns against the zero-latency LLM, timing each (wall and CPU)."""
+    profiler = cProfile.Profile() if profile else None
+    timer = QueryTimer() if profile else None
+    result = ready.result
+    calls_before, sizes_before = Counter(ready.llm.counts), len(ready.llm.prompt_sizes)
+    with timer or contextlib.nullcontext():
+        for n in range(turns):
+            prose = PROSES[n % len(PROSES)] + f" (bench {len(result.turn_ms)})"
+            if profiler:
+                profiler.enable()
+            started, cpu = time.perf_counter(), time.process_time()
+            await ready.engine.turns.take(CHAT, prose, TimingSink())
+            result.turn_ms.append((time.perf_counter() - started) * 1000)
+            result.cpu_ms.append((time.process_time() - cpu) * 1000)
+            if profiler:
+                profiler.disable()
+    ready.calls += ready.llm.counts - calls_before
+    result.prompt_tokens += ready.llm.prompt_sizes[sizes_before:]
+    result.calls_per_turn = {k: n / len(result.turn_ms) for k, n in sorted(ready.calls.items())}
+    if profiler and timer:
+        print(f"\n--- {turns} turns after {ready.history:,} turns: store calls, as awaited ---")
+        timer.report(turns)
+        print("--- cProfile of the same turns (event-loop thread; SQL runs on aiosqlite's) ---")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+async def measure_rewinds(ready: Prepared, repeats: int) -> None:
+    regenerate_ms, rewind_ms = await _rewinds(ready.engine, ready.db, repeats=repeats)
+    ready.result.regenerate_ms += regenerate_ms
+    ready.result.rewind_ms += rewind_ms
+
+
+async def measure_latency(ready: Prepared, turns: int, latency: float) -> None:
+    """With every LLM call taking ``latency`` s, the time to the first streamed text."""
+    result = ready.result
+    ready.llm.latency = latency
+    for n in range(turns):
+        sink = TimingSink()
         started = time.perf_counter()
-        await _build_history(engine, db, history, direct=history > direct_above)
-        build_seconds = time.perf_counter() - started
-
-        # warm up (first-use caches, statement preparation), then measure
-        for n in range(3):
-            await engine.turns.take(CHAT, PROSES[n % len(PROSES)], TimingSink())
-        llm.counts.clear()
-        llm.prompt_sizes.clear()
-        profiler = cProfile.Profile() if profile else None
-        timer = QueryTimer() if profile else None
-        turn_ms: list[float] = []
-        cpu_ms: list[float] = []
-        with timer or contextlib.nullcontext():
-            for n in range(turns):
-                prose = PROSES[n % len(PROSES)] + f" (bench {n})"
-                if profiler:
-                    profiler.enable()
-                started, cpu = time.perf_counter(), time.process_time()
-                await engine.turns.take(CHAT, prose, TimingSink())
-                turn_ms.append((time.perf_counter() - started) * 1000)
-                cpu_ms.append((time.process_time() - cpu) * 1000)
-                if profiler:
-                    profiler.disable()
-        calls = {kind: count / turns for kind, count in sorted(llm.counts.items())}
-        sizes = list(llm.prompt_sizes)
-        if profiler and timer:
-            print(f"\n--- {turns} turns after {history:,} turns: store calls, as awaited ---")
-            timer.report(turns)
-            print("--- cProfile of the same turns (event-loop thread; SQL runs on aiosqlite's) ---")
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-
-        regenerate_ms, rewind_ms = await _rewinds(engine, db, repeats=max(5, turns // 10))
-
-        llm.latency = latency
-        first_ms, whole_ms = [], []
-        for n in range(max(5, turns // 10)):
-            sink = TimingSink()
-            started = time.perf_counter()
-            await engine.turns.take(CHAT, PROSES[n % len(PROSES)] + f" (latency {n})", sink)
-            ended = time.perf_counter()
-            assert sink.first_text is not None
-            first_ms.append((sink.first_text - started) * 1000)
-            whole_ms.append((ended - started) * 1000)
-    return SizeResult(
-        history,
-        build_seconds,
-        turn_ms,
-        sizes,
-        calls,
-        first_ms,
-        whole_ms,
-        regenerate_ms,
-        rewind_ms,
-        cpu_ms,
-    )
+        await ready.engine.turns.take(CHAT, PROSES[n % len(PROSES)] + f" (latency {n})", sink)
+        ended = time.perf_counter()
+        assert sink.first_text is not None
+        result.first_text_ms.append((sink.first_text - started) * 1000)
+        result.turn_with_latency_ms.append((ended - started) * 1000)
+    ready.llm.latency = 0.0
 
 
 async def _rewinds(
@@ -503,10 +519,105 @@ def report_close(results: list[CloseResult], *, budget: int) -> bool:
     return ok
 
 
+QUICK = {"sizes": "10,100,1000", "close_sizes": "10,100,1000", "rebuild_sizes": "13000,100000"}
+"""``--quick``: smaller stories, the same figures (for a check while working)."""
+
+
+def _load_store_bench() -> Any:
+    """bench/store.py, for the rebuild figure (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "store_bench", Path(__file__).with_name("store.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
+
+
+def report_issue(
+    results: list[SizeResult],
+    closes: list[CloseResult],
+    rebuilds: list[dict[str, float]],
+    *,
+    load: tuple[float, float],
+) -> None:
+    """The issue's four figures together, each with its goal, from this one run."""
+    print(
+        "\n=== flat cost at any story length, this run "
+        f"(load average {load[0]:.1f} -> {load[1]:.1f} on {os.cpu_count()} cores) ==="
+    )
+    turn = [statistics.median(r.turn_ms) for r in results]
+    cpu = [statistics.median(r.cpu_ms) for r in results]
+    prompts = [max(r.prompt_tokens) for r in results]
+    sizes = " / ".join(f"{r.history:,}" for r in results)
+    print(
+        f"per-turn engine time at {sizes} prior beats (median ms, wall): "
+        + " / ".join(f"{m:.2f}" for m in turn)
+        + f"  [goal < {OVERHEAD_TARGET_MS:g}, last within {FLATNESS:.0%} of first: "
+        + (
+            "ok"
+            if max(turn) < OVERHEAD_TARGET_MS and abs(turn[-1] - turn[0]) <= FLATNESS * turn[0]
+            else "MISSED"
+        )
+        + "]"
+    )
+    print(
+        "  CPU per turn (median ms, both threads): "
+        + " / ".join(f"{m:.2f}" for m in cpu)
+        + "; largest prompt (tokens): "
+        + " / ".join(f"{m:,}" for m in prompts)
+    )
+    for label, key in (("regenerate", "regenerate_ms"), ("rewind", "rewind_ms")):
+        medians = [statistics.median(getattr(r, key)) for r in results]
+        ok = max(medians) < REWIND_TARGET_MS and all(
+            abs(m - medians[0]) <= REWIND_FLATNESS * medians[0] for m in medians
+        )
+        print(
+            f"{label} of the last beat at {sizes} (median ms): "
+            + " / ".join(f"{m:.1f}" for m in medians)
+            + f"  [goal < {REWIND_TARGET_MS:g}, flat within {REWIND_FLATNESS:.0%}: "
+            + ("ok]" if ok else "MISSED]")
+        )
+    if closes:
+        print(
+            "scene close after "
+            + " / ".join(f"{c.beats:,}" for c in closes)
+            + " beats: largest prompt "
+            + " / ".join(f"{c.largest_prompt:,}" for c in closes)
+            + " tokens, "
+            + " / ".join(f"{c.seconds:.2f}" for c in closes)
+            + " s, "
+            + " / ".join(str(c.calls) for c in closes)
+            + " calls"
+        )
+    if rebuilds:
+        target = 50_000
+        print(
+            "rebuild at "
+            + " / ".join(f"{int(r['events']):,}" for r in rebuilds)
+            + " events (facts on the edges): "
+            + " / ".join(f"{r['rebuild']:,.0f}" for r in rebuilds)
+            + " events/s"
+            + f"  [goal >= {target:,} at the largest: "
+            + ("ok]" if rebuilds[-1]["rebuild"] >= target else "MISSED]")
+        )
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="10,1000,10000", help="prior turns, comma-separated")
-    parser.add_argument("--turns", type=int, default=50, help="measured turns per size")
+    parser.add_argument("--turns", type=int, default=60, help="measured turns per size")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="the turns are played in this many rounds, each visiting every size in turn, so a "
+        "change of load on a shared machine falls on every size alike",
+    )
     parser.add_argument("--latency", type=float, default=0.1, help="fake LLM latency (s)")
     parser.add_argument(
         "--direct-above",
@@ -517,34 +628,61 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--close-sizes", default="10,1000,10000", help="beats in the closed scene ('' to skip)"
     )
+    parser.add_argument(
+        "--rebuild-sizes",
+        default="13000,100000,1000000",
+        help="events in the log rebuilt by bench/store.py ('' to skip)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: " + str(QUICK))
     parser.add_argument("--profile", action="store_true", help="cProfile the last size's turns")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
-    results = []
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    sizes = _sizes(args.sizes)
+    rounds = max(1, min(args.rounds, args.turns))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="storybot-engine-bench-") as tmp:
-        for i, size in enumerate(sizes):
-            result = await bench_size(
-                size,
-                Path(tmp),
-                turns=args.turns,
-                latency=args.latency,
-                direct_above=args.direct_above,
-                profile=args.profile and i == len(sizes) - 1,
-            )
-            print(
-                f"{size:>7,} prior turns: built in {result.build_seconds:.1f} s, "
-                f"median overhead {statistics.median(result.turn_ms):.2f} ms/turn "
-                f"(CPU {statistics.median(result.cpu_ms):.2f} ms)",
-                flush=True,
-            )
-            results.append(result)
-        closes = [
-            await bench_close(int(n), Path(tmp)) for n in args.close_sizes.split(",") if n.strip()
-        ]
+        async with contextlib.AsyncExitStack() as stack:
+            ready = []
+            for size in sizes:
+                ready.append(await prepare(size, Path(tmp), stack, direct_above=args.direct_above))
+                print(
+                    f"{size:>7,} prior turns: built in {ready[-1].result.build_seconds:.1f} s",
+                    flush=True,
+                )
+            for round_ in range(rounds):
+                for i, one in enumerate(ready):
+                    last = round_ == rounds - 1 and i == len(ready) - 1
+                    await measure_turns(one, args.turns // rounds, profile=args.profile and last)
+                    await measure_rewinds(one, max(1, args.turns // 10 // rounds))
+            for one in ready:
+                await measure_latency(one, max(5, args.turns // 10), args.latency)
+                r = one.result
+                print(
+                    f"{one.history:>7,} prior turns: median overhead "
+                    f"{statistics.median(r.turn_ms):.2f} ms/turn "
+                    f"(CPU {statistics.median(r.cpu_ms):.2f} ms)",
+                    flush=True,
+                )
+        results = [one.result for one in ready]
+        closes = [await bench_close(n, Path(tmp)) for n in _sizes(args.close_sizes)]
+    rebuild_sizes = _sizes(args.rebuild_sizes)
+    rebuilds: list[dict[str, float]] = []
+    if rebuild_sizes:
+        store_bench = _load_store_bench()
+        print("\nrebuild (bench/store.py):")
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="storybot-store-bench-") as tmp:
+            rebuilds = [
+                await store_bench.bench_size(n, Path(tmp), profile=False) for n in rebuild_sizes
+            ]
     budget = Settings().engine.prompt_token_budget
     ok = report(results, latency=args.latency, budget=budget)
     ok = report_close(closes, budget=budget) and ok
+    report_issue(results, closes, rebuilds, load=(load_before, os.getloadavg()[0]))
+    if rebuilds:
+        ok = ok and rebuilds[-1]["rebuild"] >= store_bench.REBUILD_TARGET
     return 0 if ok else 1
 
 

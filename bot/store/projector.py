@@ -59,15 +59,16 @@ def apply_journalled(raw: sqlite3.Connection, event: StoredEvent[Payload]) -> No
 def rebuild_all(raw: sqlite3.Connection) -> int:
     """Clear every projection and fold the whole log into it again; returns events applied.
 
-    The full-text index of memories is rebuilt once at the end instead of row by row through its
-    triggers (which cost two thirds of a rebuild): the triggers are dropped and recreated inside
-    the caller's transaction, so no one ever sees the store without them. The undo journal's
-    triggers are dropped too: after a rebuild the journal covers only later events.
+    The full-text indexes (of memories, of facts) are rebuilt once at the end instead of row by
+    row through their triggers (which cost two thirds of a rebuild): the triggers are dropped
+    and recreated inside the caller's transaction, so no one ever sees the store without them.
+    The undo journal's triggers are dropped too: after a rebuild it covers only later events.
     """
     drop_triggers(raw)
     forget_all(raw)
     triggers = raw.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'memories'"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name IN ('memories', 'edge_facts') AND name NOT LIKE 'undo_%'"
     ).fetchall()
     for name, _ in triggers:
         raw.execute(f'DROP TRIGGER "{name}"')
@@ -85,6 +86,7 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
     for _, sql in triggers:
         raw.execute(sql)
     raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+    raw.execute("INSERT INTO edge_facts_fts (edge_facts_fts) VALUES ('rebuild')")
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
     )

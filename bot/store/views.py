@@ -12,13 +12,12 @@ from typing import Any
 
 from bot.store.db import Database
 from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind, Segment
+from bot.store.projections.relationships import fact_scope
 from bot.store.projections.story import memory_scope
 
 FACTS_NEWEST = 6
 FACTS_MATCHING = 4
 MATCH_WORDS = 8
-FACTS_SEARCHED = 500
-"""How many of an edge's newest facts are searched for words of the line (a bounded cost)."""
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -712,14 +711,15 @@ def _known_facts(
     chosen = {(r[0], r[1]) for r in recent}
     words = [w for w in _WORD.findall(about.casefold()) if len(w) >= 4][:MATCH_WORDS]
     if words and matching > 0:
-        where = " OR ".join("fact_key LIKE ?" for _ in words)
-        # among the newest FACTS_SEARCHED only: a LIKE over every fact an edge ever learned
-        # walked the whole list each turn (a 10,000-beat story: 14 ms -> 40 ms a turn)
+        # the newest facts of this edge holding a word (or a longer word it begins) of the
+        # line, through the edge's scope in the full-text index: the search walks matches,
+        # newest first, and stops at ``matching``, however many facts the edge learned
+        any_word = " OR ".join(f'"{w}"*' for w in words)
+        query = f'scope : "{fact_scope(*key)}" AND fact_key : ({any_word})'
         found = raw.execute(
-            "SELECT event_id, fact FROM (SELECT event_id, fact, fact_key FROM edge_facts "
-            "WHERE chat_id = ? AND source_id = ? AND target_id = ? ORDER BY event_id DESC "
-            f"LIMIT ?) WHERE ({where}) LIMIT ?",
-            (*key, FACTS_SEARCHED, *(f"%{w}%" for w in words), matching),
+            "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
+            "edge_facts_fts WHERE edge_facts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)",
+            (query, matching),
         ).fetchall()
         chosen |= {(r[0], r[1]) for r in found}
     return tuple(fact for _, fact in sorted(chosen))

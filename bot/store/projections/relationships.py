@@ -8,6 +8,8 @@ last saw while they were together.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 import sqlite3
@@ -80,21 +82,32 @@ def edge_updated(raw: sqlite3.Connection, event: StoredEvent[EdgeUpdate]) -> Non
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def fact_scope(chat_id: str, source_id: str, target_id: str) -> str:
+    """One full-text token naming an edge: a search for facts matching a line stays inside it."""
+    edge = f"{chat_id}\0{source_id}\0{target_id}".encode()
+    return "e" + hashlib.sha1(edge, usedforsecurity=False).hexdigest()[:20]
+
+
 def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
     """One row per new fact; a fact already known keeps its first source."""
     rows = []
+    scope = fact_scope(p.chat_id, p.source_id, p.target_id)
     for fact in p.knowledge_facts:
         key = fact_key(fact)
         if key:
             text = fact.strip()
             rows.append(
-                (p.chat_id, p.source_id, p.target_id, key, text, event_id, p.beat_id, p.scene_id)
+                (
+                    *(p.chat_id, p.source_id, p.target_id, key, text),
+                    *(event_id, p.beat_id, p.scene_id, scope),
+                )
             )
     if rows:  # one statement for all of them (executemany costs more for a few rows)
         raw.execute(
             "INSERT OR IGNORE INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
-            "event_id, beat_id, scene_id) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            "event_id, beat_id, scene_id, scope) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
             [value for row in rows for value in row],
         )
 
