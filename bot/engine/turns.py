@@ -415,12 +415,17 @@ async def derive_world(
             sources.append(character)
             names.setdefault(character.id, character.name)
     nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
-    for source in sources:
-        others = tuple(t for t in present if t != source.id)
-        seen, doing = await asyncio.gather(  # queued together
-            ctx.views.relationships(cast.chat.id, source.id, others),
-            activity_all_saw(ctx, cast.chat.id, source.id, present, before=beat_id),
-        )
+    others_of = {source.id: tuple(t for t in present if t != source.id) for source in sources}
+    seen_all, doing_all = await asyncio.gather(  # every source's reads queued together
+        asyncio.gather(
+            *(ctx.views.relationships(cast.chat.id, s.id, others_of[s.id]) for s in sources)
+        ),
+        asyncio.gather(
+            *(activity_all_saw(ctx, cast.chat.id, s.id, present, before=beat_id) for s in sources)
+        ),
+    )
+    for source, seen, doing in zip(sources, seen_all, doing_all, strict=True):
+        others = others_of[source.id]
         targets = [(t, names.get(t, t), rel) for t, rel in zip(others, seen, strict=True)]
         requests.append(
             ask_state_update(
