@@ -531,6 +531,12 @@ def test_the_journal_keeps_only_the_last_beats_and_deeper_rewinds_replay_the_cha
                 db, kind="beats_rewound", payload=f.beats_rewound(beats[30][0], "chat0")
             )
             assert await since(db) == 0
+            # the beats each saw, kept as a count, are still the beats each saw
+            counted = await db.fetchall(
+                "SELECT chat_id, entity_id, COUNT(*) FROM turn_witnesses GROUP BY 1, 2"
+            )
+            kept = await db.fetchall("SELECT chat_id, entity_id, beats FROM witness_counts")
+            assert sorted(map(tuple, counted)) == sorted(map(tuple, kept))
             incremental = await f.snapshot(db, WORDS)
             await project(db)
             assert await f.snapshot(db, WORDS) == incremental

@@ -337,9 +337,20 @@ MIGRATIONS: tuple[str, ...] = (
         VALUES (new.rowid, new.scope, new.fact_key);
     END;
     """,
+    # 8: how many beats each entity of a chat witnessed, kept by the turn handlers: a prompt's
+    # transcript window is placed by that count, and COUNT(*) over turn_witnesses walked every
+    # beat the entity ever saw (1.5 ms a turn at 10,000 beats).
+    """
+    CREATE TABLE witness_counts (
+        chat_id TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        beats INTEGER NOT NULL,
+        PRIMARY KEY (chat_id, entity_id)
+    );
+    """,
 )
 
-REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7})
+REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7, 8})
 """Migrations after which the projections are rebuilt from the log (new derived columns)."""
 
 PROJECTION_TABLES: tuple[str, ...] = (
@@ -356,6 +367,7 @@ PROJECTION_TABLES: tuple[str, ...] = (
     "memories",
     "turns",
     "turn_witnesses",
+    "witness_counts",
     "open_turns",
     "digests",
     "story_threads",
@@ -377,6 +389,7 @@ CHAT_SCOPED_TABLES: tuple[str, ...] = (
     "memories",
     "turns",
     "turn_witnesses",
+    "witness_counts",
     "open_turns",
     "digests",
     "story_threads",

@@ -483,10 +483,11 @@ class Views:
         where count is how many it was present for: both in one trip to the store."""
 
         def read(raw: sqlite3.Connection) -> list[sqlite3.Row]:
-            count = raw.execute(
-                "SELECT COUNT(*) FROM turn_witnesses WHERE entity_id = ? AND chat_id = ?",
-                (entity_id, chat_id),
-            ).fetchone()[0]
+            found = raw.execute(
+                "SELECT beats FROM witness_counts WHERE chat_id = ? AND entity_id = ?",
+                (chat_id, entity_id),
+            ).fetchone()
+            count = 0 if found is None else found[0]
             return raw.execute(
                 "SELECT t.* FROM turn_witnesses w JOIN turns t ON t.id = w.turn_id "
                 "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",

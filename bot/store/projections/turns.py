@@ -48,11 +48,19 @@ def _record_witnesses(
             "host_guest": [host, guest],
         }[present_set_kind]
         witnesses = [entity for entity in implied if entity]
+    witnesses = list(dict.fromkeys(witnesses))
     if witnesses:  # one statement for all of them (executemany costs more for a few rows)
         raw.execute(
             "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES "
             + ", ".join(["(?, ?, ?)"] * len(witnesses)),
             [value for entity in witnesses for value in (turn_id, chat_id, entity)],
+        )
+        # how many beats each saw: a prompt's window is placed by it (a COUNT(*) grew)
+        raw.execute(
+            "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES "
+            + ", ".join(["(?, ?, 1)"] * len(witnesses))
+            + " ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = beats + 1",
+            [value for entity in witnesses for value in (chat_id, entity)],
         )
     witnessed(raw, turn_id, witnesses)
 
