@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from bot.engine import Engine, StoryError
 from bot.llm import Message, ScriptedLLM, Task
 from bot.store import Database, project
@@ -421,3 +423,19 @@ async def test_a_guest_joining_later_brings_its_starting_view_of_you(db: Databas
     assert (await engine.queries.relationship(chat_id, GUEST, "you")).summary == (
         "Tomas owes Sam a favour."
     )
+
+
+async def test_a_starting_view_too_long_once_its_macros_are_filled_is_refused_clearly(
+    db: Database,
+) -> None:
+    """A card's view of you fits its field, but ``{{user}}`` filled in with a longer name does
+    not fit the edge's summary: the start is refused in words, and nothing is written."""
+    engine, _ = make_engine(db)
+    await engine.characters.author(
+        character(HOST, "Mira", initial_relationship_to_you="{{user}}" * 2500)
+    )
+    await engine.characters.set_you(name="Alexandria")
+
+    with pytest.raises(StoryError, match=r"cannot start that story: .*relationship_summary"):
+        await engine.chats.start(host_id=HOST, chat_id=CHAT)
+    assert await engine.queries.chat(CHAT) is None

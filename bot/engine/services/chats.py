@@ -106,17 +106,18 @@ class Chats(Service):
             container = batch.add(
                 ContainerCreated(chat_id=new_id, name=place.strip() or "somewhere", type="place")
             )
+            scene = batch.later(
+                SceneOpened,
+                chat_id=new_id,
+                container_id=container,
+                started_at=world_time,
+                participants=participants,
+            )
+            cast = [host] if guest is None else [host, guest]
+            # a card's view of you, its macros filled in, may outgrow the edge's summary
+            batch.extend(relationship_seeds(new_id, cast, you.name))
         except ValidationError as exc:
             raise Invalid("story", all_problems(exc, root="(payload)")) from None
-        scene = batch.later(
-            SceneOpened,
-            chat_id=new_id,
-            container_id=container,
-            started_at=world_time,
-            participants=participants,
-        )
-        cast = [host] if guest is None else [host, guest]
-        batch.extend(relationship_seeds(new_id, cast, you.name))
         opening = None
         if kickoff.strip():
             opening = batch.later(
