@@ -363,3 +363,18 @@ async def test_the_readmes_console_example_plays_without_an_error(
     assert [line for line in out.splitlines() if line.startswith("error")] == []
     assert "/rewind" in example and "(rewound " in out
     assert (tmp_path / "my-story.md").exists()
+
+
+async def test_a_rewind_count_past_the_stores_integers_is_refused_and_play_goes_on(
+    db: Database,
+) -> None:
+    engine, _ = await _engine_with_cast(db)
+
+    out = await _play(
+        engine, "/chat start host=mira\n/rewind 99999999999999999999\n/character list\n"
+    )
+
+    assert out.splitlines()[1:] == [
+        "error: there are only 0 of your lines to take back, not 99999999999999999999",
+        "mira: Mira Vale",
+    ]

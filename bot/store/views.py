@@ -587,7 +587,8 @@ class Views:
         """The player's newest ``count`` lines in the story, newest first."""
         rows = await self.db.fetchall(
             "SELECT * FROM turns WHERE chat_id = ? AND role = 'user' ORDER BY id DESC LIMIT ?",
-            (chat_id, count),
+            # a LIMIT is a 64-bit integer: a larger count (a typed one) asks for every line
+            (chat_id, min(count, 2**63 - 1)),
         )
         return [_beat(r) for r in rows]
 
