@@ -360,7 +360,11 @@ class Console:
         await self.engine.history.regenerate(self._chat_id(), ConsoleSink(self.out))
 
     async def _rewind(self, args: list[str]) -> None:
-        if len(args) > 1 or (args and not args[0].isdigit()) or args == ["0"]:
+        if (
+            len(args) > 1
+            or (args and not (args[0].isascii() and args[0].isdigit()))
+            or args == ["0"]
+        ):
             raise UsageError("use /rewind [N] with N ≥ 1")
         count = int(args[0]) if args else 1
         rewound = await self.engine.history.rewind_lines(self._chat_id(), count)

@@ -378,3 +378,12 @@ async def test_a_rewind_count_past_the_stores_integers_is_refused_and_play_goes_
         "error: there are only 0 of your lines to take back, not 99999999999999999999",
         "mira: Mira Vale",
     ]
+
+
+async def test_a_rewind_count_that_is_no_plain_number_is_a_usage_error(db: Database) -> None:
+    """``"²".isdigit()`` is true, but ``int("²")`` raises: it must not end the console."""
+    engine, _ = await _engine_with_cast(db)
+
+    out = await _play(engine, "/chat start host=mira\n/rewind ²\n/character list\n")
+
+    assert out.splitlines()[1:] == ["error: use /rewind [N] with N ≥ 1", "mira: Mira Vale"]
