@@ -390,3 +390,15 @@ async def test_rewind_lines_takes_back_the_last_n_lines_and_keeps_the_opening(
     assert [b.text for b in await engine.queries.beats(chat_id)] == ["one", "BotA one."]
     assert (await engine.queries.relationship(chat_id, HOST, "you")).affinity == 51
     await _assert_replay_equals_incremental(db)
+
+
+async def test_rewind_lines_asked_for_more_than_the_one_line_there_is_says_so_in_words(
+    db: Database,
+) -> None:
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine, guest=False)
+    await _play(engine, mock, chat_id, "hello", "REPLY-ONE")
+
+    with pytest.raises(StoryError) as refused:
+        await engine.history.rewind_lines(chat_id, 2)
+    assert str(refused.value) == "there is only 1 of your lines to take back, not 2"

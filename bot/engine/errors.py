@@ -279,8 +279,8 @@ class TooFewLines(StoryError):
     have: int
 
     def __str__(self) -> str:
-        lines = "line" if self.have == 1 else "lines"
-        return f"there are only {self.have} of your {lines} to take back, not {self.asked}"
+        are = "is" if self.have == 1 else "are"
+        return f"there {are} only {self.have} of your lines to take back, not {self.asked}"
 
 
 @dataclass(eq=False)
