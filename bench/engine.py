@@ -9,7 +9,7 @@ guest all present) with that many prior turns: played for real through the engin
 ``--direct-above`` turns, above that appended straight to the store in batches shaped like the
 events of real turns (turn_started, user_turn, assistant_turn, a memory per witness, an
 edge_update per directed pair), with a scene close every 40 turns. Then ``--turns`` more turns
-are played through ``Engine.take_turn`` against a zero-latency fake LLM, so their wall time is
+are played through ``engine.turns.take`` against a zero-latency fake LLM, so their wall time is
 the engine's own overhead. Last, with every LLM call taking ``--latency`` seconds before its
 first token, the time from the player's line to the first streamed text is measured: it should
 be one round trip, because classification runs beside the stream.
