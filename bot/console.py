@@ -24,7 +24,7 @@ from typing import TextIO
 from bot.cards import CardError, load_character_file
 from bot.config import Settings
 from bot.console_errors import describe
-from bot.console_lore import LoreUsageError, lore_command
+from bot.console_lore import LoreUsageError, is_count, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.llm import OpenAICompatibleClient
 from bot.sharing import sharing
@@ -247,7 +247,7 @@ class Console:
             if "host" not in options:
                 raise UsageError("/chat start needs host=ID")
             greeting = options.get("greeting", "0")
-            if not greeting.isdigit():
+            if not is_count(greeting):
                 raise UsageError("greeting=N takes a number: 0 the first message, 1… alternates")
             started = await self.engine.chats.start(
                 guild_id=self.guild_id,
@@ -314,7 +314,7 @@ class Console:
             premise = " ".join(args[1:])
             await self.engine.scenes.start_meanwhile(chat_id, premise=premise)
             self.say("(meanwhile… your lines now steer the scene without you)")
-        elif args[:1] == ["beats"] and len(args) == 2 and args[1].isdigit():
+        elif args[:1] == ["beats"] and len(args) == 2 and is_count(args[1]):
             await self.engine.turns.meanwhile_beats(
                 chat_id, int(args[1]), lambda: ConsoleSink(self.out)
             )
@@ -360,15 +360,12 @@ class Console:
         await self.engine.history.regenerate(self._chat_id(), ConsoleSink(self.out))
 
     async def _rewind(self, args: list[str]) -> None:
-        if (
-            len(args) > 1
-            or (args and not (args[0].isascii() and args[0].isdigit()))
-            or args == ["0"]
-        ):
+        if len(args) > 1 or (args and not is_count(args[0])) or args == ["0"]:
             raise UsageError("use /rewind [N] with N ≥ 1")
         count = int(args[0]) if args else 1
         rewound = await self.engine.history.rewind_lines(self._chat_id(), count)
-        self.say(f"(rewound {len(rewound.beats)} beats; the story goes on from here)")
+        beats = "beat" if len(rewound.beats) == 1 else "beats"
+        self.say(f"(rewound {len(rewound.beats)} {beats}; the story goes on from here)")
 
     async def _why(self, args: list[str]) -> None:
         if len(args) != 2:

@@ -9,6 +9,13 @@ from pathlib import Path
 from bot.engine import Engine
 from bot.engine.lore import describe_entry, entry_fields
 
+
+def is_count(text: str) -> bool:
+    """A plain whole number the store can hold: ASCII digits only (``"²".isdigit()`` is true,
+    ``int("²")`` fails) and at most 18 of them (SQLite's integers end at 2^63)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 USAGE = (
     'use /lore import PATH, /lore add keys=a,b content="…" [secondary=…] [logic=and_any] '
     "[constant=yes] [position=after_char|at_depth] [depth=N] [order=N], /lore list, "
@@ -79,7 +86,7 @@ class _LoreCommands:
         if "content" not in options:
             raise LoreUsageError(USAGE)
         order, depth = options.get("order", "100"), options.get("depth", "4")
-        if not order.lstrip("-").isdigit() or not depth.isdigit():
+        if not is_count(order.removeprefix("-")) or not is_count(depth):
             raise LoreUsageError("order and depth must be whole numbers")
         fields = entry_fields(
             keys=options.get("keys", ""),
@@ -104,7 +111,7 @@ class _LoreCommands:
             self.say("(the world book is empty)")
 
     async def remove(self, rest: list[str]) -> None:
-        if len(rest) != 1 or not rest[0].isdigit():
+        if len(rest) != 1 or not is_count(rest[0]):
             raise LoreUsageError(USAGE)
         await self.engine.lore.remove(self.chat_id, int(rest[0]))
         self.say(f"(world-book entry #{rest[0]} removed)")

@@ -374,10 +374,7 @@ async def test_a_rewind_count_past_the_stores_integers_is_refused_and_play_goes_
         engine, "/chat start host=mira\n/rewind 99999999999999999999\n/character list\n"
     )
 
-    assert out.splitlines()[1:] == [
-        "error: there are only 0 of your lines to take back, not 99999999999999999999",
-        "mira: Mira Vale",
-    ]
+    assert out.splitlines()[1:] == ["error: use /rewind [N] with N ≥ 1", "mira: Mira Vale"]
 
 
 async def test_a_rewind_count_that_is_no_plain_number_is_a_usage_error(db: Database) -> None:
@@ -387,3 +384,23 @@ async def test_a_rewind_count_that_is_no_plain_number_is_a_usage_error(db: Datab
     out = await _play(engine, "/chat start host=mira\n/rewind ²\n/character list\n")
 
     assert out.splitlines()[1:] == ["error: use /rewind [N] with N ≥ 1", "mira: Mira Vale"]
+
+
+async def test_counts_that_are_no_plain_number_are_usage_errors_everywhere(db: Database) -> None:
+    """The same ``isdigit`` trap in every console command that takes a count."""
+    engine, _ = await _engine_with_cast(db)
+    script = (
+        "/chat start host=mira greeting=²\n"
+        "/chat start host=mira\n"
+        "/lore remove ²\n"
+        "/lore remove 99999999999999999999\n"
+        "/character list\n"
+    )
+
+    out = await _play(engine, script)
+
+    lines = out.splitlines()
+    assert lines[0].startswith("error: greeting=N takes a number")
+    assert len([line for line in lines if line.startswith("error: use /lore")]) == 2
+    assert lines[-1] == "mira: Mira Vale"
+    assert not any("Traceback" in line or "Overflow" in line for line in lines)

@@ -10,7 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from bot.engine import Engine
+import pytest
+
+from bot.engine import Engine, StoryError
 from bot.llm import Message, ScriptedLLM
 from bot.store import Database
 from bot.store.events import AssistantTurn, DigestWritten, EdgeUpdate, ManualEdit, MemoryWritten
@@ -182,3 +184,13 @@ async def test_meanwhile_turn_registered_in_in_flight_tasks(db: Database) -> Non
     assert isinstance(snapshot["task"], asyncio.Task)
     assert chat_id not in engine.turns.in_flight
     assert mock.unused == {}
+
+
+async def test_a_premise_longer_than_the_log_holds_is_refused_in_words(db: Database) -> None:
+    """A console premise has no option length to keep it short: it must not end the console."""
+    engine, _ = make_engine(db)
+    chat_id = await seed_story(engine)
+
+    with pytest.raises(StoryError, match="premise is 20,001 characters"):
+        await engine.scenes.start_meanwhile(chat_id, premise="x" * 20_001)
+    assert await engine.queries.open_meanwhile(chat_id) is None

@@ -196,6 +196,18 @@ class EditOutOfBounds(StoryError):
 
 
 @dataclass(eq=False)
+class PremiseTooLong(StoryError):
+    length: int
+    limit: int
+
+    def __str__(self) -> str:
+        return (
+            f"that premise is {self.length:,} characters; a meanwhile premise can be at most "
+            f"{self.limit:,}"
+        )
+
+
+@dataclass(eq=False)
 class UnwritableText(StoryError):
     """A lone surrogate: not valid text in any encoding, so it cannot be stored."""
 

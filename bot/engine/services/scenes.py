@@ -6,12 +6,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from bot.engine.context import Cast, load_cast
+from bot.engine.errors import PremiseTooLong
 from bot.engine.player_text import refuse_unwritable
 from bot.engine.scenes import SceneClose, close_you_scene, guest_joins, guest_leaves
 from bot.engine.scenes import end_meanwhile as close_meanwhile
 from bot.engine.scenes import start_meanwhile as open_meanwhile
 from bot.engine.services.base import Service
 from bot.engine.turns import showing_place
+from bot.store.events import MAX_TEXT
 
 
 class Scenes(Service):
@@ -42,6 +44,8 @@ class Scenes(Service):
 
     async def start_meanwhile(self, chat_id: str, *, thread_id: int = 0, premise: str = "") -> int:
         refuse_unwritable(premise, "the premise")
+        if len(premise) > MAX_TEXT:
+            raise PremiseTooLong(len(premise), MAX_TEXT)
         async with self._turn(chat_id):
             cast = await load_cast(self.ctx, chat_id)
             return await open_meanwhile(self.ctx, cast, thread_id=thread_id, premise=premise)
