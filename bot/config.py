@@ -132,8 +132,8 @@ class EngineSettings(_Section):
 class StorageSettings(_Section):
     db_path: Path = Path("storybot.db")
     url: str = ""
-    """``postgresql://user@host/db`` stores the story in PostgreSQL (for several processes);
-    empty keeps SQLite at ``db_path``, and so does a plain path (it is that file)."""
+    """A ``postgresql://user@host/db`` URL that several processes share: one LLM cap and one
+    turn of a chat at a time across them (``bot/sharing.py``). Stories stay in ``db_path``."""
 
     @property
     def postgres(self) -> bool:
