@@ -27,7 +27,7 @@ from bot.engine import SHUTDOWN_GRACE_SECONDS, Engine
 from bot.errors import CommandError
 from bot.gateway import guard_parsers
 from bot.llm import OpenAICompatibleClient
-from bot.store import Database, StoreError, open_db
+from bot.store import Database, StoreError, open_store
 from cogs._render import Renderer
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ async def run_discord(settings: Settings) -> int:
             "the config file or in STORYBOT_DISCORD_TOKEN"
         )
     async with (
-        open_db(settings.storage.db_path) as db,
+        open_store(settings.storage) as db,
         OpenAICompatibleClient.from_settings(settings.llm) as llm,
     ):
         with server.talking_to(settings.discord.api_base, settings.discord.gateway_url):

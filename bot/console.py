@@ -27,7 +27,7 @@ from bot.console_errors import describe
 from bot.console_lore import LoreUsageError, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.llm import OpenAICompatibleClient
-from bot.store import open_db
+from bot.store import open_store
 from bot.store.views import Character
 
 log = logging.getLogger(__name__)
@@ -510,7 +510,7 @@ def _interrupt(console: Console) -> None:
 
 async def run_console(settings: Settings, *, script: Path | None = None, guild_id: int = 0) -> int:
     async with (
-        open_db(settings.storage.db_path) as db,
+        open_store(settings.storage) as db,
         OpenAICompatibleClient.from_settings(settings.llm) as llm,
     ):
         engine = Engine(db, llm, settings)

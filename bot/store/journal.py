@@ -11,16 +11,20 @@ reaching further back in a chat replays that chat whole, journalling as it goes.
 
 Handlers of chat-scoped tables must not use ``INSERT OR REPLACE``: the rows it deletes fire no
 trigger (SQLite's recursive triggers are off), so they could not be given back. Use an upsert.
+
+PostgreSQL keeps no journal: every function here is a no-op there but ``restart_chat``, and
+``covered_after`` says nothing is covered, so a rewind or an edit replays its chat whole (it
+costs the chat's events, not the range; docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bot.store.schema import CHAT_SCOPED_TABLES
+from bot.store.sql import Connection, is_postgres
 
 TRIGGER_PREFIX = "undo_"
 
@@ -29,7 +33,7 @@ def _chat_column(table: str) -> str:
     return "id" if table == "chats" else "chat_id"
 
 
-def _columns(raw: sqlite3.Connection, table: str) -> tuple[list[str], list[str]]:
+def _columns(raw: Connection, table: str) -> tuple[list[str], list[str]]:
     """A table's columns and its primary key's (rowid when it has none)."""
     info = raw.execute(f"PRAGMA table_info({table})").fetchall()
     columns = [row[1] for row in info]
@@ -37,8 +41,10 @@ def _columns(raw: sqlite3.Connection, table: str) -> tuple[list[str], list[str]]
     return columns, key
 
 
-def install_triggers(raw: sqlite3.Connection) -> None:
+def install_triggers(raw: Connection) -> None:
     """(Re)create the journal's triggers from the tables as they are now (idempotent)."""
+    if is_postgres(raw):
+        return
     drop_triggers(raw)
     for table in CHAT_SCOPED_TABLES:
         columns, key = _columns(raw, table)
@@ -61,7 +67,9 @@ def install_triggers(raw: sqlite3.Connection) -> None:
             )
 
 
-def drop_triggers(raw: sqlite3.Connection) -> None:
+def drop_triggers(raw: Connection) -> None:
+    if is_postgres(raw):
+        return
     names = raw.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
         (TRIGGER_PREFIX + "%",),
@@ -70,14 +78,19 @@ def drop_triggers(raw: sqlite3.Connection) -> None:
         raw.execute(f'DROP TRIGGER "{name}"')
 
 
-def journal_as(raw: sqlite3.Connection, event_id: int) -> None:
+def journal_as(raw: Connection, event_id: int) -> None:
     """Changes from here on are the work of ``event_id``."""
+    if is_postgres(raw):
+        return
     raw.execute("UPDATE undo_state SET recording = 1, event_id = ?", (event_id,))
 
 
 @contextmanager
-def unjournalled(raw: sqlite3.Connection) -> Iterator[None]:
+def unjournalled(raw: Connection) -> Iterator[None]:
     """Changes made inside are not journalled (undoing, clearing a chat)."""
+    if is_postgres(raw):
+        yield
+        return
     raw.execute("UPDATE undo_state SET recording = 0")
     try:
         yield
@@ -85,8 +98,10 @@ def unjournalled(raw: sqlite3.Connection) -> Iterator[None]:
         raw.execute("UPDATE undo_state SET recording = 1")
 
 
-def covered_after(raw: sqlite3.Connection, chat_id: str) -> int:
+def covered_after(raw: Connection, chat_id: str) -> int:
     """The journal holds every change this chat's events after this id made."""
+    if is_postgres(raw):
+        return NOTHING_COVERED
     row = raw.execute("SELECT since FROM undo_since WHERE chat_id = ?", (chat_id,)).fetchone()
     if row is not None:
         return int(row[0])
@@ -96,19 +111,23 @@ def covered_after(raw: sqlite3.Connection, chat_id: str) -> int:
 NOTHING_COVERED = 2**62
 
 
-def forget_all(raw: sqlite3.Connection, *, since: int = NOTHING_COVERED) -> None:
+def forget_all(raw: Connection, *, since: int = NOTHING_COVERED) -> None:
     """Empty the journal: it covers only events after ``since`` (a rebuild starts with none
     covered, so a rewind inside it replays its chat whole, and ends at the log's last event)."""
+    if is_postgres(raw):
+        return
     raw.execute("DELETE FROM undo_journal")
     raw.execute("DELETE FROM undo_since")
     raw.execute("UPDATE undo_state SET recording = 0, since = ?", (since,))
 
 
-def restart_chat(raw: sqlite3.Connection, chat_id: str) -> None:
+def restart_chat(raw: Connection, chat_id: str) -> None:
     """Empty the chat's rows and journal: a whole replay follows and journals everything."""
     with unjournalled(raw):
         for table in CHAT_SCOPED_TABLES:
             raw.execute(f"DELETE FROM {table} WHERE {_chat_column(table)} = ?", (chat_id,))
+    if is_postgres(raw):
+        return
     raw.execute("DELETE FROM undo_journal WHERE chat_id = ?", (chat_id,))
     # covered from the start from now on, unless journalling is off (inside a full rebuild)
     raw.execute(
@@ -118,7 +137,7 @@ def restart_chat(raw: sqlite3.Connection, chat_id: str) -> None:
     )
 
 
-def undo_after(raw: sqlite3.Connection, chat_id: str, point: int) -> int:
+def undo_after(raw: Connection, chat_id: str, point: int) -> int:
     """Undo, newest first, what the chat's events after ``point`` changed; returns how many
     changes were undone. The caller made sure the journal covers them (``covered_after``)."""
     shapes: dict[str, tuple[list[str], list[str]]] = {}

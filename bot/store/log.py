@@ -7,7 +7,6 @@ one transaction; a bad payload or an unknown kind raises ``EventError`` and writ
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,10 +15,11 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from bot.store.batch import Batch, Later
-from bot.store.db import Database
+from bot.store.database import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
 from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
+from bot.store.sql import INTEGRITY_ERRORS, Connection
 from bot.validation import all_problems
 
 RawEvent = tuple[str, Mapping[str, Any]]
@@ -64,7 +64,7 @@ def payload_json(kind: str, payload: Payload) -> str:
         ) from None
 
 
-def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | None:
+def _chat_id_of(raw: Connection, kind: str, payload: Payload) -> str | None:
     if kind == "chat_created":
         return str(payload.id)  # type: ignore[attr-defined]
     chat_id = getattr(payload, "chat_id", None)
@@ -83,19 +83,22 @@ def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | N
     return None if row is None or row[0] is None else str(row[0])
 
 
-def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool) -> int:
+def _insert(raw: Connection, kind: str, payload: Payload, *, apply: bool) -> int:
     created_at = datetime.now(UTC).isoformat(timespec="microseconds")
     chat_id = _chat_id_of(raw, kind, payload)
-    cursor = raw.execute(
-        "INSERT INTO event_log (kind, payload_json, chat_id, created_at) VALUES (?, ?, ?, ?)",
-        (kind, payload_json(kind, payload), chat_id, created_at),
+    # the next id after the log's last, given inside the writer's transaction (which holds the
+    # store's one write lock), so ids follow commit order on either database with no gaps
+    event_id = int(
+        raw.execute(
+            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+            "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ? FROM event_log RETURNING id",
+            (kind, payload_json(kind, payload), chat_id, created_at),
+        ).fetchone()[0]
     )
-    event_id = cursor.lastrowid
-    assert event_id is not None
     if apply:
         try:
             apply_journalled(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             # e.g. a second chat_created with the same id: refused like any bad event
             raise EventError(f"{kind} conflicts with the story as it stands ({exc})") from None
     return event_id
@@ -117,7 +120,7 @@ async def append_events(
     """
     ready = [_checked(event) for event in events]
 
-    def work(raw: sqlite3.Connection) -> list[int]:
+    def work(raw: Connection) -> list[int]:
         ids: list[int] = []
         for event in ready:
             built = _later(event, ids) if isinstance(event, Later) else event

@@ -11,7 +11,6 @@ kind cannot slip past the rule (a test holds every kind to it).
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from bot.store.events import (
@@ -24,6 +23,7 @@ from bot.store.events import (
     StoryThreadDetected,
     TurnClassified,
 )
+from bot.store.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def source_of(payload: Payload) -> Source | None:
     return Source(beat_id=beat, scene_id=scene)
 
 
-def witnesses_of(raw: sqlite3.Connection, source: Source | None) -> frozenset[str] | None:
+def witnesses_of(raw: Connection, source: Source | None) -> frozenset[str] | None:
     """Who witnessed ``source``; None when an item has no known source (everyone, as before)."""
     if source is None:
         return None
@@ -112,7 +112,7 @@ def witnesses_of(raw: sqlite3.Connection, source: Source | None) -> frozenset[st
     return frozenset(json.loads(row[0])) if row is not None else frozenset()
 
 
-def may_know(raw: sqlite3.Connection, entity_id: str, payload: Payload) -> bool:
+def may_know(raw: Connection, entity_id: str, payload: Payload) -> bool:
     """True if ``entity_id`` witnessed the source of ``payload`` (or it has none)."""
     seen = witnesses_of(raw, source_of(payload))
     return seen is None or entity_id in seen

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.store.db import Database
+from bot.store import recall
+from bot.store.database import Database
 from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind
 from bot.store.projections.story import memory_scope
+from bot.store.reads import beat_showing
+from bot.store.sql import Connection, Row
 
 FACTS_NEWEST = 6
 FACTS_MATCHING = 4
@@ -131,7 +133,7 @@ class ChatStatus:
     activities: dict[str, Activity] = field(default_factory=dict)
 
 
-def _chat(row: sqlite3.Row) -> Chat:
+def _chat(row: Row) -> Chat:
     return Chat(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -147,7 +149,7 @@ def _chat(row: sqlite3.Row) -> Chat:
     )
 
 
-def _scene(row: sqlite3.Row) -> Scene:
+def _scene(row: Row) -> Scene:
     return Scene(
         id=row["id"],
         chat_id=row["chat_id"],
@@ -161,7 +163,7 @@ def _scene(row: sqlite3.Row) -> Scene:
     )
 
 
-def _memory(row: sqlite3.Row) -> Memory:
+def _memory(row: Row) -> Memory:
     return Memory(
         id=row["id"],
         owner_id=row["owner_id"],
@@ -175,7 +177,7 @@ def _memory(row: sqlite3.Row) -> Memory:
     )
 
 
-def _beat(row: sqlite3.Row) -> Beat:
+def _beat(row: Row) -> Beat:
     return Beat(
         id=row["id"],
         role=row["role"],
@@ -344,22 +346,15 @@ class Views:
         return [_memory(r) for r in rows]
 
     async def search_memories(
-        self, chat_id: str, owner_id: str, fts_query: str, limit: int
+        self, chat_id: str, owner_id: str, words: list[str], limit: int
     ) -> list[Memory]:
-        """The owner's newest memories matching ``fts_query`` (an FTS5 expression), newest first.
+        """The owner's newest memories holding any of ``words``, newest first.
 
         The search is scoped by a token to this (chat, owner) and walks the index newest first,
         stopping at ``limit``: its cost does not grow with the length of the story.
         """
-        if not fts_query or limit <= 0:
-            return []
         scope = memory_scope(chat_id, owner_id)
-        rows = await self.db.fetchall(
-            "SELECT m.* FROM memories m WHERE m.id IN ("
-            " SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
-            " ORDER BY rowid DESC LIMIT ?) ORDER BY m.id DESC",
-            (f'scope : "{scope}" AND ({fts_query})', limit),
-        )
+        rows = await self.db.read(lambda raw: recall.search(raw, scope, words, limit))
         return [_memory(r) for r in rows]
 
     async def scene_memories(self, scene_id: int) -> list[Memory]:
@@ -395,11 +390,7 @@ class Views:
 
     async def beat_showing(self, chat_id: str, message_id: int) -> Beat | None:
         """The beat an adapter's message shows (the player's message or a reply's)."""
-        row = await self.db.fetchone(
-            "SELECT t.* FROM turns t, json_each(t.message_ids_json) m "
-            "WHERE t.chat_id = ? AND m.value = ? LIMIT 1",
-            (chat_id, message_id),
-        )
+        row = await self.db.read(lambda raw: beat_showing(raw, chat_id, message_id))
         return None if row is None else _beat(row)
 
     async def beat(self, chat_id: str, turn_id: int) -> Beat | None:
@@ -494,7 +485,9 @@ class Views:
     async def opening_beat(self, chat_id: str) -> tuple[int, bool] | None:
         """The story's first beat, and whether the player has written a line yet."""
         row = await self.db.fetchone(
-            "SELECT MIN(id), SUM(role = 'user') FROM turns WHERE chat_id = ?", (chat_id,)
+            "SELECT MIN(id), SUM(CASE WHEN role = 'user' THEN 1 ELSE 0 END) FROM turns "
+            "WHERE chat_id = ?",
+            (chat_id,),
         )
         return None if row is None or row[0] is None else (int(row[0]), bool(row[1]))
 
@@ -558,7 +551,7 @@ def present_entities(scene: Scene) -> tuple[str, ...]:
 
 
 def _relationship(
-    raw: sqlite3.Connection, chat_id: str, source_id: str, target_id: str, about: str
+    raw: Connection, chat_id: str, source_id: str, target_id: str, about: str
 ) -> Relationship:
     key = (chat_id, source_id, target_id)
     row = raw.execute(
@@ -575,7 +568,7 @@ def _relationship(
 
 
 def _known_facts(
-    raw: sqlite3.Connection,
+    raw: Connection,
     key: tuple[str, str, str],
     about: str,
     newest: int,
@@ -595,7 +588,7 @@ def _known_facts(
         found = raw.execute(
             "SELECT event_id, fact FROM (SELECT event_id, fact, fact_key FROM edge_facts "
             "WHERE chat_id = ? AND source_id = ? AND target_id = ? ORDER BY event_id DESC "
-            f"LIMIT ?) WHERE ({where}) LIMIT ?",
+            f"LIMIT ?) AS newest WHERE ({where}) LIMIT ?",
             (*key, FACTS_SEARCHED, *(f"%{w}%" for w in words), matching),
         ).fetchall()
         chosen |= {(r[0], r[1]) for r in found}
