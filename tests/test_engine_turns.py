@@ -23,6 +23,12 @@ from tests.helpers.engine_helpers import (
 from tests.helpers.store_factories import snapshot
 
 
+@pytest.fixture
+def db(store: Database) -> Database:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return store
+
+
 async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)

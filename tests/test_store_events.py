@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from bot.store import (
     events_after,
     events_by_kind,
     events_of_chat,
-    open_db,
     project,
     validate,
 )
@@ -30,9 +28,9 @@ from bot.store.events import MemoryWritten
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Any:
-    async with open_db(tmp_path / "store.db") as database:
-        yield database
+async def db(store: Database) -> Database:
+    """The store on each backend (``store``): every test here runs on SQLite and PostgreSQL."""
+    return store
 
 
 def test_every_kind_has_a_factory_that_validates() -> None:
