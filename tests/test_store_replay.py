@@ -443,14 +443,15 @@ def test_replay_equals_incremental_across_a_rebuild(backend: str) -> None:
     check()
 
 
-def test_a_rewind_undoes_only_what_came_after_its_point() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rewind_undoes_only_what_came_after_its_point(backend: str) -> None:
     """Rewinding the last beat of a long chat replays no event before it (the journal undoes
     the range), and the chat is what a rebuild from the log makes of it."""
     drawn = [(op, 0, b, (5, -5), b % 4) for b in range(1, 30) for op in ("turn", "memory", "edge")]
     events = [*story_of([("chat", 0, 0, (0, 0), 0), ("scene", 0, 0, (0, 0), 0), *drawn]).events]
 
     async def run() -> None:
-        async with fresh_store("sqlite") as db:
+        async with fresh_store(backend) as db:
             for kind, payload in events:
                 await append_and_apply(db, kind=kind, payload=payload)
             last = len(events)

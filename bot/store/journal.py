@@ -12,9 +12,10 @@ reaching further back in a chat replays that chat whole, journalling as it goes.
 Handlers of chat-scoped tables must not use ``INSERT OR REPLACE``: the rows it deletes fire no
 trigger (SQLite's recursive triggers are off), so they could not be given back. Use an upsert.
 
-PostgreSQL keeps no journal: every function here is a no-op there but ``restart_chat``, and
-``covered_after`` says nothing is covered, so a rewind or an edit replays its chat whole (it
-costs the chat's events, not the range; docs/architecture.md).
+PostgreSQL keeps the same journal, in the same tables, by one PL/pgSQL trigger function
+(``storybot_undo_record``, pg/schema.py) given each table's chat and key columns; it stores
+the old row as a JSON object rather than SQLite's array in column order. Undoing is the same
+code on both.
 """
 
 from __future__ import annotations
@@ -35,17 +36,40 @@ def _chat_column(table: str) -> str:
 
 def _columns(raw: Connection, table: str) -> tuple[list[str], list[str]]:
     """A table's columns and its primary key's (rowid when it has none)."""
+    if is_postgres(raw):
+        return _pg_columns(raw, table)
     info = raw.execute(f"PRAGMA table_info({table})").fetchall()
     columns = [row[1] for row in info]
     key = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0] or ["rowid"]
     return columns, key
 
 
+def _pg_columns(raw: Connection, table: str) -> tuple[list[str], list[str]]:
+    columns = raw.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    key = raw.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(?) AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)",
+        (table,),
+    ).fetchall()
+    return [row[0] for row in columns], [row[0] for row in key]
+
+
 def install_triggers(raw: Connection) -> None:
     """(Re)create the journal's triggers from the tables as they are now (idempotent)."""
-    if is_postgres(raw):
-        return
     drop_triggers(raw)
+    if is_postgres(raw):
+        for table in CHAT_SCOPED_TABLES:
+            arguments = ", ".join(f"'{c}'" for c in [_chat_column(table), *_columns(raw, table)[1]])
+            raw.execute(
+                f"CREATE TRIGGER {TRIGGER_PREFIX}{table} AFTER INSERT OR UPDATE OR DELETE "
+                f"ON {table} FOR EACH ROW EXECUTE FUNCTION storybot_undo_record({arguments})"
+            )
+        return
     for table in CHAT_SCOPED_TABLES:
         columns, key = _columns(raw, table)
         chat = _chat_column(table)
@@ -69,6 +93,8 @@ def install_triggers(raw: Connection) -> None:
 
 def drop_triggers(raw: Connection) -> None:
     if is_postgres(raw):
+        for table in CHAT_SCOPED_TABLES:
+            raw.execute(f"DROP TRIGGER IF EXISTS {TRIGGER_PREFIX}{table} ON {table}")
         return
     names = raw.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
@@ -80,17 +106,12 @@ def drop_triggers(raw: Connection) -> None:
 
 def journal_as(raw: Connection, event_id: int) -> None:
     """Changes from here on are the work of ``event_id``."""
-    if is_postgres(raw):
-        return
     raw.execute("UPDATE undo_state SET recording = 1, event_id = ?", (event_id,))
 
 
 @contextmanager
 def unjournalled(raw: Connection) -> Iterator[None]:
     """Changes made inside are not journalled (undoing, clearing a chat)."""
-    if is_postgres(raw):
-        yield
-        return
     raw.execute("UPDATE undo_state SET recording = 0")
     try:
         yield
@@ -100,8 +121,6 @@ def unjournalled(raw: Connection) -> Iterator[None]:
 
 def covered_after(raw: Connection, chat_id: str) -> int:
     """The journal holds every change this chat's events after this id made."""
-    if is_postgres(raw):
-        return NOTHING_COVERED
     row = raw.execute("SELECT since FROM undo_since WHERE chat_id = ?", (chat_id,)).fetchone()
     if row is not None:
         return int(row[0])
@@ -114,8 +133,6 @@ NOTHING_COVERED = 2**62
 def forget_all(raw: Connection, *, since: int = NOTHING_COVERED) -> None:
     """Empty the journal: it covers only events after ``since`` (a rebuild starts with none
     covered, so a rewind inside it replays its chat whole, and ends at the log's last event)."""
-    if is_postgres(raw):
-        return
     raw.execute("DELETE FROM undo_journal")
     raw.execute("DELETE FROM undo_since")
     raw.execute("UPDATE undo_state SET recording = 0, since = ?", (since,))
@@ -126,13 +143,11 @@ def restart_chat(raw: Connection, chat_id: str) -> None:
     with unjournalled(raw):
         for table in CHAT_SCOPED_TABLES:
             raw.execute(f"DELETE FROM {table} WHERE {_chat_column(table)} = ?", (chat_id,))
-    if is_postgres(raw):
-        return
     raw.execute("DELETE FROM undo_journal WHERE chat_id = ?", (chat_id,))
     # covered from the start from now on, unless journalling is off (inside a full rebuild)
     raw.execute(
-        "INSERT OR REPLACE INTO undo_since (chat_id, since) "
-        "SELECT ?, 0 FROM undo_state WHERE since < ?",
+        "INSERT INTO undo_since (chat_id, since) SELECT ?, 0 FROM undo_state WHERE since < ? "
+        "ON CONFLICT (chat_id) DO UPDATE SET since = excluded.since",
         (chat_id, NOTHING_COVERED),
     )
 
@@ -158,13 +173,20 @@ def undo_after(raw: Connection, chat_id: str, point: int) -> int:
             elif op == "u":
                 sets = ", ".join(f"{c} = ?" for c in columns)
                 raw.execute(
-                    f"UPDATE {table} SET {sets} WHERE {where}", [*json.loads(old_json), *key_values]
+                    f"UPDATE {table} SET {sets} WHERE {where}",
+                    [*_old_values(old_json, columns), *key_values],
                 )
             else:
                 marks = ", ".join("?" * len(columns))
                 raw.execute(
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                    json.loads(old_json),
+                    _old_values(old_json, columns),
                 )
     raw.execute("DELETE FROM undo_journal WHERE chat_id = ? AND event_id > ?", (chat_id, point))
     return len(rows)
+
+
+def _old_values(old_json: str, columns: list[str]) -> list[object]:
+    """The old row's values in column order (SQLite keeps an array; PostgreSQL an object)."""
+    old = json.loads(old_json)
+    return [old[c] for c in columns] if isinstance(old, dict) else list(old)

@@ -21,10 +21,12 @@ import asyncpg
 
 from bot.store.database import Database
 from bot.store.errors import StoreError, WriteFailedError
+from bot.store.journal import install_triggers
 from bot.store.pg.adapter import PgConnection, PgWorker
 from bot.store.pg.connect import display_url
 from bot.store.pg.schema import MIGRATIONS, REBUILD_AFTER
 from bot.store.projector import rebuild_all
+from bot.store.schema import CHAT_SCOPED_TABLES
 from bot.store.sql import Connection
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,24 @@ def _migrate(raw: PgConnection) -> int:
                 rebuild = rebuild or (number in REBUILD_AFTER and had_log)
         if rebuild:
             log.info("rebuilt projections from %d events", rebuild_all(raw))
+        elif (current or 0) < len(MIGRATIONS) or not _journalled(raw):
+            install_triggers(raw)  # from the tables as the migrations left them
         raw.script("COMMIT")
     except BaseException:
         with contextlib.suppress(*_LOST, asyncpg.PostgresError):
             raw.script("ROLLBACK")
         raise
     return len(MIGRATIONS)
+
+
+def _journalled(raw: PgConnection) -> bool:
+    """Every chat-scoped table has its undo trigger (DDL is taken only when one is missing:
+    it would wait for, and then hold up, every other process's writes)."""
+    row = raw.execute(
+        "SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE 'undo\\_%'"
+    ).fetchone()
+    return int(row[0]) >= len(CHAT_SCOPED_TABLES)
 
 
 def _refuse_stranger(raw: PgConnection, where: str) -> None:

@@ -4,8 +4,9 @@ The same tables and columns as SQLite's (``bot/store/schema.py``; a test holds t
 in PostgreSQL's types: ``BIGINT`` for every integer (Discord ids are 64-bit), ``BYTEA`` for
 images, and text compared byte by byte (``COLLATE "C"``, as SQLite compares), so both stores
 order rows alike. Two parts differ: full-text recall is a GIN index over the memory's scope
-token and words (``bot.store.recall``), and there is no undo journal (a rewind replays its
-chat; see docs/architecture.md). A change to SQLite's schema gets its own migration here too.
+token and words (``bot.store.recall``), and the undo journal's triggers are one PL/pgSQL
+function (``bot.store.journal`` makes a trigger per table). A change to SQLite's schema gets
+its own migration here too.
 """
 
 from __future__ import annotations
@@ -225,6 +226,55 @@ MIGRATIONS: tuple[str, ...] = (
         event_id BIGINT NOT NULL,
         PRIMARY KEY (chat_id, number)
     );
+
+    CREATE TABLE undo_journal (
+        seq BIGSERIAL PRIMARY KEY,
+        chat_id {T} NOT NULL,
+        event_id BIGINT NOT NULL,
+        tbl {T} NOT NULL,
+        op {T} NOT NULL,
+        key_json {T} NOT NULL,
+        old_json {T}
+    );
+    CREATE INDEX undo_journal_chat ON undo_journal (chat_id, event_id);
+    CREATE TABLE undo_state (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        recording BIGINT NOT NULL,
+        event_id BIGINT NOT NULL,
+        since BIGINT NOT NULL
+    );
+    INSERT INTO undo_state (id, recording, event_id, since) VALUES (1, 0, 0, 0);
+    CREATE TABLE undo_since (
+        chat_id {T} PRIMARY KEY,
+        since BIGINT NOT NULL
+    );
+    -- one row in the journal per row a journalled event changes; the arguments are the
+    -- table's chat column, then its key columns (bot/store/journal.py makes the triggers)
+    CREATE FUNCTION storybot_undo_record() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        state undo_state%ROWTYPE;
+        changed jsonb;
+        keyed jsonb;
+    BEGIN
+        SELECT * INTO state FROM undo_state WHERE id = 1;
+        IF state.recording = 0 THEN
+            RETURN NULL;
+        END IF;
+        IF TG_OP = 'INSERT' THEN changed := to_jsonb(NEW); ELSE changed := to_jsonb(OLD); END IF;
+        IF TG_OP = 'DELETE' THEN keyed := changed; ELSE keyed := to_jsonb(NEW); END IF;
+        INSERT INTO undo_journal (chat_id, event_id, tbl, op, key_json, old_json)
+        VALUES (
+            changed ->> TG_ARGV[0],
+            state.event_id,
+            TG_TABLE_NAME,
+            lower(left(TG_OP, 1)),
+            (SELECT jsonb_agg(keyed -> k ORDER BY n)
+             FROM unnest(TG_ARGV[1:]) WITH ORDINALITY AS key(k, n))::text,
+            CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE changed::text END
+        );
+        RETURN NULL;
+    END
+    $$;
     """,
 )
 
