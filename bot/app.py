@@ -28,7 +28,7 @@ from bot.errors import CommandError
 from bot.gateway import guard_parsers
 from bot.llm import OpenAICompatibleClient
 from bot.sharing import sharing
-from bot.store import StoreError, open_db
+from bot.store import StoreError, open_store
 from cogs._render import Renderer
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ async def run_discord(settings: Settings) -> int:
             "the config file or in STORYBOT_DISCORD_TOKEN"
         )
     async with (
-        open_db(settings.storage.db_path) as db,
+        open_store(settings.storage) as db,
         sharing(settings) as shared,
         OpenAICompatibleClient.from_settings(settings.llm, gate=shared.gate) as llm,
     ):

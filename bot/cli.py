@@ -19,8 +19,10 @@ from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings, with_shards
 from bot.errors import CommandError
-from bot.store import EventError, StoreError, dump_jsonl, events_of_chat, open_db, project
+from bot.store import EventError, StoreError, dump_jsonl, events_of_chat, open_store, project
 from bot.store.backup import import_log
+from bot.store.pg.connect import is_postgres_url
+from bot.store.stores import store_name
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="settings file (TOML); default: $STORYBOT_CONFIG, else built-in defaults",
     )
-    parser.add_argument("--db", type=Path, help="SQLite database; overrides [storage] db_path")
+    parser.add_argument(
+        "--db",
+        metavar="PATH_OR_URL",
+        help="the store: a SQLite file, or a postgresql:// URL; overrides [storage]",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument(
         "--log-file",
@@ -140,9 +146,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = with_shards(settings, args.shards, args.shard_count)
     if args.db is None:
         return settings
-    return settings.model_copy(
-        update={"storage": settings.storage.model_copy(update={"db_path": args.db})}
-    )
+    if is_postgres_url(args.db):
+        storage = settings.storage.model_copy(update={"url": args.db})
+    else:
+        storage = settings.storage.model_copy(update={"db_path": Path(args.db), "url": ""})
+    return settings.model_copy(update={"storage": storage})
 
 
 def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
@@ -155,6 +163,7 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
     """
     log_file: Path | None = args.log_file
     if log_file is None and args.command == "console" and _stderr_is_stdout():
+        # beside the SQLite file; with PostgreSQL, beside the default db_path (the folder run in)
         log_file = Path(settings.storage.db_path).with_name("storybot.log")
     handler: logging.Handler = (
         # the default file appears only once there is something to log in it
@@ -198,7 +207,7 @@ async def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"settings OK: LLM {settings.llm.base_url} (narrative model "
         f"{settings.llm.narrative_model}, {settings.llm.max_concurrency} concurrent requests), "
-        f"database {settings.storage.db_path}"
+        f"store {store_name(settings.storage)}"
     )
     if not args.probe:
         return 0
@@ -238,18 +247,18 @@ async def _probe(settings: Settings) -> int:
 
 
 async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_db(settings.storage.db_path) as db:
+    async with open_store(settings.storage) as db:
         count = await project(db)
-    print(f"rebuilt projections of {settings.storage.db_path} from {count} events")
+    print(f"rebuilt projections of {db.path} from {count} events")
     return 0
 
 
 async def _events(settings: Settings, args: argparse.Namespace) -> int:
     # read-only: works beside the process that owns the database
-    async with open_db(settings.storage.db_path, read_only=True) as db:
+    async with open_store(settings.storage, read_only=True) as db:
         events = await events_of_chat(db, args.chat_id, after_id=args.after)
     if not events:
-        raise CommandError(f"no events for chat {args.chat_id!r} in {settings.storage.db_path}")
+        raise CommandError(f"no events for chat {args.chat_id!r} in {db.path}")
     sys.stdout.write(dump_jsonl(events))
     return 0
 
@@ -259,14 +268,14 @@ async def _import_log(settings: Settings, args: argparse.Namespace) -> int:
         text = await asyncio.to_thread(args.file.read_text, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"cannot read {args.file}: {exc}") from None
-    async with open_db(settings.storage.db_path) as db:
+    async with open_store(settings.storage) as db:
         try:
             restored = await import_log(db, text.splitlines())
         except EventError as exc:
             raise CommandError(f"{args.file} was not imported: {exc}") from None
     print(
         f"restored {restored.events} events (chats: {', '.join(restored.chat_ids) or 'none'}) "
-        f"into {settings.storage.db_path}"
+        f"into {db.path}"
     )
     return 0
 

@@ -132,8 +132,9 @@ class EngineSettings(_Section):
 class StorageSettings(_Section):
     db_path: Path = Path("storybot.db")
     url: str = ""
-    """A ``postgresql://user@host/db`` URL that several processes share: one LLM cap and one
-    turn of a chat at a time across them (``bot/sharing.py``). Stories stay in ``db_path``."""
+    """``postgresql://user@host/db`` keeps the story in PostgreSQL, shared by several
+    processes with one LLM cap and one turn of a chat at a time (``bot/sharing.py``); empty
+    keeps SQLite at ``db_path``, and so does a plain path (it is that file)."""
 
     @property
     def postgres(self) -> bool:

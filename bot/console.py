@@ -28,7 +28,7 @@ from bot.console_lore import LoreUsageError, is_count, lore_command
 from bot.engine import BeatEnd, Engine, OutOfCharacter, SceneClose, Speaker, StoryError
 from bot.llm import OpenAICompatibleClient
 from bot.sharing import sharing
-from bot.store import open_db
+from bot.store import open_store
 from bot.store.views import Character
 
 log = logging.getLogger(__name__)
@@ -512,7 +512,7 @@ def _interrupt(console: Console) -> None:
 
 async def run_console(settings: Settings, *, script: Path | None = None, guild_id: int = 0) -> int:
     async with (
-        open_db(settings.storage.db_path) as db,
+        open_store(settings.storage) as db,
         sharing(settings) as shared,  # beside bot processes on one PostgreSQL: their cap, locks
         OpenAICompatibleClient.from_settings(settings.llm, gate=shared.gate) as llm,
     ):

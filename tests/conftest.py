@@ -9,9 +9,11 @@ import pytest
 from bot.store import Database, open_db
 
 pytest_plugins = [
+    # postgres and stores first: discord_fakes imports them (a plugin must not be imported first)
+    "tests.helpers.postgres",
+    "tests.helpers.stores",
     "tests.helpers.llm_server",
     "tests.helpers.discord_fakes",
-    "tests.helpers.postgres",
 ]
 
 

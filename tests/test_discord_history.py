@@ -45,6 +45,13 @@ from tests.helpers.discord_story import feeling, texts, turn
 from tests.helpers.engine_helpers import parse_answer, zero_state
 from tests.helpers.store_factories import snapshot
 
+
+@pytest.fixture
+def world(world_on_each_store: StoryWorld) -> StoryWorld:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return world_on_each_store
+
+
 REGENERATE = "🔄"
 REWOUND = "⏪"
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 import discord.ext.test as dpytest
+import pytest
 
 from bot.llm import ScriptedLLM
 from tests.helpers.discord_fakes import (
@@ -23,6 +24,12 @@ from tests.helpers.discord_fakes import (
 )
 from tests.helpers.engine_helpers import parse_answer, summary_answer, threads_answer, zero_state
 from tests.helpers.events import whole_log
+
+
+@pytest.fixture
+def world(world_on_each_store: StoryWorld) -> StoryWorld:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return world_on_each_store
 
 
 async def events(world: StoryWorld) -> list[tuple[int, str, dict[str, Any]]]:

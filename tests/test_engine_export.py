@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.store import EventError, open_db
+from bot.store import Database, EventError, open_db
 from bot.store.backup import import_log
 from tests.helpers.engine_helpers import (
     RecordingSink,
@@ -21,7 +21,8 @@ from tests.helpers.engine_helpers import (
     zero_state,
 )
 from tests.helpers.events import count_events
-from tests.helpers.store_factories import snapshot
+from tests.helpers.store_factories import portable, snapshot
+from tests.helpers.stores import fresh_store
 
 
 async def _played_story(path: Path) -> tuple[str, str, str]:
@@ -105,3 +106,62 @@ def test_import_log_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr()
     assert ok == 0 and chat_id in out.out
     assert bad == 1 and "line 1" in out.err and "Traceback" not in out.err
+
+
+async def _whole_story(db: Database) -> tuple[str, str, str]:
+    """Turns, a meanwhile scene, a regenerate and a rewind, then the export (Markdown, log)."""
+    engine, mock = make_engine(db)
+    chat_id = await seed_story(engine)
+    for line in ("hello", "the lighthouse", "a storm"):
+        mock.script(
+            narrate=f"BotA answers {line}.",
+            classify=parse_answer(line),
+            state=[zero_state(), zero_state()],
+        )
+        await engine.turns.take(chat_id, line, RecordingSink())
+    mock.script(narrate="BotA answers again.", state=[zero_state(), zero_state()])
+    await engine.history.regenerate(chat_id, RecordingSink())
+    kept = [b for b in await engine.queries.beats(chat_id) if b.text == "BotA answers hello."]
+    await engine.history.rewind_to_turn(chat_id, kept[0].id)
+    await engine.scenes.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
+    mock.script(
+        narrate="BotA whispers to BotB.",
+        classify=parse_answer("n"),
+        state=[zero_state(), zero_state()],
+    )
+    await engine.turns.take(chat_id, "they whisper", RecordingSink())
+    mock.script(
+        summary=[summary_answer("a"), summary_answer("b")],
+        digest=summary_answer("While you were away, secrets."),
+        threads=threads_answer(),
+    )
+    await engine.scenes.end_meanwhile(chat_id)
+    assert mock.unused == {}
+    markdown, log = await engine.queries.export(chat_id)
+    assert "the lighthouse" not in markdown  # rewound
+    return chat_id, markdown, log
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("there", [("sqlite", "postgres"), ("postgres", "sqlite")], ids=str)
+async def test_a_story_restores_identically_into_the_other_store_and_back(
+    there: tuple[str, str],
+) -> None:
+    source, target = there
+    async with fresh_store(source) as original:
+        chat_id, markdown, log = await _whole_story(original)
+        played = portable(await snapshot(original, ("storm", "whispers")))
+    # When the export is restored into the other store
+    async with fresh_store(target) as other:
+        restored = await import_log(other, log.splitlines())
+        assert restored.chat_ids == (chat_id,)
+        # Then its tables, recall and export are the original's
+        assert portable(await snapshot(other, ("storm", "whispers"))) == played
+        engine, _ = make_engine(other)
+        assert await engine.queries.export(chat_id) == (markdown, log)
+        hits = await engine.queries.own_memories(chat_id, "bot_a", query="whispers")
+        assert hits and all("whispers" in m.text.lower() for m in hits)
+    # and restored back into the first store, it is the same story again
+    async with fresh_store(source) as back:
+        await import_log(back, log.splitlines())
+        assert portable(await snapshot(back, ("storm", "whispers"))) == played

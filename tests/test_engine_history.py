@@ -29,6 +29,12 @@ from tests.helpers.events import count_events, then_events
 from tests.helpers.store_factories import snapshot
 
 
+@pytest.fixture
+def db(store: Database) -> Database:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return store
+
+
 def _state(affinity: int) -> str:
     return json.dumps(
         {"relationships": [{"target_id": "you", "affinity_delta": affinity, "trust_delta": 0}]}

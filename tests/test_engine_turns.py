@@ -24,6 +24,12 @@ from tests.helpers.events import count_events, then_events
 from tests.helpers.store_factories import snapshot
 
 
+@pytest.fixture
+def db(store: Database) -> Database:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return store
+
+
 async def test_you_host_turn_writes_two_witness_memories_and_one_pair(db: Database) -> None:
     engine, mock = make_engine(db)
     chat_id = await seed_story(engine, guest=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bot.store import (
 )
 from bot.store.events import MemoryWritten
 from bot.store.schema import MIGRATIONS
+from tests.helpers.stores import fresh_store
 
 TASKS = 300
 PER_TASK = 5
@@ -126,21 +128,19 @@ def _tagged_batch(batch: int, size: int, *, slow: bool = False) -> list[Appendab
 
 
 async def _batch_sizes(db: Database) -> dict[int, int]:
-    rows = await db.fetchall(
-        "SELECT json_extract(payload_json, '$.text') AS text FROM event_log "
-        "WHERE kind = 'memory_written'"
-    )
+    rows = await db.fetchall("SELECT payload_json FROM event_log WHERE kind = 'memory_written'")
     sizes: dict[int, int] = {}
     for row in rows:
-        batch = int(row["text"].split()[0].removeprefix("batch"))
+        text = json.loads(row["payload_json"])["text"]
+        batch = int(text.split()[0].removeprefix("batch"))
         sizes[batch] = sizes.get(batch, 0) + 1
     return sizes
 
 
 @pytest.mark.parametrize("slow", [False, True], ids=["queued", "mid-transaction"])
-async def test_a_cancelled_append_never_leaves_half_a_batch(tmp_path: Path, slow: bool) -> None:
+async def test_a_cancelled_append_never_leaves_half_a_batch(backend: str, slow: bool) -> None:
     size = 8
-    async with open_db(tmp_path / "cancel.db") as db:
+    async with fresh_store(backend) as db:
         await f.seed_meanwhile_chat(db)
         # Given many batches in flight, each cancelled after a different number of loop turns
         tasks = [

@@ -28,6 +28,12 @@ from bot.store.events import MemoryWritten
 from tests.helpers.events import count_events
 
 
+@pytest.fixture
+async def db(store: Database) -> Database:
+    """The store on each backend (``store``): every test here runs on SQLite and PostgreSQL."""
+    return store
+
+
 def test_every_kind_has_a_factory_that_validates() -> None:
     # Given the factories, when each payload is validated, then every kind is covered and valid.
     assert set(f.PAYLOAD_FACTORIES) == set(PAYLOAD_MODELS)

@@ -48,8 +48,8 @@ async def test_a_version_1_database_migrates_and_recall_finds_its_memories(tmp_p
 
     async with open_db(path) as db:
         version = await db.fetchone("SELECT MAX(version) FROM schema_version")
-        found = await Views(db).search_memories("c1", "mira", '"lighthouse"', 5)
-        other_owner = await Views(db).search_memories("c1", "tomas", '"lighthouse"', 5)
+        found = await Views(db).search_memories("c1", "mira", ["lighthouse"], 5)
+        other_owner = await Views(db).search_memories("c1", "tomas", ["lighthouse"], 5)
 
     assert version is not None and version[0] == len(MIGRATIONS)
     assert [m.text for m in found] == ["Alex spoke of the lighthouse keeper"]

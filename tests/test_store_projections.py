@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 import tests.helpers.store_factories as f
-from bot.store import Database, Later, Ref, append_and_apply, append_events, project
+from bot.store import Database, Later, Ref, append_and_apply, append_events, project, recall
 from bot.store.events import MemoryWritten
 from bot.store.views import Views
+
+
+@pytest.fixture
+async def db(store: Database) -> Database:
+    """The store on each backend (``store``): every test here runs on SQLite and PostgreSQL."""
+    return store
 
 
 @pytest.fixture
@@ -20,6 +26,11 @@ async def seeded(db: Database) -> f.SeedIds:
 
 async def rows(db: Database, sql: str, *params: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetchall(sql, params)]
+
+
+async def matching(db: Database, word: str) -> list[int]:
+    """The memories the full-text index finds for ``word`` (FTS5, or PostgreSQL's GIN)."""
+    return await db.read(lambda raw: recall.ids_matching(raw, word))
 
 
 async def add(db: Database, kind: str, payload: dict[str, Any]) -> int:
@@ -172,7 +183,8 @@ async def test_a_meanwhile_scene_keeps_thread_and_premise_and_closes(
     await add(db, "meanwhile_scene_closed", f.meanwhile_scene_closed(meanwhile))
     await add(db, "scene_closed", f.scene_closed(seeded.scene_id))
     scenes = await rows(
-        db, "SELECT id, parent_scene_id, thread_id, premise, status, closed_at FROM scenes"
+        db,
+        "SELECT id, parent_scene_id, thread_id, premise, status, closed_at FROM scenes ORDER BY id",
     )
     assert scenes == [
         {
@@ -337,14 +349,8 @@ async def test_meanwhile_memories_carry_witness_0_1_1_and_are_searchable(
         }
         for memory, owner in [(host_memory, f.HOST), (guest_memory, f.GUEST)]
     ]
-    found = await rows(
-        db,
-        "SELECT m.owner_id FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid "
-        "WHERE memories_fts MATCH ? ORDER BY m.id",
-        "lighthouse",
-    )
-    assert found == [{"owner_id": f.HOST}, {"owner_id": f.GUEST}]
-    assert await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'harbour'") == []
+    assert await matching(db, "lighthouse") == [host_memory, guest_memory]
+    assert await matching(db, "harbour") == []
     assert user < assistant
 
 
@@ -367,8 +373,7 @@ async def test_manual_edit_rewrites_a_pov_summary_as_at_scene_close(
         {"owner_id": f.GUEST, "pov_summary": "BotB notices BotA's reserved manner."},
     ]
     assert await rows(db, "SELECT id FROM memories WHERE owner_id = 'you'") == []
-    found = await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'reserved'")
-    assert found == [{"rowid": guest_memory}]
+    assert await matching(db, "reserved") == [guest_memory]
     await assert_rebuild_agrees(db)
 
 
@@ -470,16 +475,18 @@ async def test_beats_rewound_removes_the_rewound_rows_of_one_chat_only(db: Datab
     # When chat one is rewound to just after its first turn and the edit
     rewind = await add(db, "beats_rewound", f.beats_rewound(mark, chat_id="one"))
     # Then the later rows of chat one are gone and its earlier rows (and the edit) stay
-    turn_ids = [r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one'")]
+    turn_ids = [
+        r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one' ORDER BY id")
+    ]
     assert turn_ids == first_turn[:2]
-    memories = await rows(db, "SELECT id, pov_summary FROM memories WHERE chat_id = 'one'")
+    memories = await rows(
+        db, "SELECT id, pov_summary FROM memories WHERE chat_id = 'one' ORDER BY id"
+    )
     assert memories == [
         {"id": first_turn[2], "pov_summary": "kept summary"},
         {"id": first_turn[3], "pov_summary": ""},
     ]
-    assert not set(second_turn) & {
-        r["rowid"] for r in await rows(db, "SELECT rowid FROM memories_fts")
-    }
+    assert not set(second_turn) & set(await matching(db, "second"))
     assert await rows(db, "SELECT affinity FROM edges WHERE chat_id = 'one'") == [
         {"affinity": 50},
         {"affinity": 50},
@@ -498,7 +505,9 @@ async def test_beats_rewound_removes_the_rewound_rows_of_one_chat_only(db: Datab
     assert two.chat_id == "two"
     # and later events of chat one apply on top of the rewound state
     third = await _meanwhile_turn(db, one, "third")
-    assert [r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one'")] == [
+    assert [
+        r["id"] for r in await rows(db, "SELECT id FROM turns WHERE chat_id = 'one' ORDER BY id")
+    ] == [
         *first_turn[:2],
         *third[:2],
     ]
@@ -528,12 +537,8 @@ async def test_after_a_rebuild_new_and_edited_memories_are_still_indexed(
     await add(db, "manual_edit", f.manual_edit(old, "a storm was coming"))
 
     # Then the full-text index follows both
-    async def match(word: str) -> list[int]:
-        found = await rows(db, "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?", word)
-        return [r["rowid"] for r in found]
-
-    assert new in await match("harbour")
-    assert await match("storm") == [old]
+    assert new in await matching(db, "harbour")
+    assert await matching(db, "storm") == [old]
     await f.snapshot(db)  # runs the index's integrity-check
 
 

@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.helpers.store_factories as f
 from bot.store import Appendable, Later, append_and_apply, append_events, journal, open_db, project
 from bot.store.events import MemoryWritten
+from tests.helpers.stores import BACKENDS, fresh_store
 
 CHARACTERS = ("bot_a", "bot_b", "bot_c")
 FACTS = ("likes tea", "saw the letter", "owes money", "")
@@ -358,8 +360,8 @@ def as_batches(events: list[Event], cuts: list[int]) -> list[list[Appendable]]:
     return batches
 
 
-async def replay_matches(events: list[Event], cuts: list[int]) -> None:
-    async with open_db(":memory:") as single, open_db(":memory:") as batched:
+async def replay_matches(events: list[Event], cuts: list[int], backend: str = "sqlite") -> None:
+    async with fresh_store(backend) as single, fresh_store(backend) as batched:
         # Given the same story appended one event at a time, and in batches
         for kind, payload in events:
             await append_and_apply(single, kind=kind, payload=payload)
@@ -377,18 +379,27 @@ async def replay_matches(events: list[Event], cuts: list[int]) -> None:
         assert await f.snapshot(single, WORDS) == incremental
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(drawn=actions, cuts=st.lists(st.integers(0, 200), max_size=12))
-def test_replay_equals_incremental(
-    drawn: list[tuple[str, int, int, tuple[int, int], int]], cuts: list[int]
-) -> None:
-    story = story_of(drawn)
-    asyncio.run(replay_matches(story.events, cuts))
+EXAMPLES = {"sqlite": 300, "postgres": 60}
+"""Stories drawn per property: each PostgreSQL example makes two schemas and talks over TCP."""
+
+
+def property_settings(backend: str, share: int = 1) -> settings:
+    return settings(
+        max_examples=EXAMPLES[backend] // share,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replay_equals_incremental(backend: str) -> None:
+    @property_settings(backend)
+    @given(drawn=actions, cuts=st.lists(st.integers(0, 200), max_size=12))
+    def check(drawn: list[tuple[str, int, int, tuple[int, int], int]], cuts: list[int]) -> None:
+        asyncio.run(replay_matches(story_of(drawn).events, cuts, backend))
+
+    check()
 
 
 def test_the_story_generator_reaches_every_kind() -> None:
@@ -398,7 +409,8 @@ def test_the_story_generator_reaches_every_kind() -> None:
     assert kinds == set(f.PAYLOAD_FACTORIES)
 
 
-def test_replay_of_a_story_with_a_rewind_inside_a_batch() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replay_of_a_story_with_a_rewind_inside_a_batch(backend: str) -> None:
     drawn = [
         (op, 0, b, (70, -70), b % 4)
         for b in range(1, 8)
@@ -406,13 +418,13 @@ def test_replay_of_a_story_with_a_rewind_inside_a_batch() -> None:
     ]
     events = story_of(drawn).events
     assert sum(kind == "beats_rewound" for kind, _ in events) == 7
-    asyncio.run(replay_matches(events, cuts=[5, 40]))
+    asyncio.run(replay_matches(events, [5, 40], backend))
 
 
-async def replay_after_a_rebuild_matches(events: list[Event], cut: int) -> None:
+async def replay_after_a_rebuild_matches(events: list[Event], cut: int, backend: str) -> None:
     """The undo journal covers only events after a rebuild: a rewind reaching behind it replays
     its chat whole, and later rewinds undo through the journal again."""
-    async with open_db(":memory:") as db:
+    async with fresh_store(backend) as db:
         for kind, payload in events[:cut]:
             await append_and_apply(db, kind=kind, payload=payload)
         await project(db)
@@ -423,28 +435,25 @@ async def replay_after_a_rebuild_matches(events: list[Event], cut: int) -> None:
         assert await f.snapshot(db, WORDS) == incremental
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(drawn=actions, cut=st.integers(0, 60))
-def test_replay_equals_incremental_across_a_rebuild(
-    drawn: list[tuple[str, int, int, tuple[int, int], int]], cut: int
-) -> None:
-    story = story_of(drawn)
-    asyncio.run(replay_after_a_rebuild_matches(story.events, cut))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replay_equals_incremental_across_a_rebuild(backend: str) -> None:
+    @property_settings(backend, share=3)
+    @given(drawn=actions, cut=st.integers(0, 60))
+    def check(drawn: list[tuple[str, int, int, tuple[int, int], int]], cut: int) -> None:
+        asyncio.run(replay_after_a_rebuild_matches(story_of(drawn).events, cut, backend))
+
+    check()
 
 
-def test_a_rewind_undoes_only_what_came_after_its_point() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rewind_undoes_only_what_came_after_its_point(backend: str) -> None:
     """Rewinding the last beat of a long chat replays no event before it (the journal undoes
     the range), and the chat is what a rebuild from the log makes of it."""
     drawn = [(op, 0, b, (5, -5), b % 4) for b in range(1, 30) for op in ("turn", "memory", "edge")]
     events = [*story_of([("chat", 0, 0, (0, 0), 0), ("scene", 0, 0, (0, 0), 0), *drawn]).events]
 
     async def run() -> None:
-        async with open_db(":memory:") as db:
+        async with fresh_store(backend) as db:
             for kind, payload in events:
                 await append_and_apply(db, kind=kind, payload=payload)
             last = len(events)
@@ -468,7 +477,8 @@ def test_a_rewind_undoes_only_what_came_after_its_point() -> None:
     asyncio.run(run())
 
 
-def test_a_rewind_gives_back_the_world_book_a_later_import_replaced() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rewind_gives_back_the_world_book_a_later_import_replaced(backend: str) -> None:
     """The undo journal sees every row a handler replaces (an upsert, never INSERT OR REPLACE,
     whose deletes fire no trigger)."""
     drawn = [
@@ -480,7 +490,7 @@ def test_a_rewind_gives_back_the_world_book_a_later_import_replaced() -> None:
     ]
     events = story_of(drawn).events
     assert [kind for kind, _ in events][-2:] == ["world_book_imported", "beats_rewound"]
-    asyncio.run(replay_matches(events, cuts=[]))
+    asyncio.run(replay_matches(events, [], backend))
 
 
 @contextlib.contextmanager

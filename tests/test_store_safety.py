@@ -16,17 +16,21 @@ from pathlib import Path
 import pytest
 
 import tests.helpers.store_factories as f
+from bot.config import StorageSettings
 from bot.store import (
     DatabaseDamagedError,
     DatabaseGoneError,
     DatabaseLockedError,
+    StoreError,
     WriteFailedError,
     append_and_apply,
     append_events,
     open_db,
+    open_store,
 )
 from bot.store.health import quick_check
 from bot.store.lock import WriterLock, lock_path
+from bot.store.pg.connect import display_url
 from tests.helpers.events import count_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,3 +238,26 @@ async def test_a_full_disk_refuses_the_write_whole_and_says_so(tmp_path: Path) -
         await db.read(lambda raw: raw.execute("PRAGMA max_page_count = 1000000"))
         await append_events(db, batch)
         assert await count_events(db) == 21
+
+
+async def test_an_unreachable_server_is_one_clear_error_without_the_password() -> None:
+    url = "postgresql://storybot:s3cret@127.0.0.1:9/storybot"  # port 9: nothing listens
+    with pytest.raises(StoreError) as caught:
+        async with open_store(StorageSettings(url=url)):
+            pass
+    assert "cannot reach PostgreSQL at postgresql://storybot@127.0.0.1:9/storybot" in str(
+        caught.value
+    )
+    assert "s3cret" not in str(caught.value)
+    assert display_url(url) == "postgresql://storybot@127.0.0.1:9/storybot"
+
+
+async def test_a_plain_path_or_nothing_keeps_sqlite(tmp_path: Path) -> None:
+    for storage, file in (
+        (StorageSettings(url=str(tmp_path / "a.db")), tmp_path / "a.db"),
+        (StorageSettings(db_path=tmp_path / "b.db"), tmp_path / "b.db"),
+    ):
+        async with open_store(storage) as db:
+            assert db.dialect == "sqlite"
+        with sqlite3.connect(file) as raw:
+            assert raw.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] > 0

@@ -15,6 +15,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from bot.console import BUSY_LINE, Console
 from bot.llm import Message, Priority, ScriptedLLM, Task
 from bot.llm.mock import RecordedCall
@@ -33,6 +35,12 @@ from tests.helpers.engine_helpers import (
 )
 from tests.helpers.events import then_events
 from tests.helpers.store_factories import snapshot
+
+
+@pytest.fixture
+def db(store: Database) -> Database:
+    """Every story here plays on SQLite and on PostgreSQL (``-m postgres``)."""
+    return store
 
 
 def _state(*, verb: str = "", facts: Sequence[str] = (), targets: Sequence[str] = ("you",)) -> str:

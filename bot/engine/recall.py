@@ -43,16 +43,6 @@ def cue_words(text: str, *, leave_out: frozenset[str] = frozenset()) -> list[str
     return words
 
 
-def any_of(words: list[str]) -> str:
-    """An FTS5 OR-query of ``words`` (each quoted, so nothing in them is FTS syntax)."""
-    return " OR ".join(f'"{w}"' for w in words)
-
-
-def fts_query(text: str) -> str:
-    """An FTS5 OR-query of the distinctive words of ``text``."""
-    return any_of(cue_words(text))
-
-
 def name_words(names: list[str]) -> frozenset[str]:
     return frozenset(w for name in names for w in _WORD.findall(name.lower()))
 
@@ -118,7 +108,7 @@ async def recall(
         views.search_memories(
             chat_id,
             owner_id,
-            any_of(words),
+            words,
             (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
         ),
     )

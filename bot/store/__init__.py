@@ -1,8 +1,10 @@
-"""The event store: an append-only log in SQLite and the projections folded from it."""
+"""The event store: an append-only log and the projections folded from it (SQLite or
+PostgreSQL, chosen by ``[storage]``: ``open_store``)."""
 
 from bot.store import projections as _projections  # registers every projection handler
 from bot.store.batch import Batch, Later, Ref
-from bot.store.db import Database, open_db
+from bot.store.database import Database
+from bot.store.db import open_db
 from bot.store.errors import (
     DatabaseDamagedError,
     DatabaseGoneError,
@@ -29,6 +31,7 @@ from bot.store.log import (
 )
 from bot.store.projector import project
 from bot.store.record import StoredEvent
+from bot.store.stores import open_store
 
 __all__ = [
     "PAYLOAD_MODELS",
@@ -58,6 +61,7 @@ __all__ = [
     "events_of_chat",
     "events_of_types",
     "open_db",
+    "open_store",
     "project",
     "validate",
 ]

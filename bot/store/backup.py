@@ -8,13 +8,13 @@ whole: nothing is written.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.store.db import Database
+from bot.store.database import Database
 from bot.store.log import EventError, payload_json, validate
 from bot.store.projector import rebuild_all
+from bot.store.sql import INTEGRITY_ERRORS, Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,21 +53,21 @@ async def import_log(db: Database, lines: Iterable[str]) -> Restored:
     """Insert the exported events with their ids, then rebuild every projection."""
     rows = _parse(lines)
 
-    def work(raw: sqlite3.Connection) -> Restored:
+    def work(raw: Connection) -> Restored:
         try:
             raw.executemany(
                 "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise EventError(
                 "some of these event ids are already used in this database; "
                 "restore into a new database file (--db PATH)"
             ) from None
         try:
             rebuild_all(raw)
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             raise EventError(
                 f"this log clashes with what the database already holds ({exc}); "
                 "restore into a new database file (--db PATH)"

@@ -8,14 +8,15 @@ the player saw; a rebuild leaves it alone.
 
 from __future__ import annotations
 
-from bot.store.db import Database
+from bot.store.database import Database
 
 
 async def save_checkpoint(db: Database, turn_started_id: int, chat_id: str, text: str) -> None:
     await db.write(
         lambda raw: raw.execute(
-            "INSERT OR REPLACE INTO stream_checkpoints (turn_started_id, chat_id, text) "
-            "VALUES (?, ?, ?)",
+            "INSERT INTO stream_checkpoints (turn_started_id, chat_id, text) VALUES (?, ?, ?) "
+            "ON CONFLICT (turn_started_id) DO UPDATE SET chat_id = excluded.chat_id, "
+            "text = excluded.text",
             (turn_started_id, chat_id, text),
         )
     )

@@ -1,4 +1,4 @@
-"""The SQLite database: one aiosqlite connection, WAL, numbered migrations, one writer.
+"""The SQLite store: one aiosqlite connection, WAL, numbered migrations, one writer.
 
 One writer per file, across processes too: opening for writing takes an OS lock beside the
 database (``bot.store.lock``), checks the file (``bot.store.health``), and every write first
@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
+from bot.store.database import Database
 from bot.store.errors import DatabaseGoneError, StoreError, WriteFailedError
 from bot.store.health import (
     QUICK_CHECK_SECONDS,
@@ -36,23 +37,24 @@ from bot.store.journal import install_triggers
 from bot.store.lock import WriterLock
 from bot.store.projector import rebuild_all
 from bot.store.schema import MIGRATIONS, REBUILD_AFTER
+from bot.store.sql import Connection
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class Database:
-    """An open store. Pass it to the functions of ``bot.store``; it is their ``conn``."""
+class SqliteDatabase(Database):
+    """The store in one SQLite file (or ``:memory:``), on aiosqlite's worker thread."""
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        super().__init__(path)
         self._conn = conn
-        self.path = path
         self.identity: FileIdentity | None = None
         """Set once open: each write first checks the path still names this file."""
         self._gone: DatabaseGoneError | None = None
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one IMMEDIATE transaction: all of it commits, or none of it.
 
         Refused (``DatabaseGoneError``) once the file was removed or replaced under us: SQLite
@@ -72,20 +74,7 @@ class Database:
                 raise
             return result
 
-        return await self._run(transaction)
-
-    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` against the connection on its thread (for reads of several queries)."""
-        return await self._run(work)
-
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return await self._run(lambda raw: raw.execute(sql, tuple(params)).fetchall())
-
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = await self._run(
-            lambda raw: raw.execute(sql, tuple(params)).fetchone()
-        )
-        return row
+        return await self.run(transaction)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -100,7 +89,12 @@ class Database:
         if self._gone is not None:
             raise self._gone
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[Connection], T]) -> T:
+        return await self.run(work)
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the connection's thread, as is (no transaction of its own)."""
+
         # aiosqlite has no public "run this function on the connection's thread"; _execute is
         # exactly that, and the one place we lean on it.
         def on_thread() -> T:
@@ -190,7 +184,7 @@ def _split_statements(script: str) -> list[str]:
 @asynccontextmanager
 async def open_db(
     path: Path | str, *, read_only: bool = False, check_seconds: float = QUICK_CHECK_SECONDS
-) -> AsyncIterator[Database]:
+) -> AsyncIterator[SqliteDatabase]:
     """Open (creating and migrating as needed) the store at ``path``; ``":memory:"`` works.
 
     For writing (the default) the process must own the file (``DatabaseLockedError`` names
@@ -209,12 +203,12 @@ async def open_db(
             lock.release()
         raise
     conn.row_factory = sqlite3.Row
-    db = Database(conn, target)
+    db = SqliteDatabase(conn, target)
     try:
-        await db.read(_configure_reader if read_only else _configure)  # damage: a StoreError
+        await db.run(_configure_reader if read_only else _configure)  # damage: a StoreError
         if not read_only:
-            await db.read(lambda raw: _check(raw, target, check_seconds))
-            version = await db.read(_migrate)
+            await db.run(lambda raw: _check(raw, target, check_seconds))
+            version = await db.run(_migrate)
             log.debug("store %s at schema version %d", target, version)
         if lock is not None:
             db.identity = FileIdentity.of(Path(target))

@@ -7,7 +7,6 @@ one transaction; a bad payload or an unknown kind raises ``EventError`` and writ
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,12 +15,13 @@ from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
 from bot.store.batch import Batch, Later
-from bot.store.db import Database
+from bot.store.database import Database
 from bot.store.events import PAYLOAD_MODELS, ManualEdit, Payload
 from bot.store.journal import prune, prune_due
 from bot.store.memo import memo
 from bot.store.projector import apply_journalled
 from bot.store.record import StoredEvent, parse_row
+from bot.store.sql import INTEGRITY_ERRORS, Connection
 from bot.validation import all_problems
 
 RawEvent = tuple[str, Mapping[str, Any]]
@@ -66,7 +66,7 @@ def payload_json(kind: str, payload: Payload) -> str:
         ) from None
 
 
-def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | None:
+def _chat_id_of(raw: Connection, kind: str, payload: Payload) -> str | None:
     if kind == "chat_created":
         return str(payload.id)  # type: ignore[attr-defined]
     chat_id = getattr(payload, "chat_id", None)
@@ -85,19 +85,22 @@ def _chat_id_of(raw: sqlite3.Connection, kind: str, payload: Payload) -> str | N
     return None if row is None or row[0] is None else str(row[0])
 
 
-def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool) -> int:
+def _insert(raw: Connection, kind: str, payload: Payload, *, apply: bool) -> int:
     created_at = datetime.now(UTC).isoformat(timespec="microseconds")
     chat_id = _chat_id_of(raw, kind, payload)
-    cursor = raw.execute(
-        "INSERT INTO event_log (kind, payload_json, chat_id, created_at) VALUES (?, ?, ?, ?)",
-        (kind, payload_json(kind, payload), chat_id, created_at),
+    # the next id after the log's last, given inside the writer's transaction (which holds the
+    # store's one write lock), so ids follow commit order on either database with no gaps
+    event_id = int(
+        raw.execute(
+            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+            "SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ? FROM event_log RETURNING id",
+            (kind, payload_json(kind, payload), chat_id, created_at),
+        ).fetchone()[0]
     )
-    event_id = cursor.lastrowid
-    assert event_id is not None
     if apply:
         try:
             apply_journalled(raw, StoredEvent(event_id, kind, payload, chat_id, created_at))
-        except sqlite3.IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             # e.g. a second chat_created with the same id: refused like any bad event
             raise EventError(f"{kind} conflicts with the story as it stands ({exc})") from None
     return event_id
@@ -106,7 +109,7 @@ def _insert(raw: sqlite3.Connection, kind: str, payload: Payload, *, apply: bool
 async def append(db: Database, event: Payload) -> int:
     """Append one event and update every projection, in one transaction; returns its id."""
 
-    def work(raw: sqlite3.Connection) -> int:
+    def work(raw: Connection) -> int:
         with memo(raw):
             event_id = _insert(raw, event.kind, event, apply=True)
         _prune_journal(raw, [event_id])
@@ -126,7 +129,7 @@ async def append_events(
     """
     ready = [_checked(event) for event in events]
 
-    def work(raw: sqlite3.Connection) -> list[int]:
+    def work(raw: Connection) -> list[int]:
         ids: list[int] = []
         with memo(raw):
             for event in ready:
@@ -146,7 +149,7 @@ def _checked(event: Appendable) -> Payload | Later[Any]:
     return event
 
 
-def _prune_journal(raw: sqlite3.Connection, ids: list[int]) -> None:
+def _prune_journal(raw: Connection, ids: list[int]) -> None:
     """Keep the undo journal bounded: now and then, the chats just written forget their
     oldest changes (``journal.prune``)."""
     if not ids or not prune_due(ids[0], ids[-1]):

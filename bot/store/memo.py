@@ -11,17 +11,18 @@ chat) calls ``forget``. The memo lives for one batch on the writer's thread, nev
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from bot.store.sql import Connection
 
 _ACTIVE: dict[int, dict[str, dict[Any, Any]]] = {}
 """id(connection) -> table name -> key -> row, while a batch runs on that connection."""
 
 
 @contextmanager
-def memo(raw: sqlite3.Connection) -> Iterator[None]:
+def memo(raw: Connection) -> Iterator[None]:
     """Keep rows in memory while the batch inside runs (nested batches share it)."""
     if id(raw) in _ACTIVE:
         yield
@@ -33,13 +34,13 @@ def memo(raw: sqlite3.Connection) -> Iterator[None]:
         del _ACTIVE[id(raw)]
 
 
-def table(raw: sqlite3.Connection, name: str) -> dict[Any, Any] | None:
+def table(raw: Connection, name: str) -> dict[Any, Any] | None:
     """The memo of ``name``'s rows in this batch, or None outside one."""
     active = _ACTIVE.get(id(raw))
     return None if active is None else active.setdefault(name, {})
 
 
-def forget(raw: sqlite3.Connection) -> None:
+def forget(raw: Connection) -> None:
     """Rows changed behind the handlers: the memo may be stale, so drop all of it."""
     active = _ACTIVE.get(id(raw))
     if active is not None:

@@ -7,10 +7,11 @@ incremental application and a rebuild from the log run exactly the same code.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from bot.store.database import Database
 from bot.store.events import Payload
 from bot.store.journal import (
     covered_after,
@@ -23,14 +24,13 @@ from bot.store.journal import (
 )
 from bot.store.memo import memo
 from bot.store.provenance import Source, source_of
+from bot.store.recall import drop_recall_index
 from bot.store.record import StoredEvent, parse_row, parse_values
 from bot.store.schema import PROJECTION_TABLES
-
-if TYPE_CHECKING:
-    from bot.store.db import Database
+from bot.store.sql import Connection, Row
 
 E = TypeVar("E", bound=Payload)
-Handler = Callable[[sqlite3.Connection, StoredEvent[E]], None]
+Handler = Callable[[Connection, StoredEvent[E]], None]
 
 _HANDLERS: dict[type[Payload], list[Handler[Any]]] = {}
 
@@ -45,48 +45,37 @@ def handles(event_type: type[E]) -> Callable[[Handler[E]], Handler[E]]:
     return register
 
 
-def apply_event(raw: sqlite3.Connection, event: StoredEvent[Payload]) -> None:
+def apply_event(raw: Connection, event: StoredEvent[Payload]) -> None:
     for handler in _HANDLERS.get(type(event.payload), ()):
         handler(raw, event)
 
 
-def apply_journalled(raw: sqlite3.Connection, event: StoredEvent[Payload]) -> None:
+def apply_journalled(raw: Connection, event: StoredEvent[Payload]) -> None:
     """Apply one event, journalling what it changes (so a rewind can undo just that)."""
     journal_as(raw, event.id)
     apply_event(raw, event)
 
 
-def rebuild_all(raw: sqlite3.Connection) -> int:
+def rebuild_all(raw: Connection) -> int:
     """Clear every projection and fold the whole log into it again; returns events applied.
 
     The full-text indexes (of memories, of facts) are rebuilt once at the end instead of row by
-    row through their triggers (which cost two thirds of a rebuild): the triggers are dropped
-    and recreated inside the caller's transaction, so no one ever sees the store without them.
-    The undo journal's triggers are dropped too: after a rebuild it covers only later events.
+    row (on SQLite their triggers cost two thirds of a rebuild; on PostgreSQL the GIN indexes
+    are dropped and made again), inside the caller's transaction, so no one ever sees the store
+    without them. The undo journal's triggers are dropped too: after a rebuild the journal
+    covers only later events.
     """
     drop_triggers(raw)
     forget_all(raw)
-    triggers = raw.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-        "AND tbl_name IN ('memories', 'edge_facts') AND name NOT LIKE 'undo_%'"
-    ).fetchall()
-    for name, _ in triggers:
-        raw.execute(f'DROP TRIGGER "{name}"')
+    restore_recall = drop_recall_index(raw)
     for table in PROJECTION_TABLES:
         raw.execute(f"DELETE FROM {table}")
     count = 0
     with memo(raw):
-        log = raw.cursor()
-        log.row_factory = None  # plain tuples: a million sqlite3.Row lookups are not free
-        for row in log.execute(
-            "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
-        ):
-            apply_event(raw, parse_values(*row))
+        for event in _whole_log(raw):
+            apply_event(raw, event)
             count += 1
-    for _, sql in triggers:
-        raw.execute(sql)
-    raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
-    raw.execute("INSERT INTO edge_facts_fts (edge_facts_fts) VALUES ('rebuild')")
+    restore_recall()
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
     )
@@ -94,7 +83,39 @@ def rebuild_all(raw: sqlite3.Connection) -> int:
     return count
 
 
-def rebuild_chat(raw: sqlite3.Connection, chat_id: str, *, up_to: int, since: int) -> int:
+LOG_PAGE = 2000
+"""Events read at a time by a rebuild: PostgreSQL fetches a statement's rows whole."""
+
+
+def _whole_log(raw: Connection) -> Iterator[StoredEvent[Payload]]:
+    """Every event in id order: on SQLite as plain tuples (a million ``sqlite3.Row`` lookups
+    are not free), on PostgreSQL a page at a time (it fetches a statement's rows whole)."""
+    if not isinstance(raw, sqlite3.Connection):
+        for row in log_rows(raw):
+            yield parse_row(row)
+        return
+    log = raw.cursor()
+    log.row_factory = None
+    for values in log.execute(
+        "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
+    ):
+        yield parse_values(*values)
+
+
+def log_rows(raw: Connection) -> Iterator[Row]:
+    """Every event of the log in id order, a page at a time (bounded memory on any log)."""
+    after = 0
+    while True:
+        page = raw.execute(
+            "SELECT * FROM event_log WHERE id > ? ORDER BY id LIMIT ?", (after, LOG_PAGE)
+        ).fetchall()
+        yield from page
+        if len(page) < LOG_PAGE:
+            return
+        after = page[-1]["id"]
+
+
+def rebuild_chat(raw: Connection, chat_id: str, *, up_to: int, since: int) -> int:
     """Bring one chat up to its event ``up_to`` again, the story having changed after ``since``.
 
     Rewinds and edits use it. What leaves the story: every rewound range, and every derived
@@ -140,7 +161,7 @@ class Exclusions:
     """Every edit's (event id, source), rewound ones too (``settled`` needs them)."""
 
     @classmethod
-    def of_chat(cls, raw: sqlite3.Connection, chat_id: str, *, up_to: int) -> Exclusions:
+    def of_chat(cls, raw: Connection, chat_id: str, *, up_to: int) -> Exclusions:
         ranges = tuple(
             (row[0], row[1])
             for row in raw.execute(

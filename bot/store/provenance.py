@@ -11,7 +11,6 @@ kind cannot slip past the rule (a test holds every kind to it).
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from bot.store import memo
@@ -25,6 +24,7 @@ from bot.store.events import (
     StoryThreadDetected,
     TurnClassified,
 )
+from bot.store.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def source_of(payload: Payload) -> Source | None:
     return Source(beat_id=beat, scene_id=scene)
 
 
-def witnesses_of(raw: sqlite3.Connection, source: Source | None) -> frozenset[str] | None:
+def witnesses_of(raw: Connection, source: Source | None) -> frozenset[str] | None:
     """Who witnessed ``source``; None when an item has no known source (everyone, as before).
 
     Inside a batch the answer is kept (``memo``): every memory and fact of a beat asks it.
@@ -121,7 +121,7 @@ def witnesses_of(raw: sqlite3.Connection, source: Source | None) -> frozenset[st
     return found
 
 
-def beat_witnesses(raw: sqlite3.Connection, beat_id: int) -> frozenset[str]:
+def beat_witnesses(raw: Connection, beat_id: int) -> frozenset[str]:
     """Who witnessed the beat ``beat_id`` (nobody, for a beat not in the story)."""
     beats = memo.table(raw, "turn_witnesses")
     if beats is not None and (known := beats.get(beat_id)) is not None:
@@ -133,21 +133,21 @@ def beat_witnesses(raw: sqlite3.Connection, beat_id: int) -> frozenset[str]:
     return found
 
 
-def witnessed(raw: sqlite3.Connection, beat_id: int, witnesses: list[str]) -> None:
+def witnessed(raw: Connection, beat_id: int, witnesses: list[str]) -> None:
     """The handler recording a beat's witnesses says so, for the rest of its batch."""
     beats = memo.table(raw, "turn_witnesses")
     if beats is not None:
         beats[beat_id] = beats.get(beat_id, frozenset()) | frozenset(witnesses)
 
 
-def participated(raw: sqlite3.Connection, scene_id: int, participants: list[str]) -> None:
+def participated(raw: Connection, scene_id: int, participants: list[str]) -> None:
     """The handler opening a scene says who is in it, for the rest of its batch."""
     scenes = memo.table(raw, "scene_participants")
     if scenes is not None:
         scenes[scene_id] = frozenset(participants)
 
 
-def may_know(raw: sqlite3.Connection, entity_id: str, payload: Payload) -> bool:
+def may_know(raw: Connection, entity_id: str, payload: Payload) -> bool:
     """True if ``entity_id`` witnessed the source of ``payload`` (or it has none)."""
     seen = witnesses_of(raw, source_of(payload))
     return seen is None or entity_id in seen

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from bot.store.events import PAYLOAD_MODELS, Payload
+from bot.store.sql import Row
 
 E_co = TypeVar("E_co", bound=Payload, covariant=True)
 
@@ -40,7 +40,7 @@ def parse_values(
     )
 
 
-def parse_row(row: sqlite3.Row) -> StoredEvent[Payload]:
+def parse_row(row: Row) -> StoredEvent[Payload]:
     model = PAYLOAD_MODELS[row["kind"]]
     return StoredEvent(
         id=row["id"],

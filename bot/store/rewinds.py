@@ -10,16 +10,16 @@ they are always carried (adding lore, then regenerating a reply, keeps the lore)
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from bot.store.batch import Later, Ref
-from bot.store.db import Database
+from bot.store.database import Database
 from bot.store.events import WORLD_BOOK_KINDS, ManualEdit, Payload
 from bot.store.projector import Exclusions
 from bot.store.provenance import Source, source_of
 from bot.store.record import StoredEvent, parse_row
+from bot.store.sql import Connection
 
 CARRIED_KINDS = (
     "manual_edit",
@@ -45,7 +45,7 @@ async def carried_past(
     copy, or it would land on nothing.
     """
 
-    def read(raw: sqlite3.Connection) -> list[Payload | Later[Any]]:
+    def read(raw: Connection) -> list[Payload | Later[Any]]:
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
         closed = _closed_scenes(raw, chat_id, after, exclusions)
         carried: list[Payload | Later[Any]] = []
@@ -102,13 +102,13 @@ def _kept(source: Source, after: int, closed: frozenset[int]) -> bool:
 
 
 def _closed_scenes(
-    raw: sqlite3.Connection, chat_id: str, after: int, exclusions: Exclusions
+    raw: Connection, chat_id: str, after: int, exclusions: Exclusions
 ) -> frozenset[int]:
     """Scenes whose close is in the story at ``after`` (a rewound close closed nothing)."""
     rows = raw.execute(
-        # by kind (few rows), not by chat (every event the chat has): ``+`` keeps the planner
-        # off the chat index
-        "SELECT id, payload_json FROM event_log WHERE +chat_id = ? AND id <= ? "
+        # by kind (few rows), not by chat (every event the chat has): ``|| ''`` keeps the
+        # planner off the chat index (on both stores)
+        "SELECT id, payload_json FROM event_log WHERE chat_id || '' = ? AND id <= ? "
         "AND kind IN ('scene_closed', 'meanwhile_scene_closed')",
         (chat_id, after),
     ).fetchall()
@@ -171,7 +171,7 @@ async def _next_event_in_story(
     """The id of the chat's first event after ``after`` still in the story (not rewound), of a
     kind not in ``passing_over``; None if there is none."""
 
-    def read(raw: sqlite3.Connection) -> int | None:
+    def read(raw: Connection) -> int | None:
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
         marks = ",".join("?" * len(passing_over))
         for (event_id,) in raw.execute(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.store.db import Database
+from bot.store import recall
+from bot.store.database import Database
 from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind, Segment
 from bot.store.projections.relationships import fact_scope
 from bot.store.projections.story import memory_scope
+from bot.store.reads import beat_showing
+from bot.store.sql import Connection, Row, is_postgres
 
 FACTS_NEWEST = 6
 FACTS_MATCHING = 4
@@ -135,7 +137,7 @@ class ChatStatus:
     activities: dict[str, Activity] = field(default_factory=dict)
 
 
-def _chat(row: sqlite3.Row) -> Chat:
+def _chat(row: Row) -> Chat:
     return Chat(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -151,7 +153,7 @@ def _chat(row: sqlite3.Row) -> Chat:
     )
 
 
-def _scene(row: sqlite3.Row) -> Scene:
+def _scene(row: Row) -> Scene:
     return Scene(
         id=row["id"],
         chat_id=row["chat_id"],
@@ -165,7 +167,7 @@ def _scene(row: sqlite3.Row) -> Scene:
     )
 
 
-def _activity(row: sqlite3.Row) -> Activity:
+def _activity(row: Row) -> Activity:
     return Activity(
         entity_id=row["entity_id"],
         posture=row["posture"],
@@ -175,7 +177,7 @@ def _activity(row: sqlite3.Row) -> Activity:
     )
 
 
-def _memory(row: sqlite3.Row) -> Memory:
+def _memory(row: Row) -> Memory:
     return _memory_of(tuple(row), tuple(row.keys()))
 
 
@@ -196,7 +198,7 @@ def _memory_of(values: tuple[object, ...], keys: tuple[str, ...]) -> Memory:
     )
 
 
-def _beat(row: sqlite3.Row) -> Beat:
+def _beat(row: Row) -> Beat:
     return _beat_of(tuple(row), tuple(row.keys()))
 
 
@@ -231,7 +233,7 @@ class Setting:
     meanwhile: Scene | None
 
 
-def _setting(raw: sqlite3.Connection, chat_id: str) -> Setting | None:
+def _setting(raw: Connection, chat_id: str) -> Setting | None:
     row = raw.execute("SELECT * FROM chats WHERE id = ?", (chat_id,)).fetchone()
     if row is None:
         return None
@@ -443,22 +445,15 @@ class Views:
         return [_memory(r) for r in rows]
 
     async def search_memories(
-        self, chat_id: str, owner_id: str, fts_query: str, limit: int
+        self, chat_id: str, owner_id: str, words: list[str], limit: int
     ) -> list[Memory]:
-        """The owner's newest memories matching ``fts_query`` (an FTS5 expression), newest first.
+        """The owner's newest memories holding any of ``words``, newest first.
 
         The search is scoped by a token to this (chat, owner) and walks the index newest first,
         stopping at ``limit``: its cost does not grow with the length of the story.
         """
-        if not fts_query or limit <= 0:
-            return []
         scope = memory_scope(chat_id, owner_id)
-        rows = await self.db.fetchall(
-            "SELECT m.* FROM memories m WHERE m.id IN ("
-            " SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
-            " ORDER BY rowid DESC LIMIT ?) ORDER BY m.id DESC",
-            (f'scope : "{scope}" AND ({fts_query})', limit),
-        )
+        rows = await self.db.read(lambda raw: recall.search(raw, scope, words, limit))
         return [_memory(r) for r in rows]
 
     async def scene_memories(self, scene_id: int) -> list[Memory]:
@@ -482,7 +477,7 @@ class Views:
         """The latest ``how_many(count)`` beats ``entity_id`` was present for, oldest first,
         where count is how many it was present for: both in one trip to the store."""
 
-        def read(raw: sqlite3.Connection) -> list[sqlite3.Row]:
+        def read(raw: Connection) -> list[Row]:
             found = raw.execute(
                 "SELECT beats FROM witness_counts WHERE chat_id = ? AND entity_id = ?",
                 (chat_id, entity_id),
@@ -506,11 +501,7 @@ class Views:
 
     async def beat_showing(self, chat_id: str, message_id: int) -> Beat | None:
         """The beat an adapter's message shows (the player's message or a reply's)."""
-        row = await self.db.fetchone(
-            "SELECT t.* FROM turns t, json_each(t.message_ids_json) m "
-            "WHERE t.chat_id = ? AND m.value = ? LIMIT 1",
-            (chat_id, message_id),
-        )
+        row = await self.db.read(lambda raw: beat_showing(raw, chat_id, message_id))
         return None if row is None else _beat(row)
 
     async def beat(self, chat_id: str, turn_id: int) -> Beat | None:
@@ -606,7 +597,9 @@ class Views:
     async def opening_beat(self, chat_id: str) -> tuple[int, bool] | None:
         """The story's first beat, and whether the player has written a line yet."""
         row = await self.db.fetchone(
-            "SELECT MIN(id), SUM(role = 'user') FROM turns WHERE chat_id = ?", (chat_id,)
+            "SELECT MIN(id), SUM(CASE WHEN role = 'user' THEN 1 ELSE 0 END) FROM turns "
+            "WHERE chat_id = ?",
+            (chat_id,),
         )
         return None if row is None or row[0] is None else (int(row[0]), bool(row[1]))
 
@@ -618,7 +611,7 @@ class Views:
     async def world_book(self, chat_id: str) -> tuple[dict[str, Any], list[tuple[int, LoreEntry]]]:
         """The chat's world-book settings and its entries, by number (what /lore list shows)."""
 
-        def read(raw: sqlite3.Connection) -> tuple[sqlite3.Row | None, list[sqlite3.Row]]:
+        def read(raw: Connection) -> tuple[Row | None, list[Row]]:
             settings_row = raw.execute(
                 "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
             ).fetchone()
@@ -682,7 +675,7 @@ def present_entities(scene: Scene) -> tuple[str, ...]:
 
 
 def _relationship(
-    raw: sqlite3.Connection, chat_id: str, source_id: str, target_id: str, about: str
+    raw: Connection, chat_id: str, source_id: str, target_id: str, about: str
 ) -> Relationship:
     key = (chat_id, source_id, target_id)
     row = raw.execute(
@@ -698,8 +691,24 @@ def _relationship(
     )
 
 
+def _facts_matching(raw: Connection, scope: str, words: list[str], limit: int) -> list[Row]:
+    """An edge's newest facts holding any of ``words`` (whole words), newest first."""
+    if is_postgres(raw):
+        return raw.execute(
+            f"SELECT event_id, fact FROM edge_facts WHERE {recall.PG_FACTS_DOCUMENT} "
+            "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
+            (f"{scope} & ({' | '.join(words)})", limit),
+        ).fetchall()
+    any_word = " OR ".join(f'"{w}"' for w in words)
+    return raw.execute(
+        "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
+        "edge_facts_fts WHERE edge_facts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)",
+        (f'scope : "{scope}" AND fact_key : ({any_word})', limit),
+    ).fetchall()
+
+
 def _known_facts(
-    raw: sqlite3.Connection,
+    raw: Connection,
     key: tuple[str, str, str],
     about: str,
     newest: int,
@@ -717,12 +726,6 @@ def _known_facts(
         # in the full-text index, newest first, stopping at ``matching``: a fact learned long
         # ago still comes back. Whole words only: a prefix query ("word"*) merges every term it
         # begins, 10x dearer on a 10,000-fact edge
-        any_word = " OR ".join(f'"{w}"' for w in words)
-        query = f'scope : "{fact_scope(*key)}" AND fact_key : ({any_word})'
-        found = raw.execute(
-            "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
-            "edge_facts_fts WHERE edge_facts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)",
-            (query, matching),
-        ).fetchall()
+        found = _facts_matching(raw, fact_scope(*key), words, matching)
         chosen |= {(r[0], r[1]) for r in found}
     return tuple(fact for _, fact in sorted(chosen))

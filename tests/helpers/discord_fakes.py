@@ -55,8 +55,9 @@ from bot.app import StoryBot, build_bot
 from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import LLMClient, ScriptedLLM
-from bot.store import Database, open_db
+from bot.store import Database
 from tests.helpers.engine_helpers import character
+from tests.helpers.stores import BACKENDS, fresh_store
 
 HOST, GUEST = "bot_a", "bot_b"
 UNKNOWN_WEBHOOK = 10015
@@ -689,9 +690,10 @@ class Wiring:
     monkeypatch: pytest.MonkeyPatch
 
     async def world(
-        self, llm: LLMClient, *, guilds: int = 1, **discord_settings: object
+        self, llm: LLMClient, *, guilds: int = 1, store: str = "sqlite", **discord_settings: object
     ) -> AsyncIterator[StoryWorld]:
-        async with open_db(":memory:") as db:
+        """``store``: "sqlite" (in memory) or "postgres" (a schema of its own, ``BACKENDS``)."""
+        async with fresh_store(store) as db:
             settings = Settings.model_validate(
                 {"discord": {"edit_interval_seconds": 0.2, **discord_settings}}
             )
@@ -718,4 +720,14 @@ def llm() -> ScriptedLLM:
 async def world(monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM) -> AsyncIterator[StoryWorld]:
     """A configured bot on dpytest with one guild, a bound story channel and its owner."""
     async for built in Wiring(monkeypatch).world(llm):
+        yield built
+
+
+@pytest.fixture(params=BACKENDS)
+async def world_on_each_store(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, llm: ScriptedLLM
+) -> AsyncIterator[StoryWorld]:
+    """``world`` on SQLite and on PostgreSQL (marked ``postgres``): a module whose stories
+    must play on both says ``world = world_on_each_store``-style (see test_discord_history)."""
+    async for built in Wiring(monkeypatch).world(llm, store=request.param):
         yield built

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store import Database, append_and_apply, append_event
+from bot.store import Database, append_and_apply, append_event, recall
 from bot.store.schema import PROJECTION_TABLES
+from bot.store.sql import Connection, is_postgres
 
 Payload = dict[str, Any]
 
@@ -393,27 +393,46 @@ async def seed_meanwhile_chat(
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
-def snapshot_tables(raw: sqlite3.Connection, words: tuple[str, ...] = ()) -> Snapshot:
-    """Every projection table, rows ordered by all columns, plus the full-text index: its
-    integrity against ``memories`` is checked, and the ids each of ``words`` matches are kept."""
+def table_columns(raw: Connection, table: str) -> list[str]:
+    """A table's columns in their declared order, on either store."""
+    if is_postgres(raw):
+        rows = raw.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        return [row[0] for row in rows]
+    return [row[1] for row in raw.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def _ordered(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows in one order on both stores (SQLite sorts NULL first, PostgreSQL last)."""
+    return sorted(rows, key=lambda row: tuple((value is not None, value) for value in row))
+
+
+def snapshot_tables(raw: Connection, words: tuple[str, ...] = ()) -> Snapshot:
+    """Every projection table, rows ordered by all columns, plus the full-text index: the ids
+    each of ``words`` finds are kept (and on SQLite the FTS5 index's integrity is checked
+    against ``memories``, and its rows kept). Equal snapshots mean equal stories, across
+    stores too."""
     snap: Snapshot = {}
     for table in PROJECTION_TABLES:
-        width = len(raw.execute(f"PRAGMA table_info({table})").fetchall())
-        order = ", ".join(str(i) for i in range(1, width + 1))
-        snap[table] = [tuple(r) for r in raw.execute(f"SELECT * FROM {table} ORDER BY {order}")]
-    raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('integrity-check')")
-    snap["memories_fts"] = [
-        tuple(r) for r in raw.execute("SELECT rowid, text, pov_summary FROM memories_fts")
-    ]
-    for word in words:
-        snap[f"memories_fts MATCH {word}"] = [
-            tuple(r)
-            for r in raw.execute(
-                "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid",
-                (word,),
-            )
+        columns = ", ".join(table_columns(raw, table))
+        snap[table] = _ordered([tuple(r) for r in raw.execute(f"SELECT {columns} FROM {table}")])
+    if not is_postgres(raw):
+        raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('integrity-check')")
+        snap["memories_fts"] = [
+            tuple(r) for r in raw.execute("SELECT rowid, text, pov_summary FROM memories_fts")
         ]
+    for word in words:
+        snap[f"memories_fts MATCH {word}"] = [(i,) for i in recall.ids_matching(raw, word)]
     return snap
+
+
+def portable(snap: Snapshot) -> Snapshot:
+    """What two different stores must agree on: the tables and what each word recalls (not
+    the rows of SQLite's own full-text table)."""
+    return {key: rows for key, rows in snap.items() if key != "memories_fts"}
 
 
 async def snapshot(db: Database, words: tuple[str, ...] = ()) -> Snapshot:

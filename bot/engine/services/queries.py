@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.engine.context import StoryContext, load_cast
 from bot.engine.export import chat_log, story_markdown
-from bot.engine.recall import fts_query
+from bot.engine.recall import cue_words
 from bot.store import YOU
 from bot.store.views import Chat, ChatStatus, Memory, Scene, Views, present_entities
 
@@ -47,7 +47,7 @@ class Queries(Views):
     ) -> list[Memory]:
         """A character's own memories in this chat, newest first (best matches with a query)."""
         if query:
-            return await self.search_memories(chat_id, owner_id, fts_query(query), limit)
+            return await self.search_memories(chat_id, owner_id, cue_words(query), limit)
         return await self.memories(chat_id, owner_id, limit=limit)
 
     async def export(self, chat_id: str) -> tuple[str, str]:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import base64
-import sqlite3
 
 from bot.store.events import AssetStored, BotAuthored, CharacterDeleted, YouAuthored
 from bot.store.projector import handles
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 
 @handles(BotAuthored)
-def character_written(raw: sqlite3.Connection, event: StoredEvent[BotAuthored]) -> None:
+def character_written(raw: Connection, event: StoredEvent[BotAuthored]) -> None:
     p = event.payload
     raw.execute(
-        "INSERT OR REPLACE INTO characters "
+        "INSERT INTO characters "
         "(guild_id, id, name, nickname, creator_id, avatar, payload_json, updated_event_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, id) DO UPDATE SET "
+        "name = excluded.name, nickname = excluded.nickname, creator_id = excluded.creator_id, "
+        "avatar = excluded.avatar, payload_json = excluded.payload_json, "
+        "updated_event_id = excluded.updated_event_id",
         (
             p.guild_id,
             p.id,
@@ -31,25 +34,26 @@ def character_written(raw: sqlite3.Connection, event: StoredEvent[BotAuthored]) 
 
 
 @handles(CharacterDeleted)
-def character_deleted(raw: sqlite3.Connection, event: StoredEvent[CharacterDeleted]) -> None:
+def character_deleted(raw: Connection, event: StoredEvent[CharacterDeleted]) -> None:
     p = event.payload
     raw.execute("DELETE FROM characters WHERE guild_id = ? AND id = ?", (p.guild_id, p.id))
 
 
 @handles(YouAuthored)
-def you_written(raw: sqlite3.Connection, event: StoredEvent[YouAuthored]) -> None:
+def you_written(raw: Connection, event: StoredEvent[YouAuthored]) -> None:
     p = event.payload
     raw.execute(
-        "INSERT OR REPLACE INTO yous (guild_id, owner_id, name, pronouns, persona) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO yous (guild_id, owner_id, name, pronouns, persona) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (guild_id, owner_id) DO UPDATE SET name = excluded.name, "
+        "pronouns = excluded.pronouns, persona = excluded.persona",
         (p.guild_id, p.owner_id, p.name, p.pronouns, p.persona),
     )
 
 
 @handles(AssetStored)
-def asset_stored(raw: sqlite3.Connection, event: StoredEvent[AssetStored]) -> None:
+def asset_stored(raw: Connection, event: StoredEvent[AssetStored]) -> None:
     p = event.payload
     raw.execute(
-        "INSERT OR IGNORE INTO assets (sha256, content_type, data) VALUES (?, ?, ?)",
+        "INSERT INTO assets (sha256, content_type, data) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (p.sha256, p.content_type, base64.b64decode(p.data_b64)),
     )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from bot.store.events import CastChanged, ChatCreated, ChatEnded, ContainerCreated, WorldChanged
 from bot.store.projector import handles
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 
 @handles(ChatCreated)
-def chat_created(raw: sqlite3.Connection, event: StoredEvent[ChatCreated]) -> None:
+def chat_created(raw: Connection, event: StoredEvent[ChatCreated]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO chats (id, guild_id, channel_id, owner_id, host_id, guest_id, world_time, "
@@ -34,13 +34,13 @@ def chat_created(raw: sqlite3.Connection, event: StoredEvent[ChatCreated]) -> No
 
 
 @handles(ChatEnded)
-def chat_ended(raw: sqlite3.Connection, event: StoredEvent[ChatEnded]) -> None:
+def chat_ended(raw: Connection, event: StoredEvent[ChatEnded]) -> None:
     p = event.payload
     raw.execute("UPDATE chats SET status = 'ended' WHERE id = ?", (p.chat_id,))
 
 
 @handles(WorldChanged)
-def world_changed(raw: sqlite3.Connection, event: StoredEvent[WorldChanged]) -> None:
+def world_changed(raw: Connection, event: StoredEvent[WorldChanged]) -> None:
     p = event.payload
     raw.execute(
         "UPDATE chats SET world_time = COALESCE(?, world_time), place = COALESCE(?, place), "
@@ -51,7 +51,7 @@ def world_changed(raw: sqlite3.Connection, event: StoredEvent[WorldChanged]) -> 
 
 
 @handles(ContainerCreated)
-def container_created(raw: sqlite3.Connection, event: StoredEvent[ContainerCreated]) -> None:
+def container_created(raw: Connection, event: StoredEvent[ContainerCreated]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO containers (id, chat_id, name, type, properties_json) VALUES (?, ?, ?, ?, ?)",
@@ -60,6 +60,6 @@ def container_created(raw: sqlite3.Connection, event: StoredEvent[ContainerCreat
 
 
 @handles(CastChanged)
-def cast_changed(raw: sqlite3.Connection, event: StoredEvent[CastChanged]) -> None:
+def cast_changed(raw: Connection, event: StoredEvent[CastChanged]) -> None:
     p = event.payload
     raw.execute("UPDATE chats SET guest_id = ? WHERE id = ?", (p.guest_bot_id, p.chat_id))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from bot.store.events import LoreEntry, LoreEntryAdded, LoreEntryRemoved, WorldBookImported
 from bot.store.projector import handles
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 
-def _insert(
-    raw: sqlite3.Connection, chat_id: str, number: int, entry: LoreEntry, event_id: int
-) -> None:
+def _insert(raw: Connection, chat_id: str, number: int, entry: LoreEntry, event_id: int) -> None:
     raw.execute(
         "INSERT INTO lore_entries (chat_id, number, entry_json, event_id) VALUES (?, ?, ?, ?)",
         (chat_id, number, entry.model_dump_json(), event_id),
@@ -20,7 +18,7 @@ def _insert(
 
 
 @handles(WorldBookImported)
-def world_book_imported(raw: sqlite3.Connection, event: StoredEvent[WorldBookImported]) -> None:
+def world_book_imported(raw: Connection, event: StoredEvent[WorldBookImported]) -> None:
     p = event.payload
     settings = {
         "scan_depth": p.scan_depth,
@@ -41,7 +39,7 @@ def world_book_imported(raw: sqlite3.Connection, event: StoredEvent[WorldBookImp
 
 
 @handles(LoreEntryAdded)
-def lore_entry_added(raw: sqlite3.Connection, event: StoredEvent[LoreEntryAdded]) -> None:
+def lore_entry_added(raw: Connection, event: StoredEvent[LoreEntryAdded]) -> None:
     p = event.payload
     row = raw.execute(
         "SELECT COALESCE(MAX(number), 0) FROM lore_entries WHERE chat_id = ?", (p.chat_id,)
@@ -50,6 +48,6 @@ def lore_entry_added(raw: sqlite3.Connection, event: StoredEvent[LoreEntryAdded]
 
 
 @handles(LoreEntryRemoved)
-def lore_entry_removed(raw: sqlite3.Connection, event: StoredEvent[LoreEntryRemoved]) -> None:
+def lore_entry_removed(raw: Connection, event: StoredEvent[LoreEntryRemoved]) -> None:
     p = event.payload
     raw.execute("DELETE FROM lore_entries WHERE chat_id = ? AND number = ?", (p.chat_id, p.number))

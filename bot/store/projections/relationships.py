@@ -12,13 +12,13 @@ import functools
 import hashlib
 import json
 import re
-import sqlite3
 
 from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
 from bot.store.projector import handles
 from bot.store.provenance import may_know, source_of, witnesses_of
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 LOW, HIGH = 0, 100
 
@@ -35,7 +35,7 @@ def fact_key(fact: str) -> str:
 
 
 @handles(EdgeUpdate)
-def edge_updated(raw: sqlite3.Connection, event: StoredEvent[EdgeUpdate]) -> None:
+def edge_updated(raw: Connection, event: StoredEvent[EdgeUpdate]) -> None:
     p = event.payload
     if not may_know(raw, p.source_id, p):
         return  # nobody learns from what they did not witness
@@ -89,7 +89,7 @@ def fact_scope(chat_id: str, source_id: str, target_id: str) -> str:
     return "e" + hashlib.sha1(edge, usedforsecurity=False).hexdigest()[:20]
 
 
-def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
+def _learn(raw: Connection, event_id: int, p: EdgeUpdate) -> None:
     """One row per new fact; a fact already known keeps its first source."""
     rows = []
     scope = fact_scope(p.chat_id, p.source_id, p.target_id)
@@ -105,15 +105,16 @@ def _learn(raw: sqlite3.Connection, event_id: int, p: EdgeUpdate) -> None:
             )
     if rows:  # one statement for all of them (executemany costs more for a few rows)
         raw.execute(
-            "INSERT OR IGNORE INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
+            "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
             "event_id, beat_id, scene_id, scope) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            + " ON CONFLICT DO NOTHING",
             [value for row in rows for value in row],
         )
 
 
 @handles(ActivityChange)
-def activity_changed(raw: sqlite3.Connection, event: StoredEvent[ActivityChange]) -> None:
+def activity_changed(raw: Connection, event: StoredEvent[ActivityChange]) -> None:
     p = event.payload
     seen = witnesses_of(raw, source_of(p))
     if seen is None:  # no source (logs from before provenance): everyone in the chat saw it
@@ -141,6 +142,6 @@ def activity_changed(raw: sqlite3.Connection, event: StoredEvent[ActivityChange]
     )
 
 
-def _cast_of(raw: sqlite3.Connection, chat_id: str) -> tuple[str, ...]:
+def _cast_of(raw: Connection, chat_id: str) -> tuple[str, ...]:
     row = raw.execute("SELECT host_id, guest_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
     return () if row is None else tuple(e for e in row if e)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from bot.store.events import (
     YOU,
@@ -16,6 +15,7 @@ from bot.store.events import (
 from bot.store.projector import handles
 from bot.store.provenance import participated
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 
 def present_set_of(participants: list[str]) -> PresentSetKind:
@@ -26,7 +26,7 @@ def present_set_of(participants: list[str]) -> PresentSetKind:
 
 
 @handles(SceneOpened)
-def scene_opened(raw: sqlite3.Connection, event: StoredEvent[SceneOpened]) -> None:
+def scene_opened(raw: Connection, event: StoredEvent[SceneOpened]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO scenes (id, chat_id, container_id, parent_scene_id, kind, present_set_kind, "
@@ -45,7 +45,7 @@ def scene_opened(raw: sqlite3.Connection, event: StoredEvent[SceneOpened]) -> No
 
 
 @handles(MeanwhileSceneStarted)
-def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent[MeanwhileSceneStarted]) -> None:
+def meanwhile_started(raw: Connection, event: StoredEvent[MeanwhileSceneStarted]) -> None:
     p = event.payload
     parent = raw.execute(
         "SELECT container_id FROM scenes WHERE id = ?", (p.parent_scene_id,)
@@ -68,9 +68,7 @@ def meanwhile_started(raw: sqlite3.Connection, event: StoredEvent[MeanwhileScene
     participated(raw, event.id, [p.host_bot_id, p.guest_bot_id])
 
 
-def scene_closed(
-    raw: sqlite3.Connection, event: StoredEvent[SceneClosed | MeanwhileSceneClosed]
-) -> None:
+def scene_closed(raw: Connection, event: StoredEvent[SceneClosed | MeanwhileSceneClosed]) -> None:
     p = event.payload
     raw.execute(
         "UPDATE scenes SET status = 'closed', closed_at = ? WHERE id = ?",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
 
 from bot.store.events import (
     BeatsRewound,
@@ -17,10 +16,11 @@ from bot.store.events import (
 from bot.store.projector import handles, rebuild_chat, start_of
 from bot.store.provenance import Source, may_know
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 
 @handles(MemoryWritten)
-def memory_written(raw: sqlite3.Connection, event: StoredEvent[MemoryWritten]) -> None:
+def memory_written(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
     p = event.payload
     if not may_know(raw, p.owner_id, p):
         return  # a memory of a beat its owner did not witness is no one's memory
@@ -61,7 +61,7 @@ _EDITS = {
 
 
 @handles(ManualEdit)
-def manual_edit(raw: sqlite3.Connection, event: StoredEvent[ManualEdit]) -> None:
+def manual_edit(raw: Connection, event: StoredEvent[ManualEdit]) -> None:
     p = event.payload
     if p.target_kind == "user_turn_prose":
         _rewrite_remembered_line(raw, p.target_id, p.new_value)
@@ -72,7 +72,7 @@ def manual_edit(raw: sqlite3.Connection, event: StoredEvent[ManualEdit]) -> None
     raw.execute(_EDITS[p.target_kind], (p.new_value, p.target_id))
 
 
-def _rewrite_remembered_line(raw: sqlite3.Connection, turn_id: int, new_prose: str) -> None:
+def _rewrite_remembered_line(raw: Connection, turn_id: int, new_prose: str) -> None:
     """An edited line reads the new way in every memory of the beat that answered it too.
 
     Edits now derive a beat's memories again from the new words (``derivations_replaced``);
@@ -91,7 +91,7 @@ def _rewrite_remembered_line(raw: sqlite3.Connection, turn_id: int, new_prose: s
 
 
 @handles(DigestWritten)
-def digest_written(raw: sqlite3.Connection, event: StoredEvent[DigestWritten]) -> None:
+def digest_written(raw: Connection, event: StoredEvent[DigestWritten]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO digests (id, chat_id, meanwhile_scene_id, text) VALUES (?, ?, ?, ?)",
@@ -100,7 +100,7 @@ def digest_written(raw: sqlite3.Connection, event: StoredEvent[DigestWritten]) -
 
 
 @handles(StoryThreadDetected)
-def story_thread(raw: sqlite3.Connection, event: StoredEvent[StoryThreadDetected]) -> None:
+def story_thread(raw: Connection, event: StoredEvent[StoryThreadDetected]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO story_threads (id, chat_id, scene_id, title, summary) VALUES (?, ?, ?, ?, ?)",
@@ -109,7 +109,7 @@ def story_thread(raw: sqlite3.Connection, event: StoredEvent[StoryThreadDetected
 
 
 @handles(BeatsRewound)
-def beats_rewound(raw: sqlite3.Connection, event: StoredEvent[BeatsRewound]) -> None:
+def beats_rewound(raw: Connection, event: StoredEvent[BeatsRewound]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO rewound_ranges (event_id, chat_id, after_event_id, reason) "
@@ -120,7 +120,7 @@ def beats_rewound(raw: sqlite3.Connection, event: StoredEvent[BeatsRewound]) -> 
 
 
 @handles(DerivationsReplaced)
-def derivations_replaced(raw: sqlite3.Connection, event: StoredEvent[DerivationsReplaced]) -> None:
+def derivations_replaced(raw: Connection, event: StoredEvent[DerivationsReplaced]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO derived_replaced (event_id, chat_id, beat_id, scene_id) VALUES (?, ?, ?, ?)",

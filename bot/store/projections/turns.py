@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 from bot.store.events import (
@@ -18,6 +17,7 @@ from bot.store.events import (
 from bot.store.projector import handles
 from bot.store.provenance import witnessed
 from bot.store.record import StoredEvent
+from bot.store.sql import Connection
 
 _INSERT = (
     "INSERT INTO turns (id, chat_id, scene_id, meanwhile_scene_id, role, speaker_id, text, "
@@ -32,7 +32,7 @@ def _json_list(items: Sequence[object]) -> str:
 
 
 def _record_witnesses(
-    raw: sqlite3.Connection,
+    raw: Connection,
     turn_id: int,
     chat_id: str,
     witnesses: list[str],
@@ -51,22 +51,23 @@ def _record_witnesses(
     witnesses = list(dict.fromkeys(witnesses))
     if witnesses:  # one statement for all of them (executemany costs more for a few rows)
         raw.execute(
-            "INSERT OR IGNORE INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES "
-            + ", ".join(["(?, ?, ?)"] * len(witnesses)),
+            "INSERT INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(witnesses))
+            + " ON CONFLICT DO NOTHING",
             [value for entity in witnesses for value in (turn_id, chat_id, entity)],
         )
         # how many beats each saw: a prompt's window is placed by it (a COUNT(*) grew)
         raw.execute(
             "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES "
             + ", ".join(["(?, ?, 1)"] * len(witnesses))
-            + " ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = beats + 1",
+            + " ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = witness_counts.beats + 1",
             [value for entity in witnesses for value in (chat_id, entity)],
         )
     witnessed(raw, turn_id, witnesses)
 
 
 @handles(TurnStarted)
-def turn_started(raw: sqlite3.Connection, event: StoredEvent[TurnStarted]) -> None:
+def turn_started(raw: Connection, event: StoredEvent[TurnStarted]) -> None:
     p = event.payload
     raw.execute(
         "INSERT INTO open_turns (turn_started_id, chat_id, payload_json) VALUES (?, ?, ?)",
@@ -75,7 +76,7 @@ def turn_started(raw: sqlite3.Connection, event: StoredEvent[TurnStarted]) -> No
 
 
 @handles(UserTurn)
-def user_turn(raw: sqlite3.Connection, event: StoredEvent[UserTurn]) -> None:
+def user_turn(raw: Connection, event: StoredEvent[UserTurn]) -> None:
     p = event.payload
     segments = _json_list([s.model_dump() for s in p.segments])
     message_ids = f"[{p.message_id}]" if p.message_id else "[]"
@@ -103,7 +104,7 @@ def user_turn(raw: sqlite3.Connection, event: StoredEvent[UserTurn]) -> None:
     _close_open_turn(raw, p.turn_started_id)
 
 
-def _close_open_turn(raw: sqlite3.Connection, turn_started_id: int | None) -> None:
+def _close_open_turn(raw: Connection, turn_started_id: int | None) -> None:
     """The turn is written: it is no longer open, and its stream checkpoint is spent."""
     if turn_started_id is not None:
         raw.execute("DELETE FROM open_turns WHERE turn_started_id = ?", (turn_started_id,))
@@ -111,7 +112,7 @@ def _close_open_turn(raw: sqlite3.Connection, turn_started_id: int | None) -> No
 
 
 @handles(AssistantTurn)
-def assistant_turn(raw: sqlite3.Connection, event: StoredEvent[AssistantTurn]) -> None:
+def assistant_turn(raw: Connection, event: StoredEvent[AssistantTurn]) -> None:
     p = event.payload
     answers = p.answers_turn_id
     if answers is None and p.turn_started_id is not None:
@@ -146,7 +147,7 @@ def assistant_turn(raw: sqlite3.Connection, event: StoredEvent[AssistantTurn]) -
 
 
 @handles(TurnClassified)
-def turn_classified(raw: sqlite3.Connection, event: StoredEvent[TurnClassified]) -> None:
+def turn_classified(raw: Connection, event: StoredEvent[TurnClassified]) -> None:
     p = event.payload
     raw.execute(
         "UPDATE turns SET segments_json = ? WHERE id = ? AND chat_id = ? AND role = 'user'",
@@ -155,7 +156,7 @@ def turn_classified(raw: sqlite3.Connection, event: StoredEvent[TurnClassified])
 
 
 @handles(TurnMessagesLinked)
-def messages_linked(raw: sqlite3.Connection, event: StoredEvent[TurnMessagesLinked]) -> None:
+def messages_linked(raw: Connection, event: StoredEvent[TurnMessagesLinked]) -> None:
     p = event.payload
     raw.execute(
         "UPDATE turns SET message_ids_json = ? WHERE id = ? AND chat_id = ?",

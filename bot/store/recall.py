@@ -1,0 +1,83 @@
+"""Full-text recall of memories, on each store's own engine: SQLite's FTS5, PostgreSQL's GIN.
+
+Both search inside one (chat, owner) by a scope token written on every memory
+(``projections.story.memory_scope``), newest first, stopping at a limit, so a search costs
+what it finds rather than the length of the story. Words are matched whole, case ignored;
+SQLite's tokenizer also ignores accents, PostgreSQL's ``simple`` configuration does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.store.sql import Connection, Row, is_postgres
+
+PG_DOCUMENT = "to_tsvector('simple', scope || ' ' || text || ' ' || pov_summary)"
+"""What PostgreSQL matches: exactly the indexed expression (pg/schema.py), or no index use."""
+
+PG_INDEX = f"CREATE INDEX memories_recall ON memories USING gin ({PG_DOCUMENT})"
+
+PG_FACTS_DOCUMENT = "to_tsvector('simple', scope || ' ' || fact_key)"
+"""A fact as PostgreSQL matches it: the indexed expression of pg/schema.py's migration 2."""
+
+PG_FACTS_INDEX = f"CREATE INDEX edge_facts_match ON edge_facts USING gin ({PG_FACTS_DOCUMENT})"
+
+
+def search(raw: Connection, scope: str, words: Sequence[str], limit: int) -> list[Row]:
+    """The newest memories in ``scope`` holding any of ``words``, newest first."""
+    if not words or limit <= 0:
+        return []
+    if is_postgres(raw):
+        return raw.execute(
+            f"SELECT * FROM memories WHERE {PG_DOCUMENT} @@ to_tsquery('simple', ?) "
+            "ORDER BY id DESC LIMIT ?",
+            (f"{scope} & ({' | '.join(words)})", limit),
+        ).fetchall()
+    any_word = " OR ".join(f'"{w}"' for w in words)
+    return raw.execute(
+        "SELECT m.* FROM memories m WHERE m.id IN ("
+        " SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
+        " ORDER BY rowid DESC LIMIT ?) ORDER BY m.id DESC",
+        (f'scope : "{scope}" AND ({any_word})', limit),
+    ).fetchall()
+
+
+def ids_matching(raw: Connection, word: str) -> list[int]:
+    """Every memory holding ``word``, in id order (for tests comparing the index to the rows)."""
+    if is_postgres(raw):
+        sql = f"SELECT id FROM memories WHERE {PG_DOCUMENT} @@ to_tsquery('simple', ?) ORDER BY id"
+    else:
+        sql = "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid"
+    return [int(row[0]) for row in raw.execute(sql, (word,))]
+
+
+def drop_recall_index(raw: Connection) -> Callable[[], None]:
+    """Take the full-text indexes off ``memories`` and ``edge_facts`` for a rebuild; returns
+    what puts them back, filled in one go (FTS5's triggers cost two thirds of a rebuild)."""
+    if is_postgres(raw):
+        raw.execute("DROP INDEX IF EXISTS memories_recall")
+        raw.execute("DROP INDEX IF EXISTS edge_facts_match")
+
+        def rebuild_indexes() -> None:
+            _run(raw, PG_INDEX)
+            _run(raw, PG_FACTS_INDEX)
+
+        return rebuild_indexes
+    triggers = raw.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+        "AND tbl_name IN ('memories', 'edge_facts') AND name NOT LIKE 'undo_%'"
+    ).fetchall()
+    for name, _ in triggers:
+        raw.execute(f'DROP TRIGGER "{name}"')
+
+    def restore() -> None:
+        for _, sql in triggers:
+            raw.execute(sql)
+        raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+        raw.execute("INSERT INTO edge_facts_fts (edge_facts_fts) VALUES ('rebuild')")
+
+    return restore
+
+
+def _run(raw: Connection, sql: str) -> None:
+    raw.execute(sql)
