@@ -1,9 +1,11 @@
 """Two engines in two processes on one PostgreSQL (issue 16, item 4): one LLM cap, one turn
 of a chat at a time across both, and a killed process's slots free at once.
 
-Each process keeps its story in its own SQLite file and shares, through PostgreSQL, what
-``python -m bot run`` shares with ``[storage] url`` set: the LLM cap and the chat locks. Both
-play the same chats against one loopback LLM server, which counts requests in flight.
+Both processes share, through PostgreSQL, what ``python -m bot run`` shares with ``[storage]
+url`` set: the LLM cap and the chat locks; the cap tests keep each story in its own SQLite file
+(what is measured is the coordination), and one test keeps the story itself in one
+PostgreSQL store both write to. All play the same chats against one loopback LLM server,
+which counts requests in flight.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from typing import Any
 
 import pytest
 
+from bot.config import StorageSettings
+from bot.store import open_store, project
+from bot.store.views import Views
 from tests.helpers.bot_process import ROOT
 from tests.helpers.engine_process import HANG, scale_answers
 from tests.helpers.llm_server import LoopbackLLMServer
+from tests.helpers.stores import fresh_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -33,7 +39,7 @@ CAP = 2
 
 @asynccontextmanager
 async def _engine_process(
-    db: Path, server: LoopbackLLMServer, pg: str, chats: list[str], **options: object
+    db: Path | str, server: LoopbackLLMServer, pg: str, chats: list[str], **options: object
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     argv = ["--db", str(db), "--llm", server.base_url, "--pg", pg, "--cap", str(CAP)]
     argv += ["--chats", ",".join(chats)]
@@ -99,6 +105,36 @@ async def test_two_processes_keep_one_cap_and_one_turn_per_chat_at_a_time(
         spans = sorted((taken, freed) for name, taken, freed in held if name == chat)
         for (_, freed), (taken, _) in itertools.pairwise(spans):
             assert taken >= freed, f"two turns of {chat} overlapped across the processes"
+
+
+async def test_two_processes_play_the_same_chats_in_one_postgresql_store_in_order(
+    postgres_url: str,
+) -> None:
+    """The whole of issue 16 at once: the story itself in one PostgreSQL, both processes
+    writing to it, each chat's lines and replies kept in order with none lost."""
+    chats = [f"one-store-{os.getpid()}-{n}" for n in range(3)]
+    async with fresh_schema(postgres_url) as schema:
+        store = f"{postgres_url}?search_path={schema}"
+        async with (
+            LoopbackLLMServer(scale_answers) as server,
+            _engine_process(store, server, postgres_url, chats, turns=2) as a,
+            _engine_process(store, server, postgres_url, chats, turns=2) as b,
+        ):
+            await asyncio.gather(_go(a), _go(b))
+            results = await asyncio.gather(_result(a), _result(b))
+            assert server.max_in_flight <= CAP
+        assert all(t["status"] == "done" for r in results for t in r["turns"])
+        async with open_store(StorageSettings(url=store)) as db:
+            played = {chat: await Views(db).beats(chat) for chat in chats}
+            for beats in played.values():
+                lines = [b for b in beats if b.role == "user"]
+                assert len(lines) == 2 * 2  # both processes' lines, none lost
+                # every line is answered by the reply right after it: no turn interleaved
+                for line, reply in itertools.pairwise(beats):
+                    if line.role == "user":
+                        assert reply.role == "assistant" and reply.answers_turn_id == line.id
+            await project(db)  # and the shared store rebuilds to what both wrote
+            assert {chat: await Views(db).beats(chat) for chat in chats} == played
 
 
 async def test_a_killed_processs_llm_slots_are_free_for_the_other_at_once(

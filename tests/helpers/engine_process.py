@@ -2,7 +2,8 @@
 
     python -m tests.helpers.engine_process --db A.db --llm URL [--pg URL] --chats c0,c1 ...
 
-It opens its store (its own SQLite file), what it shares with other processes (``[storage]
+It opens its store (its own SQLite file, or with ``--db postgresql://…`` one PostgreSQL store
+that every process plays in), what it shares with other processes (``[storage]
 url``: the LLM cap and the chat locks in PostgreSQL, as ``python -m bot run`` does), seeds one
 story per chat, prints ``ready`` and waits for a line on stdin; then plays ``--turns`` turns in
 every chat at once (one after another within a chat) and prints one JSON line: each turn's
@@ -22,12 +23,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.config import Settings
+from bot.config import Settings, StorageSettings
 from bot.engine import Engine
 from bot.engine.inflight import ChatLock, OneProcess
 from bot.llm import OpenAICompatibleClient
 from bot.sharing import sharing
-from bot.store import open_db
+from bot.store import open_store
+from bot.store.pg.connect import is_postgres_url
 from tests.helpers.engine_helpers import GUEST, HOST, RecordingSink, character
 from tests.helpers.llm_server import TEST_API_KEY, RecordedRequest, Reply
 
@@ -87,9 +89,11 @@ async def _play(args: argparse.Namespace) -> dict[str, Any]:
             "storage": {"db_path": args.db, "url": args.pg},
         }
     )
+    # --db may name the story's store itself (a PostgreSQL URL shared by both processes)
+    story = StorageSettings(url=args.db) if is_postgres_url(args.db) else settings.storage
     chats = [c for c in args.chats.split(",") if c]
     async with (
-        open_db(settings.storage.db_path) as db,
+        open_store(story) as db,
         sharing(settings) as shared,
         OpenAICompatibleClient.from_settings(settings.llm, gate=shared.gate) as llm,
     ):
@@ -99,9 +103,10 @@ async def _play(args: argparse.Namespace) -> dict[str, Any]:
         await engine.characters.author(character(GUEST, "BotB"))
         await engine.characters.set_you(name="Me", pronouns="they/them")
         for chat in chats:
-            await engine.chats.start(
-                host_id=HOST, guest_id=None, place="office", time="20:00", chat_id=chat
-            )
+            if await engine.queries.chat(chat) is None:  # a process before this one may have
+                await engine.chats.start(
+                    host_id=HOST, guest_id=None, place="office", time="20:00", chat_id=chat
+                )
         lock.held.clear()
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
