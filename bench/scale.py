@@ -7,22 +7,23 @@ Three runs against one loopback LLM server (this process) with ``--chats`` activ
 all, every chat playing ``--turns`` turns one after another and all chats at once:
 
 - one process, SQLite, its own LLM cap (``PriorityGate``);
-- one process sharing through PostgreSQL (``[storage] url``): the LLM cap (``SharedGate``) and
-  a chat lock per turn;
-- two processes on one PostgreSQL, the chats split between them, one cap over both.
+- one process on PostgreSQL (``[storage] url``): the story in a PostgreSQL store, the LLM cap
+  (``SharedGate``) and a chat lock per turn;
+- two processes on one PostgreSQL, the chats split between them, one store and one cap.
 
-Each process is ``tests/helpers/engine_process.py`` (its story in its own SQLite file until the
-PostgreSQL store is the story's home). Reported: turns per second (all turns over the wall time
-from the first turn's start to the last one's end), engine time per turn (the CPU seconds of
-the engine processes over their turns: engine, store, LLM client and PostgreSQL work, not the
-fake LLM's), wall time per turn (p50, p95; it includes waiting for the cap), and the most LLM
-requests in flight at once, which must never pass ``--cap``.
+Each process is ``tests/helpers/engine_process.py``; a PostgreSQL run keeps its story in a
+fresh schema of the server given by ``--pg``. Reported: turns per second (all turns over the
+wall time from the first turn's start to the last one's end), engine time per turn (the CPU
+seconds of the engine processes over their turns: engine, store, LLM client and PostgreSQL
+work, not the fake LLM's), wall time per turn (p50, p95; it includes waiting for the cap), and
+the most LLM requests in flight at once, which must never pass ``--cap``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -36,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers.engine_process import scale_answers  # noqa: E402
 from tests.helpers.llm_server import LoopbackLLMServer  # noqa: E402
+from tests.helpers.stores import fresh_schema  # noqa: E402
 
 
 async def _process(
-    db: Path, server: LoopbackLLMServer, pg: str, chats: list[str], args: argparse.Namespace
+    db: Path | str, server: LoopbackLLMServer, pg: str, chats: list[str], args: argparse.Namespace
 ) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -63,9 +65,14 @@ async def _run(
 ) -> dict[str, Any]:
     chats = [f"bench-{label}-{n}" for n in range(args.chats)]
     shares = [chats[i::processes] for i in range(processes)]
-    with tempfile.TemporaryDirectory() as tmp:
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        store = ""
+        if pg:  # the story itself in PostgreSQL, one store for every process of the run
+            schema = await stack.enter_async_context(fresh_schema(pg))
+            store = f"{pg}?search_path={schema}"
         started = [
-            await _process(Path(tmp) / f"p{i}.db", server, pg, share, args)
+            await _process(store or Path(tmp) / f"p{i}.db", server, pg, share, args)
             for i, share in enumerate(shares)
         ]
         server.reset_stats()
