@@ -16,16 +16,17 @@ from pathlib import Path
 import pytest
 
 from bot import cli
-from bot.config import Settings
+from bot.config import Settings, StorageSettings
 from bot.console import play
 from bot.engine import Engine
 from bot.llm import ScriptedLLM
-from bot.store import Database, open_db
+from bot.store import Database, open_db, open_store
 from bot.store.events import AssistantTurn, BotAuthored
 from bot.store.views import Views
 from tests.helpers.engine_helpers import character, parse_answer, zero_state
 from tests.helpers.events import log_in_file, then_events
 from tests.helpers.llm_server import LoopbackLLMServer
+from tests.helpers.stores import fresh_schema
 from tests.helpers.story_replies import DIGEST, THREAD, story_reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,18 +342,15 @@ def _readme_console_example() -> str:
     return section.split("```text\n", 1)[1].split("```", 1)[0]
 
 
-async def test_the_readmes_console_example_plays_without_an_error(
-    story_server: LoopbackLLMServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+async def _play_the_readmes_example(
+    server: LoopbackLLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], db: str
 ) -> None:
-    """Issue 13: its /rewind, after a meanwhile scene, was refused."""
+    """The README's console script, whole: characters, turns, meanwhile, regenerate, status,
+    rewind, export; it ends well, with no error line and the story exported."""
     script = tmp_path / "readme.txt"
     example = _readme_console_example()
     script.write_text(example.replace("examples/", f"{ROOT}/examples/"), encoding="utf-8")
-    monkeypatch.chdir(tmp_path)  # /export writes beside the script
-    argv = ["--config", str(_config(tmp_path, story_server)), "--db", str(tmp_path / "s.db")]
+    argv = ["--config", str(_config(tmp_path, server)), "--db", db]
 
     code = await asyncio.wait_for(
         asyncio.to_thread(cli.main, [*argv, "console", "--script", str(script)]), 60
@@ -363,6 +361,34 @@ async def test_the_readmes_console_example_plays_without_an_error(
     assert [line for line in out.splitlines() if line.startswith("error")] == []
     assert "/rewind" in example and "(rewound " in out
     assert (tmp_path / "my-story.md").exists()
+
+
+async def test_the_readmes_console_example_plays_without_an_error(
+    story_server: LoopbackLLMServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: its /rewind, after a meanwhile scene, was refused."""
+    monkeypatch.chdir(tmp_path)  # /export writes beside the script
+    await _play_the_readmes_example(story_server, tmp_path, capsys, str(tmp_path / "s.db"))
+
+
+@pytest.mark.postgres
+async def test_the_readmes_console_example_plays_on_postgresql(
+    story_server: LoopbackLLMServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+) -> None:
+    """Issue 16: the whole story in the console with the story kept in PostgreSQL."""
+    monkeypatch.chdir(tmp_path)
+    async with fresh_schema(postgres_url) as schema:
+        store = f"{postgres_url}?search_path={schema}"
+        await _play_the_readmes_example(story_server, tmp_path, capsys, store)
+        async with open_store(StorageSettings(url=store)) as db:
+            assert len(await then_events(db, AssistantTurn)) >= 3  # the story is in PostgreSQL
 
 
 async def test_a_rewind_count_past_the_stores_integers_is_refused_and_play_goes_on(
