@@ -50,11 +50,12 @@ async def beat_by_id(ctx: StoryContext, chat_id: str, turn_id: int) -> Beat | No
     return await ctx.views.beat(chat_id, turn_id)
 
 
-async def _reply_of(ctx: StoryContext, beat: Beat) -> int:
+async def _reply_of(ctx: StoryContext, chat_id: str, beat: Beat) -> int:
     """The id of the latest reply to ``beat`` (itself, for a reply; itself if unanswered)."""
     if beat.role == "assistant":
         return beat.id
-    return await ctx.views.latest_reply_id(beat.id) or beat.id
+    reply = await ctx.views.latest_reply_to(chat_id, beat.id)
+    return beat.id if reply is None else reply.id
 
 
 async def _refuse_crossing_meanwhile(
@@ -96,7 +97,7 @@ async def _rewind_after(
 
 async def rewind_to(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:
     """Return to the state right after ``beat`` (a player's line keeps the reply to it)."""
-    reply_id = await _reply_of(ctx, beat)
+    reply_id = await _reply_of(ctx, chat_id, beat)
     boundary = await end_of_beat(ctx.db, chat_id, reply_id)
     if boundary is None:
         raise NothingToRewind()
@@ -119,7 +120,8 @@ async def _before_start(ctx: StoryContext, beat: Beat) -> int:
 
 
 async def is_latest_player_line(ctx: StoryContext, chat_id: str, beat: Beat) -> bool:
-    return await ctx.views.latest_player_line_id(chat_id) == beat.id
+    latest = await ctx.views.last_player_lines(chat_id, 1)
+    return bool(latest) and latest[0].id == beat.id
 
 
 async def take_back(ctx: StoryContext, chat_id: str, beat: Beat) -> Rewound:

@@ -56,26 +56,12 @@ class Batch:
         self.events.append(Later(model, fields))
         return Ref(len(self.events) - 1)
 
-    def extend(self, events: Batch | Sequence[Payload]) -> None:
-        """Add another batch's events after these (its refs are moved along with them)."""
-        if not isinstance(events, Batch):
-            self.events.extend(events)
-            return
-        offset = len(self.events)
-        self.events.extend(_moved(event, offset) for event in events.events)
+    def extend(self, events: Sequence[Payload]) -> None:
+        """Add finished events (no refs among them) after these."""
+        self.events.extend(events)
 
     def __len__(self) -> int:
         return len(self.events)
 
     def __iter__(self) -> Iterator[Payload | Later[Any]]:
         return iter(self.events)
-
-
-def _moved(event: Payload | Later[Any], offset: int) -> Payload | Later[Any]:
-    if not isinstance(event, Later):
-        return event
-    fields = {
-        key: Ref(value.index + offset) if isinstance(value, Ref) else value
-        for key, value in event.fields.items()
-    }
-    return Later(event.model, fields)

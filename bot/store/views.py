@@ -555,23 +555,9 @@ class Views:
         )
         return [(r[0], r[1]) for r in rows]
 
-    async def latest_reply_id(self, turn_id: int) -> int | None:
-        """The newest reply answering the player's line ``turn_id``, if any."""
-        row = await self.db.fetchone(
-            "SELECT MAX(id) FROM turns WHERE answers_turn_id = ? AND role = 'assistant'",
-            (turn_id,),
-        )
-        return None if row is None or row[0] is None else int(row[0])
-
     async def turn_started_of(self, turn_id: int) -> int | None:
         """The ``turn_started`` event a beat was written for (None for a greeting)."""
         row = await self.db.fetchone("SELECT turn_started_id FROM turns WHERE id = ?", (turn_id,))
-        return None if row is None or row[0] is None else int(row[0])
-
-    async def latest_player_line_id(self, chat_id: str) -> int | None:
-        row = await self.db.fetchone(
-            "SELECT MAX(id) FROM turns WHERE chat_id = ? AND role = 'user'", (chat_id,)
-        )
         return None if row is None or row[0] is None else int(row[0])
 
     async def last_player_lines(self, chat_id: str, count: int) -> list[Beat]:
