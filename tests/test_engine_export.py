@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.engine import Engine
+from bot.llm import ScriptedLLM
 from bot.store import Database, EventError, open_db
 from bot.store.backup import import_log
 from tests.helpers.engine_helpers import (
@@ -36,19 +38,7 @@ async def _played_story(path: Path) -> tuple[str, str, str]:
             state=[zero_state(), zero_state()],
         )
         await engine.turns.take(chat_id, "hi", RecordingSink())
-        await engine.scenes.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
-        mock.script(
-            narrate="BotA whispers to BotB.",
-            classify=parse_answer("n"),
-            state=[zero_state(), zero_state()],
-        )
-        await engine.turns.take(chat_id, "they whisper", RecordingSink())
-        mock.script(
-            summary=[summary_answer("a"), summary_answer("b")],
-            digest=summary_answer("While you were away, secrets."),
-            threads=threads_answer(),
-        )
-        await engine.scenes.end_meanwhile(chat_id)
+        await _meanwhile_whisper(engine, mock, chat_id)
         markdown, log = await engine.queries.export(chat_id)
         return chat_id, markdown, log
 
@@ -108,6 +98,23 @@ def test_import_log_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert bad == 1 and "line 1" in out.err and "Traceback" not in out.err
 
 
+async def _meanwhile_whisper(engine: Engine, mock: ScriptedLLM, chat_id: str) -> None:
+    """A meanwhile scene of one beat ("BotA whispers to BotB."), ended with its digest."""
+    await engine.scenes.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
+    mock.script(
+        narrate="BotA whispers to BotB.",
+        classify=parse_answer("n"),
+        state=[zero_state(), zero_state()],
+    )
+    await engine.turns.take(chat_id, "they whisper", RecordingSink())
+    mock.script(
+        summary=[summary_answer("a"), summary_answer("b")],
+        digest=summary_answer("While you were away, secrets."),
+        threads=threads_answer(),
+    )
+    await engine.scenes.end_meanwhile(chat_id)
+
+
 async def _whole_story(db: Database) -> tuple[str, str, str]:
     """Turns, a meanwhile scene, a regenerate and a rewind, then the export (Markdown, log)."""
     engine, mock = make_engine(db)
@@ -123,19 +130,7 @@ async def _whole_story(db: Database) -> tuple[str, str, str]:
     await engine.history.regenerate(chat_id, RecordingSink())
     kept = [b for b in await engine.queries.beats(chat_id) if b.text == "BotA answers hello."]
     await engine.history.rewind_to_turn(chat_id, kept[0].id)
-    await engine.scenes.start_meanwhile(chat_id, thread_id=7, premise="alone at last")
-    mock.script(
-        narrate="BotA whispers to BotB.",
-        classify=parse_answer("n"),
-        state=[zero_state(), zero_state()],
-    )
-    await engine.turns.take(chat_id, "they whisper", RecordingSink())
-    mock.script(
-        summary=[summary_answer("a"), summary_answer("b")],
-        digest=summary_answer("While you were away, secrets."),
-        threads=threads_answer(),
-    )
-    await engine.scenes.end_meanwhile(chat_id)
+    await _meanwhile_whisper(engine, mock, chat_id)
     assert mock.unused == {}
     markdown, log = await engine.queries.export(chat_id)
     assert "the lighthouse" not in markdown  # rewound
