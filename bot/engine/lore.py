@@ -29,7 +29,7 @@ from bot.engine.parse import in_character_text
 from bot.engine.worldinfo import Activation, Scanned, activate
 from bot.store import append
 from bot.store.events import LoreEntry, LoreEntryAdded, LoreEntryRemoved, WorldBookImported
-from bot.store.views import Beat, Character, speaker_label
+from bot.store.views import Beat, Character, WorldBook, speaker_label
 from bot.validation import first_problem
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,12 @@ CHAT_BOOK = "the story's world book"
 
 async def world_book(ctx: StoryContext, chat_id: str) -> Lorebook:
     """The chat's world book as projected (entries numbered as /lore list shows them)."""
-    settings, numbered = await ctx.views.world_book(chat_id)
+    return lorebook_of(await ctx.views.world_book(chat_id))
+
+
+def lorebook_of(book: WorldBook) -> Lorebook:
+    """A chat's world book as read from the store, as the book world info reads."""
+    settings, numbered = book
     return Lorebook(
         name=CHAT_BOOK,
         scan_depth=settings.get("scan_depth"),

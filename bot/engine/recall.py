@@ -8,7 +8,6 @@ them, so they would match everything.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Sequence
@@ -103,16 +102,15 @@ async def recall(
     recent_count = limit // 2
     seen = Shown(shown)
     words = cue_words(query, leave_out=name_words(list(names)))
-    candidates, matches = await asyncio.gather(  # queued together: one wait, not two
-        views.memories(chat_id, owner_id, limit=recent_count + 2 * len(shown)),
-        views.search_memories(
-            chat_id,
-            owner_id,
-            words,
-            (limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
-        ),
+    earlier, matches = await views.recall_candidates(
+        chat_id,
+        owner_id,
+        recent=recent_count,
+        beat_ids=seen.beats,
+        scene_ids=seen.scenes,
+        words=words,
+        matching=(limit - recent_count) * CANDIDATES_PER_MEMORY + len(shown) + recent_count,
     )
-    earlier = [m for m in candidates if not seen.repeated_by(m)][:recent_count]
     taken = {m.id for m in earlier}
     fresh = [m for m in matches if m.id not in taken and not seen.repeated_by(m)]
     relevant = sorted(fresh, key=lambda m: (-_shared(m, words), -m.id))[: limit - recent_count]

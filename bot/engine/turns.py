@@ -22,14 +22,14 @@ from bot.engine.cardtext import persona_text
 from bot.engine.clean import ReplyCleaner, name_forms, speaker_labels, stop_sequences
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import BeatNotSaved
-from bot.engine.lore import LORE_SHARE, books_for, lore_for, world_book
+from bot.engine.lore import LORE_SHARE, books_for, lore_for, lorebook_of
 from bot.engine.macros import Names
 from bot.engine.parse import in_character_text, parse_turn
 from bot.engine.prompts import PointOfView, build_narrative_prompt, fit_transcript
 from bot.engine.recall import recall
 from bot.engine.sink import BeatEnd, BeatSink, BeatStatus, GuardedSink, Speaker
 from bot.engine.state import ask_state_update
-from bot.engine.window import witnessed_window
+from bot.engine.window import settled_window, since_anchor
 from bot.llm import LLMError, Message
 from bot.llm.structured import mended_text
 from bot.store import YOU, Database, StoreError, append, append_events
@@ -331,28 +331,25 @@ async def _point_of_view(
     nothing the prompt's transcript shows.
     """
     present = present_entities(scene)
-    others = tuple(other for other in present if other != speaker.id)
-    relationships, activities, chat_book = await asyncio.gather(  # queued together
-        ctx.views.relationships(cast.chat.id, speaker.id, others, about=prose),
-        ctx.views.activities_seen(cast.chat.id, speaker.id, present),
-        world_book(ctx, cast.chat.id),
+    max_beats = ctx.settings.transcript_beats
+    view = await ctx.views.speaker_view(
+        cast.chat.id, speaker.id, present, about=prose, window=since_anchor(max_beats)
     )
+    chat_book = lorebook_of(view.world_book)
     pov = PointOfView(
         speaker=speaker,
         you=cast.you,
         chat=cast.chat,
         present=present,
         names=cast.names(),
-        relationships=relationships,
-        activities=activities,
+        relationships=view.relationships,
+        activities=view.activities,
         premise=scene.premise,
     )
     budget = ctx.settings.prompt_token_budget
     if books_for(speaker, chat_book):
         pov = replace(pov, lore_reserve=int(budget * LORE_SHARE))
-    window = await witnessed_window(
-        ctx.views, pov, budget_tokens=budget, max_beats=ctx.settings.transcript_beats
-    )
+    window = settled_window(pov, view.beats, budget_tokens=budget, max_beats=max_beats)
     lore = await lore_for(ctx, cast, speaker, window, prose, chat_book=chat_book)
     pov = replace(pov, transcript=window, lore=lore)
     shown = fit_transcript(pov, _cue(cast, prose or None, speaker), budget_tokens=budget)
@@ -415,18 +412,14 @@ async def derive_world(
             sources.append(character)
             names.setdefault(character.id, character.name)
     nicknames = {c.id: [c.card.nickname] for c in sources if c.card.nickname}
-    others_of = {source.id: tuple(t for t in present if t != source.id) for source in sources}
-    seen_all, doing_all = await asyncio.gather(  # every source's reads queued together
-        asyncio.gather(
-            *(ctx.views.relationships(cast.chat.id, s.id, others_of[s.id]) for s in sources)
-        ),
-        asyncio.gather(
-            *(activity_all_saw(ctx, cast.chat.id, s.id, present, before=beat_id) for s in sources)
-        ),
+    inputs = await ctx.views.state_inputs(
+        cast.chat.id, tuple(s.id for s in sources), present, before=beat_id
     )
-    for source, seen, doing in zip(sources, seen_all, doing_all, strict=True):
-        others = others_of[source.id]
-        targets = [(t, names.get(t, t), rel) for t, rel in zip(others, seen, strict=True)]
+    for source, known in zip(sources, inputs, strict=True):
+        others = tuple(t for t in present if t != source.id)
+        targets = [
+            (t, names.get(t, t), rel) for t, rel in zip(others, known.relationships, strict=True)
+        ]
         requests.append(
             ask_state_update(
                 ctx.models,
@@ -437,7 +430,7 @@ async def derive_world(
                 persona=persona_text(source.card),
                 beat_text="\n".join(lines),
                 targets=targets,
-                activity=doing,
+                activity=all_saw(known.seen_doing),
                 beat_id=beat_id,
                 aliases=nicknames,
             )
@@ -445,20 +438,16 @@ async def derive_world(
     return [event for events in await asyncio.gather(*requests) for event in events]
 
 
-async def activity_all_saw(
-    ctx: StoryContext, chat_id: str, entity: str, present: tuple[str, ...], *, before: int
-) -> Activity | None:
-    """What everyone present at beat ``before`` had last seen ``entity`` doing, if they all had
-    seen the same; else None.
+def all_saw(seen_doing: dict[str, Activity | None]) -> Activity | None:
+    """What everyone present at a beat had last seen a character doing (``seen_doing``: per
+    viewer, from ``Views.state_inputs``), if they all had seen the same;
+    else None.
 
     A state update's activity is written only if it changed; it changed for every witness only
     if all of them last saw the same thing (one who missed a change must see the new one too).
     Nothing seen at or after the beat counts: an edit derives old beats again.
     """
-    viewers = tuple(dict.fromkeys((entity, *present)))
-    seen = list(
-        (await ctx.views.activities_seen_by(chat_id, viewers, entity, before=before)).values()
-    )
+    seen = list(seen_doing.values())
     return seen[0] if all(view == seen[0] for view in seen) else None
 
 

@@ -8,24 +8,31 @@ so the rows read stay bounded however long the story gets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.engine.prompts import PointOfView, beat_cost, settle_window, transcript_room
-from bot.store.views import Beat, Views
+from bot.store.views import Beat
 
 ANCHOR_STEPS = 2
 """The anchor moves every ANCHOR_STEPS × transcript_beats beats (a jump of its own, rarely)."""
 
 
-async def witnessed_window(
-    views: Views, pov: PointOfView, *, budget_tokens: int, max_beats: int
-) -> list[Beat]:
-    """The beats ``pov.speaker`` witnessed that its next prompt shows, oldest first."""
-    chat_id, speaker_id = pov.chat.id, pov.speaker.id
+def since_anchor(max_beats: int) -> Callable[[int], int]:
+    """How many of its latest beats a character's window is played from, given how many it
+    witnessed: those since the anchor (for ``Views.speaker_view``)."""
     step = ANCHOR_STEPS * max_beats
 
-    def since_anchor(witnessed: int) -> int:
+    def beats_since(witnessed: int) -> int:
         return witnessed - max(0, (witnessed - max_beats) // step * step)
 
-    beats = await views.witnessed_latest(chat_id, speaker_id, since_anchor)
+    return beats_since
+
+
+def settled_window(
+    pov: PointOfView, beats: list[Beat], *, budget_tokens: int, max_beats: int
+) -> list[Beat]:
+    """The beats since the anchor (``beats``, oldest first) that ``pov.speaker``'s next
+    prompt shows."""
     room = transcript_room(pov, budget_tokens)
     start = settle_window([beat_cost(pov, b) for b in beats], room, max_beats)
     return beats[start:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,14 +357,8 @@ class Views:
     ) -> Relationship:
         """How ``source_id`` sees ``target_id``, with a bounded choice of the facts it learned:
         the newest, and those that share words with ``about`` (the line being answered)."""
-        return (await self.relationships(chat_id, source_id, (target_id,), about=about))[0]
-
-    async def relationships(
-        self, chat_id: str, source_id: str, target_ids: tuple[str, ...], *, about: str = ""
-    ) -> list[Relationship]:
-        """``relationship`` for each of ``target_ids``, read in one trip to the store."""
         return await self.db.read(
-            lambda raw: [_relationship(raw, chat_id, source_id, t, about) for t in target_ids]
+            lambda raw: _relationship(raw, chat_id, source_id, target_id, about)
         )
 
     async def known_facts(
@@ -394,19 +388,6 @@ class Views:
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def activities_seen_by(
-        self, chat_id: str, viewer_ids: tuple[str, ...], entity_id: str, *, before: int
-    ) -> dict[str, Activity | None]:
-        """``activities_seen`` of one entity by several viewers, in one query."""
-        marks = ",".join("?" * len(viewer_ids))
-        rows = await self.db.fetchall(
-            "SELECT * FROM activity_views WHERE chat_id = ? AND entity_id = ? "
-            f"AND viewer_id IN ({marks}) AND seen_at < ?",
-            (chat_id, entity_id, *viewer_ids, before),
-        )
-        found = {r["viewer_id"]: _activity(r) for r in rows}
-        return {viewer: found.get(viewer) for viewer in viewer_ids}
-
     async def activities_seen(
         self,
         chat_id: str,
@@ -421,14 +402,9 @@ class Views:
         derived again must not be told what came later, or its witnesses would learn it."""
         if not entity_ids:
             return {}
-        marks = ",".join("?" * len(entity_ids))
-        rows = await self.db.fetchall(
-            "SELECT * FROM activity_views WHERE chat_id = ? AND viewer_id = ? "
-            f"AND entity_id IN ({marks}) AND seen_at < ?",
-            (chat_id, viewer_id, *entity_ids, 2**62 if before is None else before),
+        return await self.db.read(
+            lambda raw: _activities_seen(raw, chat_id, viewer_id, entity_ids, before)
         )
-        found = {r["entity_id"]: _activity(r) for r in rows}
-        return {entity: found[entity] for entity in entity_ids if entity in found}
 
     async def memories(self, chat_id: str, owner_id: str, limit: int = 20) -> list[Memory]:
         rows = await self.db.fetchall(
@@ -452,9 +428,9 @@ class Views:
         The search is scoped by a token to this (chat, owner) and walks the index newest first,
         stopping at ``limit``: its cost does not grow with the length of the story.
         """
-        scope = memory_scope(chat_id, owner_id)
-        rows = await self.db.read(lambda raw: recall.search(raw, scope, words, limit))
-        return [_memory(r) for r in rows]
+        return await self.db.read(
+            lambda raw: _search_memories(raw, chat_id, owner_id, words, limit)
+        )
 
     async def scene_memories(self, scene_id: int) -> list[Memory]:
         rows = await self.db.fetchall(
@@ -470,26 +446,6 @@ class Views:
             (entity_id, chat_id, limit),
         )
         return [_beat(r) for r in reversed(rows)]
-
-    async def witnessed_latest(
-        self, chat_id: str, entity_id: str, how_many: Callable[[int], int]
-    ) -> list[Beat]:
-        """The latest ``how_many(count)`` beats ``entity_id`` was present for, oldest first,
-        where count is how many it was present for: both in one trip to the store."""
-
-        def read(raw: Connection) -> list[Row]:
-            found = raw.execute(
-                "SELECT beats FROM witness_counts WHERE chat_id = ? AND entity_id = ?",
-                (chat_id, entity_id),
-            ).fetchone()
-            count = 0 if found is None else found[0]
-            return raw.execute(
-                "SELECT t.* FROM turn_witnesses w JOIN turns t ON t.id = w.turn_id "
-                "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
-                (entity_id, chat_id, how_many(int(count))),
-            ).fetchall()
-
-        return [_beat(r) for r in reversed(await self.db.read(read))]
 
     async def scene_beats(self, scene_id: int, limit: int = 200) -> list[Beat]:
         rows = await self.db.fetchall(
@@ -594,22 +550,10 @@ class Views:
         row = await self.db.fetchone("SELECT container_id FROM scenes WHERE id = ?", (scene_id,))
         return int(row[0]) if row is not None and row[0] is not None else 0
 
-    async def world_book(self, chat_id: str) -> tuple[dict[str, Any], list[tuple[int, LoreEntry]]]:
+    async def world_book(self, chat_id: str) -> WorldBook:
         """The chat's world-book settings and its entries, by number (what /lore list shows)."""
 
-        def read(raw: Connection) -> tuple[Row | None, list[Row]]:
-            settings_row = raw.execute(
-                "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
-            ).fetchone()
-            rows = raw.execute(
-                "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
-                (chat_id,),
-            ).fetchall()
-            return settings_row, rows
-
-        settings_row, rows = await self.db.read(read)  # one trip: every prompt asks
-        settings = json.loads(settings_row[0]) if settings_row is not None else {}
-        return settings, [(int(row[0]), LoreEntry.model_validate_json(row[1])) for row in rows]
+        return await self.db.read(lambda raw: _world_book(raw, chat_id))  # every prompt asks
 
     async def lore_number(self, chat_id: str, event_id: int) -> int | None:
         """The number the entry added by event ``event_id`` was given."""
@@ -631,6 +575,83 @@ class Views:
             "SELECT title FROM story_threads WHERE chat_id = ? ORDER BY id", (chat_id,)
         )
         return [r[0] for r in rows]
+
+    # -- the reads of a turn, each gathering in one trip what several queries find --
+
+    async def speaker_view(
+        self,
+        chat_id: str,
+        speaker_id: str,
+        present: tuple[str, ...],
+        *,
+        about: str,
+        window: Callable[[int], int],
+    ) -> SpeakerView:
+        """``relationships`` to the others present, ``activities_seen`` of everyone present,
+        ``world_book``, and the latest ``window(count)`` beats the speaker was present for (count:
+        how many it was), oldest first, together."""
+        others = tuple(p for p in present if p != speaker_id)
+
+        def read(raw: Connection) -> SpeakerView:
+            return SpeakerView(
+                relationships=_relationships(raw, chat_id, speaker_id, others, about),
+                activities=_activities_seen(raw, chat_id, speaker_id, present, None),
+                world_book=_world_book(raw, chat_id),
+                beats=_witnessed_latest(raw, chat_id, speaker_id, window),
+            )
+
+        return await self.db.read(read)
+
+    async def recall_candidates(
+        self,
+        chat_id: str,
+        owner_id: str,
+        *,
+        recent: int,
+        beat_ids: Collection[int],
+        scene_ids: Collection[int],
+        words: list[str],
+        matching: int,
+    ) -> tuple[list[Memory], list[Memory]]:
+        """The owner's ``recent`` newest memories that repeat nothing the transcript shows
+        (memories of ``beat_ids``, summaries of ``scene_ids``), and ``search_memories``,
+        together."""
+
+        def read(raw: Connection) -> tuple[list[Memory], list[Memory]]:
+            return (
+                _memories_not_shown(
+                    raw, chat_id, owner_id, beat_ids=beat_ids, scene_ids=scene_ids, limit=recent
+                ),
+                _search_memories(raw, chat_id, owner_id, words, matching),
+            )
+
+        return await self.db.read(read)
+
+    async def state_inputs(
+        self,
+        chat_id: str,
+        sources: tuple[str, ...],
+        present: tuple[str, ...],
+        *,
+        before: int,
+    ) -> list[StateInputs]:
+        """For each source: how it sees the others present, and what each viewer present
+        (itself first) last saw it doing before beat ``before``, together."""
+
+        def read(raw: Connection) -> list[StateInputs]:
+            found = []
+            for source in sources:
+                others = tuple(p for p in present if p != source)
+                viewers = tuple(dict.fromkeys((source, *present)))
+                found.append(
+                    StateInputs(
+                        relationships=_relationships(raw, chat_id, source, others, ""),
+                        seen_doing=_activities_seen_by(raw, chat_id, viewers, source, before),
+                    )
+                )
+            return found
+
+        return await self.db.read(read)
 
     async def open_turns(self) -> list[tuple[int, str]]:
         rows = await self.db.fetchall(
@@ -715,3 +736,124 @@ def _known_facts(
         found = _facts_matching(raw, fact_scope(*key), words, matching)
         chosen |= {(r[0], r[1]) for r in found}
     return tuple(fact for _, fact in sorted(chosen))
+
+
+WorldBook = tuple[dict[str, Any], list[tuple[int, LoreEntry]]]
+"""A chat's world-book settings and its entries, by number."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerView:
+    """What one character may know as it speaks, read in one trip to the store: how it sees
+    the others, what it last saw everyone present doing, the chat's world book, and the beats
+    it witnessed since its transcript's anchor (oldest first)."""
+
+    relationships: list[Relationship]
+    activities: dict[str, Activity]
+    world_book: WorldBook
+    beats: list[Beat]
+
+
+@dataclass(frozen=True, slots=True)
+class StateInputs:
+    """What one character's state update after a beat starts from: how it saw each of the
+    others, and what each viewer present had last seen it doing (None: nothing)."""
+
+    relationships: list[Relationship]
+    seen_doing: dict[str, Activity | None]
+
+
+def _relationships(
+    raw: Connection, chat_id: str, source_id: str, target_ids: tuple[str, ...], about: str
+) -> list[Relationship]:
+    return [_relationship(raw, chat_id, source_id, t, about) for t in target_ids]
+
+
+def _activities_seen(
+    raw: Connection,
+    chat_id: str,
+    viewer_id: str,
+    entity_ids: tuple[str, ...],
+    before: int | None,
+) -> dict[str, Activity]:
+    if not entity_ids:
+        return {}
+    marks = ",".join("?" * len(entity_ids))
+    rows = raw.execute(
+        "SELECT * FROM activity_views WHERE chat_id = ? AND viewer_id = ? "
+        f"AND entity_id IN ({marks}) AND seen_at < ?",
+        (chat_id, viewer_id, *entity_ids, 2**62 if before is None else before),
+    ).fetchall()
+    found = {r["entity_id"]: _activity(r) for r in rows}
+    return {entity: found[entity] for entity in entity_ids if entity in found}
+
+
+def _activities_seen_by(
+    raw: Connection, chat_id: str, viewer_ids: tuple[str, ...], entity_id: str, before: int
+) -> dict[str, Activity | None]:
+    marks = ",".join("?" * len(viewer_ids))
+    rows = raw.execute(
+        "SELECT * FROM activity_views WHERE chat_id = ? AND entity_id = ? "
+        f"AND viewer_id IN ({marks}) AND seen_at < ?",
+        (chat_id, entity_id, *viewer_ids, before),
+    ).fetchall()
+    found = {r["viewer_id"]: _activity(r) for r in rows}
+    return {viewer: found.get(viewer) for viewer in viewer_ids}
+
+
+def _memories_not_shown(
+    raw: Connection,
+    chat_id: str,
+    owner_id: str,
+    *,
+    beat_ids: Collection[int],
+    scene_ids: Collection[int],
+    limit: int,
+) -> list[Memory]:
+    unshown = ""
+    if beat_ids:
+        unshown += f" AND (beat_id IS NULL OR beat_id NOT IN ({','.join('?' * len(beat_ids))}))"
+    if scene_ids:
+        marks = ",".join("?" * len(scene_ids))
+        unshown += f" AND (pov_summary = '' OR scene_id NOT IN ({marks}))"
+    rows = raw.execute(
+        f"SELECT * FROM memories WHERE chat_id = ? AND owner_id = ?{unshown} "
+        "ORDER BY id DESC LIMIT ?",
+        (chat_id, owner_id, *beat_ids, *scene_ids, limit),
+    ).fetchall()
+    return [_memory(r) for r in rows]
+
+
+def _search_memories(
+    raw: Connection, chat_id: str, owner_id: str, words: list[str], limit: int
+) -> list[Memory]:
+    rows = recall.search(raw, memory_scope(chat_id, owner_id), words, limit)
+    return [_memory(r) for r in rows]
+
+
+def _witnessed_latest(
+    raw: Connection, chat_id: str, entity_id: str, how_many: Callable[[int], int]
+) -> list[Beat]:
+    found = raw.execute(
+        "SELECT beats FROM witness_counts WHERE chat_id = ? AND entity_id = ?",
+        (chat_id, entity_id),
+    ).fetchone()
+    count = 0 if found is None else found[0]
+    rows = raw.execute(
+        "SELECT t.* FROM turn_witnesses w JOIN turns t ON t.id = w.turn_id "
+        "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
+        (entity_id, chat_id, how_many(int(count))),
+    ).fetchall()
+    return [_beat(r) for r in reversed(rows)]
+
+
+def _world_book(raw: Connection, chat_id: str) -> WorldBook:
+    settings_row = raw.execute(
+        "SELECT settings_json FROM world_books WHERE chat_id = ?", (chat_id,)
+    ).fetchone()
+    rows = raw.execute(
+        "SELECT number, entry_json FROM lore_entries WHERE chat_id = ? ORDER BY number",
+        (chat_id,),
+    ).fetchall()
+    settings = json.loads(settings_row[0]) if settings_row is not None else {}
+    return settings, [(int(row[0]), LoreEntry.model_validate_json(row[1])) for row in rows]
