@@ -20,6 +20,7 @@ transcript window, and the prompt's size does not grow with the length of the st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -192,21 +193,31 @@ def settle_window(costs: Sequence[int], room: int, max_beats: int) -> int:
 
 
 def _beat_message(pov: PointOfView, beat: Beat) -> Message:
-    if beat.speaker_id == pov.speaker.id and beat.role == "assistant":
-        return Message(role="assistant", content=beat.text)
-    label = speaker_label(beat, pov.you.name, pov.names)
-    text = in_character_text(beat.text) if beat.role == "user" else beat.text
-    return Message(role="user", content=f"{label}: {text}")
+    own = beat.speaker_id == pov.speaker.id and beat.role == "assistant"
+    label = None if own else speaker_label(beat, pov.you.name, pov.names)
+    return _line(beat.role, beat.text, label)
+
+
+@functools.lru_cache(maxsize=8192)
+def _line(role: str, text: str, label: str | None) -> Message:
+    # every turn reads its window again (and costs each beat) before building the prompt:
+    # the same beat, seen by the same speaker, is the same message (label None: its own reply)
+    if label is None:
+        return Message(role="assistant", content=text)
+    return Message(role="user", content=f"{label}: {_story_text(role, text)}")
 
 
 def beat_cost(pov: PointOfView, beat: Beat) -> int:
     """Tokens ``beat`` takes in ``pov.speaker``'s transcript (0 for a beat with no text)."""
-    return prompt_tokens([_beat_message(pov, beat)]) if _story_text(beat) else 0
+    if not _story_text(beat.role, beat.text).strip():
+        return 0
+    return prompt_tokens([_beat_message(pov, beat)])
 
 
-def _story_text(beat: Beat) -> str:
+@functools.lru_cache(maxsize=8192)
+def _story_text(role: str, text: str) -> str:
     """What of a beat is in the story (a player's out-of-character asides are not)."""
-    return (in_character_text(beat.text) if beat.role == "user" else beat.text).strip()
+    return in_character_text(text) if role == "user" else text
 
 
 def _cue_message(pov: PointOfView, cue: str) -> Message:
