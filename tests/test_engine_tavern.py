@@ -439,3 +439,23 @@ async def test_a_starting_view_too_long_once_its_macros_are_filled_is_refused_cl
     with pytest.raises(StoryError, match=r"cannot start that story: .*relationship_summary"):
         await engine.chats.start(host_id=HOST, chat_id=CHAT)
     assert await engine.queries.chat(CHAT) is None
+
+
+async def test_a_guest_whose_view_outgrows_its_field_once_filled_is_refused_clearly(
+    db: Database,
+) -> None:
+    """The same for a guest joining for the first time: the join is refused in words, and the
+    scene goes on as it was, nothing written."""
+    engine, _ = make_engine(db)
+    await engine.characters.author(character(HOST, "Mira"))
+    await engine.characters.author(
+        character(GUEST, "Tomas", initial_relationship_to_you="{{user}}" * 2500)
+    )
+    await engine.characters.set_you(name="Alexandria")
+    await engine.chats.start(host_id=HOST, chat_id=CHAT)
+    before = await snapshot(db)
+
+    with pytest.raises(StoryError, match=r"that guest cannot join: .*relationship_summary"):
+        await engine.scenes.guest_join(CHAT, GUEST)
+    assert await snapshot(db) == before
+    assert GUEST not in (await engine.queries.status(CHAT)).present

@@ -122,7 +122,7 @@ class NoSuchGreeting(StoryError):
 class Invalid(StoryError):
     """Fields that do not fit their model; ``problem`` names the field and what is wrong."""
 
-    what: Literal["character", "you", "story", "world change", "world-info entry"]
+    what: Literal["character", "you", "story", "guest", "world change", "world-info entry"]
     problem: str
 
     def __str__(self) -> str:
@@ -131,6 +131,8 @@ class Invalid(StoryError):
                 return f"that character does not fit: {self.problem}"
             case "story":
                 return f"cannot start that story: {self.problem}"
+            case "guest":
+                return f"that guest cannot join: {self.problem}"
             case "world change":
                 return f"cannot change the world that way: {self.problem}"
             case "world-info entry":

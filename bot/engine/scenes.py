@@ -11,10 +11,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from bot.engine.context import Cast, StoryContext
 from bot.engine.errors import (
     AlreadyInScene,
     GuestNotInScene,
+    Invalid,
     MeanwhileAlreadyOpen,
     MeanwhileOpen,
     NeedsGuest,
@@ -41,6 +44,7 @@ from bot.store.events import (
     StoryThreadDetected,
 )
 from bot.store.views import Memory, Scene, present_entities, speaker_label
+from bot.validation import all_problems
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +220,19 @@ async def guest_joins(ctx: StoryContext, cast: Cast, guest_id: str | None) -> Sc
     if guest is None:
         raise NoSuchCharacter(chosen)
     seen = await ctx.views.relationship(cast.chat.id, chosen, YOU)
-    first_meeting = not seen.summary and not seen.knowledge_facts
+    seeds = []
+    if not seen.summary and not seen.knowledge_facts:  # a first meeting
+        try:
+            # a card's view of you, its macros filled in, may outgrow the edge's summary
+            seeds = relationship_seeds(cast.chat.id, [guest], cast.you.name)
+        except ValidationError as exc:
+            raise Invalid("guest", all_problems(exc, root="(payload)")) from None
     return await close_you_scene(
         ctx,
         cast,
         participants=[YOU, cast.host.id, chosen],
         cast_change=chosen if chosen != cast.chat.guest_id else None,
-        seeds=relationship_seeds(cast.chat.id, [guest], cast.you.name) if first_meeting else [],
+        seeds=seeds,
     )
 
 
