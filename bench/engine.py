@@ -51,6 +51,7 @@ from bot.engine.beat_events import add_memories, turn_events
 from bot.engine.prompts import prompt_tokens
 from bot.llm import Message, Priority
 from bot.store import YOU, Database, append, append_events, open_db
+from bot.store.db import SqliteDatabase
 from bot.store.events import EdgeUpdate, TurnStarted
 
 OVERHEAD_TARGET_MS = 3.0
@@ -160,22 +161,23 @@ class TimingSink:
 
 
 class QueryTimer:
-    """Times every store call (read by SQL text, write by batch) while active."""
+    """Times every store call (a query by its SQL text, a read or write by its function)
+    while active."""
 
     def __init__(self) -> None:
         self.stats: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         self._saved: dict[str, Any] = {}
 
     def __enter__(self) -> QueryTimer:
-        for name in ("fetchall", "fetchone", "write"):
-            original = getattr(Database, name)
+        for name in ("fetchall", "fetchone", "read", "write"):
+            original = getattr(SqliteDatabase, name)
             self._saved[name] = original
-            setattr(Database, name, self._wrap(name, original))
+            setattr(SqliteDatabase, name, self._wrap(name, original))
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, original in self._saved.items():
-            setattr(Database, name, original)
+            setattr(SqliteDatabase, name, original)
 
     def _wrap(self, name: str, original: Any) -> Any:
         stats = self.stats
@@ -186,8 +188,8 @@ class QueryTimer:
                 return await original(db, first, *args)
             finally:
                 key = (
-                    f"write {getattr(first, '__qualname__', first)}"
-                    if name == "write"
+                    f"{name} {getattr(first, '__qualname__', first)}"
+                    if name in ("read", "write")
                     else " ".join(str(first).split())[:100]
                 )
                 stats[key][0] += 1
@@ -315,6 +317,8 @@ class SizeResult:
     rewind_ms: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
     """Process CPU time per turn (both threads): what the turn costs whatever the load."""
+    trips: int = 0
+    """Trips to the store's thread in the measured turns."""
 
 
 @dataclass
@@ -355,7 +359,7 @@ async def measure_turns(ready: Prepared, turns: int, *, profile: bool = False) -
     timer = QueryTimer() if profile else None
     result = ready.result
     calls_before, sizes_before = Counter(ready.llm.counts), len(ready.llm.prompt_sizes)
-    with timer or contextlib.nullcontext():
+    with timer or contextlib.nullcontext(), TripCounter() as trips:
         for n in range(turns):
             prose = PROSES[n % len(PROSES)] + f" (bench {len(result.turn_ms)})"
             if profiler:
@@ -366,6 +370,7 @@ async def measure_turns(ready: Prepared, turns: int, *, profile: bool = False) -
             result.cpu_ms.append((time.process_time() - cpu) * 1000)
             if profiler:
                 profiler.disable()
+    result.trips += trips.count
     ready.calls += ready.llm.counts - calls_before
     result.prompt_tokens += ready.llm.prompt_sizes[sizes_before:]
     result.calls_per_turn = {k: n / len(result.turn_ms) for k, n in sorted(ready.calls.items())}
@@ -468,6 +473,10 @@ def report(results: list[SizeResult], *, latency: float, budget: int) -> bool:
             f"{statistics.median(r.turn_with_latency_ms):>7.1f}"
         )
     print(f"\nLLM calls per turn (you, host and guest present): {results[0].calls_per_turn}")
+    print(
+        "store trips per turn: "
+        + ", ".join(f"{r.trips / len(r.turn_ms):.1f} at {r.history:,}" for r in results)
+    )
     print(f"\n{'prior turns':>11} | {'regenerate ms':^15} | {'rewind last beat ms':^19}")
     for r in results:
         print(
@@ -522,6 +531,27 @@ def report_close(results: list[CloseResult], *, budget: int) -> bool:
 
 QUICK = {"sizes": "10,100,1000", "close_sizes": "10,100,1000", "rebuild_sizes": "13000,100000"}
 """``--quick``: smaller stories, the same figures (for a check while working)."""
+
+
+class TripCounter:
+    """Counts trips to the store's thread (every read and write goes through ``run``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._original: Any = None
+
+    def __enter__(self) -> TripCounter:
+        self._original = original = SqliteDatabase.run
+
+        async def counted(db: SqliteDatabase, work: Any) -> Any:
+            self.count += 1
+            return await original(db, work)
+
+        SqliteDatabase.run = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        SqliteDatabase.run = self._original  # type: ignore[method-assign]
 
 
 def _load_store_bench() -> Any:
