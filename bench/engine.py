@@ -49,7 +49,7 @@ from bot.config import Settings
 from bot.engine import BeatEnd, Engine, Speaker
 from bot.engine.beat_events import add_memories, turn_events
 from bot.engine.prompts import prompt_tokens
-from bot.llm import Message, Priority
+from bot.llm import Message, Priority, Purpose, Task
 from bot.store import YOU, Database, append, append_events, open_db
 from bot.store.db import SqliteDatabase
 from bot.store.events import EdgeUpdate, TurnStarted
@@ -93,14 +93,15 @@ class FakeLLM:
         *,
         model: str,
         priority: Priority = Priority.BACKGROUND,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> str:
-        system = messages[0].content
+        task = purpose.task if purpose is not None else None
         self.json_prompt_sizes.append(prompt_tokens(list(messages)))
-        if system.startswith("You split a role-play player's message"):
+        if task is Task.CLASSIFY:
             kind = "classify"
             answer: object = {"segments": [{"kind": "action", "text": messages[-1].content}]}
-        elif system.startswith("You track the inner life of"):
+        elif task is Task.STATE:
             kind = "state update"
             self.facts += 1  # a new fact learned on every state update, as a long story does
             answer = {
@@ -114,11 +115,11 @@ class FakeLLM:
                     for t in TARGET_ID.findall(messages[-1].content)
                 ]
             }
-        elif system.startswith("Summarize, in two to four sentences"):
+        elif task is Task.DIGEST:
             kind, answer = "digest", {"summary": "While you were away, not much happened."}
-        elif system.startswith("List the open plot threads"):
+        elif task is Task.THREADS:
             kind, answer = "threads", {"threads": []}
-        else:
+        else:  # a summary, or a chunk of a long scene condensed
             kind, answer = "summary", {"summary": "A long night at the Lantern."}
         self.counts[kind] += 1
         if self.latency:
@@ -131,6 +132,7 @@ class FakeLLM:
         *,
         model: str,
         priority: Priority = Priority.NARRATIVE,
+        purpose: Purpose | None = None,
         **params: Any,
     ) -> AsyncIterator[str]:
         self.counts["narrative"] += 1
