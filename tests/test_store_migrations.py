@@ -8,6 +8,8 @@ from pathlib import Path
 
 from bot.store import open_db
 from bot.store.db import _split_statements
+from bot.store.projections.relationships import fact_scope
+from bot.store.projections.story import memory_scope
 from bot.store.schema import MIGRATIONS
 from bot.store.views import Views
 
@@ -54,3 +56,39 @@ async def test_a_version_1_database_migrates_and_recall_finds_its_memories(tmp_p
     assert version is not None and version[0] == len(MIGRATIONS)
     assert [m.text for m in found] == ["Alex spoke of the lighthouse keeper"]
     assert other_owner == []
+
+
+async def test_a_version_8_database_keeps_its_index_in_the_archive_tier(tmp_path: Path) -> None:
+    """Migration 9 splits the full-text indexes in two tiers without a rebuild: what the file
+    held goes to the archive, and recall and fact matching still find it, newest first."""
+    path = tmp_path / "v8.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for script in MIGRATIONS[:8]:
+        for statement in _split_statements(script):
+            raw.execute(statement)
+    raw.execute("INSERT INTO schema_version VALUES (8)")
+    for memory_id, text in ((1, "the lighthouse keeper"), (2, "the harbour"), (3, "a lighthouse")):
+        raw.execute(
+            "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
+            "witness_host, witness_guest, text, pov_summary, scope) "
+            "VALUES (?, 'mira', 'c1', 3, NULL, 1, 1, 0, ?, '', ?)",
+            (memory_id, text, memory_scope("c1", "mira")),
+        )
+    raw.execute(
+        "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, event_id, scope) "
+        "VALUES ('c1', 'mira', 'you', 'keeps the lighthouse key', 'keeps the lighthouse key', "
+        "4, ?)",
+        (fact_scope("c1", "mira", "you"),),
+    )
+    raw.close()
+
+    async with open_db(path) as db:
+        views = Views(db)
+        found = await views.search_memories("c1", "mira", ["lighthouse"], 5)
+        facts = await views.known_facts("c1", "mira", "you", about="the lighthouse", newest=0)
+        boundary = await db.fetchone("SELECT boundary FROM recall_tiers WHERE tbl = 'memories'")
+
+    assert [m.id for m in found] == [3, 1]
+    assert facts == ("keeps the lighthouse key",)
+    assert boundary is not None and boundary[0] == 3

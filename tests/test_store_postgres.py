@@ -24,7 +24,7 @@ from tests.helpers.stores import fresh_schema, fresh_store
 
 pytestmark = pytest.mark.postgres
 
-SQLITE_ONLY = {"memories_fts", "sqlite_sequence"}
+SQLITE_ONLY = {"memories_fts", "sqlite_sequence", "recall_tiers"}
 
 
 async def _sqlite_columns() -> dict[str, list[str]]:

@@ -4,12 +4,19 @@ Both search inside one (chat, owner) by a scope token written on every memory
 (``projections.story.memory_scope``), newest first, stopping at a limit, so a search costs
 what it finds rather than the length of the story. Words are matched whole, case ignored;
 SQLite's tokenizer also ignores accents, PostgreSQL's ``simple`` configuration does not.
+
+On SQLite each index is in two tiers (schema migration 9): a small one of the newest rows and
+the archive of the rest, every key of the first above every key of the second. A search asks
+the recent tier first and the archive only for what is still missing, so the answer is the
+same newest-first list one index would give; most searches never reach the archive, and
+those that do find it written once a span rather than every turn (fewer segments to seek).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from bot.store.schema import RECALL_TIERS
 from bot.store.sql import Connection, Row, is_postgres
 
 PG_DOCUMENT = "to_tsvector('simple', scope || ' ' || text || ' ' || pov_summary)"
@@ -34,21 +41,37 @@ def search(raw: Connection, scope: str, words: Sequence[str], limit: int) -> lis
             (f"{scope} & ({' | '.join(words)})", limit),
         ).fetchall()
     any_word = " OR ".join(f'"{w}"' for w in words)
-    return raw.execute(
+    return newest_matching(
+        raw,
         "SELECT m.* FROM memories m WHERE m.id IN ("
-        " SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?"
-        " ORDER BY rowid DESC LIMIT ?) ORDER BY m.id DESC",
-        (f'scope : "{scope}" AND ({any_word})', limit),
-    ).fetchall()
+        " SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)"
+        " ORDER BY m.id DESC",
+        "memories_fts",
+        f'scope : "{scope}" AND ({any_word})',
+        limit,
+    )
+
+
+def newest_matching(raw: Connection, sql: str, fts: str, match: str, limit: int) -> list[Row]:
+    """``sql`` (a MATCH and a LIMIT in the index ``{fts}``, newest first) over both tiers of
+    ``fts``: the recent one, then the archive for what is missing (SQLite only)."""
+    found = list(raw.execute(sql.format(fts=f"{fts}_recent"), (match, limit)).fetchall())
+    if len(found) < limit:
+        found += raw.execute(sql.format(fts=fts), (match, limit - len(found))).fetchall()
+    return found
 
 
 def ids_matching(raw: Connection, word: str) -> list[int]:
     """Every memory holding ``word``, in id order (for tests comparing the index to the rows)."""
     if is_postgres(raw):
         sql = f"SELECT id FROM memories WHERE {PG_DOCUMENT} @@ to_tsquery('simple', ?) ORDER BY id"
-    else:
-        sql = "SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid"
-    return [int(row[0]) for row in raw.execute(sql, (word,))]
+        return [int(row[0]) for row in raw.execute(sql, (word,))]
+    ids = [
+        int(row[0])
+        for fts in ("memories_fts", "memories_fts_recent")
+        for row in raw.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?", (word,))
+    ]
+    return sorted(ids)
 
 
 def drop_recall_index(raw: Connection) -> Callable[[], None]:
@@ -73,8 +96,17 @@ def drop_recall_index(raw: Connection) -> Callable[[], None]:
     def restore() -> None:
         for _, sql in triggers:
             raw.execute(sql)
-        raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
-        raw.execute("INSERT INTO edge_facts_fts (edge_facts_fts) VALUES ('rebuild')")
+        for table, (key, _, _) in RECALL_TIERS.items():
+            # every row in the archive, built in one go; the recent tier starts empty
+            raw.execute(
+                f"UPDATE recall_tiers SET boundary = (SELECT COALESCE(MAX({key}), 0) "
+                f"FROM {table}) WHERE tbl = ?",
+                (table,),
+            )
+            raw.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild')")
+            raw.execute(
+                f"INSERT INTO {table}_fts_recent ({table}_fts_recent) VALUES ('delete-all')"
+            )
 
     return restore
 

@@ -47,18 +47,20 @@ async def carried_past(
 
     def read(raw: Connection) -> list[Payload | Later[Any]]:
         exclusions = Exclusions.of_chat(raw, chat_id, up_to=2**62)
-        closed = _closed_scenes(raw, chat_id, after, exclusions)
+        marks = ",".join("?" * len(CARRIED_KINDS))
+        events = [
+            parse_row(row)
+            for row in raw.execute(
+                f"SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND kind IN ({marks}) "
+                "ORDER BY id",
+                (chat_id, after, *CARRIED_KINDS),
+            )
+            if not exclusions.rewound(row["id"])
+        ]
+        closed = _closed_scenes(raw, chat_id, after, exclusions, _scenes_asked(events))
         carried: list[Payload | Later[Any]] = []
         copies: dict[int, int] = {}  # a carried memory's event id -> where its copy stands
-        marks = ",".join("?" * len(CARRIED_KINDS))
-        for row in raw.execute(
-            f"SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND kind IN ({marks}) "
-            "ORDER BY id",
-            (chat_id, after, *CARRIED_KINDS),
-        ):
-            if exclusions.rewound(row["id"]):
-                continue
-            event = parse_row(row)
+        for event in events:
             if _steers_kept(event, after, closed):
                 if event.kind == "memory_written":
                     copies[event.id] = placed_at + len(carried)
@@ -86,11 +88,17 @@ def _steers_kept(event: StoredEvent[Payload], after: int, closed: frozenset[int]
         return True
     if isinstance(payload, ManualEdit) and payload.target_kind == "user_turn_prose":
         return payload.target_id <= after
+    source = _derived_from(event)
+    return source is not None and _kept(source, after, closed)
+
+
+def _derived_from(event: StoredEvent[Payload]) -> Source | None:
+    """The source an event's staying depends on (for an edit, the source it derives again)."""
+    payload = event.payload
     if event.kind == "derivations_replaced":
         beat, scene = getattr(payload, "beat_id", None), getattr(payload, "scene_id", None)
-        return _kept(Source(beat_id=beat, scene_id=scene), after, closed)
-    source = source_of(payload)
-    return source is not None and _kept(source, after, closed)
+        return Source(beat_id=beat, scene_id=scene)
+    return source_of(payload)
 
 
 def _kept(source: Source, after: int, closed: frozenset[int]) -> bool:
@@ -101,20 +109,35 @@ def _kept(source: Source, after: int, closed: frozenset[int]) -> bool:
     return source.scene_id in closed
 
 
+def _scenes_asked(events: list[StoredEvent[Payload]]) -> frozenset[int]:
+    """The scenes whose close decides whether one of ``events`` stays (a beat's items stay by
+    the beat's id alone)."""
+    sources = (_derived_from(event) for event in events)
+    return frozenset(
+        s.scene_id for s in sources if s is not None and s.beat_id is None and s.scene_id
+    )
+
+
 def _closed_scenes(
-    raw: Connection, chat_id: str, after: int, exclusions: Exclusions
+    raw: Connection, chat_id: str, after: int, exclusions: Exclusions, asked: frozenset[int]
 ) -> frozenset[int]:
-    """Scenes whose close is in the story at ``after`` (a rewound close closed nothing)."""
+    """Which of the scenes ``asked`` had closed at ``after`` (a rewound close closed nothing).
+
+    A scene closes after it opens (its id), so only closes after the oldest scene asked are
+    read: a rewind of the last beat asks none and reads none, however many scenes the story
+    closed before (reading them all cost 1 ms a rewind at 250 scenes).
+    """
+    if not asked:
+        return frozenset()
     rows = raw.execute(
         # by kind (few rows), not by chat (every event the chat has): ``|| ''`` keeps the
         # planner off the chat index (on both stores)
-        "SELECT id, payload_json FROM event_log WHERE chat_id || '' = ? AND id <= ? "
-        "AND kind IN ('scene_closed', 'meanwhile_scene_closed')",
-        (chat_id, after),
+        "SELECT id, payload_json FROM event_log WHERE chat_id || '' = ? AND id > ? "
+        "AND id <= ? AND kind IN ('scene_closed', 'meanwhile_scene_closed')",
+        (chat_id, min(asked), after),
     ).fetchall()
-    return frozenset(
-        int(json.loads(row[1])["scene_id"]) for row in rows if not exclusions.rewound(row[0])
-    )
+    closed = (int(json.loads(row[1])["scene_id"]) for row in rows if not exclusions.rewound(row[0]))
+    return frozenset(scene for scene in closed if scene in asked)
 
 
 TRAILING_KINDS = (

@@ -6,6 +6,88 @@
 
 from __future__ import annotations
 
+RECALL_TIERS: dict[str, tuple[str, tuple[str, ...], int]] = {
+    "memories": ("id", ("scope", "text", "pov_summary"), 2048),
+    "edge_facts": ("rowid", ("scope", "fact_key"), 1024),
+}
+"""Each table with a two-tier full-text index: the key that splits the tiers, the indexed
+columns, and the span (of keys: event ids for memories, rows for facts) the recent tier holds,
+between one and two of them; at two, its older span moves to the archive."""
+
+
+def tier_triggers(table: str, span: int | None = None) -> str:
+    """The triggers keeping ``table``'s two indexes (tests pass a small ``span``).
+
+    Each insert, delete and update goes to the index its key belongs to. When a new key passes
+    the boundary by two spans, the older span moves to the archive in one go and the recent
+    index is written again with the newest span, whole: the recent index stays small (few
+    segments) at any story length, and the archive is written once a span, not every turn.
+    """
+    key, columns, default_span = RECALL_TIERS[table]
+    span = default_span if span is None else span
+    cols = ", ".join(columns)
+    boundary = f"(SELECT boundary FROM recall_tiers WHERE tbl = '{table}')"
+
+    def routed(row: str, command: str = "") -> str:
+        """Insert (or with ``command`` 'delete') ``row`` in the index its key belongs to."""
+        values = ", ".join(f"{row}.{c}" for c in columns)
+        lines = []
+        for fts, op in ((f"{table}_fts_recent", ">"), (f"{table}_fts", "<=")):
+            hidden, lead = (f"{fts}, ", f"'{command}', ") if command else ("", "")
+            lines.append(
+                f"    INSERT INTO {fts} ({hidden}rowid, {cols}) SELECT {lead}{row}.{key}, "
+                f"{values} WHERE {row}.{key} {op} {boundary};\n"
+            )
+        return "".join(lines)
+
+    due = f"new.{key} > {boundary} + {2 * span}"
+    return f"""
+    CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+{routed("new")}    INSERT INTO {table}_fts (rowid, {cols}) SELECT {key}, {cols} FROM {table}
+        WHERE {due} AND {key} > {boundary} AND {key} <= new.{key} - {span};
+    INSERT INTO {table}_fts_recent ({table}_fts_recent) SELECT 'delete-all' WHERE {due};
+    INSERT INTO {table}_fts_recent (rowid, {cols}) SELECT {key}, {cols} FROM {table}
+        WHERE {due} AND {key} > new.{key} - {span};
+    UPDATE recall_tiers SET boundary = new.{key} - {span} WHERE tbl = '{table}' AND {due};
+    END;
+    CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+{routed("old", "delete")}    END;
+    CREATE TRIGGER {table}_au AFTER UPDATE ON {table} BEGIN
+{routed("old", "delete")}{routed("new")}    END;
+    """
+
+
+def _tiered_index(table: str) -> str:
+    """Migration 9 for one table: two full-text indexes split at ``recall_tiers.boundary``.
+
+    ``{table}_fts`` (the archive) indexes the rows at or below the boundary, through the view
+    ``{table}_archived``; ``{table}_fts_recent`` those above it, through ``{table}_newest``.
+    """
+    key, columns, _ = RECALL_TIERS[table]
+    cols = ", ".join(columns)
+    boundary = f"(SELECT boundary FROM recall_tiers WHERE tbl = '{table}')"
+    view_key = "id" if key == "id" else "fact_row"
+    selected = "id" if key == "id" else "rowid AS fact_row"
+    return f"""
+    DROP TRIGGER {table}_ai;
+    DROP TRIGGER {table}_ad;
+    DROP TRIGGER {table}_au;
+    DROP TABLE {table}_fts;
+    INSERT INTO recall_tiers (tbl, boundary) SELECT '{table}', COALESCE(MAX({key}), 0) FROM {table};
+    CREATE VIEW {table}_archived AS SELECT {selected}, {cols} FROM {table}
+        WHERE {key} <= {boundary};
+    CREATE VIEW {table}_newest AS SELECT {selected}, {cols} FROM {table}
+        WHERE {key} > {boundary};
+    CREATE VIRTUAL TABLE {table}_fts USING fts5 (
+        {cols}, content='{table}_archived', content_rowid='{view_key}'
+    );
+    CREATE VIRTUAL TABLE {table}_fts_recent USING fts5 (
+        {cols}, content='{table}_newest', content_rowid='{view_key}'
+    );
+    INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild');
+    {tier_triggers(table)}"""
+
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the log and the first projections.
     """
@@ -348,6 +430,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat_id, entity_id)
     );
     """,
+    # 9: each full-text index in two tiers (``_tiered_index``): a search reads the small recent
+    # index first and the archive only for what it lacks, and a turn writes only the recent
+    # one. One index of every row gained segments (merge levels) as the story grew, and each
+    # word of a search seeks in every segment: 0.6 ms a search at 10 beats, 1.5 ms at 10,000,
+    # and its merges made commits dearer too.
+    "CREATE TABLE recall_tiers (tbl TEXT PRIMARY KEY, boundary INTEGER NOT NULL);"
+    + _tiered_index("memories")
+    + _tiered_index("edge_facts"),
 )
 
 REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7, 8})

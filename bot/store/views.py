@@ -707,11 +707,14 @@ def _facts_matching(raw: Connection, scope: str, words: list[str], limit: int) -
             (f"{scope} & ({' | '.join(words)})", limit),
         ).fetchall()
     any_word = " OR ".join(f'"{w}"' for w in words)
-    return raw.execute(
+    return recall.newest_matching(
+        raw,
         "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
-        "edge_facts_fts WHERE edge_facts_fts MATCH ? ORDER BY rowid DESC LIMIT ?)",
-        (f'scope : "{scope}" AND fact_key : ({any_word})', limit),
-    ).fetchall()
+        "{fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)",
+        "edge_facts_fts",
+        f'scope : "{scope}" AND fact_key : ({any_word})',
+        limit,
+    )
 
 
 def _known_facts(

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.store import Database, append_and_apply, append_event, recall
-from bot.store.schema import PROJECTION_TABLES
+from bot.store.db import _split_statements
+from bot.store.schema import PROJECTION_TABLES, RECALL_TIERS, tier_triggers
 from bot.store.sql import Connection, is_postgres
 
 Payload = dict[str, Any]
@@ -390,6 +391,23 @@ async def seed_meanwhile_chat(
     return SeedIds(chat_id, container, scene, meanwhile)
 
 
+def small_recall_tiers(raw: Connection, span: int) -> None:
+    """Make SQLite's recent full-text tiers hold ``span`` keys, so a short story moves rows to
+    the archive again and again (the real spans take thousands of events)."""
+    for table in RECALL_TIERS:
+        for suffix in ("ai", "ad", "au"):
+            raw.execute(f"DROP TRIGGER {table}_{suffix}")
+        for statement in _split_statements(tier_triggers(table, span)):
+            raw.execute(statement)
+
+
+def recall_boundary(raw: Connection, table: str) -> int:
+    """Where ``table``'s full-text tiers split: keys at or below it are in the archive."""
+    return int(
+        raw.execute("SELECT boundary FROM recall_tiers WHERE tbl = ?", (table,)).fetchone()[0]
+    )
+
+
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
@@ -420,10 +438,20 @@ def snapshot_tables(raw: Connection, words: tuple[str, ...] = ()) -> Snapshot:
         columns = ", ".join(table_columns(raw, table))
         snap[table] = _ordered([tuple(r) for r in raw.execute(f"SELECT {columns} FROM {table}")])
     if not is_postgres(raw):
-        raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('integrity-check')")
-        snap["memories_fts"] = [
-            tuple(r) for r in raw.execute("SELECT rowid, text, pov_summary FROM memories_fts")
-        ]
+        # both tiers of each index must be whole; where the tiers split depends on the
+        # story's history, so only what they hold together is kept
+        for fts in (
+            "memories_fts",
+            "memories_fts_recent",
+            "edge_facts_fts",
+            "edge_facts_fts_recent",
+        ):
+            raw.execute(f"INSERT INTO {fts} ({fts}) VALUES ('integrity-check')")
+        snap["memories_fts"] = sorted(
+            tuple(r)
+            for fts in ("memories_fts", "memories_fts_recent")
+            for r in raw.execute(f"SELECT rowid, text, pov_summary FROM {fts}")
+        )
     for word in words:
         snap[f"memories_fts MATCH {word}"] = [(i,) for i in recall.ids_matching(raw, word)]
     return snap

@@ -1,0 +1,92 @@
+"""SQLite's full-text indexes in two tiers: a search finds what one index would, newest first,
+old rows in the archive included, across moves, rewinds and rebuilds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import tests.helpers.store_factories as f
+from bot.store import Database, append_and_apply, open_db, project, recall
+from bot.store.projections.story import memory_scope
+from bot.store.views import Views
+
+SPAN = 3
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with open_db(":memory:") as lite:
+        await lite.write(lambda raw: f.small_recall_tiers(raw, SPAN))
+        yield lite
+
+
+async def remember(db: Database, chat_id: str, text: str) -> int:
+    payload = f.memory_written(f.HOST, chat_id=chat_id, text=text)
+    return await append_and_apply(db, kind="memory_written", payload=payload)
+
+
+async def found(db: Database, chat_id: str, words: list[str], limit: int) -> list[int]:
+    scope = memory_scope(chat_id, f.HOST)
+    return [row["id"] for row in await db.read(lambda raw: recall.search(raw, scope, words, limit))]
+
+
+async def holding(db: Database, word: str) -> list[int]:
+    """What one index would give: the host's memories holding ``word``, newest first."""
+    rows = await db.fetchall(
+        "SELECT id, text FROM memories WHERE owner_id = ? ORDER BY id DESC", (f.HOST,)
+    )
+    return [row[0] for row in rows if word in row[1].split()]
+
+
+async def test_a_search_finds_the_newest_matches_across_both_tiers(db: Database) -> None:
+    seeded = await f.seed_meanwhile_chat(db)
+    for n in range(40):
+        await remember(db, seeded.chat_id, "the lighthouse" if n % 5 == 0 else f"harbour {n}")
+    boundary = await db.read(lambda raw: f.recall_boundary(raw, "memories"))
+    lighthouse = await holding(db, "lighthouse")
+    assert len(lighthouse) == 8 and min(lighthouse) <= boundary < max(lighthouse)  # both tiers
+
+    # newest first, stopping at the limit: the recent tier alone, then the archive too
+    assert await found(db, seeded.chat_id, ["lighthouse"], 1) == lighthouse[:1]
+    assert await found(db, seeded.chat_id, ["lighthouse"], 5) == lighthouse[:5]
+    assert await found(db, seeded.chat_id, ["LIGHTHOUSE", "nothing"], 50) == lighthouse
+
+    # a rewind reaching into the archive takes its rows out of both tiers
+    cut = lighthouse[4]
+    await append_and_apply(
+        db, kind="beats_rewound", payload=f.beats_rewound(cut - 1, seeded.chat_id)
+    )
+    assert await found(db, seeded.chat_id, ["lighthouse"], 50) == lighthouse[5:]
+    await remember(db, seeded.chat_id, "a lighthouse again")
+    again = await holding(db, "lighthouse")
+    assert await found(db, seeded.chat_id, ["lighthouse"], 50) == again
+    await f.snapshot(db)  # both tiers' indexes pass their integrity-check
+    await project(db)
+    assert await found(db, seeded.chat_id, ["lighthouse"], 50) == again
+    await f.snapshot(db)
+
+
+async def test_a_fact_in_the_archive_still_matches_the_line(db: Database) -> None:
+    seeded = await f.seed_meanwhile_chat(db)
+    views = Views(db)
+
+    async def learn(facts: list[str]) -> None:
+        payload = f.edge_update(f.HOST, f.GUEST, seeded.chat_id, knowledge_facts=facts)
+        await append_and_apply(db, kind="edge_update", payload=payload)
+
+    await learn(["keeps the lighthouse key"])
+    for n in range(20):
+        await learn([f"filler fact {n}"])
+    first = await db.fetchone("SELECT rowid FROM edge_facts WHERE fact_key LIKE '%lighthouse%'")
+    assert first[0] <= await db.read(lambda raw: f.recall_boundary(raw, "edge_facts"))
+
+    facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about="the Lighthouse")
+    assert "keeps the lighthouse key" in facts
+    assert "keeps the lighthouse key" not in await views.known_facts(
+        seeded.chat_id, f.HOST, f.GUEST, about="the harbour"
+    )
+    await project(db)
+    facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about="lighthouse")
+    assert "keeps the lighthouse key" in facts
