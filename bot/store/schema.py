@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 RECALL_TIERS: dict[str, tuple[str, tuple[str, ...], int]] = {
-    "memories": ("id", ("scope", "text", "pov_summary"), 2048),
-    "edge_facts": ("rowid", ("scope", "fact_key"), 1024),
+    "memories": ("id", ("scope", "text", "pov_summary"), 1024),
+    "edge_facts": ("rowid", ("scope", "fact_key"), 256),
 }
 """Each table with a two-tier full-text index: the key that splits the tiers, the indexed
 columns, and the span (of keys: event ids for memories, rows for facts) the recent tier holds,
@@ -41,13 +41,17 @@ def tier_triggers(table: str, span: int | None = None) -> str:
         return "".join(lines)
 
     due = f"new.{key} > {boundary} + {2 * span}"
+    # the ranges are empty unless a move is due (a condition beside them would be checked
+    # on every row of the recent tier, at every insert)
+    moved = f"CASE WHEN {due} THEN new.{key} - {span} ELSE {boundary} END"
+    kept = f"CASE WHEN {due} THEN new.{key} - {span} ELSE {2**62} END"
     return f"""
     CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
 {routed("new")}    INSERT INTO {table}_fts (rowid, {cols}) SELECT {key}, {cols} FROM {table}
-        WHERE {due} AND {key} > {boundary} AND {key} <= new.{key} - {span};
+        WHERE {key} > {boundary} AND {key} <= {moved};
     INSERT INTO {table}_fts_recent ({table}_fts_recent) SELECT 'delete-all' WHERE {due};
     INSERT INTO {table}_fts_recent (rowid, {cols}) SELECT {key}, {cols} FROM {table}
-        WHERE {due} AND {key} > new.{key} - {span};
+        WHERE {key} > {kept};
     UPDATE recall_tiers SET boundary = new.{key} - {span} WHERE tbl = '{table}' AND {due};
     END;
     CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
