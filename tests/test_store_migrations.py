@@ -8,8 +8,6 @@ from pathlib import Path
 
 from bot.store import open_db
 from bot.store.db import _split_statements
-from bot.store.projections.relationships import fact_scope
-from bot.store.projections.story import memory_scope
 from bot.store.schema import MIGRATIONS
 from bot.store.views import Views
 
@@ -58,9 +56,10 @@ async def test_a_version_1_database_migrates_and_recall_finds_its_memories(tmp_p
     assert other_owner == []
 
 
-async def test_a_version_8_database_keeps_its_index_in_the_archive_tier(tmp_path: Path) -> None:
-    """Migration 9 splits the full-text indexes in two tiers without a rebuild: what the file
-    held goes to the archive, and recall and fact matching still find it, newest first."""
+async def test_a_version_8_database_migrates_into_two_tier_indexes(tmp_path: Path) -> None:
+    """Migration 9 splits the full-text indexes in two tiers and gives facts their scoped terms
+    (rebuilt from the log): what the file held goes to the archive, and recall and fact
+    matching still find it, newest first."""
     path = tmp_path / "v8.db"
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -68,27 +67,47 @@ async def test_a_version_8_database_keeps_its_index_in_the_archive_tier(tmp_path
         for statement in _split_statements(script):
             raw.execute(statement)
     raw.execute("INSERT INTO schema_version VALUES (8)")
-    for memory_id, text in ((1, "the lighthouse keeper"), (2, "the harbour"), (3, "a lighthouse")):
-        raw.execute(
-            "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
-            "witness_host, witness_guest, text, pov_summary, scope) "
-            "VALUES (?, 'mira', 'c1', 3, NULL, 1, 1, 0, ?, '', ?)",
-            (memory_id, text, memory_scope("c1", "mira")),
+    events: list[tuple[str, dict[str, object]]] = [
+        (
+            "memory_written",
+            {
+                "owner_id": "mira",
+                "chat_id": "c1",
+                "scene_id": 3,
+                "witness_you": 1,
+                "witness_host": 1,
+                "witness_guest": 0,
+                "text": text,
+            },
         )
-    raw.execute(
-        "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, event_id, scope) "
-        "VALUES ('c1', 'mira', 'you', 'keeps the lighthouse key', 'keeps the lighthouse key', "
-        "4, ?)",
-        (fact_scope("c1", "mira", "you"),),
+        for text in ("the lighthouse keeper", "the harbour", "a Lighthouse")
+    ]
+    events.append(
+        (
+            "edge_update",
+            {
+                "chat_id": "c1",
+                "source_id": "mira",
+                "target_id": "you",
+                "knowledge_facts": ["Keeps the lighthouse key"],
+            },
+        )
     )
+    for event_id, (kind, payload) in enumerate(events, start=1):
+        raw.execute(
+            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+            "VALUES (?, ?, ?, 'c1', '2026-01-01T00:00:00+00:00')",
+            (event_id, kind, json.dumps(payload)),
+        )
     raw.close()
 
     async with open_db(path) as db:
         views = Views(db)
         found = await views.search_memories("c1", "mira", ["lighthouse"], 5)
-        facts = await views.known_facts("c1", "mira", "you", about="the lighthouse", newest=0)
+        facts = await views.known_facts("c1", "mira", "you", about="the LIGHTHOUSE", newest=0)
+        missed = await views.known_facts("c1", "mira", "you", about="the harbour", newest=0)
         boundary = await db.fetchone("SELECT boundary FROM recall_tiers WHERE tbl = 'memories'")
 
     assert [m.id for m in found] == [3, 1]
-    assert facts == ("keeps the lighthouse key",)
-    assert boundary is not None and boundary[0] == 3
+    assert facts == ("Keeps the lighthouse key",) and missed == ()
+    assert boundary is not None and boundary[0] == 3  # all of it in the archive

@@ -90,3 +90,35 @@ async def test_a_fact_in_the_archive_still_matches_the_line(db: Database) -> Non
     await project(db)
     facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about="lighthouse")
     assert "keeps the lighthouse key" in facts
+
+
+def test_scoped_terms_fold_case_and_accents_and_keep_words_whole() -> None:
+    assert recall.plain_words("Tomás SAW the Straße, ça va? x_y") == [
+        "tomas",
+        "saw",
+        "the",
+        "strasse",
+        "ca",
+        "va",
+        "x",
+        "y",
+    ]
+    assert recall.scoped_terms("e1", "the Tomás and the tomas") == "e1the e1tomas e1and"
+    assert recall.any_scoped("e1", ["TOMÁS", "pier"]) == '"e1tomas" OR "e1pier"'
+
+
+async def test_a_fact_is_matched_whatever_the_accents_and_only_on_its_edge(db: Database) -> None:
+    seeded = await f.seed_meanwhile_chat(db)
+    views = Views(db)
+    for source, target, fact in (
+        (f.HOST, f.GUEST, "met Tomás at the pier"),
+        (f.GUEST, f.HOST, "met tomas at the market"),  # the other edge: never the host's
+    ):
+        payload = f.edge_update(source, target, seeded.chat_id, knowledge_facts=[fact])
+        await append_and_apply(db, kind="edge_update", payload=payload)
+
+    for about in ("where is tomas?", "TOMÁS!"):
+        assert await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about=about, newest=0) == (
+            "met Tomás at the pier",
+        )
+    assert await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about="tomasz", newest=0) == ()

@@ -14,10 +14,40 @@ those that do find it written once a span rather than every turn (fewer segments
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from bot.store.schema import RECALL_TIERS
 from bot.store.sql import Connection, Row, is_postgres
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def plain_words(text: str) -> list[str]:
+    """``text``'s words as FTS5's default tokenizer sees them: case and accents folded."""
+    folded = text.casefold()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _TOKEN.findall(folded)
+
+
+def scoped_terms(scope: str, text: str) -> str:
+    """Each word of ``text`` joined to ``scope`` into one token (a fact's ``terms`` column).
+
+    A search for a word inside one scope then reads that scope's postings of the word alone;
+    a scope token ANDed with the word walked both lists, and a word common on other edges but
+    not on this one cost a walk of all of them (2.5 ms at 10,000 facts).
+    """
+    return " ".join(dict.fromkeys(scope + word for word in plain_words(text)))
+
+
+def any_scoped(scope: str, words: Sequence[str]) -> str:
+    """An FTS5 query for any of ``words`` inside ``scope`` (see ``scoped_terms``)."""
+    terms = dict.fromkeys(scope + plain for word in words for plain in plain_words(word))
+    return " OR ".join(f'"{term}"' for term in terms)
+
 
 PG_DOCUMENT = "to_tsvector('simple', scope || ' ' || text || ' ' || pov_summary)"
 """What PostgreSQL matches: exactly the indexed expression (pg/schema.py), or no index use."""

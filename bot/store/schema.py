@@ -8,7 +8,7 @@ from __future__ import annotations
 
 RECALL_TIERS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "memories": ("id", ("scope", "text", "pov_summary"), 1024),
-    "edge_facts": ("rowid", ("scope", "fact_key"), 256),
+    "edge_facts": ("rowid", ("terms",), 256),
 }
 """Each table with a two-tier full-text index: the key that splits the tiers, the indexed
 columns, and the span (of keys: event ids for memories, rows for facts) the recent tier holds,
@@ -438,13 +438,17 @@ MIGRATIONS: tuple[str, ...] = (
     # index first and the archive only for what it lacks, and a turn writes only the recent
     # one. One index of every row gained segments (merge levels) as the story grew, and each
     # word of a search seeks in every segment: 0.6 ms a search at 10 beats, 1.5 ms at 10,000,
-    # and its merges made commits dearer too.
-    "CREATE TABLE recall_tiers (tbl TEXT PRIMARY KEY, boundary INTEGER NOT NULL);"
+    # and its merges made commits dearer too. Facts are indexed by ``terms``, each word joined
+    # to the edge's scope (``recall.scoped_terms``; filled by the rebuild that follows).
+    """
+    CREATE TABLE recall_tiers (tbl TEXT PRIMARY KEY, boundary INTEGER NOT NULL);
+    ALTER TABLE edge_facts ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+    """
     + _tiered_index("memories")
     + _tiered_index("edge_facts"),
 )
 
-REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7, 8})
+REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7, 8, 9})
 """Migrations after which the projections are rebuilt from the log (new derived columns)."""
 
 PROJECTION_TABLES: tuple[str, ...] = (

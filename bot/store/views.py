@@ -706,13 +706,12 @@ def _facts_matching(raw: Connection, scope: str, words: list[str], limit: int) -
             "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
             (f"{scope} & ({' | '.join(words)})", limit),
         ).fetchall()
-    any_word = " OR ".join(f'"{w}"' for w in words)
     return recall.newest_matching(
         raw,
         "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
         "{fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)",
         "edge_facts_fts",
-        f'scope : "{scope}" AND fact_key : ({any_word})',
+        recall.any_scoped(scope, words),
         limit,
     )
 

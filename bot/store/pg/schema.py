@@ -290,7 +290,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chat_id, entity_id)
     );
     """,
+    # 3: SQLite's 9: a fact's words each joined to its edge's scope (SQLite's full-text index
+    # reads them; here they are kept so both stores hold the same rows, the GIN index of
+    # migration 2 still serves the search).
+    f"""
+    ALTER TABLE edge_facts ADD COLUMN terms {T} NOT NULL DEFAULT '';
+    """,
 )
 
-REBUILD_AFTER: frozenset[int] = frozenset({2})
+REBUILD_AFTER: frozenset[int] = frozenset({2, 3})
 """Migrations after which the projections are rebuilt from the log (new derived columns)."""

@@ -17,6 +17,7 @@ from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
 from bot.store.projector import handles
 from bot.store.provenance import may_know, source_of, witnesses_of
+from bot.store.recall import scoped_terms
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
 
@@ -100,14 +101,14 @@ def _learn(raw: Connection, event_id: int, p: EdgeUpdate) -> None:
             rows.append(
                 (
                     *(p.chat_id, p.source_id, p.target_id, key, text),
-                    *(event_id, p.beat_id, p.scene_id, scope),
+                    *(event_id, p.beat_id, p.scene_id, scope, scoped_terms(scope, key)),
                 )
             )
     if rows:  # one statement for all of them (executemany costs more for a few rows)
         raw.execute(
             "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
-            "event_id, beat_id, scene_id, scope) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            "event_id, beat_id, scene_id, scope, terms) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             + " ON CONFLICT DO NOTHING",
             [value for row in rows for value in row],
         )
