@@ -66,6 +66,7 @@ def _tiered_index(table: str) -> str:
 
     ``{table}_fts`` (the archive) indexes the rows at or below the boundary, through the view
     ``{table}_archived``; ``{table}_fts_recent`` those above it, through ``{table}_newest``.
+    Both start empty: the rebuild that follows migration 9 (``REBUILD_AFTER``) fills them.
     """
     key, columns, _ = RECALL_TIERS[table]
     cols = ", ".join(columns)
@@ -88,7 +89,6 @@ def _tiered_index(table: str) -> str:
     CREATE VIRTUAL TABLE {table}_fts_recent USING fts5 (
         {cols}, content='{table}_newest', content_rowid='{view_key}'
     );
-    INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild');
     {tier_triggers(table)}"""
 
 
