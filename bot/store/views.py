@@ -706,12 +706,15 @@ def _facts_matching(raw: Connection, scope: str, words: list[str], limit: int) -
             "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
             (f"{scope} & ({' | '.join(words)})", limit),
         ).fetchall()
+    match = recall.any_scoped(scope, words)
+    if not match:  # every word folded to nothing (FTS5 refuses an empty query)
+        return []
     return recall.newest_matching(
         raw,
         "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
         "{fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)",
         "edge_facts_fts",
-        recall.any_scoped(scope, words),
+        match,
         limit,
     )
 
