@@ -446,7 +446,7 @@ def snapshot_tables(raw: Connection, words: tuple[str, ...] = ()) -> Snapshot:
             "edge_facts_fts",
             "edge_facts_fts_recent",
         ):
-            raw.execute(f"INSERT INTO {fts} ({fts}) VALUES ('integrity-check')")
+            raw.execute(f"INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)")
         snap["memories_fts"] = sorted(
             tuple(r)
             for fts in ("memories_fts", "memories_fts_recent")
