@@ -11,6 +11,7 @@ import tests.helpers.store_factories as f
 from bot.store import Database, append_and_apply, open_db, project, recall
 from bot.store.projections.story import memory_scope
 from bot.store.views import Views
+from tests.helpers.stores import BACKENDS, fresh_store
 
 SPAN = 3
 
@@ -124,15 +125,17 @@ async def test_a_fact_is_matched_whatever_the_accents_and_only_on_its_edge(db: D
     assert await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about="tomasz", newest=0) == ()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_line_of_words_with_nothing_to_index_still_gives_the_newest_facts(
-    db: Database,
+    backend: str,
 ) -> None:
     # halfwidth sound marks (kaomoji) and Arabic harakat are letters to a regex, but fold to
     # nothing: a line made of them alone once sent FTS5 an empty query and failed the turn
-    seeded = await f.seed_meanwhile_chat(db)
-    payload = f.edge_update(f.HOST, f.GUEST, seeded.chat_id, knowledge_facts=["likes tea"])
-    await append_and_apply(db, kind="edge_update", payload=payload)
-    views = Views(db)
-    for about in ("ﾟﾟﾟﾟ", "ﹰﹲﹴﹶ ﾞﾞﾞﾞ"):
-        facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about=about)
-        assert facts == ("likes tea",)
+    async with fresh_store(backend) as db:
+        seeded = await f.seed_meanwhile_chat(db)
+        payload = f.edge_update(f.HOST, f.GUEST, seeded.chat_id, knowledge_facts=["likes tea"])
+        await append_and_apply(db, kind="edge_update", payload=payload)
+        views = Views(db)
+        for about in ("ﾟﾟﾟﾟ", "ﹰﹲﹴﹶ ﾞﾞﾞﾞ"):
+            facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about=about)
+            assert facts == ("likes tea",)
