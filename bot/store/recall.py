@@ -25,7 +25,9 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 
 def plain_words(text: str) -> list[str]:
-    """``text``'s words as FTS5's default tokenizer sees them: case and accents folded."""
+    """``text``'s words, case and accents folded: close to FTS5's default tokenizer, not the
+    same (``ß`` is ``ss`` here, a symbol or an unassigned character splits a word here), which
+    does not matter while a fact's terms and a line's query are both made by it."""
     folded = text.casefold()
     if not folded.isascii():
         decomposed = unicodedata.normalize("NFKD", folded)
