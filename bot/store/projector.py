@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bot.store.bulk import bulk_writes
 from bot.store.database import Database
 from bot.store.events import Payload
 from bot.store.journal import (
@@ -25,7 +26,7 @@ from bot.store.journal import (
 from bot.store.memo import memo
 from bot.store.provenance import Source, source_of
 from bot.store.recall import drop_recall_index
-from bot.store.record import StoredEvent, parse_row, parse_values
+from bot.store.record import StoredEvent, parse_all, parse_row
 from bot.store.schema import PROJECTION_TABLES
 from bot.store.sql import Connection, Row
 
@@ -63,18 +64,22 @@ def rebuild_all(raw: Connection) -> int:
     row (on SQLite their triggers cost two thirds of a rebuild; on PostgreSQL the GIN indexes
     are dropped and made again), inside the caller's transaction, so no one ever sees the store
     without them. The undo journal's triggers are dropped too: after a rebuild the journal
-    covers only later events.
+    covers only later events. On SQLite the handlers write through ``bulk.Bulk`` (their writes
+    sent table by table in runs, indexes no handler reads made once at the end).
     """
     drop_triggers(raw)
     forget_all(raw)
     restore_recall = drop_recall_index(raw)
-    for table in PROJECTION_TABLES:
-        raw.execute(f"DELETE FROM {table}")
     count = 0
-    with memo(raw):
-        for event in _whole_log(raw):
-            apply_event(raw, event)
-            count += 1
+    with bulk_writes(raw) as writer:
+        for table in PROJECTION_TABLES:
+            raw.execute(f"DELETE FROM {table}")
+        handlers = _HANDLERS
+        with memo(writer):
+            for event in _whole_log(raw):
+                for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
+                    handler(writer, event)
+                count += 1
     restore_recall()
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
@@ -96,10 +101,9 @@ def _whole_log(raw: Connection) -> Iterator[StoredEvent[Payload]]:
         return
     log = raw.cursor()
     log.row_factory = None
-    for values in log.execute(
-        "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
-    ):
-        yield parse_values(*values)
+    yield from parse_all(
+        log.execute("SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id")
+    )
 
 
 def log_rows(raw: Connection) -> Iterator[Row]:

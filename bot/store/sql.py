@@ -45,6 +45,10 @@ INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, Constra
 """What a write that clashes with rows already there raises, on either database."""
 
 
+class SqliteStandIn:
+    """Base of what stands in for a ``sqlite3.Connection`` in handlers (``bulk.Bulk``)."""
+
+
 def is_postgres(raw: Connection) -> bool:
     """True on PostgreSQL: the undo journal, full-text recall and DDL differ there."""
-    return not isinstance(raw, sqlite3.Connection)
+    return not isinstance(raw, (sqlite3.Connection, SqliteStandIn))

@@ -15,6 +15,7 @@ import re
 
 from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
+from bot.store.projections.chats import cast_of
 from bot.store.projector import handles
 from bot.store.provenance import may_know, source_of, witnesses_of
 from bot.store.recall import scoped_terms
@@ -104,13 +105,12 @@ def _learn(raw: Connection, event_id: int, p: EdgeUpdate) -> None:
                     *(event_id, p.beat_id, p.scene_id, scope, scoped_terms(scope, key)),
                 )
             )
-    if rows:  # one statement for all of them (executemany costs more for a few rows)
-        raw.execute(
+    if rows:  # a rebuild sends these in long runs (``bulk``), hence one row a statement
+        raw.executemany(
             "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "
-            "event_id, beat_id, scene_id, scope, terms) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            + " ON CONFLICT DO NOTHING",
-            [value for row in rows for value in row],
+            "event_id, beat_id, scene_id, scope, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            rows,
         )
 
 
@@ -144,5 +144,4 @@ def activity_changed(raw: Connection, event: StoredEvent[ActivityChange]) -> Non
 
 
 def _cast_of(raw: Connection, chat_id: str) -> tuple[str, ...]:
-    row = raw.execute("SELECT host_id, guest_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
-    return () if row is None else tuple(e for e in row if e)
+    return tuple(e for e in cast_of(raw, chat_id) if e)

@@ -14,6 +14,7 @@ from bot.store.events import (
     TurnStarted,
     UserTurn,
 )
+from bot.store.projections.chats import cast_of
 from bot.store.projector import handles
 from bot.store.provenance import witnessed
 from bot.store.record import StoredEvent
@@ -40,8 +41,7 @@ def _record_witnesses(
 ) -> None:
     """Who saw a beat: as written on it, else as its present set implies for this chat."""
     if not witnesses:
-        row = raw.execute("SELECT host_id, guest_id FROM chats WHERE id = ?", (chat_id,)).fetchone()
-        host, guest = (None, None) if row is None else (row[0], row[1])
+        host, guest = cast_of(raw, chat_id)
         implied = {
             "you_host": [YOU, host],
             "you_host_guest": [YOU, host, guest],
@@ -49,19 +49,17 @@ def _record_witnesses(
         }[present_set_kind]
         witnesses = [entity for entity in implied if entity]
     witnesses = list(dict.fromkeys(witnesses))
-    if witnesses:  # one statement for all of them (executemany costs more for a few rows)
-        raw.execute(
-            "INSERT INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES "
-            + ", ".join(["(?, ?, ?)"] * len(witnesses))
-            + " ON CONFLICT DO NOTHING",
-            [value for entity in witnesses for value in (turn_id, chat_id, entity)],
+    if witnesses:  # a rebuild sends these in long runs (``bulk``), hence one row a statement
+        raw.executemany(
+            "INSERT INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(turn_id, chat_id, entity) for entity in witnesses],
         )
         # how many beats each saw: a prompt's window is placed by it (a COUNT(*) grew)
-        raw.execute(
-            "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES "
-            + ", ".join(["(?, ?, 1)"] * len(witnesses))
-            + " ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = witness_counts.beats + 1",
-            [value for entity in witnesses for value in (chat_id, entity)],
+        raw.executemany(
+            "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES (?, ?, 1) "
+            "ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = witness_counts.beats + 1",
+            [(chat_id, entity) for entity in witnesses],
         )
     witnessed(raw, turn_id, witnesses)
 
