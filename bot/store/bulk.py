@@ -63,31 +63,40 @@ class Bulk(SqliteStandIn):
         """Tables something fires on: their writes are never queued."""
         self._runs: dict[str, list[tuple[str, list[Sequence[Any]]]]] = {}
         """table -> its queued statements, in order, as runs of one SQL and their rows."""
+        self._open: dict[str, list[Sequence[Any]]] = {}
+        """sql -> the rows of its table's last run, while that run is of this sql."""
         self._queued = 0
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        table = self._table(sql)
-        if table is None:
-            self.flush()
+        rows = self._queue_of(sql)
+        if rows is None:
             return self.raw.execute(sql, parameters)
-        self._run(table, sql).append(parameters)
-        self._queued += 1
-        if self._queued >= FLUSH_AT:
-            self.flush()
+        rows.append(parameters)
+        self._added(1)
         return _NO_ROWS
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> object:
-        table = self._table(sql)
-        if table is None:
-            self.flush()
+        rows = self._queue_of(sql)
+        if rows is None:
             return self.raw.executemany(sql, parameters)
-        run = self._run(table, sql)
-        before = len(run)
-        run.extend(parameters)
-        self._queued += len(run) - before
+        before = len(rows)
+        rows.extend(parameters)
+        self._added(len(rows) - before)
+        return _NO_ROWS
+
+    def _queue_of(self, sql: str) -> list[Sequence[Any]] | None:
+        """Where ``sql``'s rows are queued; None (the queues sent) when it must run now."""
+        rows = self._open.get(sql)
+        if rows is None:
+            rows = self._new_run(sql)
+            if rows is None:
+                self.flush()
+        return rows
+
+    def _added(self, count: int) -> None:
+        self._queued += count
         if self._queued >= FLUSH_AT:
             self.flush()
-        return _NO_ROWS
 
     def flush(self) -> None:
         """Send every queued statement: each table's in the order they came."""
@@ -95,17 +104,20 @@ class Bulk(SqliteStandIn):
             for sql, rows in runs:
                 self.raw.executemany(sql, rows)
         self._runs.clear()
+        self._open.clear()
         self._queued = 0
 
-    def _run(self, table: str, sql: str) -> list[Sequence[Any]]:
-        """The rows queued last on ``table``, if of ``sql``; else a new run of it."""
-        runs = self._runs.get(table)
-        if runs is None:
-            runs = self._runs[table] = []
-        elif runs[-1][0] == sql:
-            return runs[-1][1]
+    def _new_run(self, sql: str) -> list[Sequence[Any]] | None:
+        """A new run of ``sql`` after its table's last one, or None if it must run at once."""
+        table = self._table(sql)
+        if table is None:
+            return None
+        runs = self._runs.setdefault(table, [])
+        if runs:
+            del self._open[runs[-1][0]]  # no longer the last of its table
         rows: list[Sequence[Any]] = []
         runs.append((sql, rows))
+        self._open[sql] = rows
         return rows
 
     def _table(self, sql: str) -> str | None:

@@ -37,7 +37,12 @@ def memo(raw: Connection) -> Iterator[None]:
 def table(raw: Connection, name: str) -> dict[Any, Any] | None:
     """The memo of ``name``'s rows in this batch, or None outside one."""
     active = _ACTIVE.get(id(raw))
-    return None if active is None else active.setdefault(name, {})
+    if active is None:
+        return None
+    rows = active.get(name)
+    if rows is None:
+        rows = active[name] = {}
+    return rows
 
 
 def forget(raw: Connection) -> None:

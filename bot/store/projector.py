@@ -6,6 +6,7 @@ incremental application and a rebuild from the log run exactly the same code.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from bot.store.bulk import bulk_writes
 from bot.store.database import Database
-from bot.store.events import Payload
+from bot.store.events import BeatsRewound, DerivationsReplaced, Payload
 from bot.store.journal import (
     covered_after,
     drop_triggers,
@@ -57,29 +58,48 @@ def apply_journalled(raw: Connection, event: StoredEvent[Payload]) -> None:
     apply_event(raw, event)
 
 
+_WHOLE_LOG: set[int] = set()
+"""``id`` of each connection a full rebuild is writing through, while it runs."""
+
+REPLAYED_NEVER = frozenset({"beats_rewound", "derivations_replaced"})
+"""Kinds a chat's replay leaves out: their handlers replay the chat, and their rows stay."""
+
+_LAST = 2**63
+"""Above every event id (``Exclusions.rewound`` bisects on it)."""
+
+
 def rebuild_all(raw: Connection) -> int:
-    """Clear every projection and fold the whole log into it again; returns events applied.
+    """Clear every projection and fold the whole log into it again; returns the events read.
 
     The full-text indexes (of memories, of facts) are rebuilt once at the end instead of row by
     row (on SQLite their triggers cost two thirds of a rebuild; on PostgreSQL the GIN indexes
     are dropped and made again), inside the caller's transaction, so no one ever sees the store
     without them. The undo journal's triggers are dropped too: after a rebuild the journal
     covers only later events. On SQLite the handlers write through ``bulk.Bulk`` (their writes
-    sent table by table in runs, indexes no handler reads made once at the end).
+    sent table by table in runs, indexes no handler reads made once at the end). What the
+    log's rewinds and edits leave out is never applied (see ``rebuild_chat``).
     """
     drop_triggers(raw)
     forget_all(raw)
     restore_recall = drop_recall_index(raw)
     count = 0
+    left_out = Exclusions.of_log(raw)
     with bulk_writes(raw) as writer:
         for table in PROJECTION_TABLES:
             raw.execute(f"DELETE FROM {table}")
         handlers = _HANDLERS
-        with memo(writer):
-            for event in _whole_log(raw):
-                for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
-                    handler(writer, event)
-                count += 1
+        _WHOLE_LOG.add(id(writer))
+        try:
+            with memo(writer):
+                for event in _whole_log(raw):
+                    count += 1
+                    gone = left_out.get(event.chat_id) if event.chat_id is not None else None
+                    if gone is not None and gone.leaves(event):
+                        continue
+                    for handler in handlers.get(type(event.payload), ()):  # apply_event
+                        handler(writer, event)
+        finally:
+            _WHOLE_LOG.discard(id(writer))
     restore_recall()
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
@@ -128,7 +148,14 @@ def rebuild_chat(raw: Connection, chat_id: str, *, up_to: int, since: int) -> in
     does not reach back that far (after a full rebuild), the chat is replayed whole. Rows take
     their ids from events, so either way the rows are exactly those a rebuild of the whole log
     gives. Returns the number of events replayed.
+
+    Inside a full rebuild it does nothing: that rebuild leaves out, as it goes, every event
+    the whole log's rewinds and edits leave out (``Exclusions.of_log``), which is what the
+    last replay of each chat would give; replaying the chat at each rewind made a rebuild cost
+    the chat's length times its rewinds (a regenerate every 20 turns: 230 events/s).
     """
+    if id(raw) in _WHOLE_LOG:
+        return 0
     exclusions = Exclusions.of_chat(raw, chat_id, up_to=up_to)
     point = exclusions.settled(since)
     if point >= covered_after(raw, chat_id):
@@ -138,7 +165,7 @@ def rebuild_chat(raw: Connection, chat_id: str, *, up_to: int, since: int) -> in
         restart_chat(raw, chat_id)
     rows = raw.execute(
         "SELECT * FROM event_log WHERE chat_id = ? AND id > ? AND id < ? "
-        "AND kind NOT IN ('beats_rewound', 'derivations_replaced') ORDER BY id",
+        "AND kind NOT IN ('beats_rewound', 'derivations_replaced') ORDER BY id",  # REPLAYED_NEVER
         (chat_id, point, up_to),
     ).fetchall()
     replayed = 0
@@ -163,6 +190,8 @@ class Exclusions:
     """A source -> the latest edit that derived it again; what it derived before is gone."""
     edits: list[tuple[int, Source]] = field(default_factory=list)
     """Every edit's (event id, source), rewound ones too (``settled`` needs them)."""
+    _spans: tuple[tuple[int, int], ...] = field(init=False, default=(), repr=False)
+    """``ranges`` merged and sorted, so ``rewound`` is a bisection, not a walk of them all."""
 
     @classmethod
     def of_chat(cls, raw: Connection, chat_id: str, *, up_to: int) -> Exclusions:
@@ -174,17 +203,47 @@ class Exclusions:
                 (chat_id, up_to),
             )
         )
+        edits = [
+            (event_id, Source(beat_id=beat_id, scene_id=scene_id))
+            for event_id, beat_id, scene_id in raw.execute(
+                "SELECT event_id, beat_id, scene_id FROM derived_replaced "
+                "WHERE chat_id = ? AND event_id <= ? ORDER BY event_id",
+                (chat_id, up_to),
+            )
+        ]
+        return cls.of(ranges, edits)
+
+    @classmethod
+    def of(cls, ranges: tuple[tuple[int, int], ...], edits: list[tuple[int, Source]]) -> Exclusions:
+        """From a chat's rewound ranges and its edits (in id order)."""
         found = cls(ranges)
-        for event_id, beat_id, scene_id in raw.execute(
-            "SELECT event_id, beat_id, scene_id FROM derived_replaced "
-            "WHERE chat_id = ? AND event_id <= ? ORDER BY event_id",
-            (chat_id, up_to),
-        ):
-            source = Source(beat_id=beat_id, scene_id=scene_id)
+        for event_id, source in edits:
             found.edits.append((event_id, source))
             if not found.rewound(event_id):  # an edit that was itself rewound replaced nothing
                 found.replaced_at[source] = event_id
         return found
+
+    @classmethod
+    def of_log(cls, raw: Connection) -> dict[str, Exclusions]:
+        """Every chat's exclusions as the whole log leaves them (read from the log itself, so a
+        full rebuild knows them before it starts); chats with none are left out."""
+        ranges: dict[str, list[tuple[int, int]]] = {}
+        edits: dict[str, list[tuple[int, Source]]] = {}
+        for row in raw.execute(
+            "SELECT * FROM event_log WHERE kind IN ('beats_rewound', 'derivations_replaced') "
+            "ORDER BY id"
+        ).fetchall():
+            event = parse_row(row)
+            p = event.payload
+            if isinstance(p, BeatsRewound):
+                ranges.setdefault(p.chat_id, []).append((p.after_event_id, event.id))
+            elif isinstance(p, DerivationsReplaced):
+                source = Source(beat_id=p.beat_id, scene_id=p.scene_id)
+                edits.setdefault(p.chat_id, []).append((event.id, source))
+        return {
+            chat: cls.of(tuple(ranges.get(chat, ())), edits.get(chat, []))
+            for chat in ranges.keys() | edits.keys()
+        }
 
     def settled(self, since: int) -> int:
         """The latest point at or before ``since`` whose state no later rewind or edit changed.
@@ -206,7 +265,28 @@ class Exclusions:
         return point
 
     def rewound(self, event_id: int) -> bool:
-        return any(after < event_id < until for after, until in self.ranges)
+        spans = self._spans
+        at = bisect.bisect_right(spans, (event_id, _LAST)) - 1
+        return at >= 0 and event_id <= spans[at][1]
+
+    def leaves(self, event: StoredEvent[Payload]) -> bool:
+        """True if ``event`` is out of the story: rewound, or derived again by a later edit.
+        A rewind or an edit never is (its rows are the story's record of it)."""
+        if event.kind in REPLAYED_NEVER:
+            return False
+        return self.rewound(event.id) or self.replaced(event)
+
+    def __post_init__(self) -> None:
+        spans: list[tuple[int, int]] = []  # the rewound ids, as disjoint [first, last] spans
+        for after, until in sorted(self.ranges):
+            first, last = after + 1, until - 1
+            if first > last:
+                continue
+            if spans and first <= spans[-1][1] + 1:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], last))
+            else:
+                spans.append((first, last))
+        object.__setattr__(self, "_spans", tuple(spans))
 
     def replaced(self, event: StoredEvent[Payload]) -> bool:
         source = source_of(event.payload)

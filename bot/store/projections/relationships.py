@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 
 from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
@@ -24,8 +23,6 @@ from bot.store.sql import Connection
 
 LOW, HIGH = 0, 100
 
-_SPACE = re.compile(r"\s+")
-
 
 def clamp(value: int) -> int:
     return max(LOW, min(HIGH, value))
@@ -33,7 +30,7 @@ def clamp(value: int) -> int:
 
 def fact_key(fact: str) -> str:
     """What makes two facts the same: case and spacing do not."""
-    return _SPACE.sub(" ", fact).strip().casefold()
+    return " ".join(fact.split()).casefold()  # what \s+ -> " " and strip() give, faster
 
 
 @handles(EdgeUpdate)

@@ -1,0 +1,195 @@
+"""A full rebuild: on SQLite its writes are queued per table, yet every read sees every write
+before it and each table's statements keep their order; a rebuild cut short changes nothing;
+and the log's rewinds and edits are left out as it goes, not replayed chat by chat."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import tests.helpers.store_factories as f
+from bot.store import Database, append_and_apply, bulk, open_db, project, projector
+from bot.store.events import MemoryWritten
+from bot.store.projector import _HANDLERS
+from bot.store.record import StoredEvent
+from bot.store.sql import Connection
+
+
+@pytest.fixture
+def raw() -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE facts (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    conn.execute("CREATE TABLE copies (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    yield conn
+    conn.close()
+
+
+def rows(conn: Connection, table: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(f"SELECT k, v FROM {table} ORDER BY k")]
+
+
+def test_writes_wait_in_the_queue_until_something_reads(raw: sqlite3.Connection) -> None:
+    writer = bulk.Bulk(raw)
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?)", (1, "lantern"))
+    writer.executemany("INSERT INTO facts (k, v) VALUES (?, ?)", [(2, "ledger"), (3, "key")])
+    assert rows(raw, "facts") == []  # queued, not sent
+    # a read through the writer sends the queue first
+    assert rows(writer, "facts") == [(1, "lantern"), (2, "ledger"), (3, "key")]
+
+
+def test_a_tables_statements_keep_their_order_across_different_sql(
+    raw: sqlite3.Connection,
+) -> None:
+    """The first of two clashing inserts wins, as one by one; an update after an insert of the
+    same table applies to it, and a delete after both removes it."""
+    writer = bulk.Bulk(raw)
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING", (1, "first"))
+    writer.execute("INSERT INTO facts (v, k) VALUES (?, ?) ON CONFLICT DO NOTHING", ("late", 1))
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING", (2, "two"))
+    writer.execute("UPDATE facts SET v = ? WHERE k = ?", ("second", 2))
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING", (3, "three"))
+    writer.execute("DELETE FROM facts WHERE k = ?", (3,))
+    writer.flush()
+    assert rows(raw, "facts") == [(1, "first"), (2, "second")]
+
+
+def test_a_write_that_reads_another_table_runs_after_the_queue(raw: sqlite3.Connection) -> None:
+    writer = bulk.Bulk(raw)
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?)", (1, "lantern"))
+    writer.execute("INSERT INTO copies SELECT k, v FROM facts")
+    assert rows(raw, "copies") == [(1, "lantern")]
+
+
+def test_a_table_something_fires_on_is_written_at_once(raw: sqlite3.Connection) -> None:
+    raw.execute(
+        "CREATE TRIGGER copy AFTER INSERT ON facts BEGIN "
+        "INSERT INTO copies (k, v) VALUES (new.k, new.v); END"
+    )
+    writer = bulk.Bulk(raw)
+    writer.execute("INSERT INTO copies (k, v) VALUES (?, ?)", (9, "queued"))
+    writer.execute("INSERT INTO facts (k, v) VALUES (?, ?)", (1, "lantern"))
+    # the trigger's table and the one it writes: neither waits behind the other
+    assert rows(raw, "facts") == [(1, "lantern")]
+    assert rows(raw, "copies") == [(1, "lantern"), (9, "queued")]
+
+
+def test_the_queue_is_bounded(raw: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "FLUSH_AT", 3)
+    writer = bulk.Bulk(raw)
+    writer.executemany("INSERT INTO facts (k, v) VALUES (?, ?)", [(1, "a"), (2, "b")])
+    assert rows(raw, "facts") == []
+    writer.execute("INSERT INTO copies (k, v) VALUES (?, ?)", (1, "c"))
+    assert rows(raw, "facts") == [(1, "a"), (2, "b")]
+    assert rows(raw, "copies") == [(1, "c")]
+
+
+def schema(conn: sqlite3.Connection) -> set[tuple[str, str, str, str]]:
+    return {
+        (r[0], r[1], r[2], r[3])
+        for r in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+    }
+
+
+async def seeded_store(db: Database) -> None:
+    ids = await f.seed_meanwhile_chat(db)
+    beat = await append_and_apply(db, kind="assistant_turn", payload=f.assistant_turn(ids.scene_id))
+    await append_and_apply(db, kind="memory_written", payload=f.memory_written(beat_id=beat))
+
+
+async def test_a_rebuild_gives_back_every_index_and_trigger() -> None:
+    async with open_db(":memory:") as db:
+        await seeded_store(db)
+        before = await db.run(schema)
+        assert {name for kind, name, _, _ in before if kind == "index"} >= set(
+            bulk.DEFERRED_INDEXES
+        )
+        incremental = await f.snapshot(db)
+        await project(db)
+        assert await db.run(schema) == before
+        assert await f.snapshot(db) == incremental
+        assert gc.isenabled()
+
+
+async def test_a_rebuild_cut_short_leaves_the_old_projections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One transaction: the queued writes, the dropped indexes and triggers all go back."""
+
+    def broken(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
+        raise RuntimeError("the disk went away")
+
+    async with open_db(":memory:") as db:
+        await seeded_store(db)
+        before, incremental = await db.run(schema), await f.snapshot(db)
+        monkeypatch.setitem(_HANDLERS, MemoryWritten, [broken])
+        with pytest.raises(RuntimeError, match="the disk went away"):
+            await project(db)
+        assert await db.run(schema) == before
+        assert await f.snapshot(db) == incremental
+        assert gc.isenabled()
+
+
+async def regenerated_story(db: Database, *, turns: int) -> None:
+    """A chat where every third reply is regenerated (rewound, written again), every fifth
+    beat's derivations replaced by an edit, and facts learned on the edges throughout."""
+    ids = await f.seed_meanwhile_chat(db)
+    for n in range(turns):
+        line = await append_and_apply(db, kind="user_turn", payload=f.user_turn(ids.scene_id))
+        for attempt in range(2 if n % 3 == 0 else 1):
+            beat = await append_and_apply(
+                db, kind="assistant_turn", payload=f.assistant_turn(ids.scene_id, text=f"{n}")
+            )
+            memory = f.memory_written(beat_id=beat)
+            await append_and_apply(db, kind="memory_written", payload=memory)
+            fact = f.edge_update(beat_id=beat, knowledge_facts=[f"fact {n}.{attempt}"])
+            await append_and_apply(db, kind="edge_update", payload=fact)
+            if n % 3 == 0 and attempt == 0:  # regenerate: the reply and what it derived go
+                await append_and_apply(db, kind="beats_rewound", payload=f.beats_rewound(line))
+        if n % 5 == 4:
+            edit = f.derivations_replaced(beat_id=beat)
+            await append_and_apply(db, kind="derivations_replaced", payload=edit)
+            again = f.memory_written(beat_id=beat, text=f"remembered again {n}")
+            await append_and_apply(db, kind="memory_written", payload=again)
+
+
+async def test_a_rebuild_leaves_rewound_and_replaced_events_out_without_replaying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each rewind used to replay its chat whole inside a rebuild (quadratic in the story);
+    now none does, and the tables are still the incremental ones. A rewind after the rebuild
+    (the journal is empty then) replays the chat once and still equals a rebuild."""
+    async with open_db(":memory:") as db:
+        await regenerated_story(db, turns=12)
+        incremental = await f.snapshot(db)
+        assert incremental["rewound_ranges"] and incremental["derived_replaced"]
+        restarts: list[str] = []
+        restart = projector.restart_chat
+
+        def counted(raw: Connection, chat_id: str) -> None:
+            restarts.append(chat_id)
+            restart(raw, chat_id)
+
+        monkeypatch.setattr(projector, "restart_chat", counted)
+        await project(db)
+        assert restarts == []
+        assert await f.snapshot(db) == incremental
+
+        last_line = await db.fetchone("SELECT MAX(id) FROM turns WHERE role = 'user'")
+        assert last_line is not None
+        await append_and_apply(db, kind="beats_rewound", payload=f.beats_rewound(last_line[0]))
+        assert restarts == [f.CHAT]  # behind the rebuild: the chat is replayed whole, once
+        after_rewind = await f.snapshot(db)
+        assert after_rewind["turns"][-1][0] == last_line[0]  # the last reply is gone
+        await project(db)
+        assert await f.snapshot(db) == after_rewind
+
+
+def test_rewound_is_a_bisection_of_merged_ranges() -> None:
+    ranges = ((10, 15), (12, 20), (30, 31), (40, 45), (0, 3))
+    exclusions = projector.Exclusions.of(ranges, [])
+    for event_id in range(50):
+        assert exclusions.rewound(event_id) == any(a < event_id < u for a, u in ranges)
