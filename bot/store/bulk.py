@@ -68,16 +68,16 @@ class Bulk(SqliteStandIn):
         self._queued = 0
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
-        rows = self._queue_of(sql)
-        if rows is None:
+        rows = self._open.get(sql)
+        if rows is None and (rows := self._queue_of(sql)) is None:
             return self.raw.execute(sql, parameters)
         rows.append(parameters)
         self._added(1)
         return _NO_ROWS
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> object:
-        rows = self._queue_of(sql)
-        if rows is None:
+        rows = self._open.get(sql)
+        if rows is None and (rows := self._queue_of(sql)) is None:
             return self.raw.executemany(sql, parameters)
         before = len(rows)
         rows.extend(parameters)
@@ -85,12 +85,10 @@ class Bulk(SqliteStandIn):
         return _NO_ROWS
 
     def _queue_of(self, sql: str) -> list[Sequence[Any]] | None:
-        """Where ``sql``'s rows are queued; None (the queues sent) when it must run now."""
-        rows = self._open.get(sql)
+        """A new run for ``sql``; None (the queues sent) when it must run now."""
+        rows = self._new_run(sql)
         if rows is None:
-            rows = self._new_run(sql)
-            if rows is None:
-                self.flush()
+            self.flush()
         return rows
 
     def _added(self, count: int) -> None:
