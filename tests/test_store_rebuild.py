@@ -17,6 +17,7 @@ from bot.store.events import MemoryWritten
 from bot.store.projector import _HANDLERS
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
+from tests.helpers.stores import BACKENDS, fresh_store
 
 
 @pytest.fixture
@@ -156,13 +157,14 @@ async def regenerated_story(db: Database, *, turns: int) -> None:
             await append_and_apply(db, kind="memory_written", payload=again)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_rebuild_leaves_rewound_and_replaced_events_out_without_replaying(
-    monkeypatch: pytest.MonkeyPatch,
+    backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each rewind used to replay its chat whole inside a rebuild (quadratic in the story);
     now none does, and the tables are still the incremental ones. A rewind after the rebuild
     (the journal is empty then) replays the chat once and still equals a rebuild."""
-    async with open_db(":memory:") as db:
+    async with fresh_store(backend) as db:
         await regenerated_story(db, turns=12)
         incremental = await f.snapshot(db)
         assert incremental["rewound_ranges"] and incremental["derived_replaced"]
