@@ -195,3 +195,27 @@ def test_rewound_is_a_bisection_of_merged_ranges() -> None:
     exclusions = projector.Exclusions.of(ranges, [])
     for event_id in range(50):
         assert exclusions.rewound(event_id) == any(a < event_id < u for a, u in ranges)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_activity_of_no_chat_from_a_beat_later_rewound_is_kept_as_it_was(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first-shape activity names no chat, so no rewind of the chat removes it; it was
+    recorded because its beat was there then. Leaving the rewound beat out would lose it: the
+    rebuild folds the log again the old way, and still equals incremental."""
+    async with fresh_store(backend) as db:
+        ids = await f.seed_meanwhile_chat(db)
+        line = await append_and_apply(db, kind="user_turn", payload=f.user_turn(ids.scene_id))
+        beat = await append_and_apply(
+            db, kind="assistant_turn", payload=f.assistant_turn(ids.scene_id)
+        )
+        activity = f.activity_change(verb="pacing", beat_id=beat)  # no chat_id
+        await append_and_apply(db, kind="activity_change", payload=activity)
+        await append_and_apply(db, kind="beats_rewound", payload=f.beats_rewound(line))
+        incremental = await f.snapshot(db)
+        assert [r for r in incremental["activity_views"] if "pacing" in r[4]]
+        with caplog.at_level("INFO", logger="bot.store.projector"):
+            await project(db)
+        assert "folded again" in caplog.text
+        assert await f.snapshot(db) == incremental

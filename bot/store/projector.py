@@ -7,6 +7,7 @@ incremental application and a rebuild from the log run exactly the same code.
 from __future__ import annotations
 
 import bisect
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from bot.store.recall import drop_recall_index
 from bot.store.record import StoredEvent, parse_all, parse_row
 from bot.store.schema import PROJECTION_TABLES
 from bot.store.sql import Connection, Row
+
+log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Payload)
 Handler = Callable[[Connection, StoredEvent[E]], None]
@@ -82,30 +85,68 @@ def rebuild_all(raw: Connection) -> int:
     drop_triggers(raw)
     forget_all(raw)
     restore_recall = drop_recall_index(raw)
-    count = 0
     left_out = Exclusions.of_log(raw)
     with bulk_writes(raw) as writer:
-        for table in PROJECTION_TABLES:
-            raw.execute(f"DELETE FROM {table}")
-        handlers = _HANDLERS
-        _WHOLE_LOG.add(id(writer))
         try:
-            with memo(writer):
-                for event in _whole_log(raw):
-                    count += 1
-                    gone = left_out.get(event.chat_id) if event.chat_id is not None else None
-                    if gone is not None and gone.leaves(event):
-                        continue
-                    for handler in handlers.get(type(event.payload), ()):  # apply_event
-                        handler(writer, event)
-        finally:
-            _WHOLE_LOG.discard(id(writer))
+            count = _fold(raw, writer, left_out)
+        except _Entangled as entangled:
+            log.info("%s: the log is folded again, each rewind replaying its chat", entangled)
+            count = _fold(raw, writer, {})
     restore_recall()
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
     )
     install_triggers(raw)
     return count
+
+
+class _Entangled(Exception):
+    """An event outside a chat read what that chat's rewinds left out (a first-shape activity
+    of no chat, derived from a beat later rewound): when it was applied the beat was there."""
+
+
+def _fold(raw: Connection, writer: Connection, left_out: dict[str, Exclusions]) -> int:
+    """Empty the projections and apply the whole log through ``writer``; returns events read.
+
+    With ``left_out`` (``Exclusions.of_log``) the events it names are never applied, and the
+    log's rewinds and edits replay nothing: for each chat that is what its last replay gives.
+    It is not, for an event of another chat (or of none) reading a row of a left-out event,
+    which it saw when applied (``_Entangled``); folding with none left out replays as ever.
+    """
+    for table in PROJECTION_TABLES:
+        writer.execute(f"DELETE FROM {table}")  # after anything queued by a fold cut short
+    count = 0
+    handlers = _HANDLERS
+    whole = bool(left_out)
+    if whole:
+        _WHOLE_LOG.add(id(writer))
+    try:
+        with memo(writer):
+            for event in _whole_log(raw):
+                count += 1
+                if whole:
+                    gone = left_out.get(event.chat_id) if event.chat_id is not None else None
+                    if gone is not None and gone.leaves(event):
+                        continue
+                    _check_not_entangled(event, left_out)
+                for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
+                    handler(writer, event)
+    finally:
+        _WHOLE_LOG.discard(id(writer))
+    return count
+
+
+def _check_not_entangled(event: StoredEvent[Payload], left_out: dict[str, Exclusions]) -> None:
+    """Raise ``_Entangled`` if ``event`` is derived from a beat or scene another chat rewound."""
+    source = source_of(event.payload)
+    if source is None:
+        return
+    for chat_id, exclusions in left_out.items():
+        if chat_id == event.chat_id:
+            continue  # its own chat's: its last replay saw the source gone too
+        for at in (source.beat_id, source.scene_id):
+            if at is not None and exclusions.rewound(at):
+                raise _Entangled(f"event {event.id} is derived from {at}, rewound in {chat_id}")
 
 
 LOG_PAGE = 2000
