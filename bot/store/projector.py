@@ -128,7 +128,8 @@ def _fold(raw: Connection, writer: Connection, left_out: dict[str, Exclusions]) 
                     gone = left_out.get(event.chat_id) if event.chat_id is not None else None
                     if gone is not None and gone.leaves(event):
                         continue
-                    _check_not_entangled(event, left_out)
+                    if gone is None or len(left_out) > 1:  # another chat's may be read
+                        _check_not_entangled(event, left_out)
                 for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
                     handler(writer, event)
     finally:
