@@ -151,6 +151,9 @@ def _migrate(raw: sqlite3.Connection) -> int:
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
                 rebuild = rebuild or (number in REBUILD_AFTER and had_log)
                 if rebuild and number == len(MIGRATIONS):
+                    log.info(
+                        "rebuilding every projection from the event log (a long story takes time)"
+                    )
                     log.info("rebuilt projections from %d events", rebuild_all(raw))
         except BaseException:
             raw.execute("ROLLBACK")

@@ -109,6 +109,7 @@ def _migrate(raw: PgConnection) -> int:
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
                 rebuild = rebuild or (number in REBUILD_AFTER and had_log)
         if rebuild:
+            log.info("rebuilding every projection from the event log (a long story takes time)")
             log.info("rebuilt projections from %d events", rebuild_all(raw))
         elif (current or 0) < len(MIGRATIONS) or not _journalled(raw):
             install_triggers(raw)  # from the tables as the migrations left them
