@@ -416,9 +416,9 @@ async def derive_world(
         cast.chat.id, tuple(s.id for s in sources), present, before=beat_id
     )
     for source, known in zip(sources, inputs, strict=True):
-        others = tuple(t for t in present if t != source.id)
         targets = [
-            (t, names.get(t, t), rel) for t, rel in zip(others, known.relationships, strict=True)
+            (rel.target_id, names.get(rel.target_id, rel.target_id), rel)
+            for rel in known.relationships
         ]
         requests.append(
             ask_state_update(
@@ -440,8 +440,7 @@ async def derive_world(
 
 def all_saw(seen_doing: dict[str, Activity | None]) -> Activity | None:
     """What everyone present at a beat had last seen a character doing (``seen_doing``: per
-    viewer, from ``Views.state_inputs``), if they all had seen the same;
-    else None.
+    viewer, from ``Views.state_inputs``), if they all had seen the same; else None.
 
     A state update's activity is written only if it changed; it changed for every witness only
     if all of them last saw the same thing (one who missed a change must see the new one too).
