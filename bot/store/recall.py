@@ -1,6 +1,6 @@
-"""Full-text recall of memories, on each store's own engine: SQLite's FTS5, PostgreSQL's GIN.
+"""Full-text search of memories and facts, on each store's engine: SQLite FTS5, PostgreSQL GIN.
 
-Both search inside one (chat, owner) by a scope token written on every memory
+A memory search looks inside one (chat, owner) by a scope token written on every memory
 (``projections.story.memory_scope``), newest first, stopping at a limit, so a search costs
 what it finds rather than the length of the story. Words are matched whole, case ignored;
 SQLite's tokenizer also ignores accents, PostgreSQL's ``simple`` configuration does not.
@@ -80,6 +80,28 @@ def search(raw: Connection, scope: str, words: Sequence[str], limit: int) -> lis
         " ORDER BY m.id DESC",
         "memories_fts",
         f'scope : "{scope}" AND ({any_word})',
+        limit,
+    )
+
+
+def search_facts(raw: Connection, scope: str, words: Sequence[str], limit: int) -> list[Row]:
+    """An edge's (``scope``'s) newest facts holding any of ``words`` (whole words), newest
+    first, as (event id, fact) rows."""
+    if is_postgres(raw):
+        return raw.execute(
+            f"SELECT event_id, fact FROM edge_facts WHERE {PG_FACTS_DOCUMENT} "
+            "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
+            (f"{scope} & ({' | '.join(words)})", limit),
+        ).fetchall()
+    match = any_scoped(scope, words)
+    if not match:  # every word folded to nothing (FTS5 refuses an empty query)
+        return []
+    return newest_matching(
+        raw,
+        "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
+        "{fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)",
+        "edge_facts_fts",
+        match,
         limit,
     )
 

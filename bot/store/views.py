@@ -15,7 +15,7 @@ from bot.store.events import YOU, BotAuthored, LoreEntry, PresentSetKind, Segmen
 from bot.store.projections.relationships import fact_scope
 from bot.store.projections.story import memory_scope
 from bot.store.reads import beat_showing
-from bot.store.sql import Connection, Row, is_postgres
+from bot.store.sql import Connection, Row
 
 FACTS_NEWEST = 6
 FACTS_MATCHING = 4
@@ -698,27 +698,6 @@ def _relationship(
     )
 
 
-def _facts_matching(raw: Connection, scope: str, words: list[str], limit: int) -> list[Row]:
-    """An edge's newest facts holding any of ``words`` (whole words), newest first."""
-    if is_postgres(raw):
-        return raw.execute(
-            f"SELECT event_id, fact FROM edge_facts WHERE {recall.PG_FACTS_DOCUMENT} "
-            "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
-            (f"{scope} & ({' | '.join(words)})", limit),
-        ).fetchall()
-    match = recall.any_scoped(scope, words)
-    if not match:  # every word folded to nothing (FTS5 refuses an empty query)
-        return []
-    return recall.newest_matching(
-        raw,
-        "SELECT event_id, fact FROM edge_facts WHERE rowid IN (SELECT rowid FROM "
-        "{fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)",
-        "edge_facts_fts",
-        match,
-        limit,
-    )
-
-
 def _known_facts(
     raw: Connection,
     key: tuple[str, str, str],
@@ -738,7 +717,7 @@ def _known_facts(
         # in the full-text index, newest first, stopping at ``matching``: a fact learned long
         # ago still comes back. Whole words only: a prefix query ("word"*) merges every term it
         # begins, 10x dearer on a 10,000-fact edge
-        found = _facts_matching(raw, fact_scope(*key), words, matching)
+        found = recall.search_facts(raw, fact_scope(*key), words, matching)
         chosen |= {(r[0], r[1]) for r in found}
     return tuple(fact for _, fact in sorted(chosen))
 
