@@ -12,13 +12,20 @@ from bot.store.schema import MIGRATIONS
 from bot.store.views import Views
 
 
-def _version_1_database(path: Path) -> None:
-    """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
+def _file_at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A database file as a release at schema ``version`` left it (no rows yet)."""
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for statement in _split_statements(MIGRATIONS[0]):
-        raw.execute(statement)
-    raw.execute("INSERT INTO schema_version VALUES (1)")
+    for script in MIGRATIONS[:version]:
+        for statement in _split_statements(script):
+            raw.execute(statement)
+    raw.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    return raw
+
+
+def _version_1_database(path: Path) -> None:
+    """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
+    raw = _file_at_version(path, 1)
     memory = {
         "owner_id": "mira",
         "chat_id": "c1",
@@ -61,12 +68,7 @@ async def test_a_version_8_database_migrates_into_two_tier_indexes(tmp_path: Pat
     (rebuilt from the log): what the file held goes to the archive, and recall and fact
     matching still find it, newest first."""
     path = tmp_path / "v8.db"
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for script in MIGRATIONS[:8]:
-        for statement in _split_statements(script):
-            raw.execute(statement)
-    raw.execute("INSERT INTO schema_version VALUES (8)")
+    raw = _file_at_version(path, 8)
     events: list[tuple[str, dict[str, object]]] = [
         (
             "memory_written",
