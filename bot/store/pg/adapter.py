@@ -5,6 +5,10 @@ store owns a thread with its own event loop and one asyncpg connection; a whole 
 a rebuild) runs there as one plain function, each statement ``run_until_complete``-d on that
 loop. That keeps ``Database.write``'s meaning on both stores: one transaction, whole, one at a
 time, and a cancelled caller never leaves half a batch (the thread finishes the function).
+
+A connection the server dropped (a restart, a failover, an administrator's kill) is opened
+again before the next function runs (``PgWorker.reconnect``), with the settings it was first
+opened with: a bot that runs for months outlives its server's restarts.
 """
 
 from __future__ import annotations
@@ -94,12 +98,17 @@ class PgWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storybot-pg")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._raw: PgConnection | None = None
+        self._url = ""
+        self._schema: str | None = None
+        self._session = ""
+        """Run on every connection once opened (a read-only store's session setting)."""
 
     async def open(self, url: str, *, schema: str | None = None) -> None:
+        self._url, self._schema = url, schema
+
         def on_thread() -> None:
             self._loop = asyncio.new_event_loop()
-            conn = self._loop.run_until_complete(connect(url, schema=schema))
-            self._raw = PgConnection(self._loop, conn)
+            self._connect()
 
         try:
             await self._submit(on_thread)
@@ -107,12 +116,45 @@ class PgWorker:
             await self.close()
             raise
 
+    async def set_session(self, script: str) -> None:
+        """Run ``script`` now and on every connection opened again after a lost one."""
+        self._session = script
+        await self.run(lambda raw: raw.script(script))
+
     async def run(self, work: Callable[[PgConnection], T]) -> T:
+        """Run ``work`` on the thread, first opening the connection again if it was lost."""
+
         def on_thread() -> T:
-            assert self._raw is not None, "the PostgreSQL store is not open"
+            if self._raw is None or self._raw.conn.is_closed():
+                self._connect()
+            assert self._raw is not None
             return work(self._raw)
 
         return await self._submit(on_thread)
+
+    async def reconnect(self) -> None:
+        """Drop the connection (the server lost it, or it can no longer be trusted) and open
+        a new one; if that fails too, the next ``run`` tries again."""
+
+        def on_thread() -> None:
+            if self._raw is not None:
+                self._raw.conn.terminate()
+                self._raw = None
+            self._connect()
+
+        await self._submit(on_thread)
+
+    def _connect(self) -> None:
+        assert self._loop is not None, "the PostgreSQL store is not open"
+        conn = self._loop.run_until_complete(connect(self._url, schema=self._schema))
+        raw = PgConnection(self._loop, conn)
+        if self._session:
+            try:
+                raw.script(self._session)
+            except BaseException:
+                conn.terminate()
+                raise
+        self._raw = raw
 
     async def close(self) -> None:
         def on_thread() -> None:

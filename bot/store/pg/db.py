@@ -36,7 +36,20 @@ T = TypeVar("T")
 MIGRATION_LOCK = (0x73747279, 1)
 """The advisory lock (two-key form) migrations run under: "stry", 1."""
 
-_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.CrashShutdownError,
+)
+"""What a connection the server dropped (or never gave) raises: a restart, a failover, a kill."""
+
+
+class _CommitUnanswered(Exception):
+    """The connection was lost while COMMIT was on its way: the change may or may not be in."""
 
 
 class PgDatabase(Database):
@@ -59,11 +72,14 @@ class PgDatabase(Database):
             raw.script("BEGIN; LOCK TABLE event_log IN EXCLUSIVE MODE")
             try:
                 result = work(raw)
-                raw.script("COMMIT")
             except BaseException:
                 with contextlib.suppress(*_LOST, asyncpg.PostgresError):
                     raw.script("ROLLBACK")
                 raise
+            try:
+                raw.script("COMMIT")
+            except _LOST as exc:
+                raise _CommitUnanswered(str(exc)) from exc
             return result
 
         return await self.run(transaction)
@@ -75,21 +91,54 @@ class PgDatabase(Database):
         return await self.run(work)
 
     async def run(self, work: Callable[[PgConnection], T]) -> T:
-        """Run ``work`` on the store's thread, as is (no transaction of its own)."""
+        """Run ``work`` on the store's thread, as is (no transaction of its own).
+
+        A connection lost before anything was committed is opened again and ``work`` run once
+        more: the server rolled the first try back whole, so the second is not a repeat. A
+        connection lost while COMMIT was on its way is opened again for the next call, but
+        this one fails: whether it was saved only the log can say.
+        """
         try:
             return await self._worker.run(work)
+        except _LOST as exc:
+            log.warning("lost the connection to %s (%s); opening it again", self.path, exc)
+            return await self._once_more(work, exc)
+        except _CommitUnanswered as exc:
+            raise await self._commit_unanswered(exc) from exc
         except asyncpg.DiskFullError as exc:
-            raise WriteFailedError(
-                f"could not write to {self.path} (the server's disk is full: {exc}): the last "
-                "change was not saved and nothing is half-written. Free space on the "
-                "PostgreSQL server, then start again"
-            ) from exc
+            raise _disk_full(self.path, exc) from exc
+
+    async def _once_more(self, work: Callable[[PgConnection], T], first: BaseException) -> T:
+        try:
+            await self._worker.reconnect()
+            return await self._worker.run(work)
+        except asyncpg.DiskFullError as exc:
+            raise _disk_full(self.path, exc) from exc
+        except _CommitUnanswered as exc:
+            raise await self._commit_unanswered(exc) from exc
         except _LOST as exc:
             raise StoreError(
-                f"lost the connection to {self.path} ({exc}): the last change was not saved "
-                "and nothing is half-written. Check that the PostgreSQL server is up, then "
-                "start again"
+                f"lost the connection to {self.path} ({first}) and could not open it again "
+                f"({exc}): the last change was not saved and nothing is half-written. Check "
+                "that the PostgreSQL server is up; the next change tries again"
             ) from exc
+
+    async def _commit_unanswered(self, exc: _CommitUnanswered) -> StoreError:
+        log.warning("lost the connection to %s while committing (%s)", self.path, exc)
+        with contextlib.suppress(*_LOST):
+            await self._worker.reconnect()  # if it fails, the next run tries again
+        return StoreError(
+            f"lost the connection to {self.path} while saving the last change ({exc}): it is "
+            "in the story whole or not at all; look before doing it again"
+        )
+
+
+def _disk_full(where: str, exc: BaseException) -> WriteFailedError:
+    return WriteFailedError(
+        f"could not write to {where} (the server's disk is full: {exc}): the last change was "
+        "not saved and nothing is half-written. Free space on the PostgreSQL server, then "
+        "start again"
+    )
 
 
 def _migrate(raw: PgConnection) -> int:
@@ -174,9 +223,7 @@ async def open_pg(
     try:
         if read_only:
             await db.run(lambda raw: _require_store(raw, where))
-            await db.run(
-                lambda raw: raw.script("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            )
+            await worker.set_session("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         else:
             await db.run(lambda raw: _refuse_stranger(raw, where))
             version = await db.run(_migrate)
