@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import tests.helpers.store_factories as f
 from bot import cli
-from bot.store import StoreError, append_and_apply, append_events, open_db
+from bot.store import StoreError, append_and_apply, append_events, open_db, project
 from bot.store.pg.connect import connect
 from bot.store.pg.db import PgDatabase, open_pg
 from bot.store.pg.schema import MIGRATIONS
@@ -168,3 +169,32 @@ def test_the_command_line_restores_rebuilds_and_reads_a_story_on_postgres(
     assert [json.loads(line) for line in events[1].splitlines()] == [
         event for event in of_chat if event["chat_id"] == f.CHAT
     ]
+
+
+async def test_a_rebuild_whose_scratch_file_runs_out_of_room_changes_nothing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL rebuilds in a scratch SQLite file (``pg/rebuild.py``): when that file's disk
+    is full the rebuild says where, and the store keeps its projections as they were."""
+    from bot.store.pg import rebuild
+
+    cramped = rebuild.scratch_store
+
+    def full_disk(path: Path) -> sqlite3.Connection:
+        lite = cramped(path)
+        pages = lite.execute("PRAGMA page_count").fetchone()[0]
+        lite.execute(f"PRAGMA max_page_count = {pages}")
+        return lite
+
+    async with fresh_store("postgres") as db:
+        await f.seed_meanwhile_chat(db)
+        persona = "A courier who remembers every door. " * 200  # the log outgrows a page
+        await append_and_apply(db, kind="you_authored", payload=f.you_authored(persona=persona))
+        before = await f.snapshot(db)
+        monkeypatch.setattr(rebuild, "scratch_store", full_disk)
+        with pytest.raises(StoreError, match=r"scratch file in .*full.*nothing was changed"):
+            await project(db)
+        assert await f.snapshot(db) == before
+        monkeypatch.undo()
+        await project(db)
+        assert await f.snapshot(db) == before

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from bot.store.database import Database
 from bot.store.log import EventError, payload_json, validate
-from bot.store.projector import rebuild_all
 from bot.store.sql import INTEGRITY_ERRORS, Connection
 
 
@@ -66,7 +65,7 @@ async def import_log(db: Database, lines: Iterable[str]) -> Restored:
                 "restore into a new database file (--db PATH)"
             ) from None
         try:
-            rebuild_all(raw)
+            db.rebuild(raw)
         except INTEGRITY_ERRORS as exc:
             raise EventError(
                 f"this log clashes with what the database already holds ({exc}); "

@@ -32,6 +32,12 @@ class Database:
         """Run ``work`` in one transaction: all of it commits, or none of it."""
         raise NotImplementedError
 
+    def rebuild(self, raw: Connection) -> int:
+        """Clear every projection and fold the whole log into it again, inside the caller's
+        transaction on ``raw`` (``projector.rebuild_all``, or what does its work faster on this
+        store); returns the events read."""
+        raise NotImplementedError
+
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` against the connection on its thread (for reads of several queries)."""
         return await self._run(work)

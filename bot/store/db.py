@@ -76,6 +76,9 @@ class SqliteDatabase(Database):
 
         return await self.run(transaction)
 
+    def rebuild(self, raw: Connection) -> int:
+        return rebuild_all(raw)
+
     async def close(self) -> None:
         await self._conn.close()
 
@@ -129,7 +132,7 @@ def _store_failure(exc: sqlite3.DatabaseError, path: str) -> StoreError | None:
     return None
 
 
-def _migrate(raw: sqlite3.Connection) -> int:
+def _migrate(raw: sqlite3.Connection, *, announce: bool = True) -> int:
     """Apply the migrations this file lacks, each in its own IMMEDIATE transaction.
 
     The version is read inside the transaction, so two processes opening a new file at once
@@ -145,7 +148,8 @@ def _migrate(raw: sqlite3.Connection) -> int:
         try:
             current = raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if number > current:
-                log.info("applying schema migration %d", number)
+                if announce:
+                    log.info("applying schema migration %d", number)
                 for statement in _split_statements(script):
                     raw.execute(statement)
                 raw.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
@@ -167,6 +171,19 @@ def _migrate(raw: sqlite3.Connection) -> int:
         raise
     raw.execute("COMMIT")
     return len(MIGRATIONS)
+
+
+def scratch_store(path: Path) -> sqlite3.Connection:
+    """A new SQLite store at ``path`` for work thrown away after (a PostgreSQL rebuild folds
+    its log in one): migrated, rows by name as the handlers read them, and no durability
+    (no journal, no syncs), since a crash loses nothing that is not still in the real store."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.row_factory = sqlite3.Row
+    raw.execute("PRAGMA journal_mode = OFF")
+    raw.execute("PRAGMA synchronous = OFF")
+    raw.execute("PRAGMA cache_size = -262144")
+    _migrate(raw, announce=False)
+    return raw
 
 
 def _split_statements(script: str) -> list[str]:

@@ -356,4 +356,4 @@ def _keys(source: Source) -> tuple[Source, ...]:
 
 async def project(db: Database) -> int:
     """Rebuild every projection table from the log, from scratch, in one transaction."""
-    return await db.write(rebuild_all)
+    return await db.write(db.rebuild)

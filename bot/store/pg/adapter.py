@@ -80,6 +80,12 @@ class PgConnection:
         if batch:
             self._wait(self.conn.executemany(dollar_placeholders(sql), batch))
 
+    def copy_rows(
+        self, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
+    ) -> None:
+        """Load ``records`` into ``table`` by COPY (one stream, not a statement per row)."""
+        self._wait(self.conn.copy_records_to_table(table, records=records, columns=columns))
+
     def script(self, sql: str) -> None:
         """Several statements at once, no parameters (migrations, transaction control)."""
         self._wait(self.conn.execute(sql))

@@ -24,8 +24,8 @@ from bot.store.errors import StoreError, WriteFailedError
 from bot.store.journal import install_triggers
 from bot.store.pg.adapter import PgConnection, PgWorker
 from bot.store.pg.connect import display_url
+from bot.store.pg.rebuild import rebuild_by_copy
 from bot.store.pg.schema import MIGRATIONS, REBUILD_AFTER
-from bot.store.projector import rebuild_all
 from bot.store.schema import CHAT_SCOPED_TABLES
 from bot.store.sql import Connection
 
@@ -83,6 +83,10 @@ class PgDatabase(Database):
             return result
 
         return await self.run(transaction)
+
+    def rebuild(self, raw: Connection) -> int:
+        assert isinstance(raw, PgConnection), "a PostgreSQL store rebuilds on its own connection"
+        return rebuild_by_copy(raw)
 
     async def close(self) -> None:
         await self._worker.close()
@@ -159,7 +163,7 @@ def _migrate(raw: PgConnection) -> int:
                 rebuild = rebuild or (number in REBUILD_AFTER and had_log)
         if rebuild:
             log.info("rebuilding every projection from the event log (a long story takes time)")
-            log.info("rebuilt projections from %d events", rebuild_all(raw))
+            log.info("rebuilt projections from %d events", rebuild_by_copy(raw))
         elif (current or 0) < len(MIGRATIONS) or not _journalled(raw):
             install_triggers(raw)  # from the tables as the migrations left them
         raw.script("COMMIT")
