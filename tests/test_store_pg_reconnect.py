@@ -9,14 +9,27 @@ stays down) are faked at the adapter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import asyncpg
 import pytest
 
 import tests.helpers.store_factories as f
 from bot.store import StoreError, append_and_apply
+from bot.store.events import AssistantTurn, UserTurn
 from bot.store.pg import adapter
 from bot.store.pg.connect import connect
 from bot.store.pg.db import PgDatabase, open_pg
+from bot.store.sql import Connection
+from tests.helpers.engine_helpers import (
+    RecordingSink,
+    make_engine,
+    parse_answer,
+    seed_story,
+    zero_state,
+)
+from tests.helpers.events import then_events
 from tests.helpers.stores import fresh_schema
 
 pytestmark = pytest.mark.postgres
@@ -103,3 +116,88 @@ async def test_a_server_that_stays_down_fails_the_change_in_words_and_the_next_o
                 await db.fetchall("SELECT id FROM event_log")
         await append_and_apply(db, kind="you_authored", payload=f.you_authored())
         assert await _kinds(db) == [*before, "you_authored"]
+
+
+def _commit_of_the_beat_unanswered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The COMMIT of the first batch holding a reply goes through, but its answer is lost."""
+    execute, script = adapter.PgConnection.execute, adapter.PgConnection.script
+    state = {"reply_written": False, "once": True}
+
+    def spy(self: adapter.PgConnection, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        if "INSERT INTO event_log" in sql and parameters[:1] == ("assistant_turn",):
+            state["reply_written"] = state.pop("once", False)
+        return execute(self, sql, parameters)
+
+    def answer_lost(self: adapter.PgConnection, sql: str) -> None:
+        script(self, sql)
+        if sql == "COMMIT" and state["reply_written"]:
+            state["reply_written"] = False
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    monkeypatch.setattr(adapter.PgConnection, "execute", spy)
+    monkeypatch.setattr(adapter.PgConnection, "script", answer_lost)
+
+
+def _refuse_connections(monkeypatch: pytest.MonkeyPatch, error: Exception, times: int) -> None:
+    """The server turns the next ``times`` connections away with ``error``."""
+    opened = adapter.connect
+    left = {"refusals": times}
+
+    async def turned_away(url: str, *, schema: str | None = None) -> Any:
+        if left["refusals"]:
+            left["refusals"] -= 1
+            raise error
+        return await opened(url, schema=schema)
+
+    monkeypatch.setattr(adapter, "connect", turned_away)
+
+
+async def test_a_beat_whose_commit_went_unanswered_is_never_played_twice(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a restart every client connects at once and the server may turn some away
+    ("too many clients"): the beat that was saved is not closed a second time as unsaved."""
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        engine, llm = make_engine(db)
+        chat_id = await seed_story(engine, guest=False)
+        llm.script(narrate="BotA smiles.", classify=parse_answer('"Hello."'), state=zero_state())
+        _commit_of_the_beat_unanswered(monkeypatch)
+        _refuse_connections(monkeypatch, asyncpg.TooManyConnectionsError("too many clients"), 1)
+
+        with pytest.raises(StoreError, match="whole or not at all"):
+            await engine.turns.take(chat_id, '"Hello."', RecordingSink())
+
+        assert [turn.prose for turn in await then_events(db, UserTurn)] == ['"Hello."']
+        replies = await then_events(db, AssistantTurn)
+        assert [(r.text, r.interrupted) for r in replies[1:]] == [("BotA smiles.", False)]
+
+
+async def test_a_server_that_turns_the_new_connection_away_fails_the_change_in_words(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        await f.seed_meanwhile_chat(db)
+        before = await _kinds(db)
+        _refuse_connections(monkeypatch, asyncpg.TooManyConnectionsError("too many clients"), 2)
+        await _kill_connection(db, postgres_url)
+        with pytest.raises(StoreError, match=r"could not open it again \(too many clients\)"):
+            await append_and_apply(db, kind="you_authored", payload=f.you_authored())
+        await append_and_apply(db, kind="you_authored", payload=f.you_authored())
+        assert await _kinds(db) == [*before, "you_authored"]
+
+
+async def test_a_connection_lost_again_on_its_second_try_says_so(postgres_url: str) -> None:
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        runs: list[int] = []
+
+        def dies(raw: Connection) -> None:
+            runs.append(1)
+            raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+        with pytest.raises(StoreError) as failed:
+            await db.write(dies)
+        assert len(runs) == 2
+        assert "could not open it again" not in str(failed.value)
+        assert "lost it again" in str(failed.value)
+        assert "nothing is half-written" in str(failed.value)
+        assert await db.fetchone("SELECT 1") == (1,)  # and the next call connects once more

@@ -27,6 +27,11 @@ from bot.store.sql import ConstraintViolation, Row
 T = TypeVar("T")
 
 
+class ConnectFailed(ConnectionError):
+    """Opening a connection failed: the server is down, starting, full, or refused the login
+    (asyncpg says so with many classes; one name for all of them here)."""
+
+
 @functools.lru_cache(maxsize=4096)
 def dollar_placeholders(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (none inside quotes)."""
@@ -152,7 +157,10 @@ class PgWorker:
 
     def _connect(self) -> None:
         assert self._loop is not None, "the PostgreSQL store is not open"
-        conn = self._loop.run_until_complete(connect(self._url, schema=self._schema))
+        try:
+            conn = self._loop.run_until_complete(connect(self._url, schema=self._schema))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ConnectFailed(str(exc) or type(exc).__name__) from exc
         raw = PgConnection(self._loop, conn)
         if self._session:
             try:

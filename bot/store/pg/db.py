@@ -22,7 +22,7 @@ import asyncpg
 from bot.store.database import Database
 from bot.store.errors import StoreError, WriteFailedError
 from bot.store.journal import install_triggers
-from bot.store.pg.adapter import PgConnection, PgWorker
+from bot.store.pg.adapter import ConnectFailed, PgConnection, PgWorker
 from bot.store.pg.connect import display_url
 from bot.store.pg.rebuild import rebuild_by_copy
 from bot.store.pg.schema import MIGRATIONS, REBUILD_AFTER
@@ -37,8 +37,7 @@ MIGRATION_LOCK = (0x73747279, 1)
 """The advisory lock (two-key form) migrations run under: "stry", 1."""
 
 _LOST = (
-    OSError,
-    TimeoutError,
+    OSError,  # a socket reset, a timeout; ConnectFailed (bot.store.pg.adapter)
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
@@ -120,17 +119,25 @@ class PgDatabase(Database):
             raise _disk_full(self.path, exc) from exc
         except _CommitUnanswered as exc:
             raise await self._commit_unanswered(exc) from exc
+        except ConnectFailed as exc:
+            raise self._not_saved(f"({first}) and could not open it again ({exc})") from exc
         except _LOST as exc:
-            raise StoreError(
-                f"lost the connection to {self.path} ({first}) and could not open it again "
-                f"({exc}): the last change was not saved and nothing is half-written. Check "
-                "that the PostgreSQL server is up; the next change tries again"
-            ) from exc
+            raise self._not_saved(f"({first}), opened it again and lost it again ({exc})") from exc
+
+    def _not_saved(self, what: str) -> StoreError:
+        return StoreError(
+            f"lost the connection to {self.path} {what}: the last change was not saved and "
+            "nothing is half-written. Check that the PostgreSQL server is up, then start again"
+        )
 
     async def _commit_unanswered(self, exc: _CommitUnanswered) -> StoreError:
+        """The one answer to a call whose COMMIT went unanswered, whatever opening the
+        connection again meets: anything else would tell the caller it was not saved."""
         log.warning("lost the connection to %s while committing (%s)", self.path, exc)
-        with contextlib.suppress(*_LOST):
-            await self._worker.reconnect()  # if it fails, the next run tries again
+        try:
+            await self._worker.reconnect()
+        except Exception as again:  # whatever it is, the next run tries again
+            log.warning("could not open the connection to %s again: %s", self.path, again)
         return StoreError(
             f"lost the connection to {self.path} while saving the last change ({exc}): it is "
             "in the story whole or not at all; look before doing it again"
