@@ -186,6 +186,25 @@ async def test_a_server_that_turns_the_new_connection_away_fails_the_change_in_w
         assert await _kinds(db) == [*before, "you_authored"]
 
 
+async def test_a_statement_of_ours_the_driver_refuses_is_not_a_lost_connection(
+    postgres_url: str,
+) -> None:
+    """A bug of ours (here: a parameter missing) says what it is, once, on the same
+    connection: not "lost the connection … check that the server is up"."""
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        pid = (await db.fetchone("SELECT pg_backend_pid()"))[0]
+        runs: list[int] = []
+
+        def faulty(raw: Connection) -> None:
+            runs.append(1)
+            raw.execute("INSERT INTO event_log (id) VALUES (?)", ())
+
+        with pytest.raises(asyncpg.InterfaceError, match="expects 1 argument"):
+            await db.write(faulty)
+        assert len(runs) == 1
+        assert (await db.fetchone("SELECT pg_backend_pid()"))[0] == pid
+
+
 async def test_a_connection_lost_again_on_its_second_try_says_so(postgres_url: str) -> None:
     async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
         runs: list[int] = []

@@ -32,6 +32,11 @@ class ConnectFailed(ConnectionError):
     (asyncpg says so with many classes; one name for all of them here)."""
 
 
+class ConnectionLost(ConnectionError):
+    """The driver refused a statement because the connection is gone. asyncpg says so with an
+    ``InterfaceError``, which otherwise means a statement of ours is wrong: not a loss."""
+
+
 @functools.lru_cache(maxsize=4096)
 def dollar_placeholders(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1, $2, …`` (none inside quotes)."""
@@ -100,6 +105,10 @@ class PgConnection:
             return self._loop.run_until_complete(work)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise ConstraintViolation(str(exc)) from exc
+        except asyncpg.InterfaceError as exc:
+            if self.conn.is_closed():
+                raise ConnectionLost(str(exc)) from exc
+            raise
 
 
 class PgWorker:

@@ -37,14 +37,15 @@ MIGRATION_LOCK = (0x73747279, 1)
 """The advisory lock (two-key form) migrations run under: "stry", 1."""
 
 _LOST = (
-    OSError,  # a socket reset, a timeout; ConnectFailed (bot.store.pg.adapter)
-    asyncpg.InterfaceError,
+    OSError,  # a socket reset, a timeout; ConnectFailed, ConnectionLost (bot.store.pg.adapter)
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.CrashShutdownError,
 )
-"""What a connection the server dropped (or never gave) raises: a restart, a failover, a kill."""
+"""What a connection the server dropped (or never gave) raises: a restart, a failover, a kill.
+Not asyncpg's ``InterfaceError`` as such: on a live connection that is a statement of ours the
+driver refused (a parameter missing), and running it again would only fail again."""
 
 
 class _CommitUnanswered(Exception):
@@ -72,7 +73,7 @@ class PgDatabase(Database):
             try:
                 result = work(raw)
             except BaseException:
-                with contextlib.suppress(*_LOST, asyncpg.PostgresError):
+                with contextlib.suppress(*_LOST, asyncpg.PostgresError, asyncpg.InterfaceError):
                     raw.script("ROLLBACK")
                 raise
             try:
@@ -175,7 +176,7 @@ def _migrate(raw: PgConnection) -> int:
             install_triggers(raw)  # from the tables as the migrations left them
         raw.script("COMMIT")
     except BaseException:
-        with contextlib.suppress(*_LOST, asyncpg.PostgresError):
+        with contextlib.suppress(*_LOST, asyncpg.PostgresError, asyncpg.InterfaceError):
             raw.script("ROLLBACK")
         raise
     return len(MIGRATIONS)
