@@ -1,14 +1,15 @@
 """The PostgreSQL store outlives its connection: a server restart, a failover or an
-administrator's kill costs the bot nothing, and a change whose COMMIT went unanswered is never
-written twice.
+administrator's kill costs the store nothing, and a change whose COMMIT went unanswered is
+never written twice. (The process still stops at a restart: the chat locks' session ends too.)
 
-The server side of a lost connection is real here (``pg_terminate_backend``); only the two
-cases the server cannot be made to give on demand (an answer lost after COMMIT, a server that
-stays down) are faked at the adapter.
+The server side of a lost connection is real here (``pg_terminate_backend``); only what the
+server cannot be made to give on demand (an answer lost after COMMIT, a server that stays down
+or turns new connections away) is faked at the adapter.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,11 +17,15 @@ import asyncpg
 import pytest
 
 import tests.helpers.store_factories as f
-from bot.store import StoreError, append_and_apply
+from bot.config import Settings
+from bot.engine import Engine
+from bot.llm import ScriptedLLM
+from bot.store import StoreError, append_and_apply, pg_session
 from bot.store.events import AssistantTurn, UserTurn
 from bot.store.pg import adapter
 from bot.store.pg.connect import connect
 from bot.store.pg.db import PgDatabase, open_pg
+from bot.store.pg_locks import ChatLockLostError, PgChatLocks
 from bot.store.sql import Connection
 from tests.helpers.engine_helpers import (
     RecordingSink,
@@ -220,3 +225,36 @@ async def test_a_connection_lost_again_on_its_second_try_says_so(postgres_url: s
         assert "lost it again" in str(failed.value)
         assert "nothing is half-written" in str(failed.value)
         assert await db.fetchone("SELECT 1") == (1,)  # and the next call connects once more
+
+
+async def test_a_server_restart_stops_the_process_at_its_next_turn_though_the_store_is_back(
+    postgres_url: str,
+) -> None:
+    """What README says of a restart: it ends every session, the chat locks' too, and a
+    process that lost its chat locks plays no more (another could take its chats); the
+    store alone would have connected again."""
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        name = f"storybot chat locks {schema}"  # the cluster is shared: end only this session
+        locks = await PgChatLocks.open(
+            functools.partial(pg_session.connect, postgres_url, application_name=name)
+        )
+        try:
+            engine = Engine(db, ScriptedLLM(), Settings(), chat_lock=locks)
+            chat_id = await seed_story(engine, guest=False, chat_id=f"chat_{schema}")
+            before = await _kinds(db)
+            await _kill_connection(db, postgres_url)  # the restart, for the store's session
+            admin = await connect(postgres_url)
+            try:  # and for the chat locks' one
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1",
+                    name,
+                )
+            finally:
+                await admin.close()
+
+            with pytest.raises(ChatLockLostError, match="storybot stops"):
+                await engine.turns.take(chat_id, '"Hello."', RecordingSink())
+            assert await _kinds(db) == before  # the store is back, and nothing was played
+        finally:
+            await locks.aclose()

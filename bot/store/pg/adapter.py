@@ -8,7 +8,8 @@ time, and a cancelled caller never leaves half a batch (the thread finishes the 
 
 A connection the server dropped (a restart, a failover, an administrator's kill) is opened
 again before the next function runs (``PgWorker.reconnect``), with the settings it was first
-opened with: a bot that runs for months outlives its server's restarts.
+opened with. (A restart also ends the chat locks' session, which stops the process:
+``bot.store.pg_locks``; the store alone outlives it.)
 """
 
 from __future__ import annotations
