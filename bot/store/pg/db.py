@@ -100,7 +100,9 @@ class PgDatabase(Database):
         A connection lost before anything was committed is opened again and ``work`` run once
         more: the server rolled the first try back whole, so the second is not a repeat. A
         connection lost while COMMIT was on its way is opened again for the next call, but
-        this one fails: whether it was saved only the log can say.
+        this one fails: whether it was saved only the log can say. (That is ``write``'s COMMIT;
+        work that commits by itself, as ``_migrate`` does, must be safe to run twice: it applies
+        only what the database lacks.)
         """
         try:
             return await self._worker.run(work)
