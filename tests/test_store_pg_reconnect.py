@@ -20,11 +20,12 @@ import tests.helpers.store_factories as f
 from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import ScriptedLLM
-from bot.store import StoreError, append_and_apply, pg_session
+from bot.store import StoreError, append_and_apply, pg_session, project, projector
 from bot.store.events import AssistantTurn, UserTurn
 from bot.store.pg import adapter
 from bot.store.pg.connect import connect
 from bot.store.pg.db import PgDatabase, open_pg
+from bot.store.pg.schema import MIGRATIONS
 from bot.store.pg_locks import ChatLockLostError, PgChatLocks
 from bot.store.sql import Connection
 from tests.helpers.engine_helpers import (
@@ -81,9 +82,8 @@ async def test_a_read_only_store_is_still_read_only_on_its_new_connection(
             assert len(await reader.fetchall("SELECT id FROM event_log")) > 0
 
 
-async def test_a_commit_whose_answer_is_lost_is_reported_and_not_written_twice(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _next_commit_unanswered(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The next COMMIT goes through but its answer is lost; the dict empties when it was."""
     committed = adapter.PgConnection.script
     lost = {"once": True}
 
@@ -92,10 +92,17 @@ async def test_a_commit_whose_answer_is_lost_is_reported_and_not_written_twice(
         if sql == "COMMIT" and lost.pop("once", False):
             raise asyncpg.ConnectionDoesNotExistError("connection was closed")
 
+    monkeypatch.setattr(adapter.PgConnection, "script", answer_lost)
+    return lost
+
+
+async def test_a_commit_whose_answer_is_lost_is_reported_and_not_written_twice(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
         await f.seed_meanwhile_chat(db)
         before = await _kinds(db)
-        monkeypatch.setattr(adapter.PgConnection, "script", answer_lost)
+        _next_commit_unanswered(monkeypatch)
         with pytest.raises(StoreError, match=r"while saving the last change.*whole or not at all"):
             await append_and_apply(db, kind="you_authored", payload=f.you_authored())
         assert await _kinds(db) == [*before, "you_authored"]  # in once, not retried
@@ -258,3 +265,38 @@ async def test_a_server_restart_stops_the_process_at_its_next_turn_though_the_st
             assert await _kinds(db) == before  # the store is back, and nothing was played
         finally:
             await locks.aclose()
+
+
+async def test_a_rebuild_cut_off_by_a_lost_connection_is_done_again_whole(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fold = projector._fold
+    cut = {"once": True}
+
+    def fold_then_lose(raw: Connection, writer: Connection, left_out: Any) -> int:
+        count = fold(raw, writer, left_out)
+        if cut.pop("once", False):  # every projection refilled, not yet committed
+            raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return count
+
+    async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
+        await f.seed_meanwhile_chat(db)
+        before, kinds = await f.snapshot(db), await _kinds(db)
+        monkeypatch.setattr(projector, "_fold", fold_then_lose)
+        assert await project(db) == len(kinds)
+        assert cut == {}  # the first try was cut off
+        assert await f.snapshot(db) == before and await _kinds(db) == kinds
+
+
+async def test_a_migration_whose_commit_went_unanswered_is_not_applied_twice(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_migrate`` commits by itself and is run again after any loss: it applies only what
+    the database lacks, so the store opens as it was."""
+    async with fresh_schema(postgres_url) as schema:
+        lost = _next_commit_unanswered(monkeypatch)
+        async with open_pg(postgres_url, schema=schema) as db:
+            assert lost == {}
+            versions = await db.fetchall("SELECT version FROM schema_version ORDER BY version")
+            assert [v[0] for v in versions] == list(range(1, len(MIGRATIONS) + 1))
+            await f.seed_meanwhile_chat(db)  # the journal's triggers are there to write through
