@@ -10,7 +10,7 @@ or turns new connections away) is faked at the adapter.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -20,9 +20,10 @@ import tests.helpers.store_factories as f
 from bot.config import Settings
 from bot.engine import Engine
 from bot.llm import ScriptedLLM
-from bot.store import StoreError, append_and_apply, pg_session, project, projector
+from bot.store import StoreError, append_and_apply, pg_session, project
 from bot.store.events import AssistantTurn, UserTurn
 from bot.store.pg import adapter
+from bot.store.pg import rebuild as pg_rebuild
 from bot.store.pg.connect import connect
 from bot.store.pg.db import PgDatabase, open_pg
 from bot.store.pg.schema import MIGRATIONS
@@ -267,22 +268,37 @@ async def test_a_server_restart_stops_the_process_at_its_next_turn_though_the_st
             await locks.aclose()
 
 
+def _killed_by_the_server(raw: adapter.PgConnection) -> None:
+    raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+def _seen_closed_by_the_driver(raw: adapter.PgConnection) -> None:
+    """The socket closed between two statements: the next one is refused unsent."""
+    raw.conn.terminate()
+    raw.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("lose", [_killed_by_the_server, _seen_closed_by_the_driver])
 async def test_a_rebuild_cut_off_by_a_lost_connection_is_done_again_whole(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    lose: Callable[[adapter.PgConnection], None],
 ) -> None:
-    fold = projector._fold
+    """Lost while the projections travel back (emptied, one table copied): the server rolls
+    it all back, and the rebuild runs again from a new scratch file (not a complaint about
+    the scratch file)."""
+    copy_table = pg_rebuild._copy_table
     cut = {"once": True}
 
-    def fold_then_lose(raw: Connection, writer: Connection, left_out: Any) -> int:
-        count = fold(raw, writer, left_out)
-        if cut.pop("once", False):  # every projection refilled, not yet committed
-            raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-        return count
+    def copy_then_lose(lite: Any, raw: adapter.PgConnection, table: str) -> None:
+        copy_table(lite, raw, table)
+        if cut.pop("once", False):
+            lose(raw)
 
     async with fresh_schema(postgres_url) as schema, open_pg(postgres_url, schema=schema) as db:
         await f.seed_meanwhile_chat(db)
         before, kinds = await f.snapshot(db), await _kinds(db)
-        monkeypatch.setattr(projector, "_fold", fold_then_lose)
+        monkeypatch.setattr(pg_rebuild, "_copy_table", copy_then_lose)
         assert await project(db) == len(kinds)
         assert cut == {}  # the first try was cut off
         assert await f.snapshot(db) == before and await _kinds(db) == kinds

@@ -28,14 +28,16 @@ from bot.store.sql import ConstraintViolation, Row
 T = TypeVar("T")
 
 
-class ConnectFailed(ConnectionError):
+class ConnectFailed(Exception):
     """Opening a connection failed: the server is down, starting, full, or refused the login
-    (asyncpg says so with many classes; one name for all of them here)."""
+    (asyncpg says so with many classes; one name for all of them here). Not an ``OSError``:
+    work that catches those for its own files (a rebuild's scratch file) must let it by."""
 
 
-class ConnectionLost(ConnectionError):
+class ConnectionLost(Exception):
     """The driver refused a statement because the connection is gone. asyncpg says so with an
-    ``InterfaceError``, which otherwise means a statement of ours is wrong: not a loss."""
+    ``InterfaceError``, which otherwise means a statement of ours is wrong: not a loss. Not an
+    ``OSError``, for the same reason as ``ConnectFailed``."""
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,7 +22,7 @@ import asyncpg
 from bot.store.database import Database
 from bot.store.errors import StoreError, WriteFailedError
 from bot.store.journal import install_triggers
-from bot.store.pg.adapter import ConnectFailed, PgConnection, PgWorker
+from bot.store.pg.adapter import ConnectFailed, ConnectionLost, PgConnection, PgWorker
 from bot.store.pg.connect import display_url
 from bot.store.pg.rebuild import rebuild_by_copy
 from bot.store.pg.schema import MIGRATIONS, REBUILD_AFTER
@@ -37,7 +37,9 @@ MIGRATION_LOCK = (0x73747279, 1)
 """The advisory lock (two-key form) migrations run under: "stry", 1."""
 
 _LOST = (
-    OSError,  # a socket reset, a timeout; ConnectFailed, ConnectionLost (bot.store.pg.adapter)
+    OSError,  # a socket reset, a timeout
+    ConnectFailed,
+    ConnectionLost,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
