@@ -181,7 +181,7 @@ def scratch_store(path: Path) -> sqlite3.Connection:
     raw.row_factory = sqlite3.Row
     raw.execute("PRAGMA journal_mode = OFF")
     raw.execute("PRAGMA synchronous = OFF")
-    raw.execute("PRAGMA cache_size = -262144")
+    raw.execute("PRAGMA cache_size = -65536")  # as the store itself: bounded on a small host
     _migrate(raw, announce=False)
     return raw
 
