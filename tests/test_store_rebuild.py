@@ -5,16 +5,20 @@ and the log's rewinds and edits are left out as it goes, not replayed chat by ch
 from __future__ import annotations
 
 import gc
+import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 import tests.helpers.store_factories as f
 from bot.store import Database, append_and_apply, bulk, open_db, project, projector
-from bot.store.events import MemoryWritten
+from bot.store.events import AssistantTurn, EdgeUpdate, MemoryWritten, UserTurn
+from bot.store.fold import FAST_KINDS, Fold
 from bot.store.projector import _HANDLERS
+from bot.store.provenance import source_of
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
 from tests.helpers.stores import BACKENDS, fresh_store
@@ -123,10 +127,15 @@ async def test_a_rebuild_cut_short_leaves_the_old_projections(
     def broken(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
         raise RuntimeError("the disk went away")
 
+    def broken_folder(fold: Fold, event_id: int, payload: dict[str, Any]) -> None:
+        raise RuntimeError("the disk went away")
+
     async with open_db(":memory:") as db:
         await seeded_store(db)
         before, incremental = await db.run(schema), await f.snapshot(db)
         monkeypatch.setitem(_HANDLERS, MemoryWritten, [broken])
+        folding = replace(FAST_KINDS["memory_written"], folder=broken_folder)
+        monkeypatch.setitem(FAST_KINDS, "memory_written", folding)
         with pytest.raises(RuntimeError, match="the disk went away"):
             await project(db)
         assert await db.run(schema) == before
@@ -219,3 +228,74 @@ async def test_an_activity_of_no_chat_from_a_beat_later_rewound_is_kept_as_it_wa
             await project(db)
         assert "folded again" in caplog.text
         assert await f.snapshot(db) == incremental
+
+
+async def test_a_rebuilds_folders_give_the_rows_its_handlers_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path of a SQLite rebuild (``fold.FAST_KINDS``) against the handlers alone, on
+    one log: beats with and without witnesses written on them, a reply naming its line and
+    one found by its turn, facts new, repeated and empty, edges moved, clamped and summarised,
+    memories kept and refused, regenerates and edits left out; and every payload of a fast
+    kind stored as written before its defaulted fields (the rebuild fills them in)."""
+    async with open_db(":memory:") as db:
+        await regenerated_story(db, turns=12)
+        ids = await f.seed_meanwhile_chat(db, chat_id="second", with_characters=False)
+        chat, scene = {"chat_id": "second"}, ids.scene_id
+        started = await append_and_apply(
+            db, kind="turn_started", payload=f.turn_started(scene, **chat)
+        )
+        line = f.user_turn(scene, turn_started_id=started, message_id=7, **chat)
+        await append_and_apply(db, kind="user_turn", payload=line)
+        reply = f.assistant_turn(scene, turn_started_id=started, message_ids=[8, 9], **chat)
+        beat = await append_and_apply(db, kind="assistant_turn", payload=reply)
+        unseen = f.user_turn(scene, witnesses=["you"], **chat)
+        alone = await append_and_apply(db, kind="user_turn", payload=unseen)
+        for owner in ("you", "bot_a"):  # bot_a did not see the line it would remember
+            memory = f.memory_written(owner_id=owner, beat_id=alone, scene_id=scene, **chat)
+            await append_and_apply(db, kind="memory_written", payload=memory)
+        for delta, summary in ((80, None), (80, "a friend"), (-30, None)):
+            update = f.edge_update(
+                beat_id=beat,
+                affinity_delta=delta,
+                knowledge_facts=["Likes  TEA", "likes tea", "  "],
+                relationship_summary=summary,
+                **chat,
+            )
+            await append_and_apply(db, kind="edge_update", payload=update)
+        summary = f.edge_update(scene_id=scene, relationship_summary="an old hand", **chat)
+        await append_and_apply(db, kind="edge_update", payload=summary)
+        await db.write(_as_first_written)
+        await project(db)
+        folded = await f.snapshot(db, ("tea",))
+        monkeypatch.setattr(projector, "FAST_KINDS", {})
+        await project(db)
+        assert await f.snapshot(db, ("tea",)) == folded
+        assert folded["edges"] and folded["edge_facts"] and folded["witness_counts"]
+
+
+def _as_first_written(raw: Connection) -> None:
+    """Every fast kind's payload in the log as if written before its defaulted fields (those
+    holding their default left out)."""
+    for kind, folding in FAST_KINDS.items():
+        for event_id, payload_json in raw.execute(
+            "SELECT id, payload_json FROM event_log WHERE kind = ?", (kind,)
+        ).fetchall():
+            written = json.loads(payload_json).items()
+            payload = {k: v for k, v in written if folding.defaults.get(k, k) != v}
+            raw.execute(
+                "UPDATE event_log SET payload_json = ? WHERE id = ?",
+                (json.dumps(payload), event_id),
+            )
+
+
+def test_a_fast_kinds_source_is_the_one_provenance_names() -> None:
+    drawn = [(MemoryWritten, f.memory_written(beat_id=3)), (MemoryWritten, f.memory_written())]
+    drawn += [(EdgeUpdate, f.edge_update(beat_id=4, scene_id=6)), (EdgeUpdate, f.edge_update())]
+    drawn += [(EdgeUpdate, f.edge_update(scene_id=5)), (UserTurn, f.user_turn(1))]
+    drawn += [(AssistantTurn, f.assistant_turn(1))]
+    for model, fields in drawn:
+        payload = model.model_validate(fields)
+        folding = FAST_KINDS[model.kind]
+        assert folding.source(payload.model_dump()) == source_of(payload)
+    assert set(FAST_KINDS) == {model.kind for model, _ in drawn}

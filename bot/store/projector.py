@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.store.bulk import bulk_writes
+from pydantic_core import from_json
+
+from bot.store.bulk import Bulk, bulk_writes
 from bot.store.database import Database
 from bot.store.events import BeatsRewound, DerivationsReplaced, Payload
+from bot.store.fold import FAST_KINDS, Fold
 from bot.store.journal import (
     covered_after,
     drop_triggers,
@@ -28,7 +31,7 @@ from bot.store.journal import (
 from bot.store.memo import memo
 from bot.store.provenance import Source, source_of
 from bot.store.recall import drop_recall_index
-from bot.store.record import StoredEvent, parse_all, parse_row
+from bot.store.record import PARSERS, StoredEvent, parse_row
 from bot.store.schema import PROJECTION_TABLES
 from bot.store.sql import Connection, Row
 
@@ -88,10 +91,10 @@ def rebuild_all(raw: Connection) -> int:
     left_out = Exclusions.of_log(raw)
     with bulk_writes(raw) as writer:
         try:
-            count = _fold(raw, writer, left_out)
+            count = _fold(raw, writer, left_out, fast=isinstance(writer, Bulk))
         except _Entangled as entangled:
             log.info("%s: the log is folded again, each rewind replaying its chat", entangled)
-            count = _fold(raw, writer, {})
+            count = _fold(raw, writer, {}, fast=False)
     restore_recall()
     forget_all(
         raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
@@ -105,66 +108,91 @@ class _Entangled(Exception):
     of no chat, derived from a beat later rewound): when it was applied the beat was there."""
 
 
-def _fold(raw: Connection, writer: Connection, left_out: dict[str, Exclusions]) -> int:
+def _fold(
+    raw: Connection, writer: Connection, left_out: dict[str, Exclusions], *, fast: bool
+) -> int:
     """Empty the projections and apply the whole log through ``writer``; returns events read.
 
     With ``left_out`` (``Exclusions.of_log``) the events it names are never applied, and the
     log's rewinds and edits replay nothing: for each chat that is what its last replay gives.
     It is not, for an event of another chat (or of none) reading a row of a left-out event,
     which it saw when applied (``_Entangled``); folding with none left out replays as ever.
+    With ``fast`` (SQLite, not folding again) the kinds ``fold.FAST_KINDS`` names go to their
+    folders instead of their handlers.
     """
     for table in PROJECTION_TABLES:
         writer.execute(f"DELETE FROM {table}")  # after anything queued by a fold cut short
     count = 0
-    handlers = _HANDLERS
+    handlers, parsers = _HANDLERS, PARSERS
+    fold = Fold(writer)
+    fast_kinds = FAST_KINDS if fast else {}
     whole = bool(left_out)
+    several = len(left_out) > 1
     if whole:
         _WHOLE_LOG.add(id(writer))
     try:
         with memo(writer):
-            for event in _whole_log(raw):
+            for event_id, kind, payload_json, chat_id, created_at in _whole_log(raw):
                 count += 1
+                gone = left_out.get(chat_id) if whole and chat_id is not None else None
+                folding = fast_kinds.get(kind)
+                if folding is not None:
+                    payload = {**folding.defaults, **from_json(payload_json)}
+                    if whole:
+                        source = folding.source(payload)
+                        if gone is not None and gone.leaves_at(event_id, source):
+                            continue
+                        if gone is None or several:
+                            _check_not_entangled(event_id, chat_id, source, left_out)
+                    folding.folder(fold, event_id, payload)
+                    continue
+                event = StoredEvent(
+                    event_id, kind, parsers[kind](payload_json), chat_id, created_at
+                )
                 if whole:
-                    gone = left_out.get(event.chat_id) if event.chat_id is not None else None
                     if gone is not None and gone.leaves(event):
                         continue
-                    if gone is None or len(left_out) > 1:  # another chat's may be read
-                        _check_not_entangled(event, left_out)
+                    if gone is None or several:  # another chat's may be read
+                        _check_not_entangled(event_id, chat_id, source_of(event.payload), left_out)
                 for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
                     handler(writer, event)
+            fold.finish()
     finally:
         _WHOLE_LOG.discard(id(writer))
     return count
 
 
-def _check_not_entangled(event: StoredEvent[Payload], left_out: dict[str, Exclusions]) -> None:
-    """Raise ``_Entangled`` if ``event`` is derived from a beat or scene another chat rewound."""
-    source = source_of(event.payload)
+def _check_not_entangled(
+    event_id: int, chat_id: str | None, source: Source | None, left_out: dict[str, Exclusions]
+) -> None:
+    """Raise ``_Entangled`` if an event (of ``chat_id``, derived from ``source``) is derived
+    from a beat or scene another chat rewound."""
     if source is None:
         return
-    for chat_id, exclusions in left_out.items():
-        if chat_id == event.chat_id:
+    for other, exclusions in left_out.items():
+        if other == chat_id:
             continue  # its own chat's: its last replay saw the source gone too
         for at in (source.beat_id, source.scene_id):
             if at is not None and exclusions.rewound(at):
-                raise _Entangled(f"event {event.id} is derived from {at}, rewound in {chat_id}")
+                raise _Entangled(f"event {event_id} is derived from {at}, rewound in {other}")
 
 
 LOG_PAGE = 2000
 """Events read at a time by a rebuild: PostgreSQL fetches a statement's rows whole."""
 
 
-def _whole_log(raw: Connection) -> Iterator[StoredEvent[Payload]]:
-    """Every event in id order: on SQLite as plain tuples (a million ``sqlite3.Row`` lookups
-    are not free), on PostgreSQL a page at a time (it fetches a statement's rows whole)."""
+def _whole_log(raw: Connection) -> Iterator[tuple[int, str, str, str | None, str]]:
+    """Every event in id order as (id, kind, payload JSON, chat, created at): on SQLite as
+    plain tuples (a million ``sqlite3.Row`` lookups are not free), on PostgreSQL a page at a
+    time (it fetches a statement's rows whole)."""
     if not isinstance(raw, sqlite3.Connection):
         for row in log_rows(raw):
-            yield parse_row(row)
+            yield row["id"], row["kind"], row["payload_json"], row["chat_id"], row["created_at"]
         return
     log = raw.cursor()
     log.row_factory = None
-    yield from parse_all(
-        log.execute("SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id")
+    yield from log.execute(
+        "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
     )
 
 
@@ -316,7 +344,11 @@ class Exclusions:
         A rewind or an edit never is (its rows are the story's record of it)."""
         if event.kind in REPLAYED_NEVER:
             return False
-        return self.rewound(event.id) or self.replaced(event)
+        return self.leaves_at(event.id, source_of(event.payload))
+
+    def leaves_at(self, event_id: int, source: Source | None) -> bool:
+        """``leaves`` of an event known by its id and its source (not a rewind or an edit)."""
+        return self.rewound(event_id) or self.replaced_from(event_id, source)
 
     def __post_init__(self) -> None:
         spans: list[tuple[int, int]] = []  # the rewound ids, as disjoint [first, last] spans
@@ -331,11 +363,14 @@ class Exclusions:
         object.__setattr__(self, "_spans", tuple(spans))
 
     def replaced(self, event: StoredEvent[Payload]) -> bool:
-        source = source_of(event.payload)
+        return self.replaced_from(event.id, source_of(event.payload))
+
+    def replaced_from(self, event_id: int, source: Source | None) -> bool:
+        """True if what ``source`` gave, at ``event_id``, was derived again by a later edit."""
         if source is None or not self.replaced_at:
             return False
         return any(
-            event.id < until
+            event_id < until
             for key in _keys(source)
             if (until := self.replaced_at.get(key)) is not None
         )

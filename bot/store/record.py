@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -32,20 +32,10 @@ class StoredEvent(Generic[E_co]):
         }
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
+PARSERS: dict[str, Callable[[str], Any]] = {
     kind: model.__pydantic_validator__.validate_json for kind, model in PAYLOAD_MODELS.items()
 }
 """kind -> what ``model_validate_json`` calls, called straight (a replay parses millions)."""
-
-
-def parse_all(
-    rows: Iterable[tuple[int, str, str, str | None, str]],
-) -> Iterator[StoredEvent[Payload]]:
-    """``parse_row`` of each row read as a plain tuple, in one loop (a rebuild's: a million
-    ``sqlite3.Row`` lookups and calls are not free)."""
-    parsers = _PARSERS
-    for event_id, kind, payload_json, chat_id, created_at in rows:
-        yield StoredEvent(event_id, kind, parsers[kind](payload_json), chat_id, created_at)
 
 
 def parse_row(row: Row) -> StoredEvent[Payload]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from typing import Any
 
 from bot.store import memo
 from bot.store.events import YOU, ActivityChange, EdgeUpdate
+from bot.store.fold import EdgeRow, Fold, folds
 from bot.store.projections.chats import cast_of
 from bot.store.projector import handles
-from bot.store.provenance import may_know, source_of, witnesses_of
+from bot.store.provenance import Source, may_know, source_of, witnesses_of
 from bot.store.recall import scoped_terms
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
@@ -47,37 +49,72 @@ def edge_updated(raw: Connection, event: StoredEvent[EdgeUpdate]) -> None:
             "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
             key,
         ).fetchone()
-    affinity, trust = (50, 50) if row is None else (row[0], row[1])
-    new_affinity = clamp(affinity + p.affinity_delta)
-    new_trust = clamp(trust + p.trust_delta)
-    summary, seen_at = ("", 0) if row is None else (row[2], row[3])
-    # story order: a summary derived again from an older scene (an edit) does not replace the
-    # view a later scene gave; one of no scene (a card's first view of you, older logs) is
-    # replaced by the next, as always
-    source_at = p.scene_id or 0
-    if p.relationship_summary is not None and source_at >= seen_at:
-        summary, seen_at = p.relationship_summary, source_at
+    fields = p.model_dump()
+    new = _moved(None if row is None else tuple(row), fields)
     if row is None:
         raw.execute(
             "INSERT INTO edges (chat_id, source_id, target_id, affinity, trust, "
             "relationship_summary, summary_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*key, new_affinity, new_trust, summary, seen_at),
+            (*key, *new),
         )
-    elif (new_affinity, new_trust, summary, seen_at) != (affinity, trust, row[2], row[3]):
+    elif new != tuple(row):
         raw.execute(
             "UPDATE edges SET affinity = ?, trust = ?, relationship_summary = ?, "
             "summary_seen_at = ? WHERE chat_id = ? AND source_id = ? AND target_id = ?",
-            (new_affinity, new_trust, summary, seen_at, *key),
+            (*new, *key),
         )
     if edges is not None:
-        edges[key] = (new_affinity, new_trust, summary, seen_at)
-    _learn(raw, event.id, p)
-    if new_affinity != affinity or new_trust != trust:
-        # what the beat actually moved, after clamping, is what "why" should show
+        edges[key] = new
+    _learned(raw, event.id, fields, (50, 50) if row is None else (row[0], row[1]), new)
+
+
+@folds(EdgeUpdate, beat="beat_id", scene="scene_id")
+def fold_edge(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
+    """``edge_updated`` in a rebuild: the edge's row is kept in the fold, written at its end."""
+    seen = witnesses_of(fold.writer, _source(p))
+    if seen is not None and p["source_id"] not in seen:
+        return
+    key = (p["chat_id"], p["source_id"], p["target_id"])
+    row = fold.edges.get(key)
+    new = fold.edges[key] = _moved(row, p)
+    _learned(fold.writer, event_id, p, (50, 50) if row is None else (row[0], row[1]), new)
+
+
+def _source(p: dict[str, Any]) -> Source | None:
+    beat, scene = p["beat_id"], p["scene_id"]
+    return None if beat is None and scene is None else Source(beat_id=beat, scene_id=scene)
+
+
+def _moved(row: tuple[Any, ...] | None, p: dict[str, Any]) -> EdgeRow:
+    """The edge's (affinity, trust, summary, summary's scene) after the update ``p``."""
+    affinity, trust, summary, seen_at = (50, 50, "", 0) if row is None else row
+    # story order: a summary derived again from an older scene (an edit) does not replace the
+    # view a later scene gave; one of no scene (a card's first view of you, older logs) is
+    # replaced by the next, as always
+    source_at = p["scene_id"] or 0
+    if p["relationship_summary"] is not None and source_at >= seen_at:
+        summary, seen_at = p["relationship_summary"], source_at
+    return (
+        clamp(affinity + p["affinity_delta"]),
+        clamp(trust + p["trust_delta"]),
+        summary,
+        seen_at,
+    )
+
+
+def _learned(
+    raw: Connection, event_id: int, p: dict[str, Any], old: tuple[int, int], new: EdgeRow
+) -> None:
+    """The update's new facts, and what it moved (after clamping: what "why" should show)."""
+    _learn(raw, event_id, p)
+    if new[0] != old[0] or new[1] != old[1]:
         raw.execute(
             "INSERT INTO edge_changes (event_id, chat_id, source_id, target_id, affinity_delta, "
             "trust_delta, beat_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event.id, *key, new_affinity - affinity, new_trust - trust, p.beat_id),
+            (
+                *(event_id, p["chat_id"], p["source_id"], p["target_id"]),
+                *(new[0] - old[0], new[1] - old[1], p["beat_id"]),
+            ),
         )
 
 
@@ -88,18 +125,18 @@ def fact_scope(chat_id: str, source_id: str, target_id: str) -> str:
     return "e" + hashlib.sha1(edge, usedforsecurity=False).hexdigest()[:20]
 
 
-def _learn(raw: Connection, event_id: int, p: EdgeUpdate) -> None:
+def _learn(raw: Connection, event_id: int, p: dict[str, Any]) -> None:
     """One row per new fact; a fact already known keeps its first source."""
     rows = []
-    scope = fact_scope(p.chat_id, p.source_id, p.target_id)
-    for fact in p.knowledge_facts:
+    chat, source, target = p["chat_id"], p["source_id"], p["target_id"]
+    scope = fact_scope(chat, source, target)
+    for fact in p["knowledge_facts"]:
         key = fact_key(fact)
         if key:
-            text = fact.strip()
             rows.append(
                 (
-                    *(p.chat_id, p.source_id, p.target_id, key, text),
-                    *(event_id, p.beat_id, p.scene_id, scope, scoped_terms(scope, key)),
+                    *(chat, source, target, key, fact.strip(), event_id, p["beat_id"]),
+                    *(p["scene_id"], scope, scoped_terms(scope, key)),
                 )
             )
     if rows:  # a rebuild sends these in long runs (``bulk``), hence one row a statement

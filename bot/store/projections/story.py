@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import Any
 
 from bot.store.events import (
     BeatsRewound,
@@ -13,10 +14,17 @@ from bot.store.events import (
     MemoryWritten,
     StoryThreadDetected,
 )
+from bot.store.fold import Fold, folds
 from bot.store.projector import handles, rebuild_chat, start_of
-from bot.store.provenance import Source, may_know
+from bot.store.provenance import Source, beat_witnesses, may_know
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
+
+_MEMORY = (
+    "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
+    "witness_host, witness_guest, text, pov_summary, scope) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @handles(MemoryWritten)
@@ -24,23 +32,22 @@ def memory_written(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
     p = event.payload
     if not may_know(raw, p.owner_id, p):
         return  # a memory of a beat its owner did not witness is no one's memory
-    raw.execute(
-        "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
-        "witness_host, witness_guest, text, pov_summary, scope) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.id,
-            p.owner_id,
-            p.chat_id,
-            p.scene_id,
-            p.beat_id,
-            p.witness_you,
-            p.witness_host,
-            p.witness_guest,
-            p.text,
-            p.pov_summary,
-            memory_scope(p.chat_id, p.owner_id),
-        ),
+    raw.execute(_MEMORY, _memory_row(event.id, p.model_dump()))
+
+
+@folds(MemoryWritten, beat="beat_id")
+def fold_memory(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
+    beat = p["beat_id"]
+    if beat is not None and p["owner_id"] not in beat_witnesses(fold.writer, beat):
+        return  # as ``memory_written``: its source is its beat
+    fold.writer.execute(_MEMORY, _memory_row(event_id, p))
+
+
+def _memory_row(event_id: int, p: dict[str, Any]) -> tuple[object, ...]:
+    return (
+        *(event_id, p["owner_id"], p["chat_id"], p["scene_id"], p["beat_id"]),
+        *(p["witness_you"], p["witness_host"], p["witness_guest"], p["text"]),
+        *(p["pov_summary"], memory_scope(p["chat_id"], p["owner_id"])),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from bot.store.events import (
     YOU,
@@ -14,6 +15,7 @@ from bot.store.events import (
     TurnStarted,
     UserTurn,
 )
+from bot.store.fold import Fold, folds
 from bot.store.projections.chats import cast_of
 from bot.store.projector import handles
 from bot.store.provenance import witnessed
@@ -40,6 +42,24 @@ def _record_witnesses(
     present_set_kind: PresentSetKind,
 ) -> None:
     """Who saw a beat: as written on it, else as its present set implies for this chat."""
+    seen = _witnesses_written(raw, turn_id, chat_id, witnesses, present_set_kind)
+    if seen:
+        # how many beats each saw: a prompt's window is placed by it (a COUNT(*) grew)
+        raw.executemany(
+            "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES (?, ?, 1) "
+            "ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = witness_counts.beats + 1",
+            [(chat_id, entity) for entity in seen],
+        )
+
+
+def _witnesses_written(
+    raw: Connection,
+    turn_id: int,
+    chat_id: str,
+    witnesses: list[str],
+    present_set_kind: str,
+) -> list[str]:
+    """Write a beat's witnesses (``_record_witnesses`` but their counts); returns them."""
     if not witnesses:
         host, guest = cast_of(raw, chat_id)
         implied = {
@@ -55,13 +75,18 @@ def _record_witnesses(
             "ON CONFLICT DO NOTHING",
             [(turn_id, chat_id, entity) for entity in witnesses],
         )
-        # how many beats each saw: a prompt's window is placed by it (a COUNT(*) grew)
-        raw.executemany(
-            "INSERT INTO witness_counts (chat_id, entity_id, beats) VALUES (?, ?, 1) "
-            "ON CONFLICT (chat_id, entity_id) DO UPDATE SET beats = witness_counts.beats + 1",
-            [(chat_id, entity) for entity in witnesses],
-        )
     witnessed(raw, turn_id, witnesses)
+    return witnesses
+
+
+def _fold_witnesses(fold: Fold, turn_id: int, p: dict[str, Any]) -> None:
+    """``_record_witnesses`` in a rebuild's fold: the counts are kept until its end."""
+    chat_id = p["chat_id"]
+    seen = _witnesses_written(fold.writer, turn_id, chat_id, p["witnesses"], p["present_set_kind"])
+    counts = fold.witness_counts
+    for entity in seen:
+        key = (chat_id, entity)
+        counts[key] = counts.get(key, 0) + 1
 
 
 @handles(TurnStarted)
@@ -77,29 +102,26 @@ def turn_started(raw: Connection, event: StoredEvent[TurnStarted]) -> None:
 def user_turn(raw: Connection, event: StoredEvent[UserTurn]) -> None:
     p = event.payload
     segments = _json_list([s.model_dump() for s in p.segments])
-    message_ids = f"[{p.message_id}]" if p.message_id else "[]"
-    raw.execute(
-        _INSERT,
-        (
-            event.id,
-            p.chat_id,
-            p.scene_id,
-            p.meanwhile_scene_id,
-            "user",
-            "you",
-            p.prose,
-            segments,
-            p.present_set_kind,
-            0,
-            0,
-            p.turn_started_id,
-            p.author_id,
-            message_ids,
-            None,
-        ),
-    )
+    raw.execute(_INSERT, _user_row(event.id, p.model_dump(), segments))
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
     _close_open_turn(raw, p.turn_started_id)
+
+
+@folds(UserTurn)
+def fold_user_turn(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
+    """``user_turn`` in a rebuild (segments as the log holds them: ``model_dump``'s order)."""
+    fold.writer.execute(_INSERT, _user_row(event_id, p, _json_list(p["segments"])))
+    _fold_witnesses(fold, event_id, p)
+    _close_open_turn(fold.writer, p["turn_started_id"])
+
+
+def _user_row(event_id: int, p: dict[str, Any], segments: str) -> tuple[object, ...]:
+    message_id = p["message_id"]
+    return (
+        *(event_id, p["chat_id"], p["scene_id"], p["meanwhile_scene_id"], "user", "you"),
+        *(p["prose"], segments, p["present_set_kind"], 0, 0, p["turn_started_id"]),
+        *(p["author_id"], f"[{message_id}]" if message_id else "[]", None),
+    )
 
 
 def _close_open_turn(raw: Connection, turn_started_id: int | None) -> None:
@@ -111,37 +133,41 @@ def _close_open_turn(raw: Connection, turn_started_id: int | None) -> None:
 
 @handles(AssistantTurn)
 def assistant_turn(raw: Connection, event: StoredEvent[AssistantTurn]) -> None:
-    p = event.payload
-    answers = p.answers_turn_id
-    if answers is None and p.turn_started_id is not None:
+    _assistant_turn(raw, event.id, event.payload.model_dump())
+    _record_witnesses(
+        raw,
+        event.id,
+        event.payload.chat_id,
+        event.payload.witnesses,
+        event.payload.present_set_kind,
+    )
+
+
+@folds(AssistantTurn)
+def fold_assistant_turn(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
+    _assistant_turn(fold.writer, event_id, p)
+    _fold_witnesses(fold, event_id, p)
+
+
+def _assistant_turn(raw: Connection, event_id: int, p: dict[str, Any]) -> None:
+    """The reply's row (``p``: the payload's fields), and its turn closed."""
+    answers = p["answers_turn_id"]
+    started = p["turn_started_id"]
+    if answers is None and started is not None:
         # written before replies named the line they answer: the line of the same turn
         row = raw.execute(
-            "SELECT id FROM turns WHERE turn_started_id = ? AND role = 'user'",
-            (p.turn_started_id,),
+            "SELECT id FROM turns WHERE turn_started_id = ? AND role = 'user'", (started,)
         ).fetchone()
         answers = None if row is None else row[0]
     raw.execute(
         _INSERT,
         (
-            event.id,
-            p.chat_id,
-            p.scene_id,
-            p.meanwhile_scene_id,
-            "assistant",
-            p.speaker_id,
-            p.text,
-            "[]",
-            p.present_set_kind,
-            int(p.cancelled),
-            int(p.interrupted),
-            p.turn_started_id,
-            0,
-            _json_list(p.message_ids),
-            answers,
+            *(event_id, p["chat_id"], p["scene_id"], p["meanwhile_scene_id"], "assistant"),
+            *(p["speaker_id"], p["text"], "[]", p["present_set_kind"], int(p["cancelled"])),
+            *(int(p["interrupted"]), started, 0, _json_list(p["message_ids"]), answers),
         ),
     )
-    _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
-    _close_open_turn(raw, p.turn_started_id)
+    _close_open_turn(raw, started)
 
 
 @handles(TurnClassified)
