@@ -72,7 +72,9 @@ class Bulk(SqliteStandIn):
         if rows is None and (rows := self._queue_of(sql)) is None:
             return self.raw.execute(sql, parameters)
         rows.append(parameters)
-        self._added(1)
+        self._queued += 1  # ``_added``, inlined: a rebuild queues millions
+        if self._queued >= FLUSH_AT:
+            self.flush()
         return _NO_ROWS
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> object:

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.store.provenance import Source
+from bot.store import memo
+from bot.store.provenance import Source, beat_witnesses
 from bot.store.sql import Connection
 
 Folder = Callable[["Fold", int, dict[str, Any]], None]
@@ -34,6 +35,8 @@ class FastKind:
     folder: Folder
     beat_field: str | None
     scene_field: str | None
+    fields: int
+    """How many fields a payload written with all of them has (most: nothing to fill in)."""
 
     def source(self, payload: dict[str, Any]) -> Source | None:
         """What ``provenance.source_of`` says of the payload, read from the dict."""
@@ -55,7 +58,11 @@ def folds(
 
     def register(folder: Folder) -> Folder:
         FAST_KINDS[model.kind] = FastKind(  # type: ignore[attr-defined]
-            defaults=defaults_of(model), folder=folder, beat_field=beat, scene_field=scene
+            defaults=defaults_of(model),
+            folder=folder,
+            beat_field=beat,
+            scene_field=scene,
+            fields=len(model.model_fields),
         )
         return folder
 
@@ -71,19 +78,52 @@ def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+KNOWN_FACTS = 100_000
+"""Facts a fold remembers having written, to skip making their rows again (bounded memory)."""
+
 EdgeRow = tuple[int, int, str, int]
 """An edge's affinity, trust, relationship summary and the scene that summary is from."""
 
 
 @dataclass(slots=True)
 class Fold:
-    """What the folders write through, and the rows kept until the end of the rebuild."""
+    """What the folders write through, and the rows kept until the end of the rebuild.
+
+    Made inside the rebuild's ``memo``, whose tables of a beat's witnesses and a chat's cast
+    it holds (the handlers of other kinds read them there too).
+    """
 
     writer: Connection
+    beats: dict[int, frozenset[str]] = field(init=False)
+    """The batch memo's beat -> witnesses (``provenance.witnessed``)."""
+    casts: dict[str, tuple[str | None, str | None]] = field(init=False)
+    """The batch memo's chat -> (host, guest) (``chats.cast_of``)."""
     edges: dict[tuple[str, str, str], EdgeRow] = field(default_factory=dict)
     """(chat, source, target) -> its row: only edge updates read or write ``edges``."""
     witness_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     """(chat, entity) -> beats witnessed: only beats write ``witness_counts``."""
+    facts: dict[Any, None] = field(default_factory=dict)
+    """Facts written (``edge_facts``' keys), the latest ``KNOWN_FACTS`` of them at most."""
+
+    def __post_init__(self) -> None:
+        beats, casts = (
+            memo.table(self.writer, "turn_witnesses"),
+            memo.table(self.writer, "chat_cast"),
+        )
+        if beats is None or casts is None:
+            raise RuntimeError("a fold is made inside its rebuild's memo")
+        self.beats, self.casts = beats, casts
+
+    def witnesses(self, beat_id: int) -> frozenset[str]:
+        """``provenance.beat_witnesses``, most often straight from the memo."""
+        found = self.beats.get(beat_id)
+        return found if found is not None else beat_witnesses(self.writer, beat_id)
+
+    def known_facts(self) -> dict[Any, None]:
+        """``facts``, emptied when full (a fact forgotten is still refused by its table)."""
+        if len(self.facts) >= KNOWN_FACTS:
+            self.facts.clear()
+        return self.facts
 
     def finish(self) -> None:
         """Write the rows kept here (in the order they were first made, as the handlers do)."""

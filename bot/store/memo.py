@@ -49,4 +49,5 @@ def forget(raw: Connection) -> None:
     """Rows changed behind the handlers: the memo may be stale, so drop all of it."""
     active = _ACTIVE.get(id(raw))
     if active is not None:
-        active.clear()
+        for rows in active.values():
+            rows.clear()  # in place: a rebuild's fold holds some of these dicts

@@ -124,42 +124,52 @@ def _fold(
         writer.execute(f"DELETE FROM {table}")  # after anything queued by a fold cut short
     count = 0
     handlers, parsers = _HANDLERS, PARSERS
-    fold = Fold(writer)
     fast_kinds = FAST_KINDS if fast else {}
     whole = bool(left_out)
-    several = len(left_out) > 1
     if whole:
         _WHOLE_LOG.add(id(writer))
     try:
         with memo(writer):
+            fold = Fold(writer)
             for event_id, kind, payload_json, chat_id, created_at in _whole_log(raw):
                 count += 1
-                gone = left_out.get(chat_id) if whole and chat_id is not None else None
                 folding = fast_kinds.get(kind)
                 if folding is not None:
-                    payload = {**folding.defaults, **from_json(payload_json)}
-                    if whole:
-                        source = folding.source(payload)
-                        if gone is not None and gone.leaves_at(event_id, source):
-                            continue
-                        if gone is None or several:
-                            _check_not_entangled(event_id, chat_id, source, left_out)
-                    folding.folder(fold, event_id, payload)
+                    payload = from_json(payload_json)
+                    if len(payload) != folding.fields:  # written before some of its fields
+                        payload = {**folding.defaults, **payload}
+                    source = folding.source(payload) if whole else None
+                    if not whole or not _left_out(event_id, kind, chat_id, source, left_out):
+                        folding.folder(fold, event_id, payload)
                     continue
                 event = StoredEvent(
                     event_id, kind, parsers[kind](payload_json), chat_id, created_at
                 )
-                if whole:
-                    if gone is not None and gone.leaves(event):
-                        continue
-                    if gone is None or several:  # another chat's may be read
-                        _check_not_entangled(event_id, chat_id, source_of(event.payload), left_out)
+                if whole and _left_out(event_id, kind, chat_id, source_of(event.payload), left_out):
+                    continue
                 for handler in handlers.get(type(event.payload), ()):  # apply_event, inlined
                     handler(writer, event)
             fold.finish()
     finally:
         _WHOLE_LOG.discard(id(writer))
     return count
+
+
+def _left_out(
+    event_id: int,
+    kind: str,
+    chat_id: str | None,
+    source: Source | None,
+    left_out: dict[str, Exclusions],
+) -> bool:
+    """True if the event is out of the story (``Exclusions.leaves``); raises ``_Entangled``
+    if it is in it but derived from what another chat's rewinds left out."""
+    gone = left_out.get(chat_id) if chat_id is not None else None
+    if gone is not None and kind not in REPLAYED_NEVER and gone.leaves_at(event_id, source):
+        return True
+    if gone is None or len(left_out) > 1:  # another chat's may be read
+        _check_not_entangled(event_id, chat_id, source, left_out)
+    return False
 
 
 def _check_not_entangled(
@@ -339,15 +349,10 @@ class Exclusions:
         at = bisect.bisect_right(spans, (event_id, _LAST)) - 1
         return at >= 0 and event_id <= spans[at][1]
 
-    def leaves(self, event: StoredEvent[Payload]) -> bool:
-        """True if ``event`` is out of the story: rewound, or derived again by a later edit.
-        A rewind or an edit never is (its rows are the story's record of it)."""
-        if event.kind in REPLAYED_NEVER:
-            return False
-        return self.leaves_at(event.id, source_of(event.payload))
-
     def leaves_at(self, event_id: int, source: Source | None) -> bool:
-        """``leaves`` of an event known by its id and its source (not a rewind or an edit)."""
+        """True if an event (by its id and its source) is out of the story: rewound, or
+        derived again by a later edit. A rewind or an edit never is (its rows are the story's
+        record of it): the caller asks of neither."""
         return self.rewound(event_id) or self.replaced_from(event_id, source)
 
     def __post_init__(self) -> None:

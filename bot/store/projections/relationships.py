@@ -71,13 +71,16 @@ def edge_updated(raw: Connection, event: StoredEvent[EdgeUpdate]) -> None:
 @folds(EdgeUpdate, beat="beat_id", scene="scene_id")
 def fold_edge(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
     """``edge_updated`` in a rebuild: the edge's row is kept in the fold, written at its end."""
-    seen = witnesses_of(fold.writer, _source(p))
+    beat = p["beat_id"]
+    seen = fold.witnesses(beat) if beat is not None else witnesses_of(fold.writer, _source(p))
     if seen is not None and p["source_id"] not in seen:
-        return
+        return  # as ``edge_updated``
     key = (p["chat_id"], p["source_id"], p["target_id"])
     row = fold.edges.get(key)
     new = fold.edges[key] = _moved(row, p)
-    _learned(fold.writer, event_id, p, (50, 50) if row is None else (row[0], row[1]), new)
+    _learned(
+        fold.writer, event_id, p, (50, 50) if row is None else (row[0], row[1]), new, fold=fold
+    )
 
 
 def _source(p: dict[str, Any]) -> Source | None:
@@ -103,10 +106,16 @@ def _moved(row: tuple[Any, ...] | None, p: dict[str, Any]) -> EdgeRow:
 
 
 def _learned(
-    raw: Connection, event_id: int, p: dict[str, Any], old: tuple[int, int], new: EdgeRow
+    raw: Connection,
+    event_id: int,
+    p: dict[str, Any],
+    old: tuple[int, int],
+    new: EdgeRow,
+    *,
+    fold: Fold | None = None,
 ) -> None:
     """The update's new facts, and what it moved (after clamping: what "why" should show)."""
-    _learn(raw, event_id, p)
+    _learn(raw, event_id, p, None if fold is None else fold.known_facts())
     if new[0] != old[0] or new[1] != old[1]:
         raw.execute(
             "INSERT INTO edge_changes (event_id, chat_id, source_id, target_id, affinity_delta, "
@@ -125,20 +134,31 @@ def fact_scope(chat_id: str, source_id: str, target_id: str) -> str:
     return "e" + hashlib.sha1(edge, usedforsecurity=False).hexdigest()[:20]
 
 
-def _learn(raw: Connection, event_id: int, p: dict[str, Any]) -> None:
-    """One row per new fact; a fact already known keeps its first source."""
+def _learn(
+    raw: Connection, event_id: int, p: dict[str, Any], known: dict[Any, None] | None = None
+) -> None:
+    """One row per new fact; a fact already known keeps its first source.
+
+    ``known``: facts a rebuild's fold saw written, skipped here before their terms are made
+    (those it has forgotten are still refused by the table's key).
+    """
     rows = []
     chat, source, target = p["chat_id"], p["source_id"], p["target_id"]
     scope = fact_scope(chat, source, target)
     for fact in p["knowledge_facts"]:
         key = fact_key(fact)
-        if key:
-            rows.append(
-                (
-                    *(chat, source, target, key, fact.strip(), event_id, p["beat_id"]),
-                    *(p["scene_id"], scope, scoped_terms(scope, key)),
-                )
+        if not key:
+            continue
+        if known is not None:
+            if (seen := (chat, source, target, key)) in known:
+                continue
+            known[seen] = None
+        rows.append(
+            (
+                *(chat, source, target, key, fact.strip(), event_id, p["beat_id"]),
+                *(p["scene_id"], scope, scoped_terms(scope, key)),
             )
+        )
     if rows:  # a rebuild sends these in long runs (``bulk``), hence one row a statement
         raw.executemany(
             "INSERT INTO edge_facts (chat_id, source_id, target_id, fact_key, fact, "

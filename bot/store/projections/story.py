@@ -16,7 +16,7 @@ from bot.store.events import (
 )
 from bot.store.fold import Fold, folds
 from bot.store.projector import handles, rebuild_chat, start_of
-from bot.store.provenance import Source, beat_witnesses, may_know
+from bot.store.provenance import Source, may_know
 from bot.store.record import StoredEvent
 from bot.store.sql import Connection
 
@@ -38,7 +38,7 @@ def memory_written(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
 @folds(MemoryWritten, beat="beat_id")
 def fold_memory(fold: Fold, event_id: int, p: dict[str, Any]) -> None:
     beat = p["beat_id"]
-    if beat is not None and p["owner_id"] not in beat_witnesses(fold.writer, beat):
+    if beat is not None and p["owner_id"] not in fold.witnesses(beat):
         return  # as ``memory_written``: its source is its beat
     fold.writer.execute(_MEMORY, _memory_row(event_id, p))
 

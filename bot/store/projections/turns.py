@@ -29,9 +29,13 @@ _INSERT = (
 )
 
 
+_DUMPS = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(…, ensure_ascii=False)`` without making an encoder each call."""
+
+
 def _json_list(items: Sequence[object]) -> str:
     """JSON of a list; most are empty, and a rebuild writes hundreds of thousands of them."""
-    return json.dumps(items, ensure_ascii=False) if items else "[]"
+    return _DUMPS(items) if items else "[]"
 
 
 def _record_witnesses(
@@ -61,30 +65,46 @@ def _witnesses_written(
 ) -> list[str]:
     """Write a beat's witnesses (``_record_witnesses`` but their counts); returns them."""
     if not witnesses:
-        host, guest = cast_of(raw, chat_id)
-        implied = {
-            "you_host": [YOU, host],
-            "you_host_guest": [YOU, host, guest],
-            "host_guest": [host, guest],
-        }[present_set_kind]
-        witnesses = [entity for entity in implied if entity]
+        witnesses = _implied(present_set_kind, *cast_of(raw, chat_id))
     witnesses = list(dict.fromkeys(witnesses))
+    _write_witnesses(raw, turn_id, chat_id, witnesses)
+    witnessed(raw, turn_id, witnesses)
+    return witnesses
+
+
+def _implied(present_set_kind: str, host: str | None, guest: str | None) -> list[str]:
+    """Who a beat's present set says saw it, in a chat of this host and guest."""
+    implied = {
+        "you_host": [YOU, host],
+        "you_host_guest": [YOU, host, guest],
+        "host_guest": [host, guest],
+    }[present_set_kind]
+    return [entity for entity in implied if entity]
+
+
+def _write_witnesses(raw: Connection, turn_id: int, chat_id: str, witnesses: list[str]) -> None:
     if witnesses:  # a rebuild sends these in long runs (``bulk``), hence one row a statement
         raw.executemany(
             "INSERT INTO turn_witnesses (turn_id, chat_id, entity_id) VALUES (?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             [(turn_id, chat_id, entity) for entity in witnesses],
         )
-    witnessed(raw, turn_id, witnesses)
-    return witnesses
 
 
 def _fold_witnesses(fold: Fold, turn_id: int, p: dict[str, Any]) -> None:
     """``_record_witnesses`` in a rebuild's fold: the counts are kept until its end."""
     chat_id = p["chat_id"]
-    seen = _witnesses_written(fold.writer, turn_id, chat_id, p["witnesses"], p["present_set_kind"])
+    witnesses = p["witnesses"]
+    if not witnesses:
+        cast = fold.casts.get(chat_id) or cast_of(fold.writer, chat_id)
+        witnesses = _implied(p["present_set_kind"], *cast)
+    witnesses = list(dict.fromkeys(witnesses))
+    _write_witnesses(fold.writer, turn_id, chat_id, witnesses)
+    seen = frozenset(witnesses)
+    known = fold.beats.get(turn_id)
+    fold.beats[turn_id] = seen if known is None else known | seen  # ``witnessed``
     counts = fold.witness_counts
-    for entity in seen:
+    for entity in witnesses:
         key = (chat_id, entity)
         counts[key] = counts.get(key, 0) + 1
 
