@@ -49,7 +49,7 @@ def edge_updated(raw: Connection, event: StoredEvent[EdgeUpdate]) -> None:
             "WHERE chat_id = ? AND source_id = ? AND target_id = ?",
             key,
         ).fetchone()
-    fields = p.model_dump()
+    fields = vars(p)  # the fields as a dict, no copy (what the folder is given)
     new = _moved(None if row is None else tuple(row), fields)
     if row is None:
         raw.execute(

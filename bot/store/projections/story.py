@@ -32,7 +32,7 @@ def memory_written(raw: Connection, event: StoredEvent[MemoryWritten]) -> None:
     p = event.payload
     if not may_know(raw, p.owner_id, p):
         return  # a memory of a beat its owner did not witness is no one's memory
-    raw.execute(_MEMORY, _memory_row(event.id, p.model_dump()))
+    raw.execute(_MEMORY, _memory_row(event.id, vars(p)))
 
 
 @folds(MemoryWritten, beat="beat_id")

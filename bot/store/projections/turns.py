@@ -122,7 +122,7 @@ def turn_started(raw: Connection, event: StoredEvent[TurnStarted]) -> None:
 def user_turn(raw: Connection, event: StoredEvent[UserTurn]) -> None:
     p = event.payload
     segments = _json_list([s.model_dump() for s in p.segments])
-    raw.execute(_INSERT, _user_row(event.id, p.model_dump(), segments))
+    raw.execute(_INSERT, _user_row(event.id, vars(p), segments))
     _record_witnesses(raw, event.id, p.chat_id, p.witnesses, p.present_set_kind)
     _close_open_turn(raw, p.turn_started_id)
 
@@ -153,7 +153,7 @@ def _close_open_turn(raw: Connection, turn_started_id: int | None) -> None:
 
 @handles(AssistantTurn)
 def assistant_turn(raw: Connection, event: StoredEvent[AssistantTurn]) -> None:
-    _assistant_turn(raw, event.id, event.payload.model_dump())
+    _assistant_turn(raw, event.id, vars(event.payload))
     _record_witnesses(
         raw,
         event.id,
