@@ -191,10 +191,11 @@ LOG_PAGE = 2000
 """Events read at a time by a rebuild: PostgreSQL fetches a statement's rows whole."""
 
 
-def _whole_log(raw: Connection) -> Iterator[tuple[int, str, str, str | None, str]]:
+def _whole_log(raw: Connection) -> Iterator[tuple[int, str, str | bytes, str | None, str]]:
     """Every event in id order as (id, kind, payload JSON, chat, created at): on SQLite as
-    plain tuples (a million ``sqlite3.Row`` lookups are not free), on PostgreSQL a page at a
-    time (it fetches a statement's rows whole)."""
+    plain tuples (a million ``sqlite3.Row`` lookups are not free), the JSON as its UTF-8 bytes
+    (both parsers read them; no string is decoded only to be parsed), on PostgreSQL a page at
+    a time (it fetches a statement's rows whole)."""
     if not isinstance(raw, sqlite3.Connection):
         for row in log_rows(raw):
             yield row["id"], row["kind"], row["payload_json"], row["chat_id"], row["created_at"]
@@ -202,7 +203,8 @@ def _whole_log(raw: Connection) -> Iterator[tuple[int, str, str, str | None, str
     log = raw.cursor()
     log.row_factory = None
     yield from log.execute(
-        "SELECT id, kind, payload_json, chat_id, created_at FROM event_log ORDER BY id"
+        "SELECT id, kind, CAST(payload_json AS BLOB), chat_id, created_at FROM event_log "
+        "ORDER BY id"
     )
 
 

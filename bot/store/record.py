@@ -32,7 +32,7 @@ class StoredEvent(Generic[E_co]):
         }
 
 
-PARSERS: dict[str, Callable[[str], Any]] = {
+PARSERS: dict[str, Callable[[str | bytes], Any]] = {
     kind: model.__pydantic_validator__.validate_json for kind, model in PAYLOAD_MODELS.items()
 }
 """kind -> what ``model_validate_json`` calls, called straight (a replay parses millions)."""
