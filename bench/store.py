@@ -7,7 +7,8 @@
 For each size a file database in a temporary directory gets a log of realistic turns
 (user_turn, assistant_turn, 3 memory_written, 2 edge_update with a new fact each, a scene every
 40 turns), appended unapplied; ``project`` then rebuilds every projection from it (the rebuild
-rate); last, at that size, per-turn ``append_events`` batches and single ``append_and_apply``
+rate, by the wall clock and per CPU second: on a shared machine the second moves far less);
+last, at that size, per-turn ``append_events`` batches and single ``append_and_apply``
 events are timed. Targets: >= 5,000 events/s appended in per-turn batches,
 >= 50,000 events/s rebuilt.
 """
