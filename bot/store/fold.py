@@ -7,8 +7,9 @@ the log's JSON gives (``from_json``, with the model's defaults under it: the sam
 ``model_validate_json`` does for these kinds, whose fields only ever gained defaults; the
 payload was validated when it was written), and rows no other handler reads are kept here
 and written once at the end: an edge's numbers, how many beats each witness saw. Every
-other kind, and every other store, goes through the handlers; the replay tests hold the
-folders to the handlers' rows.
+other kind, and a fold on any other connection (or folding an entangled log again), goes
+through the handlers; the replay tests hold the folders to the handlers' rows. PostgreSQL's
+rebuild folds in a scratch SQLite file (``pg/rebuild.py``), so it comes here too.
 """
 
 from __future__ import annotations
