@@ -139,3 +139,24 @@ async def test_a_line_of_words_with_nothing_to_index_still_gives_the_newest_fact
         for about in ("ﾟﾟﾟﾟ", "ﹰﹲﹴﹶ ﾞﾞﾞﾞ"):
             facts = await views.known_facts(seeded.chat_id, f.HOST, f.GUEST, about=about)
             assert facts == ("likes tea",)
+
+
+async def _segments(db: Database, fts: str) -> int:
+    row = await db.fetchone(f"SELECT count(DISTINCT segid) FROM {fts}_idx")
+    return int(row[0])
+
+
+async def test_an_index_written_a_beat_at_a_time_keeps_few_segments() -> None:
+    # a search seeks each of its words in every segment; FTS5 alone merged a beat's small
+    # segments only once 16 had piled up (migration 10 merges them four at a time), and the
+    # setting survives a full rebuild
+    async with open_db(":memory:") as db:
+        seeded = await f.seed_meanwhile_chat(db)
+        most = 0
+        for n in range(120):
+            await remember(db, seeded.chat_id, f"the lantern {n}")
+            most = max(most, await _segments(db, "memories_fts_recent"))
+            if n == 60:
+                await project(db)
+        assert most <= 4
+        assert await found(db, seeded.chat_id, ["lantern"], 200) == await holding(db, "lantern")
