@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tests.helpers.store_factories as f
-from bot.store import Database, append_and_apply, bulk, open_db, project, projector
+from bot.store import Database, append_and_apply, bulk, open_db, page_cache, project, projector
 from bot.store.events import AssistantTurn, EdgeUpdate, MemoryWritten, UserTurn
 from bot.store.fold import FAST_KINDS, Fold
 from bot.store.projector import _HANDLERS
@@ -117,6 +117,27 @@ async def test_a_rebuild_gives_back_every_index_and_trigger() -> None:
         assert await db.run(schema) == before
         assert await f.snapshot(db) == incremental
         assert gc.isenabled()
+
+
+async def test_a_rebuild_runs_with_a_large_page_cache_and_gives_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # turns play with a small cache (a full one made every turn of a long story dearer)
+    sizes: list[int] = []
+    fold = projector._fold
+
+    def noting_the_cache(raw: Connection, *args: Any, **kwargs: Any) -> int:
+        sizes.append(raw.execute("PRAGMA cache_size").fetchone()[0])
+        return fold(raw, *args, **kwargs)
+
+    monkeypatch.setattr(projector, "_fold", noting_the_cache)
+    async with open_db(":memory:") as db:
+        await seeded_store(db)
+        cache_size = "PRAGMA cache_size"
+        assert tuple(await db.fetchone(cache_size)) == (-page_cache.TURN_KIB,)
+        await project(db)
+        assert sizes == [-page_cache.REBUILD_KIB]
+        assert tuple(await db.fetchone(cache_size)) == (-page_cache.TURN_KIB,)
 
 
 async def test_a_rebuild_cut_short_leaves_the_old_projections(

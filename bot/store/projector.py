@@ -29,6 +29,7 @@ from bot.store.journal import (
     undo_after,
 )
 from bot.store.memo import memo
+from bot.store.page_cache import rebuild_cache
 from bot.store.provenance import Source, source_of
 from bot.store.recall import drop_recall_index
 from bot.store.record import PARSERS, StoredEvent, parse_row
@@ -85,6 +86,11 @@ def rebuild_all(raw: Connection) -> int:
     sent table by table in runs, indexes no handler reads made once at the end). What the
     log's rewinds and edits leave out is never applied (see ``rebuild_chat``).
     """
+    with rebuild_cache(raw):
+        return _rebuild_all(raw)
+
+
+def _rebuild_all(raw: Connection) -> int:
     drop_triggers(raw)
     forget_all(raw)
     restore_recall = drop_recall_index(raw)
