@@ -4,10 +4,10 @@ full rebuild, given back when the rebuild commits.
 A turn touches a few hundred pages, the same ones turn after turn. A cache of 64 MiB that a
 long story had filled (16k pages, in the process that built it) made a turn at 10,000 prior
 beats cost 18-23% more CPU than one at 10 beats played in the same rounds; 3-5% once that
-cache was shrunk, 0-3% with 2 MiB from the start. Why a full cache costs more is not pinned
-down (spread memory, it seems: a turn's instruction count does not grow). A full rebuild
-writes every projection row once and keeps 64 MiB (about 50k events/s at 1M events instead
-of 30k).
+cache was shrunk, 0-3% with 2 MiB from the start (one experiment each; bench/engine.py runs
+since vary more). Why a full cache costs more is not pinned down (spread memory, it seems: a
+turn's instruction count does not grow). A full rebuild writes every projection row once and
+keeps 64 MiB, which held large rebuilds at about 50k events/s instead of 30k when chosen.
 """
 
 from __future__ import annotations
