@@ -35,7 +35,7 @@ from bot.store.health import (
 )
 from bot.store.journal import install_triggers
 from bot.store.lock import WriterLock
-from bot.store.page_cache import set_turn_cache
+from bot.store.page_cache import REBUILD_KIB, set_turn_cache
 from bot.store.projector import rebuild_all
 from bot.store.schema import MIGRATIONS, REBUILD_AFTER
 from bot.store.sql import Connection
@@ -182,7 +182,7 @@ def scratch_store(path: Path) -> sqlite3.Connection:
     raw.row_factory = sqlite3.Row
     raw.execute("PRAGMA journal_mode = OFF")
     raw.execute("PRAGMA synchronous = OFF")
-    raw.execute("PRAGMA cache_size = -65536")  # as the store itself: bounded on a small host
+    raw.execute(f"PRAGMA cache_size = -{REBUILD_KIB}")  # a rebuild's, bounded on a small host
     _migrate(raw, announce=False)
     return raw
 

@@ -29,14 +29,15 @@ def set_turn_cache(raw: Connection) -> None:
 
 @contextmanager
 def rebuild_cache(raw: Connection) -> Iterator[None]:
-    """A large page cache while the block runs (SQLite; nothing on PostgreSQL). The size goes
-    back to ``TURN_KIB`` at the end, and the pages beyond it are freed as the transaction
-    commits (a dirty page cannot be dropped before)."""
+    """A large page cache while the block runs (SQLite; nothing on PostgreSQL). The size it
+    had comes back at the end, and the pages beyond it are freed as the transaction commits
+    (a dirty page cannot be dropped before)."""
     if is_postgres(raw):
         yield
         return
+    had = int(raw.execute("PRAGMA cache_size").fetchone()[0])
     raw.execute(f"PRAGMA cache_size = -{REBUILD_KIB}")
     try:
         yield
     finally:
-        set_turn_cache(raw)
+        raw.execute(f"PRAGMA cache_size = {had}")
