@@ -278,7 +278,15 @@ def _seen_closed_by_the_driver(raw: adapter.PgConnection) -> None:
     raw.execute("SELECT 1")
 
 
-@pytest.mark.parametrize("lose", [_killed_by_the_server, _seen_closed_by_the_driver])
+def _reset_under_the_socket(raw: adapter.PgConnection) -> None:
+    """The server's socket reset as the driver sends: an ``OSError``, not a scratch file's."""
+    raw.conn.terminate()
+    raise ConnectionResetError(104, "Connection reset by peer")
+
+
+@pytest.mark.parametrize(
+    "lose", [_killed_by_the_server, _seen_closed_by_the_driver, _reset_under_the_socket]
+)
 async def test_a_rebuild_cut_off_by_a_lost_connection_is_done_again_whole(
     postgres_url: str,
     monkeypatch: pytest.MonkeyPatch,

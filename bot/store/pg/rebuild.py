@@ -38,38 +38,50 @@ def rebuild_by_copy(raw: PgConnection) -> int:
     ``rebuild_all`` would on it; returns the events read.
 
     The scratch file lives in the system's temporary directory (``TMPDIR``) and is removed
-    after; if it cannot be written there (a full disk), the store is left as it was."""
+    after; if it cannot be made or written there (a full disk), the store is left as it was.
+    (Only the scratch directory's making and SQLite's own errors are the scratch file's: an
+    ``OSError`` of the server's socket is a lost connection, which the store retries.)"""
     try:
-        return _rebuild_by_copy(raw)
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreError(
-            f"the rebuild could not use its scratch file in {tempfile.gettempdir()} ({exc}); "
-            "nothing was changed. Free space there, or point TMPDIR at a disk with room "
-            "(about as much as the story takes in a SQLite file), and try again"
-        ) from exc
-
-
-def _rebuild_by_copy(raw: PgConnection) -> int:
-    with tempfile.TemporaryDirectory(prefix="storybot-rebuild-") as scratch_dir:
-        lite = scratch_store(Path(scratch_dir) / "fold.db")
+        scratch = tempfile.TemporaryDirectory(
+            prefix="storybot-rebuild-", ignore_cleanup_errors=True
+        )
+    except OSError as exc:
+        raise _scratch_failed(exc) from exc
+    with scratch as scratch_dir:
         try:
-            started = time.perf_counter()
-            count = _fold_in(lite, raw)
-            folded = time.perf_counter()
-            drop_triggers(raw)
-            forget_all(raw)
-            restore_recall = drop_recall_index(raw)
-            for table in PROJECTION_TABLES:
-                raw.execute(f"DELETE FROM {table}")
-            plain_indexes = _drop_plain_indexes(raw)
-            for table in PROJECTION_TABLES:
-                _copy_table(lite, raw, table)
-            copied = time.perf_counter()
-            for definition in plain_indexes:
-                raw.execute(definition)
-            restore_recall()
-        finally:
-            lite.close()
+            return _rebuild_in(raw, Path(scratch_dir))
+        except sqlite3.Error as exc:
+            raise _scratch_failed(exc) from exc
+
+
+def _scratch_failed(exc: BaseException) -> StoreError:
+    return StoreError(
+        f"the rebuild could not use its scratch file in {tempfile.gettempdir()} ({exc}); "
+        "nothing was changed. Free space there, or point TMPDIR at a disk with room "
+        "(about as much as the story takes in a SQLite file), and try again"
+    )
+
+
+def _rebuild_in(raw: PgConnection, scratch_dir: Path) -> int:
+    lite = scratch_store(scratch_dir / "fold.db")
+    try:
+        started = time.perf_counter()
+        count = _fold_in(lite, raw)
+        folded = time.perf_counter()
+        drop_triggers(raw)
+        forget_all(raw)
+        restore_recall = drop_recall_index(raw)
+        for table in PROJECTION_TABLES:
+            raw.execute(f"DELETE FROM {table}")
+        plain_indexes = _drop_plain_indexes(raw)
+        for table in PROJECTION_TABLES:
+            _copy_table(lite, raw, table)
+        copied = time.perf_counter()
+        for definition in plain_indexes:
+            raw.execute(definition)
+        restore_recall()
+    finally:
+        lite.close()
     log.info(
         "rebuild of %d events: folded in %.1f s, copied in %.1f s, indexed in %.1f s",
         count,
