@@ -25,7 +25,7 @@ from bot.store.events import AssistantTurn, UserTurn
 from bot.store.pg import adapter
 from bot.store.pg import rebuild as pg_rebuild
 from bot.store.pg.connect import connect
-from bot.store.pg.db import PgDatabase, open_pg
+from bot.store.pg.db import READ_ONLY_SESSION, PgDatabase, open_pg
 from bot.store.pg.schema import MIGRATIONS
 from bot.store.pg_locks import ChatLockLostError, PgChatLocks
 from bot.store.sql import Connection
@@ -78,6 +78,31 @@ async def test_a_read_only_store_is_still_read_only_on_its_new_connection(
         async with open_pg(postgres_url, schema=schema, read_only=True) as reader:
             await _kill_connection(reader, postgres_url)
             assert len(await reader.fetchall("SELECT id FROM event_log")) > 0
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await reader.run(lambda raw: raw.execute("DELETE FROM event_log"))
+            assert len(await reader.fetchall("SELECT id FROM event_log")) > 0
+
+
+async def test_a_read_only_store_whose_connection_drops_as_it_opens_still_opens_read_only(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lost just as the read-only session is set: the store opens again, read-only, instead of
+    failing its start with the driver's own error."""
+    script = adapter.PgConnection.script
+    cut = {"once": True}
+
+    def lost_at_the_session(self: adapter.PgConnection, sql: str) -> None:
+        if sql == READ_ONLY_SESSION and cut.pop("once", False):
+            self.conn.terminate()
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed")
+        script(self, sql)
+
+    async with fresh_schema(postgres_url) as schema:
+        async with open_pg(postgres_url, schema=schema) as db:
+            await f.seed_meanwhile_chat(db)
+        monkeypatch.setattr(adapter.PgConnection, "script", lost_at_the_session)
+        async with open_pg(postgres_url, schema=schema, read_only=True) as reader:
+            assert cut == {}  # the first try was cut off
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
                 await reader.run(lambda raw: raw.execute("DELETE FROM event_log"))
             assert len(await reader.fetchall("SELECT id FROM event_log")) > 0

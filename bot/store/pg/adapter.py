@@ -139,10 +139,10 @@ class PgWorker:
             await self.close()
             raise
 
-    async def set_session(self, script: str) -> None:
-        """Run ``script`` now and on every connection opened again after a lost one."""
+    def keep_session(self, script: str) -> None:
+        """Run ``script`` on every connection opened from now on (the caller runs it on the
+        one open now, through the store, so a loss meanwhile is handled as any other)."""
         self._session = script
-        await self.run(lambda raw: raw.script(script))
 
     async def run(self, work: Callable[[PgConnection], T]) -> T:
         """Run ``work`` on the thread, first opening the connection again if it was lost."""

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+READ_ONLY_SESSION = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+"""A read-only store's session (``events`` beside a running bot), on every connection."""
+
 MIGRATION_LOCK = (0x73747279, 1)
 """The advisory lock (two-key form) migrations run under: "stry", 1."""
 
@@ -239,7 +242,8 @@ async def open_pg(
     try:
         if read_only:
             await db.run(lambda raw: _require_store(raw, where))
-            await worker.set_session("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            worker.keep_session(READ_ONLY_SESSION)
+            await db.run(lambda raw: raw.script(READ_ONLY_SESSION))
         else:
             await db.run(lambda raw: _refuse_stranger(raw, where))
             version = await db.run(_migrate)
