@@ -10,6 +10,7 @@ import bisect
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -91,22 +92,31 @@ def rebuild_all(raw: Connection) -> int:
 
 
 def _rebuild_all(raw: Connection) -> int:
+    with replacing_projections(raw):
+        left_out = Exclusions.of_log(raw)
+        with bulk_writes(raw) as writer:
+            try:
+                count = _fold(raw, writer, left_out, fast=isinstance(writer, Bulk))
+            except _Entangled as entangled:
+                log.info("%s: the log is folded again, each rewind replaying its chat", entangled)
+                count = _fold(raw, writer, {}, fast=False)
+    return count
+
+
+@contextmanager
+def replacing_projections(raw: Connection) -> Iterator[None]:
+    """What every full rebuild does around filling the projections again (``rebuild_all``
+    here, a copy from a scratch file on PostgreSQL): the journal's triggers and the full-text
+    indexes off while it runs; after, the indexes made in one go, the journal covering only
+    later events, its triggers back. A rebuild that fails leaves all that to the rollback."""
     drop_triggers(raw)
     forget_all(raw)
     restore_recall = drop_recall_index(raw)
-    left_out = Exclusions.of_log(raw)
-    with bulk_writes(raw) as writer:
-        try:
-            count = _fold(raw, writer, left_out, fast=isinstance(writer, Bulk))
-        except _Entangled as entangled:
-            log.info("%s: the log is folded again, each rewind replaying its chat", entangled)
-            count = _fold(raw, writer, {}, fast=False)
+    yield
     restore_recall()
-    forget_all(
-        raw, since=int(raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0])
-    )
+    last = raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0]
+    forget_all(raw, since=int(last))
     install_triggers(raw)
-    return count
 
 
 class _Entangled(Exception):

@@ -21,10 +21,8 @@ from pathlib import Path
 
 from bot.store.db import scratch_store
 from bot.store.errors import StoreError
-from bot.store.journal import drop_triggers, forget_all, install_triggers
 from bot.store.pg.adapter import PgConnection
-from bot.store.projector import log_rows, rebuild_all
-from bot.store.recall import drop_recall_index
+from bot.store.projector import log_rows, rebuild_all, replacing_projections
 from bot.store.schema import PROJECTION_TABLES
 
 log = logging.getLogger(__name__)
@@ -68,18 +66,15 @@ def _rebuild_in(raw: PgConnection, scratch_dir: Path) -> int:
         started = time.perf_counter()
         count = _fold_in(lite, raw)
         folded = time.perf_counter()
-        drop_triggers(raw)
-        forget_all(raw)
-        restore_recall = drop_recall_index(raw)
-        for table in PROJECTION_TABLES:
-            raw.execute(f"DELETE FROM {table}")
-        plain_indexes = _drop_plain_indexes(raw)
-        for table in PROJECTION_TABLES:
-            _copy_table(lite, raw, table)
-        copied = time.perf_counter()
-        for definition in plain_indexes:
-            raw.execute(definition)
-        restore_recall()
+        with replacing_projections(raw):
+            for table in PROJECTION_TABLES:
+                raw.execute(f"DELETE FROM {table}")
+            plain_indexes = _drop_plain_indexes(raw)
+            for table in PROJECTION_TABLES:
+                _copy_table(lite, raw, table)
+            copied = time.perf_counter()
+            for definition in plain_indexes:
+                raw.execute(definition)
     finally:
         lite.close()
     log.info(
@@ -89,9 +84,6 @@ def _rebuild_in(raw: PgConnection, scratch_dir: Path) -> int:
         copied - folded,
         time.perf_counter() - copied,
     )
-    last = raw.execute("SELECT COALESCE(MAX(id), 0) FROM event_log").fetchone()[0]
-    forget_all(raw, since=int(last))
-    install_triggers(raw)
     return count
 
 
