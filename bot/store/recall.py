@@ -62,6 +62,12 @@ PG_FACTS_DOCUMENT = "to_tsvector('simple', scope || ' ' || fact_key)"
 PG_FACTS_INDEX = f"CREATE INDEX edge_facts_match ON edge_facts USING gin ({PG_FACTS_DOCUMENT})"
 
 
+def _pg_any_scoped(scope: str, words: Sequence[str]) -> str:
+    """A ``to_tsquery`` for any of ``words`` inside ``scope`` (PostgreSQL's documents hold the
+    scope as a word of their own)."""
+    return f"{scope} & ({' | '.join(words)})"
+
+
 def search(raw: Connection, scope: str, words: Sequence[str], limit: int) -> list[Row]:
     """The newest memories in ``scope`` holding any of ``words``, newest first."""
     if not words or limit <= 0:
@@ -70,7 +76,7 @@ def search(raw: Connection, scope: str, words: Sequence[str], limit: int) -> lis
         return raw.execute(
             f"SELECT * FROM memories WHERE {PG_DOCUMENT} @@ to_tsquery('simple', ?) "
             "ORDER BY id DESC LIMIT ?",
-            (f"{scope} & ({' | '.join(words)})", limit),
+            (_pg_any_scoped(scope, words), limit),
         ).fetchall()
     any_word = " OR ".join(f'"{w}"' for w in words)
     return newest_matching(
@@ -91,7 +97,7 @@ def search_facts(raw: Connection, scope: str, words: Sequence[str], limit: int) 
         return raw.execute(
             f"SELECT event_id, fact FROM edge_facts WHERE {PG_FACTS_DOCUMENT} "
             "@@ to_tsquery('simple', ?) ORDER BY event_id DESC LIMIT ?",
-            (f"{scope} & ({' | '.join(words)})", limit),
+            (_pg_any_scoped(scope, words), limit),
         ).fetchall()
     match = any_scoped(scope, words)
     if not match:  # every word folded to nothing (FTS5 refuses an empty query)
