@@ -23,18 +23,23 @@ def _file_at_version(path: Path, version: int) -> sqlite3.Connection:
     return raw
 
 
-def _version_1_database(path: Path) -> None:
-    """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
-    raw = _file_at_version(path, 1)
-    memory = {
+def _miras_memory(text: str) -> dict[str, object]:
+    """A memory_written payload as early releases wrote it: Mira's, seen by you and her."""
+    return {
         "owner_id": "mira",
         "chat_id": "c1",
         "scene_id": 3,
         "witness_you": 1,
         "witness_host": 1,
         "witness_guest": 0,
-        "text": "Alex spoke of the lighthouse keeper",
+        "text": text,
     }
+
+
+def _version_1_database(path: Path) -> None:
+    """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
+    raw = _file_at_version(path, 1)
+    memory = _miras_memory("Alex spoke of the lighthouse keeper")
     raw.execute(
         "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -70,18 +75,7 @@ async def test_a_version_8_database_migrates_into_two_tier_indexes(tmp_path: Pat
     path = tmp_path / "v8.db"
     raw = _file_at_version(path, 8)
     events: list[tuple[str, dict[str, object]]] = [
-        (
-            "memory_written",
-            {
-                "owner_id": "mira",
-                "chat_id": "c1",
-                "scene_id": 3,
-                "witness_you": 1,
-                "witness_host": 1,
-                "witness_guest": 0,
-                "text": text,
-            },
-        )
+        ("memory_written", _miras_memory(text))
         for text in ("the lighthouse keeper", "the harbour", "a Lighthouse")
     ]
     events.append(
