@@ -23,6 +23,12 @@ from typing import TypeVar
 
 import aiosqlite
 
+from bot.store.checkpoint import (
+    checkpoint_beside,
+    checkpoints_deferred,
+    defer_checkpoints,
+    resume_checkpoints,
+)
 from bot.store.database import Database
 from bot.store.errors import DatabaseGoneError, StoreError, WriteFailedError
 from bot.store.health import (
@@ -54,6 +60,9 @@ class SqliteDatabase(Database):
         self.identity: FileIdentity | None = None
         """Set once open: each write first checks the path still names this file."""
         self._gone: DatabaseGoneError | None = None
+        self._rebuilt = False
+        """Set by a rebuild on the writer's thread: its checkpoint is to be made aside."""
+        self._checkpointing: asyncio.Task[None] | None = None
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one IMMEDIATE transaction: all of it commits, or none of it.
@@ -75,12 +84,43 @@ class SqliteDatabase(Database):
                 raise
             return result
 
-        return await self.run(transaction)
+        try:
+            return await self.run(transaction)
+        finally:
+            if self._rebuilt:
+                self.checkpoint_aside()
 
     def rebuild(self, raw: Connection) -> int:
+        """``rebuild_all``, its pages copied into the file after it commits (``checkpoint``)."""
+        assert isinstance(raw, sqlite3.Connection)
+        defer_checkpoints(raw)
+        self._rebuilt = True
         return rebuild_all(raw)
 
+    def checkpoint_aside(self) -> None:
+        """Copy the log into the file on a thread and connection of their own, then let the
+        writer's commits do it again (``bot.store.checkpoint``)."""
+        self._rebuilt = False
+        if self._checkpointing is None or self._checkpointing.done():
+            self._checkpointing = asyncio.create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            if self.path != ":memory:":
+                await asyncio.to_thread(checkpoint_beside, self.path)
+        except sqlite3.Error as exc:  # the writer's next commit copies it instead
+            log.warning("could not copy the rebuild into %s yet: %s", self.path, exc)
+        finally:
+            with contextlib.suppress(sqlite3.Error, ValueError):  # ValueError: closed
+                await self.run(resume_checkpoints)
+
+    async def checkpointed(self) -> None:
+        """Once a rebuild's copy aside (if one runs) is done."""
+        if self._checkpointing is not None:
+            await self._checkpointing
+
     async def close(self) -> None:
+        await self.checkpointed()  # what the rebuild's commit would have waited for
         await self._conn.close()
 
     def _confirm_file(self) -> None:
@@ -159,6 +199,7 @@ def _migrate(raw: sqlite3.Connection, *, announce: bool = True) -> int:
                     log.info(
                         "rebuilding every projection from the event log (a long story takes time)"
                     )
+                    defer_checkpoints(raw)  # its pages are copied aside (``checkpoint``)
                     log.info("rebuilt projections from %d events", rebuild_all(raw))
         except BaseException:
             raw.execute("ROLLBACK")
@@ -230,12 +271,14 @@ async def open_db(
         if not read_only:
             await db.run(lambda raw: _check(raw, target, check_seconds))
             version = await db.run(_migrate)
+            if await db.run(checkpoints_deferred):  # a migration rebuilt the projections
+                db.checkpoint_aside()
             log.debug("store %s at schema version %d", target, version)
         if lock is not None:
             db.identity = FileIdentity.of(Path(target))
         yield db
     finally:
-        await conn.close()
+        await db.close()
         if lock is not None:
             lock.release()
 
