@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.store import open_db
 from bot.store.db import _split_statements
+from bot.store.projector import rebuild_all
 from bot.store.schema import MIGRATIONS
 from bot.store.views import Views
 
@@ -107,3 +108,58 @@ async def test_a_version_8_database_migrates_into_two_tier_indexes(tmp_path: Pat
     assert [m.id for m in found] == [3, 1]
     assert facts == ("Keeps the lighthouse key",) and missed == ()
     assert boundary is not None and boundary[0] == 3  # all of it in the archive
+
+
+async def test_a_version_10_database_keeps_both_tiers_searchable_without_column_sizes(
+    tmp_path: Path,
+) -> None:
+    """Migration 11 makes each full-text index again with ``columnsize=0`` from the rows it
+    indexed: the archive's and the recent tier's memories and facts are all found after it,
+    and each index still merges its segments four at a time."""
+    path = tmp_path / "v10.db"
+    raw = _file_at_version(path, 10)
+    events: list[tuple[str, dict[str, object]]] = [
+        ("memory_written", _miras_memory("the lighthouse keeper")),
+        (
+            "edge_update",
+            {
+                "chat_id": "c1",
+                "source_id": "mira",
+                "target_id": "you",
+                "knowledge_facts": ["Keeps the lighthouse key"],
+            },
+        ),
+    ]
+    for event_id, (kind, payload) in enumerate(events, start=1):
+        raw.execute(
+            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+            "VALUES (?, ?, ?, 'c1', '2026-01-01T00:00:00+00:00')",
+            (event_id, kind, json.dumps(payload)),
+        )
+    raw.execute("BEGIN")
+    rebuild_all(raw)  # the archive tier holds what the log gave
+    raw.execute(
+        "INSERT INTO memories (id, owner_id, chat_id, scene_id, beat_id, witness_you, "
+        "witness_host, witness_guest, text, pov_summary, scope) "
+        "SELECT 9, owner_id, chat_id, scene_id, NULL, 1, 1, 0, 'a lighthouse at dusk', '', "
+        "scope FROM memories WHERE id = 1"
+    )  # above the boundary: the recent tier's
+    raw.execute("COMMIT")
+    raw.close()
+
+    async with open_db(path) as db:
+        views = Views(db)
+        found = await views.search_memories("c1", "mira", ["lighthouse"], 5)
+        facts = await views.known_facts("c1", "mira", "you", about="the LIGHTHOUSE", newest=0)
+        indexes = await db.fetchall(
+            "SELECT name, sql FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+        merges = [
+            (await db.fetchone(f"SELECT v FROM {name}_config WHERE k = 'crisismerge'"))[0]
+            for name, _ in indexes
+        ]
+
+    assert [m.id for m in found] == [9, 1]
+    assert facts == ("Keeps the lighthouse key",)
+    assert len(indexes) == 4 and all("columnsize=0" in sql for _, sql in indexes)
+    assert merges == [4, 4, 4, 4]

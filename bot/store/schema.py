@@ -65,6 +65,27 @@ def tier_triggers(table: str, span: int | None = None) -> str:
     """
 
 
+def _sizeless_index(table: str) -> str:
+    """Migration 11 for one table: both tiers made again with ``columnsize=0``, from their rows
+    (the tiers' triggers name the indexes, so they stay as they are)."""
+    key, columns, _ = RECALL_TIERS[table]
+    cols = ", ".join(columns)
+    view_key = "id" if key == "id" else "fact_row"
+    script = ""
+    for fts, view in (
+        (f"{table}_fts", f"{table}_archived"),
+        (f"{table}_fts_recent", f"{table}_newest"),
+    ):
+        script += f"""
+    DROP TABLE {fts};
+    CREATE VIRTUAL TABLE {fts} USING fts5 (
+        {cols}, content='{view}', content_rowid='{view_key}', columnsize=0
+    );
+    INSERT INTO {fts} ({fts}, rank) VALUES ('crisismerge', {CRISIS_MERGE});
+    INSERT INTO {fts} ({fts}) VALUES ('rebuild');"""
+    return script + "\n"
+
+
 def _tiered_index(table: str) -> str:
     """Migration 9 for one table: two full-text indexes split at ``recall_tiers.boundary``.
 
@@ -460,6 +481,11 @@ MIGRATIONS: tuple[str, ...] = (
         for table in RECALL_TIERS
         for fts in (f"{table}_fts", f"{table}_fts_recent")
     ),
+    # 11: the full-text indexes keep no column sizes (FTS5's ``columnsize=0``): only ranking
+    # by bm25 reads them, and recall orders by key. Each indexed row is one write fewer, and a
+    # full rebuild's final indexing does a twentieth less work (instructions counted at 100k
+    # events). Each index is made again from its rows, without a rebuild of the projections.
+    "".join(_sizeless_index(table) for table in RECALL_TIERS),
 )
 
 REBUILD_AFTER: frozenset[int] = frozenset({2, 3, 4, 7, 8, 9})
