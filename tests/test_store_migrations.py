@@ -37,6 +37,21 @@ def _miras_memory(text: str) -> dict[str, object]:
     }
 
 
+def _log_memories_and_a_fact(raw: sqlite3.Connection, texts: tuple[str, ...]) -> None:
+    """Mira's memories of ``texts`` in the log, then one fact she learned about you."""
+    events: list[tuple[str, dict[str, object]]] = [
+        ("memory_written", _miras_memory(text)) for text in texts
+    ]
+    fact = {"chat_id": "c1", "source_id": "mira", "target_id": "you"}
+    events.append(("edge_update", {**fact, "knowledge_facts": ["Keeps the lighthouse key"]}))
+    for event_id, (kind, payload) in enumerate(events, start=1):
+        raw.execute(
+            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
+            "VALUES (?, ?, ?, 'c1', '2026-01-01T00:00:00+00:00')",
+            (event_id, kind, json.dumps(payload)),
+        )
+
+
 def _version_1_database(path: Path) -> None:
     """What release 1 wrote: schema 1, a chat with one memory, projections filled."""
     raw = _file_at_version(path, 1)
@@ -75,27 +90,7 @@ async def test_a_version_8_database_migrates_into_two_tier_indexes(tmp_path: Pat
     matching still find it, newest first."""
     path = tmp_path / "v8.db"
     raw = _file_at_version(path, 8)
-    events: list[tuple[str, dict[str, object]]] = [
-        ("memory_written", _miras_memory(text))
-        for text in ("the lighthouse keeper", "the harbour", "a Lighthouse")
-    ]
-    events.append(
-        (
-            "edge_update",
-            {
-                "chat_id": "c1",
-                "source_id": "mira",
-                "target_id": "you",
-                "knowledge_facts": ["Keeps the lighthouse key"],
-            },
-        )
-    )
-    for event_id, (kind, payload) in enumerate(events, start=1):
-        raw.execute(
-            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
-            "VALUES (?, ?, ?, 'c1', '2026-01-01T00:00:00+00:00')",
-            (event_id, kind, json.dumps(payload)),
-        )
+    _log_memories_and_a_fact(raw, ("the lighthouse keeper", "the harbour", "a Lighthouse"))
     raw.close()
 
     async with open_db(path) as db:
@@ -118,24 +113,7 @@ async def test_a_version_10_database_keeps_both_tiers_searchable_without_column_
     and each index still merges its segments four at a time."""
     path = tmp_path / "v10.db"
     raw = _file_at_version(path, 10)
-    events: list[tuple[str, dict[str, object]]] = [
-        ("memory_written", _miras_memory("the lighthouse keeper")),
-        (
-            "edge_update",
-            {
-                "chat_id": "c1",
-                "source_id": "mira",
-                "target_id": "you",
-                "knowledge_facts": ["Keeps the lighthouse key"],
-            },
-        ),
-    ]
-    for event_id, (kind, payload) in enumerate(events, start=1):
-        raw.execute(
-            "INSERT INTO event_log (id, kind, payload_json, chat_id, created_at) "
-            "VALUES (?, ?, ?, 'c1', '2026-01-01T00:00:00+00:00')",
-            (event_id, kind, json.dumps(payload)),
-        )
+    _log_memories_and_a_fact(raw, ("the lighthouse keeper",))
     raw.execute("BEGIN")
     rebuild_all(raw)  # the archive tier holds what the log gave
     raw.execute(
