@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,19 @@ class _SlowLater(Later[MemoryWritten]):
         return dict(self.fields)
 
 
+@dataclass(frozen=True)
+class _PinnedLater(Later[MemoryWritten]):
+    """Built on the writer thread mid-transaction: says so, then waits for ``release``."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def build(self, ids: list[int]) -> dict[str, Any]:
+        self.started.set()
+        self.release.wait(10)
+        return dict(self.fields)
+
+
 def _tagged_batch(batch: int, size: int, *, slow: bool = False) -> list[Appendable]:
     def event(step: int) -> Appendable:
         tagged = f.memory_written(scene_id=1, text=f"batch{batch} step{step}")
@@ -151,6 +166,14 @@ async def test_a_cancelled_append_never_leaves_half_a_batch(backend: str, slow: 
             for _ in range(batch % 4):
                 await asyncio.sleep(0)
             task.cancel()
+        # and one more cancelled for certain while its transaction runs on the writer thread
+        pinned = len(tasks)
+        *head, last = _tagged_batch(pinned, size)
+        held = _PinnedLater(MemoryWritten, last[1])
+        tasks.append(asyncio.create_task(append_events(db, [*head, held])))
+        assert await asyncio.to_thread(held.started.wait, 10)
+        tasks[pinned].cancel()
+        held.release.set()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         cancelled = sum(isinstance(o, asyncio.CancelledError) for o in outcomes)
         assert cancelled > 0
@@ -164,11 +187,10 @@ async def test_a_cancelled_append_never_leaves_half_a_batch(backend: str, slow: 
         for batch, outcome in enumerate(outcomes):
             if isinstance(outcome, list):
                 assert sizes.get(batch) == size
-        # (both cases happened: cancelled before the write began, and cancelled while in flight,
-        # where the transaction on the writer thread still completes whole)
-        cancelled_ids = {b for b, o in enumerate(outcomes) if isinstance(o, asyncio.CancelledError)}
-        assert cancelled_ids - set(sizes)
-        assert cancelled_ids & set(sizes)
+        # (both cases happen whatever the schedule: the first batch is cancelled before its task
+        # ever ran, the pinned one while in flight, where the transaction still completes whole)
+        assert isinstance(outcomes[0], asyncio.CancelledError) and 0 not in sizes
+        assert isinstance(outcomes[pinned], asyncio.CancelledError) and sizes[pinned] == size
         before = await f.snapshot(db)
         await project(db)
         assert await f.snapshot(db) == before
