@@ -40,7 +40,8 @@ async def test_classification_never_delays_the_first_token_even_with_one_slot(
             first_text = time.monotonic() - started
             result = await turn
 
-    assert first_text < SLOW_JSON / 2, f"first text after {first_text:.3f} s"
+    # had a classification taken the one slot first, no text could come before SLOW_JSON
+    assert first_text < SLOW_JSON, f"first text after {first_text:.3f} s"
     assert result.status == "done"
     assert server.max_in_flight == 1
     kinds = ["stream" if r.stream else "json" for r in server.requests]
