@@ -7,7 +7,7 @@ one transaction; a bad payload or an unknown kind raises ``EventError`` and writ
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ RawEvent = tuple[str, Mapping[str, Any]]
 """An event as read from a file or written by hand (a kind and its fields): checked on append."""
 Appendable = Payload | Later[Any] | RawEvent
 E = TypeVar("E", bound=Payload)
+T = TypeVar("T")
 
 
 class EventError(ValueError):
@@ -125,6 +126,19 @@ def _insert(
 
 async def append(db: Database, event: Payload) -> int:
     """Append one event and update every projection, in one transaction; returns its id."""
+    return await db.write(_appending(event))
+
+
+async def append_then_read(
+    db: Database, event: Payload, read: Callable[[Connection], T]
+) -> tuple[int, T]:
+    """``append(event)``, then ``read`` once it committed; one trip to the store's thread
+    where a trip costs much (``Database.write_then_read``). Returns the id and what was read."""
+    return await db.write_then_read(_appending(event), read)
+
+
+def _appending(event: Payload) -> Callable[[Connection], int]:
+    """The write ``append`` makes."""
 
     def work(raw: Connection) -> int:
         with memo(raw):
@@ -132,7 +146,7 @@ async def append(db: Database, event: Payload) -> int:
         _prune_journal(raw, [event_id])
         return event_id
 
-    return await db.write(work)
+    return work
 
 
 async def append_events(

@@ -594,30 +594,6 @@ class Views:
 
     # -- the reads of a turn, each gathering in one trip what several queries find --
 
-    async def speaker_view(
-        self,
-        chat_id: str,
-        speaker_id: str,
-        present: tuple[str, ...],
-        *,
-        about: str,
-        window: Callable[[int], int],
-    ) -> SpeakerView:
-        """``relationships`` to the others present, ``activities_seen`` of everyone present,
-        ``world_book``, and the latest ``window(count)`` beats the speaker was present for (count:
-        how many it was), oldest first, together."""
-        others = tuple(p for p in present if p != speaker_id)
-
-        def read(raw: Connection) -> SpeakerView:
-            return SpeakerView(
-                relationships=_relationships(raw, chat_id, speaker_id, others, about),
-                activities=_activities_seen(raw, chat_id, speaker_id, present, None),
-                world_book=_world_book(raw, chat_id),
-                beats=_witnessed_latest(raw, chat_id, speaker_id, window),
-            )
-
-        return await self.db.read(read)
-
     async def recall_candidates(
         self,
         chat_id: str,
@@ -674,6 +650,32 @@ class Views:
             "SELECT turn_started_id, payload_json FROM open_turns ORDER BY turn_started_id"
         )
         return [(r[0], r[1]) for r in rows]
+
+
+def speaker_view_read(
+    chat_id: str,
+    speaker_id: str,
+    present: tuple[str, ...],
+    *,
+    about: str,
+    window: Callable[[int], int],
+) -> Callable[[Connection], SpeakerView]:
+    """What one character may know as it speaks (``SpeakerView``), read in one go: its
+    ``relationships`` to the others present, ``activities_seen`` of everyone present, the
+    ``world_book``, and the latest ``window(count)`` beats it was present for (count: how many
+    it was), oldest first. A turn sends it along with its first write
+    (``Database.write_then_read``)."""
+    others = tuple(p for p in present if p != speaker_id)
+
+    def read(raw: Connection) -> SpeakerView:
+        return SpeakerView(
+            relationships=_relationships(raw, chat_id, speaker_id, others, about),
+            activities=_activities_seen(raw, chat_id, speaker_id, present, None),
+            world_book=_world_book(raw, chat_id),
+            beats=_witnessed_latest(raw, chat_id, speaker_id, window),
+        )
+
+    return read
 
 
 NARRATION = "Narration"
