@@ -28,6 +28,8 @@ class Names:
 
 def resolve_text(text: str, names: Names) -> str:
     """One text with every macro filled in (a stray ``{{original}}`` is dropped)."""
+    if "{" not in text and "<" not in text:
+        return text  # no macro begins otherwise: most of a prompt, read twice by regex for none
     return resolve_placeholders(_ORIGINAL.sub("", text), char=names.char, user=names.user)
 
 

@@ -47,8 +47,8 @@ def name_words(names: list[str]) -> frozenset[str]:
 
 
 def _shared(memory: Memory, words: list[str]) -> int:
-    found = _words_of(memory.text, memory.pov_summary)
-    return sum(word in found for word in words)
+    """How many of ``words`` (distinct, as ``cue_words`` gives them) the memory holds."""
+    return len(_words_of(memory.text, memory.pov_summary).intersection(words))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ gets exactly one ``edge_update``, clamped here to a per-beat step and by the pro
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -232,9 +233,11 @@ _SUFFIXES = ("deltas", "delta", "updates", "update", "relationship", "feelings")
 """Words small models glue to a name when they key an answer by it ("AlexDeltas")."""
 
 
+@functools.lru_cache(maxsize=1024)
 def entity_key(text: str) -> str:
     """A reference to someone, folded: case, accents, spaces and punctuation do not count
-    ("Tomas_Reyes" is "Tomás Reyes")."""
+    ("Tomas_Reyes" is "Tomás Reyes"). Every state update folds the same names and ids again
+    (each target's, and each name the answer gives): each is folded once."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return re.sub(r"[\W_]+", "", plain.casefold())
 

@@ -32,7 +32,7 @@ from bot.engine.state import ask_state_update
 from bot.engine.window import settled_window, since_anchor
 from bot.llm import LLMError, Message
 from bot.llm.structured import mended_text
-from bot.store import YOU, Database, StoreError, append, append_events
+from bot.store import YOU, Database, StoreError, append, append_events, append_then_read
 from bot.store.checkpoints import save_checkpoint
 from bot.store.events import Payload, TurnClassified, TurnMessagesLinked, TurnStarted
 from bot.store.views import (
@@ -41,8 +41,10 @@ from bot.store.views import (
     Beat,
     Character,
     Scene,
+    SpeakerView,
     player_label,
     present_entities,
+    speaker_view_read,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,15 @@ async def play_beat(
         answers_turn_id=answering.id if answering is not None else None,
         witnesses=list(present),
     )
-    started_id = await append(ctx.db, started)
+    # the speaker's view is read as the turn's start commits, in the same trip to the store
+    view = speaker_view_read(
+        cast.chat.id,
+        speaker.id,
+        present,
+        about=prose or "",
+        window=since_anchor(ctx.settings.transcript_beats),
+    )
+    started_id, seen = await append_then_read(ctx.db, started, view)
     checkpoint = Checkpoint(ctx.db, started_id, cast.chat.id, ctx.settings.checkpoint_seconds)
     cleaner = ReplyCleaner(
         speaker_labels(name_forms(speaker.name, speaker.card.nickname)),
@@ -120,7 +130,7 @@ async def play_beat(
     )
     stream = _ReplyStream(ctx, cast.chat.id, cleaner, guarded, checkpoint)
     try:
-        pov = await _point_of_view(ctx, cast, scene, speaker, prose or "")
+        pov = await _point_of_view(ctx, cast, scene, speaker, prose or "", view=seen)
         messages = build_narrative_prompt(
             pov,
             _cue(cast, prose, speaker),
@@ -322,19 +332,22 @@ def _cue(cast: Cast, prose: str | None, speaker: Character) -> str:
 
 
 async def _point_of_view(
-    ctx: StoryContext, cast: Cast, scene: Scene, speaker: Character, prose: str
+    ctx: StoryContext,
+    cast: Cast,
+    scene: Scene,
+    speaker: Character,
+    prose: str,
+    *,
+    view: SpeakerView,
 ) -> PointOfView:
     """Gather only what ``speaker`` witnessed: its beats, its memories, its own edges, and what
-    it last saw the others doing.
+    it last saw the others doing (``view``, read by ``speaker_view_read``).
 
     The transcript is a window that only grows between jumps (window.py); memories repeat
     nothing the prompt's transcript shows.
     """
     present = present_entities(scene)
     max_beats = ctx.settings.transcript_beats
-    view = await ctx.views.speaker_view(
-        cast.chat.id, speaker.id, present, about=prose, window=since_anchor(max_beats)
-    )
     chat_book = lorebook_of(view.world_book)
     pov = PointOfView(
         speaker=speaker,

@@ -19,7 +19,7 @@ ANCHOR_STEPS = 2
 
 def since_anchor(max_beats: int) -> Callable[[int], int]:
     """How many of its latest beats a character's window is played from, given how many it
-    witnessed: those since the anchor (for ``Views.speaker_view``)."""
+    witnessed: those since the anchor (for ``views.speaker_view_read``)."""
     step = ANCHOR_STEPS * max_beats
 
     def beats_since(witnessed: int) -> int:

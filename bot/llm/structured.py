@@ -67,8 +67,10 @@ def _parse(text: str, schema: type[T]) -> tuple[T | None, str]:
     obj = extract_json_object(text)
     if obj is None:
         return None, "the answer contained no JSON object"
+    if "\\u" in text or _SURROGATE.search(text) is not None:
+        obj = _mended(obj)  # a lone surrogate is written as one, or escaped: else none is in it
     try:
-        return schema.model_validate(_mended(obj)), ""
+        return schema.model_validate(obj), ""
     except ValidationError as exc:
         return None, f"the JSON object does not match the expected fields: {all_problems(exc)}"
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from bot.store.sql import Connection, Row
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Database:
@@ -31,6 +32,15 @@ class Database:
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction: all of it commits, or none of it."""
         raise NotImplementedError
+
+    async def write_then_read(
+        self, work: Callable[[Connection], T], read: Callable[[Connection], U]
+    ) -> tuple[T, U]:
+        """``write(work)``, then ``read`` once it committed: what ``work`` returns and what
+        ``read`` does. Two calls here; SQLite makes them one trip to its thread. PostgreSQL's
+        worker runs a call again when its connection was lost before it answered, which must
+        never run a committed write twice, so there they stay two."""
+        return await self.write(work), await self.read(read)
 
     def rebuild(self, raw: Connection) -> int:
         """Clear every projection and fold the whole log into it again, inside the caller's

@@ -49,6 +49,7 @@ from bot.store.sql import Connection
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class SqliteDatabase(Database):
@@ -70,6 +71,23 @@ class SqliteDatabase(Database):
         Refused (``DatabaseGoneError``) once the file was removed or replaced under us: SQLite
         would go on writing into the unlinked file and every later turn would be lost unseen.
         """
+        try:
+            return await self.run(self._transaction(work))
+        finally:
+            if self._rebuilt:
+                self.checkpoint_aside()
+
+    async def write_then_read(
+        self, work: Callable[[Connection], T], read: Callable[[Connection], U]
+    ) -> tuple[T, U]:
+        """``write(work)`` then ``read``, in one trip to the connection's thread: a trip costs
+        0.03 ms of CPU on an idle machine, 0.1 ms on a busy one (the thread woken, then the
+        event loop), as much as a small read."""
+        transaction = self._transaction(work)
+        return await self.run(lambda raw: (transaction(raw), read(raw)))
+
+    def _transaction(self, work: Callable[[Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        """``work`` run whole in one IMMEDIATE transaction, on the connection's thread."""
 
         def transaction(raw: sqlite3.Connection) -> T:
             self._confirm_file()
@@ -84,11 +102,7 @@ class SqliteDatabase(Database):
                 raise
             return result
 
-        try:
-            return await self.run(transaction)
-        finally:
-            if self._rebuilt:
-                self.checkpoint_aside()
+        return transaction
 
     def rebuild(self, raw: Connection) -> int:
         """``rebuild_all``, its pages copied into the file after it commits (``checkpoint``)."""

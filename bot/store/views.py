@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +181,14 @@ def _memory(row: Row) -> Memory:
     return _memory_of(tuple(row), tuple(row.keys()))
 
 
+def _memories(rows: Sequence[Row]) -> list[Memory]:
+    """``_memory`` of each row, their column names read once (a turn reads fifty or more)."""
+    if not rows:
+        return []
+    keys = tuple(rows[0].keys())
+    return [_memory_of(tuple(row), keys) for row in rows]
+
+
 @functools.lru_cache(maxsize=4096)
 def _memory_of(values: tuple[object, ...], keys: tuple[str, ...]) -> Memory:
     # every prompt reads the same memories again: a row seen before is the same Memory
@@ -200,6 +208,14 @@ def _memory_of(values: tuple[object, ...], keys: tuple[str, ...]) -> Memory:
 
 def _beat(row: Row) -> Beat:
     return _beat_of(tuple(row), tuple(row.keys()))
+
+
+def _beats(rows: Sequence[Row]) -> list[Beat]:
+    """``_beat`` of each row, their column names read once (a turn's window is 70 or more)."""
+    if not rows:
+        return []
+    keys = tuple(rows[0].keys())
+    return [_beat_of(tuple(row), keys) for row in rows]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -411,14 +427,14 @@ class Views:
             "SELECT * FROM memories WHERE chat_id = ? AND owner_id = ? ORDER BY id DESC LIMIT ?",
             (chat_id, owner_id, limit),
         )
-        return [_memory(r) for r in rows]
+        return _memories(rows)
 
     async def chat_memories(self, chat_id: str) -> list[Memory]:
         """Every memory of the story, oldest first: unbounded, so for checks, never a prompt."""
         rows = await self.db.fetchall(
             "SELECT * FROM memories WHERE chat_id = ? ORDER BY id", (chat_id,)
         )
-        return [_memory(r) for r in rows]
+        return _memories(rows)
 
     async def search_memories(
         self, chat_id: str, owner_id: str, words: list[str], limit: int
@@ -436,7 +452,7 @@ class Views:
         rows = await self.db.fetchall(
             "SELECT * FROM memories WHERE scene_id = ? ORDER BY id", (scene_id,)
         )
-        return [_memory(r) for r in rows]
+        return _memories(rows)
 
     async def witnessed_beats(self, chat_id: str, entity_id: str, limit: int) -> list[Beat]:
         """The latest beats ``entity_id`` was present for, oldest first."""
@@ -445,7 +461,7 @@ class Views:
             "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
             (entity_id, chat_id, limit),
         )
-        return [_beat(r) for r in reversed(rows)]
+        return _beats(rows[::-1])
 
     async def scene_beats(self, scene_id: int, limit: int = 200) -> list[Beat]:
         rows = await self.db.fetchall(
@@ -453,7 +469,7 @@ class Views:
             "OR meanwhile_scene_id = ? ORDER BY id DESC LIMIT ?",
             (scene_id, scene_id, limit),
         )
-        return [_beat(r) for r in reversed(rows)]
+        return _beats(rows[::-1])
 
     async def beat_showing(self, chat_id: str, message_id: int) -> Beat | None:
         """The beat an adapter's message shows (the player's message or a reply's)."""
@@ -494,7 +510,7 @@ class Views:
         rows = await self.db.fetchall(
             "SELECT * FROM turns WHERE chat_id = ? AND id > ? ORDER BY id", (chat_id, after_id)
         )
-        return [_beat(r) for r in rows]
+        return _beats(rows)
 
     async def last_meanwhile_speaker(self, meanwhile_scene_id: int) -> str | None:
         row = await self.db.fetchone(
@@ -523,7 +539,7 @@ class Views:
             # a LIMIT is a 64-bit integer: a larger count (a typed one) asks for every line
             (chat_id, min(count, 2**63 - 1)),
         )
-        return [_beat(r) for r in rows]
+        return _beats(rows)
 
     async def first_beat_after(
         self, chat_id: str, after: int, *, players_only: bool = False
@@ -577,30 +593,6 @@ class Views:
         return [r[0] for r in rows]
 
     # -- the reads of a turn, each gathering in one trip what several queries find --
-
-    async def speaker_view(
-        self,
-        chat_id: str,
-        speaker_id: str,
-        present: tuple[str, ...],
-        *,
-        about: str,
-        window: Callable[[int], int],
-    ) -> SpeakerView:
-        """``relationships`` to the others present, ``activities_seen`` of everyone present,
-        ``world_book``, and the latest ``window(count)`` beats the speaker was present for (count:
-        how many it was), oldest first, together."""
-        others = tuple(p for p in present if p != speaker_id)
-
-        def read(raw: Connection) -> SpeakerView:
-            return SpeakerView(
-                relationships=_relationships(raw, chat_id, speaker_id, others, about),
-                activities=_activities_seen(raw, chat_id, speaker_id, present, None),
-                world_book=_world_book(raw, chat_id),
-                beats=_witnessed_latest(raw, chat_id, speaker_id, window),
-            )
-
-        return await self.db.read(read)
 
     async def recall_candidates(
         self,
@@ -658,6 +650,32 @@ class Views:
             "SELECT turn_started_id, payload_json FROM open_turns ORDER BY turn_started_id"
         )
         return [(r[0], r[1]) for r in rows]
+
+
+def speaker_view_read(
+    chat_id: str,
+    speaker_id: str,
+    present: tuple[str, ...],
+    *,
+    about: str,
+    window: Callable[[int], int],
+) -> Callable[[Connection], SpeakerView]:
+    """What one character may know as it speaks (``SpeakerView``), read in one go: its
+    ``relationships`` to the others present, ``activities_seen`` of everyone present, the
+    ``world_book``, and the latest ``window(count)`` beats it was present for (count: how many
+    it was), oldest first. A turn sends it along with its first write
+    (``Database.write_then_read``)."""
+    others = tuple(p for p in present if p != speaker_id)
+
+    def read(raw: Connection) -> SpeakerView:
+        return SpeakerView(
+            relationships=_relationships(raw, chat_id, speaker_id, others, about),
+            activities=_activities_seen(raw, chat_id, speaker_id, present, None),
+            world_book=_world_book(raw, chat_id),
+            beats=_witnessed_latest(raw, chat_id, speaker_id, window),
+        )
+
+    return read
 
 
 NARRATION = "Narration"
@@ -805,14 +823,14 @@ def _memories_not_shown(
         "ORDER BY id DESC LIMIT ?",
         (chat_id, owner_id, *beat_ids, *scene_ids, limit),
     ).fetchall()
-    return [_memory(r) for r in rows]
+    return _memories(rows)
 
 
 def _search_memories(
     raw: Connection, chat_id: str, owner_id: str, words: list[str], limit: int
 ) -> list[Memory]:
     rows = recall.search(raw, memory_scope(chat_id, owner_id), words, limit)
-    return [_memory(r) for r in rows]
+    return _memories(rows)
 
 
 def _witnessed_latest(
@@ -828,7 +846,7 @@ def _witnessed_latest(
         "WHERE w.entity_id = ? AND w.chat_id = ? ORDER BY w.turn_id DESC LIMIT ?",
         (entity_id, chat_id, how_many(int(count))),
     ).fetchall()
-    return [_beat(r) for r in reversed(rows)]
+    return _beats(rows[::-1])
 
 
 def _world_book(raw: Connection, chat_id: str) -> WorldBook:
