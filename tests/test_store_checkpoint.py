@@ -42,6 +42,20 @@ def _turns_in_the_file_alone(path: Path, scratch: Path) -> int:
         return int(raw.execute("SELECT COUNT(*) FROM turns").fetchone()[0])
 
 
+def _held_copy(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """The copy aside, made to wait: (set once it has begun, set it to let it go on)."""
+    copying, release = threading.Event(), threading.Event()
+    real_copy = sqlite_store.checkpoint_beside
+
+    def slow_copy(where: str) -> None:
+        copying.set()
+        release.wait(30)
+        real_copy(where)
+
+    monkeypatch.setattr(sqlite_store, "checkpoint_beside", slow_copy)
+    return copying, release
+
+
 def _autocheckpoint(raw: sqlite3.Connection) -> int:
     return int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
@@ -85,15 +99,7 @@ async def test_turns_are_written_while_the_copy_runs(
 ) -> None:
     path = tmp_path / "story.db"
     await _story_in_the_log(path)
-    copying, release = threading.Event(), threading.Event()
-    real_copy = sqlite_store.checkpoint_beside
-
-    def slow_copy(where: str) -> None:
-        copying.set()
-        release.wait(30)
-        real_copy(where)
-
-    monkeypatch.setattr(sqlite_store, "checkpoint_beside", slow_copy)
+    copying, release = _held_copy(monkeypatch)
     async with open_db(path) as db:
         await project(db)
         assert await asyncio.to_thread(copying.wait, 30)
@@ -126,3 +132,43 @@ async def test_a_copy_that_fails_is_logged_and_left_to_the_next_commit(
             count = len(await db.fetchall("SELECT id FROM turns"))
     assert count == TURNS + 1
     assert any("could not copy the rebuild" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_write_queued_beside_a_rebuild_still_sees_the_rebuild_copied(
+    tmp_path: Path,
+) -> None:
+    """A turn's write waiting behind the rebuild must not start the copy before the rebuild
+    has committed: once the copy is done, the file alone holds every turn."""
+    path = tmp_path / "story.db"
+    await _story_in_the_log(path)
+    async with open_db(path) as db:
+        turn = asyncio.create_task(
+            append_and_apply(db, kind="user_turn", payload=f.user_turn(prose="beside it"))
+        )
+        await asyncio.sleep(0)
+        await asyncio.gather(turn, project(db))
+        await db.checkpointed()
+        assert await asyncio.to_thread(_turns_in_the_file_alone, path, tmp_path) == TURNS + 1
+
+
+async def test_a_close_cancelled_while_the_copy_runs_still_lets_the_file_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "story.db"
+    await _story_in_the_log(path)
+    copying, release = _held_copy(monkeypatch)
+
+    async def session() -> None:
+        async with open_db(path) as db:
+            await project(db)
+
+    closing = asyncio.create_task(session())
+    assert await asyncio.to_thread(copying.wait, 30)
+    await asyncio.sleep(0.05)  # the session is now closing, waiting for the copy
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    release.set()
+    async with open_db(path) as db:  # the writer's lock was given back
+        count = len(await db.fetchall("SELECT id FROM turns"))
+    assert count == TURNS

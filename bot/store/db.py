@@ -64,6 +64,8 @@ class SqliteDatabase(Database):
         self._rebuilt = False
         """Set by a rebuild on the writer's thread: its checkpoint is to be made aside."""
         self._checkpointing: asyncio.Task[None] | None = None
+        self._copy_again = False
+        """A rebuild committed since the running copy began: copy once more after it."""
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one IMMEDIATE transaction: all of it commits, or none of it.
@@ -71,10 +73,19 @@ class SqliteDatabase(Database):
         Refused (``DatabaseGoneError``) once the file was removed or replaced under us: SQLite
         would go on writing into the unlinked file and every later turn would be lost unseen.
         """
+        rebuilt: list[bool] = []
+
+        def transaction(raw: sqlite3.Connection) -> T:
+            try:
+                return self._transaction(work)(raw)
+            finally:  # this call's rebuild, not one another task's write may be waiting behind
+                rebuilt.append(self._rebuilt)
+                self._rebuilt = False
+
         try:
-            return await self.run(self._transaction(work))
+            return await self.run(transaction)
         finally:
-            if self._rebuilt:
+            if any(rebuilt):
                 self.checkpoint_aside()
 
     async def write_then_read(
@@ -114,14 +125,16 @@ class SqliteDatabase(Database):
     def checkpoint_aside(self) -> None:
         """Copy the log into the file on a thread and connection of their own, then let the
         writer's commits do it again (``bot.store.checkpoint``)."""
-        self._rebuilt = False
+        self._copy_again = True  # a copy already running may have begun before this commit
         if self._checkpointing is None or self._checkpointing.done():
             self._checkpointing = asyncio.create_task(self._checkpoint())
 
     async def _checkpoint(self) -> None:
         try:
-            if self.path != ":memory:":
-                await asyncio.to_thread(checkpoint_beside, self.path)
+            while self._copy_again:
+                self._copy_again = False
+                if self.path != ":memory:":
+                    await asyncio.to_thread(checkpoint_beside, self.path)
         except sqlite3.Error as exc:  # the writer's next commit copies it instead
             log.warning("could not copy the rebuild into %s yet: %s", self.path, exc)
         finally:
@@ -134,8 +147,10 @@ class SqliteDatabase(Database):
             await self._checkpointing
 
     async def close(self) -> None:
-        await self.checkpointed()  # what the rebuild's commit would have waited for
-        await self._conn.close()
+        try:
+            await self.checkpointed()  # what the rebuild's commit would have waited for
+        finally:  # closed even when the wait is cancelled (the copy goes on, on its own)
+            await self._conn.close()
 
     def _confirm_file(self) -> None:
         if self._gone is None and self.identity is not None:
@@ -292,9 +307,11 @@ async def open_db(
             db.identity = FileIdentity.of(Path(target))
         yield db
     finally:
-        await db.close()
-        if lock is not None:
-            lock.release()
+        try:
+            await db.close()
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def _prepare(file: Path, read_only: bool) -> tuple[WriterLock | None, str]:
