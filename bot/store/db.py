@@ -138,13 +138,13 @@ class SqliteDatabase(Database):
         except sqlite3.Error as exc:  # the writer's next commit copies it instead
             log.warning("could not copy the rebuild into %s yet: %s", self.path, exc)
         finally:
-            with contextlib.suppress(sqlite3.Error, ValueError):  # ValueError: closed
+            with contextlib.suppress(sqlite3.Error, StoreError, ValueError):  # ValueError: closed
                 await self.run(resume_checkpoints)
 
     async def checkpointed(self) -> None:
         """Once a rebuild's copy aside (if one runs) is done."""
-        if self._checkpointing is not None:
-            await self._checkpointing
+        if self._checkpointing is not None:  # a cancelled wait leaves the copy going on
+            await asyncio.shield(self._checkpointing)
 
     async def close(self) -> None:
         try:
