@@ -34,6 +34,14 @@ async def _story_in_the_log(path: Path) -> None:
         await append_events(db, turns, apply=False)
 
 
+@pytest.fixture
+async def path(tmp_path: Path) -> Path:
+    """A story file whose log holds ``TURNS`` beats and whose projections are empty."""
+    path = tmp_path / "story.db"
+    await _story_in_the_log(path)
+    return path
+
+
 def _turns_in_the_file_alone(path: Path, scratch: Path) -> int:
     """The turns a copy of the database file holds without its write-ahead log."""
     alone = scratch / "file-alone.db"
@@ -60,9 +68,9 @@ def _autocheckpoint(raw: sqlite3.Connection) -> int:
     return int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
 
-async def test_a_crash_before_the_copy_loses_nothing_the_rebuild_committed(tmp_path: Path) -> None:
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
+async def test_a_crash_before_the_copy_loses_nothing_the_rebuild_committed(
+    path: Path, tmp_path: Path
+) -> None:
     child = (
         "import asyncio, os, sys\n"
         "from bot.store import open_db, project\n"
@@ -81,9 +89,7 @@ async def test_a_crash_before_the_copy_loses_nothing_the_rebuild_committed(tmp_p
     assert [row["text"].rsplit(" ", 1)[1] for row in rows] == [f"marker-{n}" for n in range(TURNS)]
 
 
-async def test_the_copy_is_made_aside_and_then_commits_copy_again(tmp_path: Path) -> None:
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
+async def test_the_copy_is_made_aside_and_then_commits_copy_again(path: Path) -> None:
     async with open_db(path) as db:
         await project(db)
         await db.checkpointed()
@@ -95,10 +101,8 @@ async def test_the_copy_is_made_aside_and_then_commits_copy_again(tmp_path: Path
 
 
 async def test_turns_are_written_while_the_copy_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
     copying, release = _held_copy(monkeypatch)
     async with open_db(path) as db:
         await project(db)
@@ -114,10 +118,8 @@ async def test_turns_are_written_while_the_copy_runs(
 
 
 async def test_a_copy_that_fails_is_logged_and_left_to_the_next_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
 
     def failing_copy(where: str) -> None:
         raise sqlite3.OperationalError("disk I/O error")
@@ -135,12 +137,11 @@ async def test_a_copy_that_fails_is_logged_and_left_to_the_next_commit(
 
 
 async def test_a_write_queued_beside_a_rebuild_still_sees_the_rebuild_copied(
+    path: Path,
     tmp_path: Path,
 ) -> None:
     """A turn's write waiting behind the rebuild must not start the copy before the rebuild
     has committed: once the copy is done, the file alone holds every turn."""
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
     async with open_db(path) as db:
         turn = asyncio.create_task(
             append_and_apply(db, kind="user_turn", payload=f.user_turn(prose="beside it"))
@@ -152,10 +153,8 @@ async def test_a_write_queued_beside_a_rebuild_still_sees_the_rebuild_copied(
 
 
 async def test_a_close_cancelled_while_the_copy_runs_still_lets_the_file_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "story.db"
-    await _story_in_the_log(path)
     copying, release = _held_copy(monkeypatch)
 
     async def session() -> None:

@@ -73,19 +73,19 @@ class SqliteDatabase(Database):
         Refused (``DatabaseGoneError``) once the file was removed or replaced under us: SQLite
         would go on writing into the unlinked file and every later turn would be lost unseen.
         """
-        rebuilt: list[bool] = []
+        rebuilt = False
 
         def transaction(raw: sqlite3.Connection) -> T:
+            nonlocal rebuilt
             try:
                 return self._transaction(work)(raw)
             finally:  # this call's rebuild, not one another task's write may be waiting behind
-                rebuilt.append(self._rebuilt)
-                self._rebuilt = False
+                rebuilt, self._rebuilt = self._rebuilt, False
 
         try:
             return await self.run(transaction)
         finally:
-            if any(rebuilt):
+            if rebuilt:
                 self.checkpoint_aside()
 
     async def write_then_read(
